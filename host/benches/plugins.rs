@@ -1,0 +1,191 @@
+//! Plug-in runtime benchmarks: per-call latency of each slot (with p50/p99 printed from
+//! individually timed calls), per-session instantiation of all three slots, and loading a
+//! component from the precompiled cache versus compiling it.
+//!
+//! Run: `cargo bench -p voice-host --bench plugins`
+
+#[path = "../tests/plugins_common/mod.rs"]
+mod plugins_common;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion};
+use plugins_common::{slot, TempDir};
+use voice_host::behaviour::defaults::BuiltinBehaviours;
+use voice_host::behaviour::{
+    BargeInEvent, BehaviourSource, ChatMessage, IntentInput, PromptInput, Role,
+};
+use voice_host::plugins::{PluginRegistry, PluginSettings, SlotSettings};
+
+fn bench_settings() -> PluginSettings {
+    PluginSettings {
+        max_sessions: 64,
+        cache_dir: None,
+        watch: false,
+        ..PluginSettings::default()
+    }
+}
+
+fn all_three() -> PluginSettings {
+    PluginSettings {
+        intent: slot("intent-keywords", &[]),
+        prompt: slot("prompt-persona", &[]),
+        barge_in: slot("barge-in-smart", &[]),
+        ..bench_settings()
+    }
+}
+
+fn barge_event() -> BargeInEvent {
+    BargeInEvent {
+        interim_text: "no I meant".into(),
+        word_count: 3,
+        user_speech_ms: 700,
+        agent_spoken_ms: 4200,
+        spoken_text: "Sure. The weather in Paris today is".into(),
+        remaining_text: "sunny with a high of twenty degrees.".into(),
+        protected_playing: false,
+    }
+}
+
+fn history() -> Vec<ChatMessage> {
+    (0..6)
+        .map(|i| {
+            let role = if i % 2 == 0 {
+                Role::User
+            } else {
+                Role::Assistant
+            };
+            ChatMessage::new(role, format!("message number {i} of a short conversation"))
+        })
+        .collect()
+}
+
+/// Times `n` calls one by one and prints p50/p99/max.
+fn percentiles(name: &str, n: usize, mut call: impl FnMut()) {
+    for _ in 0..1000 {
+        call();
+    }
+    let mut samples: Vec<Duration> = (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            call();
+            start.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    println!(
+        "{name}: p50 {:.2} us, p99 {:.2} us, max {:.2} us ({n} calls)",
+        at(0.50).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6,
+        samples[samples.len() - 1].as_secs_f64() * 1e6
+    );
+}
+
+fn per_call(c: &mut Criterion) {
+    let reg = PluginRegistry::start(all_three(), BuiltinBehaviours::default()).expect("starts");
+    let mut b = reg.for_session("bench");
+    let event = barge_event();
+    let intent_input = IntentInput {
+        transcript: "what's the weather in paris tomorrow".into(),
+        turn: 4,
+        history: history(),
+    };
+    let prompt_input = PromptInput {
+        system_prompt: "You are a helpful voice agent.".into(),
+        history: history(),
+        user_turn: "what's the weather in paris tomorrow".into(),
+        turn: 4,
+        intent: b.intent.analyze(&intent_input),
+    };
+
+    let mut group = c.benchmark_group("plugin_call");
+    group.bench_function("barge_in_smart_decide", |bench| {
+        bench.iter(|| black_box(b.barge_in.decide(black_box(&event))))
+    });
+    group.bench_function("intent_keywords_analyze", |bench| {
+        bench.iter(|| black_box(b.intent.analyze(black_box(&intent_input))))
+    });
+    group.bench_function("prompt_persona_shape", |bench| {
+        bench.iter(|| black_box(b.prompt.shape(black_box(&prompt_input))))
+    });
+    group.finish();
+
+    percentiles("barge_in_smart_decide", 100_000, || {
+        black_box(b.barge_in.decide(&event));
+    });
+    percentiles("intent_keywords_analyze", 20_000, || {
+        black_box(b.intent.analyze(&intent_input));
+    });
+    percentiles("prompt_persona_shape", 20_000, || {
+        black_box(b.prompt.shape(&prompt_input));
+    });
+    let seed = PluginRegistry::start(
+        PluginSettings {
+            barge_in: slot("barge-in-seed", &[]),
+            ..bench_settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("starts");
+    let mut s = seed.for_session("bench");
+    percentiles("barge_in_seed_decide", 100_000, || {
+        black_box(s.barge_in.decide(&event));
+    });
+}
+
+fn per_session(c: &mut Criterion) {
+    let reg = PluginRegistry::start(all_three(), BuiltinBehaviours::default()).expect("starts");
+    c.bench_function("session_instantiate_all_three", |bench| {
+        bench.iter(|| black_box(reg.for_session("bench")))
+    });
+    percentiles("session_instantiate_all_three", 5_000, || {
+        black_box(reg.for_session("bench"));
+    });
+}
+
+fn load(c: &mut Criterion) {
+    let cache = TempDir::new("bench-cache");
+    let path = plugins_common::wasm("barge-in-smart");
+    let settings = |cache_dir| PluginSettings {
+        barge_in: SlotSettings::component(&path, vec![]),
+        cache_dir,
+        max_sessions: 4,
+        ..bench_settings()
+    };
+    // Warm the cache once.
+    drop(
+        PluginRegistry::start(
+            settings(Some(cache.path().to_path_buf())),
+            BuiltinBehaviours::default(),
+        )
+        .unwrap(),
+    );
+    let mut group = c.benchmark_group("plugin_load");
+    group.sample_size(10);
+    group.bench_function("start_from_precompiled_cache", |bench| {
+        bench.iter(|| {
+            black_box(
+                PluginRegistry::start(
+                    settings(Some(cache.path().to_path_buf())),
+                    BuiltinBehaviours::default(),
+                )
+                .unwrap(),
+            )
+        })
+    });
+    group.bench_function("start_compiling", |bench| {
+        bench.iter(|| {
+            black_box(PluginRegistry::start(settings(None), BuiltinBehaviours::default()).unwrap())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, per_call, per_session, load);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

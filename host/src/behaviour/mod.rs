@@ -1,0 +1,161 @@
+//! The three pluggable behaviours (intent analysis, prompt shaping, barge-in policy) as the
+//! session sees them. The WebAssembly runtime (`crate::plugins`) implements these traits for
+//! components; `defaults` holds the built-in behaviour used when no plug-in is configured and as
+//! the fallback when a plug-in call fails.
+//!
+//! These records mirror the WIT package in `wit/` one to one, so marshalling stays thin.
+
+pub mod defaults;
+
+use serde::{Deserialize, Serialize};
+
+/// Who said a message in the conversation history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// One message of the conversation as sent to the LLM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// What the intent analyzer concluded about a user turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    pub name: String,
+    /// 0.0 ..= 1.0
+    pub confidence: f32,
+    pub slots: Vec<(String, String)>,
+}
+
+/// Input of the intent analyzer: the final transcript of a user turn.
+#[derive(Debug, Clone)]
+pub struct IntentInput {
+    pub transcript: String,
+    pub turn: u32,
+    /// Recent history, oldest first (bounded by the session's memory).
+    pub history: Vec<ChatMessage>,
+}
+
+/// Input of the prompt shaper.
+#[derive(Debug, Clone)]
+pub struct PromptInput {
+    pub system_prompt: String,
+    pub history: Vec<ChatMessage>,
+    pub user_turn: String,
+    pub turn: u32,
+    pub intent: Option<Intent>,
+}
+
+/// Optional generation settings the prompt shaper may set for one LLM request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenerationSettings {
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+/// What to do with a user turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptOutput {
+    /// Send these messages to the LLM.
+    Llm {
+        messages: Vec<ChatMessage>,
+        settings: GenerationSettings,
+    },
+    /// Speak this text without calling the LLM (e.g. "repeat that").
+    Direct { text: String },
+}
+
+/// A barge-in event: the user is speaking while the agent speaks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BargeInEvent {
+    /// Interim words of the user heard so far in this barge-in ("" right at speech start).
+    pub interim_text: String,
+    pub word_count: u32,
+    /// How long the user has been speaking, in ms.
+    pub user_speech_ms: u32,
+    /// How long the agent has been heard speaking in this turn, in ms.
+    pub agent_spoken_ms: u32,
+    /// The reply text heard so far and the text still to speak.
+    pub spoken_text: String,
+    pub remaining_text: String,
+    /// Whether the sentence playing now is protected (must be heard whole).
+    pub protected_playing: bool,
+}
+
+/// The barge-in policy's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BargeInDecision {
+    /// Keep speaking; this barge-in is over.
+    Ignore,
+    /// Stop the reply now.
+    Interrupt,
+    /// Stop audio now, hold the rest; resume if no real words follow.
+    Pause,
+    /// Decide again on the next event of this barge-in.
+    Wait,
+}
+
+/// Intent analysis behaviour. Implementations must not block for long: the runtime bounds them.
+pub trait IntentAnalyzer: Send {
+    fn analyze(&mut self, input: &IntentInput) -> Option<Intent>;
+    /// Identity of the plug-in version behind this behaviour (`None` for built-ins); lets a
+    /// `BehaviourSource` tell at a turn boundary whether a newer version should replace it.
+    fn plugin_generation(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Prompt shaping behaviour.
+pub trait PromptShaper: Send {
+    fn shape(&mut self, input: &PromptInput) -> PromptOutput;
+    /// Identity of the plug-in version behind this behaviour (`None` for built-ins); lets a
+    /// `BehaviourSource` tell at a turn boundary whether a newer version should replace it.
+    fn plugin_generation(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Barge-in policy behaviour.
+pub trait BargeInPolicy: Send {
+    fn decide(&mut self, event: &BargeInEvent) -> BargeInDecision;
+    /// Identity of the plug-in version behind this behaviour (`None` for built-ins); lets a
+    /// `BehaviourSource` tell at a turn boundary whether a newer version should replace it.
+    fn plugin_generation(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// The behaviours one session uses, one per slot.
+pub struct Behaviours {
+    pub intent: Box<dyn IntentAnalyzer>,
+    pub prompt: Box<dyn PromptShaper>,
+    pub barge_in: Box<dyn BargeInPolicy>,
+}
+
+/// Where sessions get their behaviours from. The plug-in registry implements this; so do the
+/// built-in defaults.
+pub trait BehaviourSource: Send + Sync {
+    /// Behaviours for a new session.
+    fn for_session(&self, session_id: &str) -> Behaviours;
+    /// Called at each turn boundary: swap in newer plug-in versions if any were loaded since.
+    fn refresh(&self, session_id: &str, current: &mut Behaviours) {
+        let _ = (session_id, current);
+    }
+}

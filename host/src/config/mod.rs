@@ -1,0 +1,587 @@
+//! Host configuration: environment over an optional TOML file, validated at start. Invalid values
+//! stop the process before it binds the port, with one line naming the variable and the problem.
+
+pub mod redact;
+pub mod source;
+pub mod vars;
+
+use source::{err, ConfigError, RawSettings};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Which implementation serves a provider role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderChoice {
+    Cloud,
+    Local,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// An agent profile: what the agent says and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentProfile {
+    pub system_prompt: String,
+    pub greeting: Option<String>,
+    pub model: Option<String>,
+    pub voice: Option<String>,
+}
+
+/// A plug-in slot's configuration: `None` path = built-in behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotConfig {
+    pub path: Option<PathBuf>,
+    pub config: Vec<(String, String)>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub allowed_origins: Vec<String>,
+    pub max_sessions: usize,
+    pub drain_timeout_ms: u64,
+    pub log_format: LogFormat,
+    pub admin_token: Option<String>,
+
+    pub stt: ProviderChoice,
+    pub llm: ProviderChoice,
+    pub tts: ProviderChoice,
+    pub deepgram_url: String,
+    pub deepgram_api_key: Option<String>,
+    pub deepgram_model: String,
+    pub stt_language: String,
+    pub openai_base_url: String,
+    pub openai_api_key: Option<String>,
+    pub llm_model: String,
+    pub llm_temperature: f32,
+    pub llm_max_tokens: u32,
+    pub elevenlabs_url: String,
+    pub elevenlabs_api_key: Option<String>,
+    pub voice_id: String,
+    pub elevenlabs_model_id: String,
+    pub elevenlabs_http: bool,
+    pub models_dir: Option<PathBuf>,
+
+    pub stt_silence_timeout_ms: u64,
+    pub tts_min_duration_ms: u64,
+    pub tts_barge_threshold_words: u32,
+    pub tts_protected_phrases: bool,
+    pub protected_patterns: Vec<String>,
+    pub pause_timeout_ms: u64,
+    pub audio_lead_ms: u64,
+    pub vad_aggressiveness: u8,
+    pub vad_start_frames: u32,
+    pub vad_hangover_ms: u32,
+    pub memory_turns: usize,
+    pub memory_chars: usize,
+
+    pub agent: AgentProfile,
+    pub agents: BTreeMap<String, AgentProfile>,
+
+    pub intent_plugin: SlotConfig,
+    pub prompt_plugin: SlotConfig,
+    pub barge_in_plugin: SlotConfig,
+    pub plugin_memory_mb: u64,
+    pub plugin_deadline_ms: u64,
+    pub plugin_watch: bool,
+}
+
+/// The system prompt when none is configured.
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful voice assistant. Answer in one to three \
+short spoken sentences, without lists, markdown or emoji. When you read back a number or a code the \
+user must note, wrap that sentence in <protect> and </protect>.";
+
+/// Sentences protected from barge-in unless configured otherwise.
+pub const DEFAULT_PROTECTED_PATTERNS: &[&str] = &[
+    r"(?i)\b(confirmation|reference|booking|order) (number|code)\b",
+    r"(?i)\bthis call (may|will) be recorded\b",
+    r"(?i)\bterms and conditions\b",
+];
+
+struct Reader<'a> {
+    raw: &'a RawSettings,
+}
+
+impl Reader<'_> {
+    fn str_or(&self, name: &str, default: &str) -> String {
+        self.raw.get(name).unwrap_or(default).to_string()
+    }
+
+    fn opt(&self, name: &str) -> Option<String> {
+        self.raw
+            .get(name)
+            .map(str::to_string)
+            .filter(|s| !s.is_empty())
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
+        match self.raw.get(name) {
+            None => Ok(default),
+            Some(s) => {
+                let s = s.trim();
+                if s.starts_with('-') {
+                    return Err(err(name, format!("must not be negative, got {s:?}")));
+                }
+                s.parse()
+                    .map_err(|_| err(name, format!("expected a whole number, got {s:?}")))
+            }
+        }
+    }
+
+    fn float(&self, name: &str, default: f32, range: (f32, f32)) -> Result<f32, ConfigError> {
+        let Some(s) = self.raw.get(name) else {
+            return Ok(default);
+        };
+        let f: f32 = s
+            .trim()
+            .parse()
+            .map_err(|_| err(name, format!("expected a number, got {s:?}")))?;
+        if !(range.0..=range.1).contains(&f) {
+            return Err(err(name, format!("must be between {} and {}, got {f}", range.0, range.1)));
+        }
+        Ok(f)
+    }
+
+    fn boolean(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw.get(name).map(|s| s.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(s) => match s.as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(err(name, format!("expected true or false, got {s:?}"))),
+            },
+        }
+    }
+
+    fn url(&self, name: &str, default: &str, schemes: &[&str]) -> Result<String, ConfigError> {
+        let s = self.str_or(name, default);
+        let u = url::Url::parse(&s).map_err(|e| err(name, format!("not a valid URL ({e})")))?;
+        if !schemes.contains(&u.scheme()) {
+            return Err(err(name, format!("scheme must be one of {}", schemes.join(", "))));
+        }
+        Ok(s.trim_end_matches('/').to_string())
+    }
+
+    /// An API key: no whitespace; a wrong known prefix is an error, other shapes only a warning.
+    fn key(&self, name: &str, check: impl Fn(&str) -> Result<(), String>) -> Result<Option<String>, ConfigError> {
+        let Some(k) = self.opt(name) else {
+            return Ok(None);
+        };
+        if k.chars().any(char::is_whitespace) {
+            return Err(err(name, "contains whitespace (check for a stray newline or space)"));
+        }
+        check(&k).map_err(|p| err(name, p))?;
+        Ok(Some(k))
+    }
+
+    fn provider(&self, name: &str, cloud: &str, cloud_by_default: bool) -> Result<ProviderChoice, ConfigError> {
+        match self.opt(name).map(|s| s.to_ascii_lowercase()) {
+            None => Ok(if cloud_by_default {
+                ProviderChoice::Cloud
+            } else {
+                ProviderChoice::Local
+            }),
+            Some(s) if s == cloud => Ok(ProviderChoice::Cloud),
+            Some(s) if s == "local" => Ok(ProviderChoice::Local),
+            Some(s) => Err(err(name, format!("unknown provider {s:?} (expected {cloud} or local)"))),
+        }
+    }
+
+    fn slot(&self, env: &str, slot: &str, dir: &str, file: &str) -> SlotConfig {
+        let (file_path, config) = self.raw.plugins.get(slot).cloned().unwrap_or_default();
+        let path = self
+            .opt(env)
+            .or(file_path)
+            .unwrap_or_else(|| format!("{dir}/{file}"));
+        SlotConfig {
+            path: (!path.eq_ignore_ascii_case("none")).then(|| PathBuf::from(path)),
+            config,
+        }
+    }
+}
+
+fn validate_origin(origin: &str) -> Result<String, String> {
+    let o = origin.trim();
+    let u = url::Url::parse(o).map_err(|_| format!("malformed origin {o:?}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() || u.path() != "/" || o.ends_with('/') {
+        return Err(format!("malformed origin {o:?} (expected scheme://host[:port])"));
+    }
+    Ok(o.to_string())
+}
+
+impl Config {
+    /// Load from the process environment over an optional file.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut raw = match file {
+            Some(p) => RawSettings::from_file(p)?,
+            None => RawSettings::default(),
+        };
+        raw.overlay_env(std::env::vars(), &vars::names());
+        Self::from_raw(&raw)
+    }
+
+    /// Validate raw settings.
+    pub fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
+        let r = Reader { raw };
+        let bind: IpAddr = r
+            .str_or("BIND", "0.0.0.0")
+            .parse()
+            .map_err(|_| err("BIND", "expected an IP address"))?;
+        let port: u16 = r.num("PORT", 4010)?;
+        let allowed_origins = r
+            .opt("ALLOWED_ORIGINS")
+            .map(|s| {
+                s.split(',')
+                    .filter(|o| !o.trim().is_empty())
+                    .map(validate_origin)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+            .map_err(|p| err("ALLOWED_ORIGINS", p))?
+            .unwrap_or_default();
+        let max_sessions: usize = r.num("MAX_SESSIONS", 1000)?;
+        if max_sessions == 0 {
+            return Err(err("MAX_SESSIONS", "must be at least 1"));
+        }
+        let log_format = match r.str_or("LOG_FORMAT", "text").to_ascii_lowercase().as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(err("LOG_FORMAT", format!("expected text or json, got {other:?}"))),
+        };
+
+        let deepgram_api_key = r.key("DEEPGRAM_API_KEY", |k| {
+            if k.starts_with("sk-") || k.starts_with("sk_") {
+                Err("looks like an OpenAI or ElevenLabs key (Deepgram keys have no sk prefix)".into())
+            } else {
+                Ok(())
+            }
+        })?;
+        let openai_base_url = r.url("OPENAI_BASE_URL", "https://api.openai.com/v1", &["http", "https"])?;
+        let official_openai = openai_base_url.contains("api.openai.com");
+        let openai_api_key = r.key("OPENAI_API_KEY", |k| {
+            if official_openai && !k.starts_with("sk-") {
+                Err("OpenAI keys start with \"sk-\"".into())
+            } else {
+                Ok(())
+            }
+        })?;
+        let elevenlabs_api_key = r.key("ELEVENLABS_API_KEY", |k| {
+            if k.starts_with("sk-") {
+                Err("looks like an OpenAI key (ElevenLabs keys start with \"sk_\")".into())
+            } else {
+                Ok(())
+            }
+        })?;
+        let openai_configured = openai_api_key.is_some() || r.opt("OPENAI_BASE_URL").is_some();
+
+        let transport = r.str_or("ELEVENLABS_TRANSPORT", "websocket").to_ascii_lowercase();
+        let elevenlabs_http = match transport.as_str() {
+            "websocket" | "ws" => false,
+            "http" => true,
+            other => {
+                return Err(err(
+                    "ELEVENLABS_TRANSPORT",
+                    format!("expected websocket or http, got {other:?}"),
+                ))
+            }
+        };
+
+        let protected_patterns: Vec<String> = match (raw.lists.get("PROTECTED_PATTERNS"), r.opt("PROTECTED_PATTERNS")) {
+            (Some(list), _) => list.clone(),
+            (None, Some(s)) => s.split(";;").map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+            (None, None) => DEFAULT_PROTECTED_PATTERNS.iter().map(|s| s.to_string()).collect(),
+        };
+        for p in &protected_patterns {
+            regex::Regex::new(p).map_err(|e| err("PROTECTED_PATTERNS", format!("invalid regex {p:?}: {e}")))?;
+        }
+
+        let vad_aggressiveness: u8 = r.num("VAD_AGGRESSIVENESS", 2)?;
+        if vad_aggressiveness > 3 {
+            return Err(err("VAD_AGGRESSIVENESS", "must be 0, 1, 2 or 3"));
+        }
+
+        let profile = |table: Option<&BTreeMap<String, String>>, base: &AgentProfile| AgentProfile {
+            system_prompt: table
+                .and_then(|t| t.get("system_prompt").cloned())
+                .unwrap_or_else(|| base.system_prompt.clone()),
+            greeting: table
+                .and_then(|t| t.get("greeting").cloned())
+                .or_else(|| base.greeting.clone())
+                .filter(|g| !g.is_empty()),
+            model: table.and_then(|t| t.get("model").cloned()).or_else(|| base.model.clone()),
+            voice: table.and_then(|t| t.get("voice").cloned()).or_else(|| base.voice.clone()),
+        };
+        let env_agent = AgentProfile {
+            system_prompt: r.str_or("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
+            greeting: r.opt("GREETING"),
+            model: None,
+            voice: None,
+        };
+        let mut agent = profile(raw.agents.get(""), &env_agent);
+        // The environment overrides the file.
+        if let Some(p) = r.opt("SYSTEM_PROMPT") {
+            agent.system_prompt = p;
+        }
+        if let Some(g) = r.opt("GREETING") {
+            agent.greeting = Some(g);
+        }
+        let agents = raw
+            .agents
+            .iter()
+            .filter(|(name, _)| !name.is_empty())
+            .map(|(name, t)| (name.clone(), profile(Some(t), &agent)))
+            .collect();
+
+        let plugin_dir = r.str_or("PLUGIN_DIR", "plugins/dist");
+        Ok(Config {
+            bind,
+            port,
+            allowed_origins,
+            max_sessions,
+            drain_timeout_ms: r.num("DRAIN_TIMEOUT_MS", 10_000)?,
+            log_format,
+            admin_token: r.key("ADMIN_TOKEN", |_| Ok(()))?,
+            stt: r.provider("STT_PROVIDER", "deepgram", deepgram_api_key.is_some())?,
+            llm: r.provider("LLM_PROVIDER", "openai", openai_configured)?,
+            tts: r.provider("TTS_PROVIDER", "elevenlabs", elevenlabs_api_key.is_some())?,
+            deepgram_url: r.url("DEEPGRAM_URL", "wss://api.deepgram.com", &["ws", "wss"])?,
+            deepgram_api_key,
+            deepgram_model: r.str_or("DEEPGRAM_MODEL", "nova-3"),
+            stt_language: r.str_or("STT_LANGUAGE", "en"),
+            openai_base_url,
+            openai_api_key,
+            llm_model: r.str_or("LLM_MODEL", "gpt-4o-mini"),
+            llm_temperature: r.float("LLM_TEMPERATURE", 0.7, (0.0, 2.0))?,
+            llm_max_tokens: r.num("LLM_MAX_TOKENS", 300)?,
+            elevenlabs_url: r.url("ELEVENLABS_URL", "https://api.elevenlabs.io", &["http", "https"])?,
+            elevenlabs_api_key,
+            voice_id: r.str_or("VOICE_ID", "21m00Tcm4TlvDq8ikWAM"),
+            elevenlabs_model_id: r.str_or("ELEVENLABS_MODEL_ID", "eleven_flash_v2_5"),
+            elevenlabs_http,
+            models_dir: r.opt("MODELS_DIR").map(PathBuf::from),
+            stt_silence_timeout_ms: r.num("STT_SILENCE_TIMEOUT_MS", 2500)?,
+            tts_min_duration_ms: r.num("TTS_MIN_DURATION_MS", 3000)?,
+            tts_barge_threshold_words: r.num("TTS_BARGE_THRESHOLD_WORDS", 5)?,
+            tts_protected_phrases: r.boolean("TTS_PROTECTED_PHRASES", true)?,
+            protected_patterns,
+            pause_timeout_ms: r.num("BARGE_IN_PAUSE_TIMEOUT_MS", 2000)?,
+            audio_lead_ms: r.num("AUDIO_LEAD_MS", 200)?,
+            vad_aggressiveness,
+            vad_start_frames: r.num("VAD_START_FRAMES", 3)?,
+            vad_hangover_ms: r.num("VAD_HANGOVER_MS", 600)?,
+            memory_turns: r.num("MEMORY_TURNS", 20)?,
+            memory_chars: r.num("MEMORY_CHARS", 8000)?,
+            agent,
+            agents,
+            intent_plugin: r.slot("INTENT_PLUGIN", "intent", &plugin_dir, "intent_keywords.wasm"),
+            prompt_plugin: r.slot("PROMPT_PLUGIN", "prompt", &plugin_dir, "prompt_persona.wasm"),
+            barge_in_plugin: r.slot("BARGE_IN_PLUGIN", "barge_in", &plugin_dir, "barge_in_smart.wasm"),
+            plugin_memory_mb: r.num("PLUGIN_MEMORY_MB", 16)?,
+            plugin_deadline_ms: r.num("PLUGIN_DEADLINE_MS", 5)?,
+            plugin_watch: r.boolean("PLUGIN_WATCH", true)?,
+        })
+    }
+
+    /// The agent profile a session asked for (`None`: the default one).
+    pub fn agent_profile(&self, name: Option<&str>) -> Option<&AgentProfile> {
+        match name {
+            None | Some("") => Some(&self.agent),
+            Some(n) => self.agents.get(n),
+        }
+    }
+
+    /// The secrets in this configuration, for scrubbing text.
+    pub fn secrets(&self) -> Vec<&str> {
+        [
+            &self.deepgram_api_key,
+            &self.openai_api_key,
+            &self.elevenlabs_api_key,
+            &self.admin_token,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect()
+    }
+
+    /// The effective configuration as `NAME=value` lines, secrets redacted.
+    pub fn describe(&self) -> String {
+        let show_key = |k: &Option<String>| k.as_deref().map(redact::redact).unwrap_or_else(|| "(unset)".into());
+        let choice = |c: ProviderChoice, cloud: &str| match c {
+            ProviderChoice::Cloud => cloud.to_string(),
+            ProviderChoice::Local => "local".to_string(),
+        };
+        let slot = |s: &SlotConfig| s.path.as_ref().map_or("none".to_string(), |p| p.display().to_string());
+        let lines: Vec<(&str, String)> = vec![
+            ("BIND", self.bind.to_string()),
+            ("PORT", self.port.to_string()),
+            ("ALLOWED_ORIGINS", self.allowed_origins.join(",")),
+            ("MAX_SESSIONS", self.max_sessions.to_string()),
+            ("DRAIN_TIMEOUT_MS", self.drain_timeout_ms.to_string()),
+            ("LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
+            ("ADMIN_TOKEN", show_key(&self.admin_token)),
+            ("STT_PROVIDER", choice(self.stt, "deepgram")),
+            ("LLM_PROVIDER", choice(self.llm, "openai")),
+            ("TTS_PROVIDER", choice(self.tts, "elevenlabs")),
+            ("DEEPGRAM_URL", self.deepgram_url.clone()),
+            ("DEEPGRAM_API_KEY", show_key(&self.deepgram_api_key)),
+            ("DEEPGRAM_MODEL", self.deepgram_model.clone()),
+            ("STT_LANGUAGE", self.stt_language.clone()),
+            ("OPENAI_BASE_URL", self.openai_base_url.clone()),
+            ("OPENAI_API_KEY", show_key(&self.openai_api_key)),
+            ("LLM_MODEL", self.llm_model.clone()),
+            ("LLM_TEMPERATURE", self.llm_temperature.to_string()),
+            ("LLM_MAX_TOKENS", self.llm_max_tokens.to_string()),
+            ("ELEVENLABS_URL", self.elevenlabs_url.clone()),
+            ("ELEVENLABS_API_KEY", show_key(&self.elevenlabs_api_key)),
+            ("VOICE_ID", self.voice_id.clone()),
+            ("ELEVENLABS_MODEL_ID", self.elevenlabs_model_id.clone()),
+            ("ELEVENLABS_TRANSPORT", if self.elevenlabs_http { "http" } else { "websocket" }.into()),
+            ("MODELS_DIR", self.models_dir.as_ref().map_or("(default)".into(), |p| p.display().to_string())),
+            ("STT_SILENCE_TIMEOUT_MS", self.stt_silence_timeout_ms.to_string()),
+            ("TTS_MIN_DURATION_MS", self.tts_min_duration_ms.to_string()),
+            ("TTS_BARGE_THRESHOLD_WORDS", self.tts_barge_threshold_words.to_string()),
+            ("TTS_PROTECTED_PHRASES", self.tts_protected_phrases.to_string()),
+            ("PROTECTED_PATTERNS", self.protected_patterns.join(";;")),
+            ("BARGE_IN_PAUSE_TIMEOUT_MS", self.pause_timeout_ms.to_string()),
+            ("AUDIO_LEAD_MS", self.audio_lead_ms.to_string()),
+            ("VAD_AGGRESSIVENESS", self.vad_aggressiveness.to_string()),
+            ("VAD_START_FRAMES", self.vad_start_frames.to_string()),
+            ("VAD_HANGOVER_MS", self.vad_hangover_ms.to_string()),
+            ("MEMORY_TURNS", self.memory_turns.to_string()),
+            ("MEMORY_CHARS", self.memory_chars.to_string()),
+            ("SYSTEM_PROMPT", self.agent.system_prompt.clone()),
+            ("GREETING", self.agent.greeting.clone().unwrap_or_default()),
+            ("INTENT_PLUGIN", slot(&self.intent_plugin)),
+            ("PROMPT_PLUGIN", slot(&self.prompt_plugin)),
+            ("BARGE_IN_PLUGIN", slot(&self.barge_in_plugin)),
+            ("PLUGIN_MEMORY_MB", self.plugin_memory_mb.to_string()),
+            ("PLUGIN_DEADLINE_MS", self.plugin_deadline_ms.to_string()),
+            ("PLUGIN_WATCH", self.plugin_watch.to_string()),
+        ];
+        let mut s: String = lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        for name in self.agents.keys() {
+            s.push_str(&format!("agent profile: {name}\n"));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut raw = RawSettings::default();
+        raw.overlay_env(
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            &vars::names(),
+        );
+        Config::from_raw(&raw)
+    }
+
+    #[test]
+    fn defaults_are_local_and_seed_values() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.port, 4010);
+        assert_eq!(c.stt, ProviderChoice::Local);
+        assert_eq!(c.llm, ProviderChoice::Local);
+        assert_eq!(c.tts, ProviderChoice::Local);
+        assert_eq!(c.stt_silence_timeout_ms, 2500);
+        assert_eq!(c.tts_min_duration_ms, 3000);
+        assert_eq!(c.tts_barge_threshold_words, 5);
+        assert!(c.tts_protected_phrases);
+        assert_eq!(c.max_sessions, 1000);
+    }
+
+    #[test]
+    fn keys_select_cloud_providers() {
+        let c = cfg(&[
+            ("DEEPGRAM_API_KEY", "0123456789abcdef0123456789abcdef01234567"),
+            ("OPENAI_API_KEY", "sk-proj-abcdefghijklmnop"),
+            ("ELEVENLABS_API_KEY", "sk_0123456789abcdef0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap();
+        assert_eq!((c.stt, c.llm, c.tts), (ProviderChoice::Cloud, ProviderChoice::Cloud, ProviderChoice::Cloud));
+        assert!(!c.describe().contains("abcdefghijklmnop"));
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_the_variable() {
+        let cases = [
+            ("PORT", "abc"),
+            ("STT_SILENCE_TIMEOUT_MS", "-5"),
+            ("STT_PROVIDER", "whisperx"),
+            ("ALLOWED_ORIGINS", "not a url"),
+            ("ALLOWED_ORIGINS", "https://a.example/path"),
+            ("OPENAI_API_KEY", "sk-abc def"),
+            ("OPENAI_API_KEY", "pk-abcdefghijkl"),
+            ("ELEVENLABS_API_KEY", "sk-abcdefghijklmnop"),
+            ("TTS_PROTECTED_PHRASES", "maybe"),
+            ("LLM_TEMPERATURE", "7"),
+            ("VAD_AGGRESSIVENESS", "9"),
+            ("PROTECTED_PATTERNS", "(unclosed"),
+        ];
+        for (k, v) in cases {
+            let e = cfg(&[(k, v)]).expect_err(&format!("{k}={v} should fail"));
+            assert_eq!(e.variable, k, "{e}");
+            assert!(!e.to_string().contains(v) || !k.ends_with("KEY"), "a key value leaked: {e}");
+        }
+    }
+
+    #[test]
+    fn compatible_endpoints_take_any_key_or_none() {
+        let c = cfg(&[("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1"), ("OPENAI_API_KEY", "local-key")]).unwrap();
+        assert_eq!(c.llm, ProviderChoice::Cloud);
+        let c = cfg(&[("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1")]).unwrap();
+        assert_eq!(c.llm, ProviderChoice::Cloud);
+        assert!(c.openai_api_key.is_none());
+    }
+
+    #[test]
+    fn file_settings_are_overridden_by_environment() {
+        let mut raw = RawSettings::from_toml(
+            r#"
+            port = 5000
+            greeting = "hi"
+            protected_patterns = ["(?i)code"]
+            [agent]
+            system_prompt = "be a pirate"
+            [agents.support]
+            greeting = "support here"
+            [plugins.intent]
+            path = "none"
+            [plugins.barge_in]
+            path = "x.wasm"
+            config = { threshold_words = 3 }
+            "#,
+        )
+        .unwrap();
+        raw.overlay_env([("PORT".to_string(), "6000".to_string())], &vars::names());
+        let c = Config::from_raw(&raw).unwrap();
+        assert_eq!(c.port, 6000);
+        assert_eq!(c.agent.system_prompt, "be a pirate");
+        assert_eq!(c.agent.greeting.as_deref(), Some("hi"));
+        assert_eq!(c.agent_profile(Some("support")).unwrap().greeting.as_deref(), Some("support here"));
+        assert!(c.agent_profile(Some("nope")).is_none());
+        assert_eq!(c.protected_patterns, vec!["(?i)code".to_string()]);
+        assert_eq!(c.intent_plugin.path, None);
+        assert_eq!(c.barge_in_plugin.path, Some(PathBuf::from("x.wasm")));
+        assert_eq!(c.barge_in_plugin.config, vec![("threshold_words".into(), "3".into())]);
+    }
+
+    #[test]
+    fn plugin_none_selects_builtin() {
+        let c = cfg(&[("BARGE_IN_PLUGIN", "none")]).unwrap();
+        assert!(c.barge_in_plugin.path.is_none());
+        assert!(c.intent_plugin.path.unwrap().ends_with("intent_keywords.wasm"));
+    }
+}

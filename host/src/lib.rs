@@ -1,0 +1,13 @@
+//! voice-host: a real-time voice agent host whose behaviour (intent analysis, prompt shaping and
+//! barge-in policy) is pluggable as sandboxed WebAssembly components.
+
+pub mod audio;
+pub mod behaviour;
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod plugins;
+pub mod providers;
+pub mod server;
+pub mod session;
+pub mod transport;

@@ -1,0 +1,52 @@
+//! Errors of the plug-in runtime. Messages are one line and name the slot and file involved.
+
+use std::path::PathBuf;
+
+use super::settings::Slot;
+
+/// Why a plug-in could not be loaded, checked or reloaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The component file could not be read.
+    #[error("plug-in {slot}: cannot read {}: {reason}", path.display())]
+    Read {
+        slot: Slot,
+        path: PathBuf,
+        reason: String,
+    },
+    /// The file is not a valid component, or does not target the slot's world.
+    #[error("plug-in {slot}: {} is not a valid {} component: {reason}", path.display(), slot.world())]
+    Invalid {
+        slot: Slot,
+        path: PathBuf,
+        reason: String,
+    },
+    /// `init` refused the configuration or the self-check call failed.
+    #[error("plug-in {slot}: {} failed its self-check: {reason}", path.display())]
+    SelfCheck {
+        slot: Slot,
+        path: PathBuf,
+        reason: String,
+    },
+    /// A component checked outside of a slot fits no world.
+    #[error("{}: {reason}", path.display())]
+    Check { path: PathBuf, reason: String },
+    /// The runtime itself could not start (engine or pool configuration).
+    #[error("plug-in runtime: {0}")]
+    Runtime(String),
+}
+
+/// One line of an error chain, without newlines, bounded in length.
+pub(crate) fn one_line(err: &wasmtime::Error) -> String {
+    let text = format!("{err:#}");
+    let mut line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.len() > 300 {
+        let mut cut = 300;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
+}

@@ -1,0 +1,128 @@
+//! A loaded plug-in version: compiled, linked, type-checked against its world and self-checked.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use wasmtime::component::Linker;
+
+use super::bindings::HostState;
+use super::cache::{content_hash, Origin};
+use super::error::{one_line, PluginError};
+use super::faults::FaultWindow;
+use super::instance::{instantiate, InstantiateError};
+use super::runtime::Runtime;
+use super::worlds::World;
+
+/// Identity of a loaded version.
+#[derive(Debug, Clone)]
+pub(crate) struct VersionInfo {
+    /// File stem of the component, e.g. `barge_in_smart`.
+    pub name: String,
+    pub path: PathBuf,
+    /// Hex SHA-256 of the component bytes.
+    pub hash: String,
+    /// When this version was loaded, in ms since the Unix epoch.
+    pub loaded_at_ms: u64,
+    pub origin: Origin,
+}
+
+impl VersionInfo {
+    /// First 12 hex digits of the content hash: the version shown to people.
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..self.hash.len().min(12)]
+    }
+}
+
+/// One version of a slot's plug-in, shared by every session that instantiated it.
+pub(crate) struct LoadedPlugin<W: World> {
+    pub pre: W::Pre,
+    pub info: VersionInfo,
+    /// `name@short-hash`, the tag on every log line about this version.
+    pub label: Arc<str>,
+    pub config: Vec<(String, String)>,
+    pub faults: FaultWindow,
+    /// Registry-wide increasing number; sessions compare it at turn boundaries.
+    pub generation: u64,
+}
+
+/// Reads the file at `path`.
+pub(crate) fn read_component<W: World>(path: &Path) -> Result<Vec<u8>, PluginError> {
+    std::fs::read(path).map_err(|e| PluginError::Read {
+        slot: W::SLOT,
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Compiles (or loads from cache), links and validates `bytes` for world `W`, then runs `init`
+/// with `config` and a self-check call on a throw-away instance.
+pub(crate) fn load<W: World>(
+    rt: &Runtime,
+    path: &Path,
+    bytes: &[u8],
+    config: &[(String, String)],
+    generation: u64,
+) -> Result<Arc<LoadedPlugin<W>>, PluginError> {
+    let invalid = |reason: String| PluginError::Invalid {
+        slot: W::SLOT,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let hash = content_hash(bytes);
+    let (component, origin) = rt
+        .cache
+        .load(&rt.engine.engine, bytes, &hash)
+        .map_err(|e| invalid(one_line(&e)))?;
+    let mut linker = Linker::<HostState>::new(&rt.engine.engine);
+    W::add_to_linker(&mut linker).map_err(|e| invalid(one_line(&e)))?;
+    // Anything else a component imports (typically WASI pulled in by a language's standard
+    // library for panic messages) is linked to stubs that trap: plug-ins get no capabilities.
+    linker
+        .define_unknown_imports_as_traps(&component)
+        .map_err(|e| invalid(one_line(&e)))?;
+    let instance_pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| invalid(one_line(&e)))?;
+    let pre = W::pre(instance_pre).map_err(|e| invalid(one_line(&e)))?;
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin")
+        .to_string();
+    let info = VersionInfo {
+        name,
+        path: path.to_path_buf(),
+        hash,
+        loaded_at_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        origin,
+    };
+    let plugin = Arc::new(LoadedPlugin {
+        label: format!("{}@{}", info.name, info.short_hash()).into(),
+        pre,
+        info,
+        config: config.to_vec(),
+        faults: FaultWindow::new(rt.limits.fault_limit, rt.limits.fault_window),
+        generation,
+    });
+    self_check(rt, &plugin).map_err(|reason| PluginError::SelfCheck {
+        slot: W::SLOT,
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    Ok(plugin)
+}
+
+fn self_check<W: World>(rt: &Runtime, plugin: &LoadedPlugin<W>) -> Result<(), String> {
+    let mut live = instantiate(rt, plugin).map_err(|e| match e {
+        InstantiateError::PoolExhausted => "the instance pool is full".to_string(),
+        InstantiateError::Fault(kind, reason) => format!("{}: {reason}", kind.as_str()),
+    })?;
+    live.store.set_epoch_deadline(rt.limits.deadline_ticks);
+    live.bindings
+        .self_check(&mut live.store)
+        .map_err(|e| one_line(&e))
+}

@@ -1,0 +1,132 @@
+//! Plain counters of the plug-in runtime, rendered as Prometheus text.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::faults::FaultKind;
+use super::settings::Slot;
+
+/// Counters of one slot.
+#[derive(Default)]
+pub(crate) struct SlotCounters {
+    /// Calls made into plug-in code (including ones that faulted).
+    pub calls: AtomicU64,
+    /// Faults by kind, indexed like `FaultKind::ALL`.
+    pub faults: [AtomicU64; 5],
+    /// Calls answered by the built-in default (fault, quarantine or no instance).
+    pub fallbacks: AtomicU64,
+    /// Times a version of this slot was quarantined.
+    pub quarantines: AtomicU64,
+    /// Per-session instances created.
+    pub instantiations: AtomicU64,
+    /// Instances not created because the pool was full.
+    pub pool_exhausted: AtomicU64,
+    /// Reloads that swapped in a new version, and reloads rejected.
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+}
+
+impl SlotCounters {
+    pub fn fault(&self, kind: FaultKind) {
+        let index = FaultKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.faults[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counters of all slots.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    slots: [SlotCounters; 3],
+}
+
+impl Metrics {
+    pub fn slot(&self, slot: Slot) -> &SlotCounters {
+        &self.slots[slot as usize]
+    }
+
+    /// Prometheus text exposition; `quarantined(slot)` tells whether the slot's current
+    /// version is quarantined.
+    pub fn render(&self, quarantined: impl Fn(Slot) -> bool) -> String {
+        let mut out = String::new();
+        let simple: [(&str, &str, fn(&SlotCounters) -> &AtomicU64); 6] = [
+            (
+                "voice_plugin_calls_total",
+                "Calls into plug-in code.",
+                |c| &c.calls,
+            ),
+            (
+                "voice_plugin_fallbacks_total",
+                "Calls answered by the built-in default.",
+                |c| &c.fallbacks,
+            ),
+            (
+                "voice_plugin_quarantines_total",
+                "Plug-in versions quarantined.",
+                |c| &c.quarantines,
+            ),
+            (
+                "voice_plugin_instantiations_total",
+                "Per-session plug-in instances created.",
+                |c| &c.instantiations,
+            ),
+            (
+                "voice_plugin_pool_exhausted_total",
+                "Instances not created because the pool was full.",
+                |c| &c.pool_exhausted,
+            ),
+            (
+                "voice_plugin_reloads_failed_total",
+                "Reloads rejected; the old version stayed.",
+                |c| &c.reloads_failed,
+            ),
+        ];
+        for (name, help, counter) in simple {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for slot in Slot::ALL {
+                let value = counter(self.slot(slot)).load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}{{slot=\"{slot}\"}} {value}");
+            }
+        }
+        let name = "voice_plugin_reloads_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Reloads that swapped in a new version.\n# TYPE {name} counter"
+        );
+        for slot in Slot::ALL {
+            let value = self.slot(slot).reloads_ok.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{slot=\"{slot}\"}} {value}");
+        }
+        let name = "voice_plugin_faults_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Plug-in faults by kind.\n# TYPE {name} counter"
+        );
+        for slot in Slot::ALL {
+            for (i, kind) in FaultKind::ALL.iter().enumerate() {
+                let value = self.slot(slot).faults[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{name}{{slot=\"{slot}\",kind=\"{}\"}} {value}",
+                    kind.as_str()
+                );
+            }
+        }
+        let name = "voice_plugin_quarantined";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 when the slot's plug-in is quarantined.\n# TYPE {name} gauge"
+        );
+        for slot in Slot::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{slot=\"{slot}\"}} {}",
+                u8::from(quarantined(slot))
+            );
+        }
+        out
+    }
+}

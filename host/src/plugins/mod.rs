@@ -1,0 +1,32 @@
+//! WebAssembly behaviour plug-ins: wasmtime engine, component registry, per-session instances,
+//! limits and hot swap.
+//!
+//! [`PluginRegistry::start`] loads the component configured for each slot (see
+//! [`PluginSettings`]) and implements [`crate::behaviour::BehaviourSource`]: every session gets
+//! its own instance of each slot, every call is bounded in memory and time, and a failing call
+//! falls back to the built-in behaviour. The contract plug-ins implement is the WIT package in
+//! `wit/policy.wit`.
+
+mod admin;
+mod behaviours;
+mod bindings;
+mod cache;
+mod check;
+mod engine;
+mod error;
+mod faults;
+mod instance;
+mod loaded;
+mod metrics;
+mod registry;
+mod runtime;
+mod settings;
+mod watch;
+mod worlds;
+
+pub use admin::admin_routes;
+pub use check::{check_component, CheckReport};
+pub use error::PluginError;
+pub use faults::FaultKind;
+pub use registry::{PluginRegistry, SlotStatus};
+pub use settings::{default_cache_dir, PluginSettings, Slot, SlotSettings};

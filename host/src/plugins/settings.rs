@@ -1,0 +1,135 @@
+//! Configuration of the plug-in runtime: which component serves each slot and the limits that
+//! bound every call.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// One of the three behaviour slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Slot {
+    /// Intent analysis of a final user turn (world `intent-analyzer`).
+    Intent,
+    /// Prompt shaping (world `prompt-shaper`).
+    Prompt,
+    /// Barge-in policy (world `barge-in-policy`).
+    BargeIn,
+}
+
+impl Slot {
+    /// All slots, in a stable order.
+    pub const ALL: [Slot; 3] = [Slot::Intent, Slot::Prompt, Slot::BargeIn];
+
+    /// The slot's name in configuration and metrics (`intent`, `prompt`, `barge_in`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Slot::Intent => "intent",
+            Slot::Prompt => "prompt",
+            Slot::BargeIn => "barge_in",
+        }
+    }
+
+    /// The WIT world a component must target to serve this slot.
+    pub fn world(self) -> &'static str {
+        match self {
+            Slot::Intent => "intent-analyzer",
+            Slot::Prompt => "prompt-shaper",
+            Slot::BargeIn => "barge-in-policy",
+        }
+    }
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What serves one slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotSettings {
+    /// Component file; `None` selects the built-in behaviour.
+    pub path: Option<PathBuf>,
+    /// Key/value configuration passed to the plug-in's `init`.
+    pub config: Vec<(String, String)>,
+}
+
+impl SlotSettings {
+    /// A slot served by the component at `path` with the given configuration.
+    pub fn component(path: impl Into<PathBuf>, config: Vec<(String, String)>) -> Self {
+        Self {
+            path: Some(path.into()),
+            config,
+        }
+    }
+}
+
+/// Settings of the plug-in runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSettings {
+    /// The intent-analyzer slot.
+    pub intent: SlotSettings,
+    /// The prompt-shaper slot.
+    pub prompt: SlotSettings,
+    /// The barge-in-policy slot.
+    pub barge_in: SlotSettings,
+    /// Linear memory cap of one plug-in instance, in bytes.
+    pub memory_limit_bytes: u64,
+    /// Table size cap (elements) of one plug-in instance.
+    pub table_limit: u32,
+    /// Time budget of one plug-in call, in milliseconds (enforced with epochs).
+    pub call_deadline_ms: u64,
+    /// Faults within `fault_window_ms` after which a plug-in version is quarantined.
+    pub fault_limit: u32,
+    /// Window over which faults are counted, in milliseconds.
+    pub fault_window_ms: u64,
+    /// Where precompiled components are cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Concurrent sessions the instance pool is sized for.
+    pub max_sessions: u32,
+    /// Watch the component files and reload them when they change.
+    pub watch: bool,
+}
+
+impl PluginSettings {
+    /// Settings of one slot.
+    pub fn slot(&self, slot: Slot) -> &SlotSettings {
+        match slot {
+            Slot::Intent => &self.intent,
+            Slot::Prompt => &self.prompt,
+            Slot::BargeIn => &self.barge_in,
+        }
+    }
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            intent: SlotSettings::default(),
+            prompt: SlotSettings::default(),
+            barge_in: SlotSettings::default(),
+            memory_limit_bytes: 16 * 1024 * 1024,
+            table_limit: 10_000,
+            call_deadline_ms: 5,
+            fault_limit: 5,
+            fault_window_ms: 60_000,
+            cache_dir: default_cache_dir(),
+            max_sessions: 1024,
+            watch: true,
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/voice-host/plugins`, else `~/.cache/voice-host/plugins`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".cache"))
+        })?;
+    Some(base.join("voice-host").join("plugins"))
+}

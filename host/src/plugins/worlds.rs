@@ -1,0 +1,249 @@
+//! The three worlds behind one trait, so instantiation, limits and fault handling are written
+//! once; plus the conversions between the session's records and the WIT records.
+
+use wasmtime::component::{HasSelf, InstancePre, Linker};
+use wasmtime::Store;
+
+use super::bindings::{barge_in, intent, prompt, types, HostState};
+use super::settings::Slot;
+use crate::behaviour::{
+    BargeInDecision, BargeInEvent, ChatMessage, GenerationSettings, Intent, IntentInput,
+    PromptInput, PromptOutput, Role,
+};
+
+/// What the runtime needs of a world's generated bindings.
+pub(crate) trait World: Sized + Send + 'static {
+    /// Pre-instantiated component with its exports already type-checked.
+    type Pre: Clone + Send + Sync + 'static;
+    /// The slot this world serves.
+    const SLOT: Slot;
+
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()>;
+    /// Fails when the component's exports do not match the world.
+    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
+    // `&Vec` because the generated bindings take the WIT `list` that way.
+    #[allow(clippy::ptr_arg)]
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<(), String>>;
+    /// One representative call, made before a new version is used.
+    fn self_check(&self, store: &mut Store<HostState>) -> wasmtime::Result<()>;
+}
+
+impl World for intent::IntentAnalyzer {
+    type Pre = intent::IntentAnalyzerPre<HostState>;
+    const SLOT: Slot = Slot::Intent;
+
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        intent::IntentAnalyzer::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+    }
+    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+        intent::IntentAnalyzerPre::new(pre)
+    }
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
+        pre.instantiate(store)
+    }
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.call_init(store, config)
+    }
+    fn self_check(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
+        let input = IntentInput {
+            transcript: "hello, can you repeat that".into(),
+            turn: 1,
+            history: vec![ChatMessage::new(Role::Assistant, "Hi, how can I help?")],
+        };
+        self.call_analyze(store, &intent_input(&input)).map(drop)
+    }
+}
+
+impl World for prompt::PromptShaper {
+    type Pre = prompt::PromptShaperPre<HostState>;
+    const SLOT: Slot = Slot::Prompt;
+
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        prompt::PromptShaper::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+    }
+    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+        prompt::PromptShaperPre::new(pre)
+    }
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
+        pre.instantiate(store)
+    }
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.call_init(store, config)
+    }
+    fn self_check(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
+        let input = PromptInput {
+            system_prompt: "You are a helpful voice agent.".into(),
+            history: vec![ChatMessage::new(Role::Assistant, "Hi, how can I help?")],
+            user_turn: "hello".into(),
+            turn: 1,
+            intent: None,
+        };
+        let out = self.call_shape(store, &prompt_input(&input))?;
+        match prompt_output(out) {
+            Some(_) => Ok(()),
+            None => Err(wasmtime::format_err!(
+                "shape returned an LLM request without messages"
+            )),
+        }
+    }
+}
+
+impl World for barge_in::BargeInPolicy {
+    type Pre = barge_in::BargeInPolicyPre<HostState>;
+    const SLOT: Slot = Slot::BargeIn;
+
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        barge_in::BargeInPolicy::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+    }
+    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+        barge_in::BargeInPolicyPre::new(pre)
+    }
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
+        pre.instantiate(store)
+    }
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.call_init(store, config)
+    }
+    fn self_check(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
+        let event = BargeInEvent {
+            interim_text: "hello there".into(),
+            word_count: 2,
+            user_speech_ms: 400,
+            agent_spoken_ms: 1200,
+            spoken_text: "Sure, the weather in Paris".into(),
+            remaining_text: "is sunny today.".into(),
+            protected_playing: false,
+        };
+        self.call_decide(store, &barge_in_event(&event)).map(drop)
+    }
+}
+
+fn role(role: Role) -> types::Role {
+    match role {
+        Role::System => types::Role::System,
+        Role::User => types::Role::User,
+        Role::Assistant => types::Role::Assistant,
+    }
+}
+
+fn role_back(role: types::Role) -> Role {
+    match role {
+        types::Role::System => Role::System,
+        types::Role::User => Role::User,
+        types::Role::Assistant => Role::Assistant,
+    }
+}
+
+fn messages(history: &[ChatMessage]) -> Vec<types::ChatMessage> {
+    history
+        .iter()
+        .map(|m| types::ChatMessage {
+            role: role(m.role),
+            content: m.content.clone(),
+        })
+        .collect()
+}
+
+fn wit_intent(intent: &Intent) -> types::Intent {
+    types::Intent {
+        name: intent.name.clone(),
+        confidence: intent.confidence,
+        slots: intent.slots.clone(),
+    }
+}
+
+/// The session's intent input as the WIT record.
+pub(crate) fn intent_input(input: &IntentInput) -> intent::IntentInput {
+    intent::IntentInput {
+        transcript: input.transcript.clone(),
+        turn: input.turn,
+        history: messages(&input.history),
+    }
+}
+
+/// A plug-in's intent, with the confidence clamped to 0..=1 (NaN becomes 0).
+pub(crate) fn intent_back(intent: types::Intent) -> Intent {
+    let confidence = if intent.confidence.is_nan() {
+        0.0
+    } else {
+        intent.confidence.clamp(0.0, 1.0)
+    };
+    Intent {
+        name: intent.name,
+        confidence,
+        slots: intent.slots,
+    }
+}
+
+/// The session's prompt input as the WIT record.
+pub(crate) fn prompt_input(input: &PromptInput) -> prompt::PromptInput {
+    prompt::PromptInput {
+        system_prompt: input.system_prompt.clone(),
+        history: messages(&input.history),
+        user_turn: input.user_turn.clone(),
+        turn: input.turn,
+        intent: input.intent.as_ref().map(wit_intent),
+    }
+}
+
+/// A plug-in's prompt output; `None` when it cannot be sent (an LLM request without messages).
+pub(crate) fn prompt_output(out: prompt::PromptOutput) -> Option<PromptOutput> {
+    match out {
+        prompt::PromptOutput::Direct(text) => Some(PromptOutput::Direct { text }),
+        prompt::PromptOutput::Llm(request) if request.messages.is_empty() => None,
+        prompt::PromptOutput::Llm(request) => Some(PromptOutput::Llm {
+            messages: request
+                .messages
+                .into_iter()
+                .map(|m| ChatMessage {
+                    role: role_back(m.role),
+                    content: m.content,
+                })
+                .collect(),
+            settings: GenerationSettings {
+                temperature: request.settings.temperature.filter(|t| t.is_finite()),
+                max_tokens: request.settings.max_tokens,
+            },
+        }),
+    }
+}
+
+/// The session's barge-in event as the WIT record.
+pub(crate) fn barge_in_event(ev: &BargeInEvent) -> barge_in::BargeInEvent {
+    barge_in::BargeInEvent {
+        interim_text: ev.interim_text.clone(),
+        word_count: ev.word_count,
+        user_speech_ms: ev.user_speech_ms,
+        agent_spoken_ms: ev.agent_spoken_ms,
+        spoken_text: ev.spoken_text.clone(),
+        remaining_text: ev.remaining_text.clone(),
+        protected_playing: ev.protected_playing,
+    }
+}
+
+/// A plug-in's barge-in decision.
+pub(crate) fn decision_back(d: barge_in::Decision) -> BargeInDecision {
+    match d {
+        barge_in::Decision::Ignore => BargeInDecision::Ignore,
+        barge_in::Decision::Interrupt => BargeInDecision::Interrupt,
+        barge_in::Decision::Pause => BargeInDecision::Pause,
+        barge_in::Decision::Wait => BargeInDecision::Wait,
+    }
+}

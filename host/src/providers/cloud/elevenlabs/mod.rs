@@ -1,0 +1,138 @@
+//! ElevenLabs streamed text-to-speech, one stream per reply.
+//!
+//! The WebSocket `stream-input` transport (default) takes the reply sentence by sentence as the
+//! LLM produces it and returns base64 audio with character alignment, so the host can cut its
+//! memory at the word the user heard. The HTTP `/stream` transport synthesises each sentence
+//! with its own request (no alignment). Dropping the stream closes the connection at once and
+//! drops audio not yet delivered.
+
+mod http;
+mod messages;
+mod output;
+mod websocket;
+
+use crate::providers::{TtsParams, TtsProvider, TtsStream};
+use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Short provider name used in logs and errors.
+pub const NAME: &str = "elevenlabs";
+
+const INPUT_CAPACITY: usize = 64;
+const EVENT_CAPACITY: usize = 256;
+
+/// Which ElevenLabs endpoint carries the speech.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TtsTransport {
+    /// `wss://…/v1/text-to-speech/{voice}/stream-input`: one socket per reply, with alignment.
+    #[default]
+    WebSocket,
+    /// `POST …/v1/text-to-speech/{voice}/stream` per sentence; no alignment.
+    Http,
+}
+
+/// Voice settings sent with every request.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct VoiceSettings {
+    pub stability: f32,
+    pub similarity_boost: f32,
+    pub speed: f32,
+}
+
+impl Default for VoiceSettings {
+    fn default() -> Self {
+        Self {
+            stability: 0.5,
+            similarity_boost: 0.75,
+            speed: 1.0,
+        }
+    }
+}
+
+/// ElevenLabs settings.
+#[derive(Clone)]
+pub struct ElevenLabsSettings {
+    /// HTTP base URL; the WebSocket URL is derived from it (`https` -> `wss`, `http` -> `ws`).
+    pub url: String,
+    /// Sent as `xi-api-key`; `None` sends no key.
+    pub api_key: Option<String>,
+    /// Voice used when the session does not name one.
+    pub voice_id: String,
+    pub model_id: String,
+    pub transport: TtsTransport,
+    pub voice_settings: VoiceSettings,
+    /// Retries of a failed connection or request before any audio arrived.
+    pub max_retries: u32,
+}
+
+impl Default for ElevenLabsSettings {
+    fn default() -> Self {
+        Self {
+            url: "https://api.elevenlabs.io".into(),
+            api_key: None,
+            voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
+            model_id: "eleven_flash_v2_5".into(),
+            transport: TtsTransport::WebSocket,
+            voice_settings: VoiceSettings::default(),
+            max_retries: 2,
+        }
+    }
+}
+
+impl fmt::Debug for ElevenLabsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ElevenLabsSettings")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("voice_id", &self.voice_id)
+            .field("model_id", &self.model_id)
+            .field("transport", &self.transport)
+            .field("voice_settings", &self.voice_settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// ElevenLabs text-to-speech provider; cheap to share across sessions.
+#[derive(Debug, Clone)]
+pub struct ElevenLabsTts {
+    settings: Arc<ElevenLabsSettings>,
+    http: reqwest::Client,
+}
+
+impl ElevenLabsTts {
+    /// `http` is the process-wide client (used by the HTTP transport).
+    pub fn new(settings: ElevenLabsSettings, http: reqwest::Client) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            http,
+        }
+    }
+}
+
+impl TtsProvider for ElevenLabsTts {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// Opens the reply's stream (inside a Tokio runtime). The WebSocket transport connects at
+    /// once, so the socket is ready when the first sentence arrives.
+    fn open(&self, params: TtsParams) -> TtsStream {
+        let (input_tx, input_rx) = mpsc::channel(INPUT_CAPACITY);
+        let (event_tx, event_rx) = mpsc::channel(EVENT_CAPACITY);
+        let job = output::Job::new(self.settings.clone(), &params);
+        match self.settings.transport {
+            TtsTransport::WebSocket => {
+                tokio::spawn(websocket::run(job, input_rx, event_tx));
+            }
+            TtsTransport::Http => {
+                tokio::spawn(http::run(job, self.http.clone(), input_rx, event_tx));
+            }
+        }
+        TtsStream {
+            input: input_tx,
+            events: event_rx,
+        }
+    }
+}

@@ -1,0 +1,447 @@
+//! Offline LLM provider (`local`): Gemma 3 270M (Q4_K_M GGUF) through llama.cpp on dedicated
+//! threads. The reply streams token by token through [`ReplyFilter`] (dialogue stop markers and
+//! a sentence limit); dropping the receiver stops generation before the next token.
+
+use super::prompt::{build_prompt, ReplyFilter, DEFAULT_MAX_SENTENCES};
+use crate::providers::{LlmEvent, LlmProvider, LlmRequest, ProviderError, ProviderErrorKind};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+const NAME: &str = "local";
+const EVENT_QUEUE: usize = 128;
+/// Tokens generated when the request sets no limit (three short sentences fit well within it).
+pub const DEFAULT_MAX_TOKENS: u32 = 96;
+/// Sampling temperature when the request sets none: low, since a small base model drifts.
+pub const DEFAULT_TEMPERATURE: f32 = 0.3;
+
+/// A generation request as the inference threads see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub prompt: String,
+    pub max_tokens: u32,
+    pub temperature: f32,
+    pub max_sentences: usize,
+}
+
+impl Generation {
+    /// The generation for an LLM request: dialogue prompt plus the request's settings.
+    pub fn from_request(request: &LlmRequest) -> Self {
+        Self {
+            prompt: build_prompt(&request.messages),
+            max_tokens: request.settings.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).max(1),
+            temperature: request
+                .settings
+                .temperature
+                .filter(|t| t.is_finite())
+                .unwrap_or(DEFAULT_TEMPERATURE)
+                .clamp(0.0, 2.0),
+            max_sentences: DEFAULT_MAX_SENTENCES,
+        }
+    }
+}
+
+/// Runs generations off the async runtime, streaming into `events`.
+pub(crate) trait Generator: Send + Sync + 'static {
+    /// Queues a generation; `Err` when saturated.
+    fn submit(&self, generation: Generation, events: mpsc::Sender<LlmEvent>) -> Result<(), ()>;
+}
+
+/// The offline LLM provider. All sessions share one loaded model.
+pub struct LocalLlm {
+    generator: Arc<dyn Generator>,
+}
+
+impl LocalLlm {
+    /// Loads the Gemma GGUF from `models` once per process (later calls share the first load).
+    pub fn load(models: &super::LocalModels) -> Result<Arc<Self>, ProviderError> {
+        #[cfg(feature = "local-llm")]
+        {
+            engine::shared(models).map(|generator| {
+                Arc::new(Self {
+                    generator: generator as Arc<dyn Generator>,
+                })
+            })
+        }
+        #[cfg(not(feature = "local-llm"))]
+        {
+            let _ = models;
+            Err(super::feature_off("LLM", "local-llm"))
+        }
+    }
+}
+
+impl LlmProvider for LocalLlm {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn stream(&self, request: LlmRequest) -> mpsc::Receiver<LlmEvent> {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let generation = Generation::from_request(&request);
+        if self.generator.submit(generation, tx.clone()).is_err() {
+            let _ = tx.try_send(LlmEvent::Error(ProviderError::new(
+                ProviderErrorKind::Unavailable,
+                NAME,
+                "offline LLM is saturated (too many concurrent requests)",
+            )));
+        }
+        rx
+    }
+}
+
+/// Turns raw token bytes into text fragments: llama.cpp pieces may split a UTF-8 character.
+#[derive(Debug, Default)]
+pub(crate) struct Utf8Joiner {
+    pending: Vec<u8>,
+}
+
+impl Utf8Joiner {
+    /// Adds bytes; returns the longest complete UTF-8 prefix.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        match std::str::from_utf8(&self.pending) {
+            Ok(s) => {
+                let s = s.to_string();
+                self.pending.clear();
+                s
+            }
+            Err(e) if e.error_len().is_none() => {
+                // Incomplete character at the end: keep it for the next piece.
+                let valid = e.valid_up_to();
+                let s = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
+                self.pending.drain(..valid);
+                s
+            }
+            Err(_) => {
+                let s = String::from_utf8_lossy(&self.pending).into_owned();
+                self.pending.clear();
+                s
+            }
+        }
+    }
+}
+
+/// Streams one generation: `next_piece` yields token bytes (None at end of generation);
+/// returns the finish reason and completion tokens, or `None` when the receiver went away.
+pub(crate) fn drive(
+    generation: &Generation,
+    events: &mpsc::Sender<LlmEvent>,
+    mut next_piece: impl FnMut() -> Result<Option<Vec<u8>>, String>,
+) -> Result<Option<(&'static str, u32)>, String> {
+    let mut filter = ReplyFilter::new(generation.max_sentences);
+    let mut joiner = Utf8Joiner::default();
+    let mut produced = 0u32;
+    let send = |text: String| -> bool { text.is_empty() || events.blocking_send(LlmEvent::Token(text)).is_ok() };
+    loop {
+        if events.is_closed() {
+            return Ok(None);
+        }
+        if produced >= generation.max_tokens {
+            if !send(filter.finish()) {
+                return Ok(None);
+            }
+            return Ok(Some(("length", produced)));
+        }
+        let Some(piece) = next_piece()? else {
+            if !send(filter.finish()) {
+                return Ok(None);
+            }
+            return Ok(Some(("stop", produced)));
+        };
+        produced += 1;
+        let out = filter.push(&joiner.push(&piece));
+        if !send(out.text) {
+            return Ok(None);
+        }
+        if out.stop {
+            return Ok(Some(("stop", produced)));
+        }
+    }
+}
+
+#[cfg(feature = "local-llm")]
+mod engine {
+    //! llama.cpp backend, model and per-thread contexts, loaded once per process.
+    use super::{drive, Generation, Generator};
+    use crate::providers::local::worker::WorkerPool;
+    use crate::providers::local::{not_installed, LocalModels};
+    use crate::providers::{LlmEvent, ProviderError, ProviderErrorKind, Usage};
+    use llama_cpp_2::context::params::LlamaContextParams;
+    use llama_cpp_2::context::LlamaContext;
+    use llama_cpp_2::llama_backend::LlamaBackend;
+    use llama_cpp_2::llama_batch::LlamaBatch;
+    use llama_cpp_2::model::params::LlamaModelParams;
+    use llama_cpp_2::model::LlamaModel;
+    use llama_cpp_2::sampling::LlamaSampler;
+    use std::num::NonZeroU32;
+    use std::sync::{Arc, Mutex, OnceLock};
+    use tokio::sync::mpsc;
+
+    /// Context window per inference thread (the prompt is kept under ~1,500 tokens).
+    const N_CTX: u32 = 2048;
+    const N_BATCH: u32 = 512;
+    /// Generations queued beyond the running one before new requests are refused.
+    const QUEUE: usize = 32;
+
+    pub(crate) struct LlamaPool {
+        pool: WorkerPool<LlmThread>,
+    }
+
+    /// An inference thread's state: its own context over the shared model.
+    pub(crate) struct LlmThread {
+        model: &'static LlamaModel,
+        ctx: LlamaContext<'static>,
+    }
+
+    /// The backend may be initialised once per process.
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    static SHARED: Mutex<Option<Arc<LlamaPool>>> = Mutex::new(None);
+
+    fn backend() -> Result<&'static LlamaBackend, ProviderError> {
+        BACKEND
+            .get_or_init(|| {
+                llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default().with_logs_enabled(false));
+                LlamaBackend::init().map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| ProviderError::new(ProviderErrorKind::Unavailable, "local", format!("llama.cpp: {e}")))
+    }
+
+    fn threads() -> i32 {
+        std::thread::available_parallelism().map_or(2, |n| n.get()) as i32
+    }
+
+    /// The process-wide generation pool, loading the model on first use.
+    pub(crate) fn shared(models: &LocalModels) -> Result<Arc<LlamaPool>, ProviderError> {
+        let mut guard = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pool) = guard.as_ref() {
+            return Ok(Arc::clone(pool));
+        }
+        let path = models.gemma_path();
+        if !path.is_file() {
+            return Err(not_installed("LLM model (Gemma 3 270M Q4_K_M)", &path, &models.dir));
+        }
+        let backend = backend()?;
+        let model = LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()).map_err(|e| {
+            ProviderError::new(
+                ProviderErrorKind::NotInstalled,
+                "local",
+                format!("cannot load {}: {e}; reinstall with `voice-host models install`", path.display()),
+            )
+        })?;
+        // Loaded once and kept for the life of the process; contexts borrow it on their threads.
+        let model: &'static LlamaModel = Box::leak(Box::new(model));
+        let pool = WorkerPool::spawn("llm", 1, QUEUE, move || {
+            let params = LlamaContextParams::default()
+                .with_n_ctx(NonZeroU32::new(N_CTX))
+                .with_n_batch(N_BATCH)
+                .with_n_threads(threads())
+                .with_n_threads_batch(threads());
+            let ctx = model.new_context(backend, params).map_err(|e| e.to_string())?;
+            Ok(LlmThread { model, ctx })
+        })
+        .map_err(|e| ProviderError::new(ProviderErrorKind::Unavailable, "local", e.to_string()))?;
+        let pool = Arc::new(LlamaPool { pool });
+        *guard = Some(Arc::clone(&pool));
+        Ok(pool)
+    }
+
+    impl Generator for LlamaPool {
+        fn submit(&self, generation: Generation, events: mpsc::Sender<LlmEvent>) -> Result<(), ()> {
+            self.pool
+                .try_submit(Box::new(move |thread: &mut LlmThread| {
+                    if events.is_closed() {
+                        return;
+                    }
+                    if let Err(reason) = generate(thread, &generation, &events) {
+                        let err = ProviderError::new(ProviderErrorKind::Protocol, "local", reason);
+                        let _ = events.blocking_send(LlmEvent::Error(err));
+                    }
+                }))
+                .map_err(|_| ())
+        }
+    }
+
+    fn generate(thread: &mut LlmThread, generation: &Generation, events: &mpsc::Sender<LlmEvent>) -> Result<(), String> {
+        let vocab = thread.model.vocab();
+        let ctx = &mut thread.ctx;
+        ctx.clear_kv_cache();
+        let prompt = vocab.tokenize(generation.prompt.as_bytes(), true, false);
+        if prompt.is_empty() {
+            return Err("empty prompt".into());
+        }
+        let budget = (N_CTX as usize).saturating_sub(generation.max_tokens as usize + 1);
+        let prompt = &prompt[prompt.len().saturating_sub(budget)..];
+
+        let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
+        let mut pos = 0i32;
+        for chunk in prompt.chunks(N_BATCH as usize) {
+            if events.is_closed() {
+                return Ok(());
+            }
+            batch.clear();
+            for (i, &token) in chunk.iter().enumerate() {
+                let last = pos as usize + i + 1 == prompt.len();
+                batch.add(token, pos + i as i32, &[0], last).map_err(|e| e.to_string())?;
+            }
+            ctx.decode(&mut batch).map_err(|e| e.to_string())?;
+            pos += chunk.len() as i32;
+        }
+
+        let mut sampler = if generation.temperature <= 0.0 {
+            LlamaSampler::greedy()
+        } else {
+            LlamaSampler::chain_simple([
+                LlamaSampler::penalties(thread.model.n_vocab(), 64, 1.15, 0.0, 0.0),
+                LlamaSampler::top_k(40),
+                LlamaSampler::top_p(0.9, 1),
+                LlamaSampler::temp(generation.temperature),
+                LlamaSampler::dist(rand::random()),
+            ])
+        };
+        let mut logits_at = batch.n_tokens() - 1;
+        let mut first = true;
+        let outcome = drive(generation, events, || {
+            if !first {
+                ctx.decode(&mut batch).map_err(|e| e.to_string())?;
+                logits_at = 0;
+            }
+            first = false;
+            let token = sampler.sample(ctx, logits_at);
+            if vocab.is_eog(token) {
+                return Ok(None);
+            }
+            let piece = vocab.token_to_piece(token, false, None);
+            batch.clear();
+            batch.add(token, pos, &[0], true).map_err(|e| e.to_string())?;
+            pos += 1;
+            Ok(Some(piece))
+        })?;
+        if let Some((reason, completion)) = outcome {
+            let usage = Usage {
+                prompt_tokens: prompt.len() as u32,
+                completion_tokens: completion,
+            };
+            let _ = events.blocking_send(LlmEvent::Done {
+                finish_reason: Some(reason.to_string()),
+                usage: Some(usage),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::behaviour::{ChatMessage, GenerationSettings, Role};
+
+    #[test]
+    fn request_settings_are_respected_and_defaults_applied() {
+        let mut request = LlmRequest {
+            messages: vec![ChatMessage::new(Role::User, "hi")],
+            ..Default::default()
+        };
+        let g = Generation::from_request(&request);
+        assert_eq!((g.max_tokens, g.temperature), (DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE));
+        assert!(g.prompt.ends_with("User: hi\nAssistant:"));
+        request.settings = GenerationSettings { temperature: Some(9.0), max_tokens: Some(0) };
+        let g = Generation::from_request(&request);
+        assert_eq!((g.max_tokens, g.temperature), (1, 2.0));
+    }
+
+    #[test]
+    fn utf8_split_across_pieces_is_joined() {
+        let mut j = Utf8Joiner::default();
+        let e_acute = "é".as_bytes();
+        assert_eq!(j.push(b"caf"), "caf");
+        assert_eq!(j.push(&e_acute[..1]), "");
+        assert_eq!(j.push(&e_acute[1..]), "é");
+    }
+
+    fn run_drive(pieces: &[&str], max_tokens: u32) -> (Vec<LlmEvent>, Option<(&'static str, u32)>) {
+        let generation = Generation { prompt: String::new(), max_tokens, temperature: 0.0, max_sentences: 3 };
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut iter = pieces.iter().map(|p| p.as_bytes().to_vec());
+        let outcome = drive(&generation, &tx, || Ok(iter.next())).unwrap();
+        drop(tx);
+        let mut events = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        (events, outcome)
+    }
+
+    fn text_of(events: &[LlmEvent]) -> String {
+        events
+            .iter()
+            .map(|e| match e {
+                LlmEvent::Token(t) => t.as_str(),
+                _ => "",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn generation_streams_tokens_and_stops_at_the_next_user_turn() {
+        let (events, outcome) = run_drive(&[" It", " is", " sunny", ".", "\n", "User", ":"], 50);
+        assert_eq!(text_of(&events), "It is sunny.");
+        assert!(events.len() >= 2, "streamed in pieces: {events:?}");
+        assert_eq!(outcome, Some(("stop", 5)));
+    }
+
+    #[test]
+    fn generation_stops_at_max_tokens_with_length_reason() {
+        let (events, outcome) = run_drive(&[" a", " b", " c", " d"], 2);
+        assert_eq!(text_of(&events), "a b");
+        assert_eq!(outcome, Some(("length", 2)));
+    }
+
+    #[test]
+    fn dropped_receiver_stops_generation_at_once() {
+        let generation = Generation { prompt: String::new(), max_tokens: 1000, temperature: 0.0, max_sentences: 3 };
+        let (tx, rx) = mpsc::channel(64);
+        drop(rx);
+        let mut calls = 0;
+        let outcome = drive(&generation, &tx, || {
+            calls += 1;
+            Ok(Some(b" word".to_vec()))
+        })
+        .unwrap();
+        assert_eq!(outcome, None);
+        assert_eq!(calls, 0, "no token is generated for a cancelled request");
+    }
+
+    #[cfg(feature = "local-llm")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gemma_answers_briefly_in_one_streamed_line() {
+        let Some(models) = crate::providers::local::test_models() else { return };
+        let llm = LocalLlm::load(&models).expect("load");
+        let again = LocalLlm::load(&models).expect("second load shares the first");
+        assert!(Arc::ptr_eq(&llm.generator, &again.generator), "one model per process");
+        let request = LlmRequest {
+            messages: vec![
+                ChatMessage::new(Role::System, "You are a helpful voice assistant."),
+                ChatMessage::new(Role::User, "What is the capital of France?"),
+            ],
+            settings: GenerationSettings { temperature: Some(0.0), max_tokens: Some(48) },
+            ..Default::default()
+        };
+        let mut rx = llm.stream(request);
+        let mut tokens = Vec::new();
+        let done = loop {
+            match rx.recv().await.expect("stream ends with done") {
+                LlmEvent::Token(t) => tokens.push(t),
+                LlmEvent::Done { finish_reason, usage } => break (finish_reason, usage),
+                LlmEvent::Error(e) => panic!("{e}"),
+            }
+        };
+        let text: String = tokens.concat();
+        assert!(tokens.len() >= 2, "streamed: {tokens:?}");
+        assert!(!text.contains("User:") && !text.contains('\n'), "{text:?}");
+        assert!(text.to_lowercase().contains("paris"), "{text:?}");
+        let usage = done.1.expect("usage");
+        assert!(usage.prompt_tokens > 20 && usage.completion_tokens as usize >= tokens.len().min(48) / 2);
+
+    }
+}

@@ -1,0 +1,387 @@
+//! Offline speech-to-text provider (`local`): Whisper tiny.en on dedicated threads.
+//!
+//! Per session, an async task buffers the utterance ([`Segmenter`]) and hands it to the Whisper
+//! threads when the host sends `Finalize` (its VAD end of speech), answering with
+//! `Final { speech_final: true }`. While the user speaks, an interim transcript of the audio so
+//! far is produced about once a second when no other transcription of this stream is running.
+//! Dropping the stream cancels a running transcription between decoding steps.
+
+use super::segment::{Segmented, Segmenter};
+use crate::providers::{
+    ProviderError, ProviderErrorKind, SttEvent, SttInput, SttParams, SttProvider, SttStream, Word,
+};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+const NAME: &str = "local";
+/// Frames the session may queue ahead of the stream task (about 5 s of 20 ms frames).
+const INPUT_QUEUE: usize = 256;
+const EVENT_QUEUE: usize = 64;
+/// Interim transcripts while speaking, every this much new speech.
+const INTERIM_EVERY_SAMPLES: usize = 16_000;
+
+/// A transcription job's answer: `Ok(None)` when cancelled.
+type Transcript = Result<Option<String>, String>;
+
+/// Runs transcriptions off the async runtime.
+pub(crate) trait Transcriber: Send + Sync + 'static {
+    /// Queues `audio` (16 kHz PCM16); the answer arrives on `reply`. `Err` when saturated.
+    fn submit(&self, audio: Vec<i16>, reply: oneshot::Sender<Transcript>) -> Result<(), ()>;
+}
+
+/// The offline speech-to-text provider. Cheap to share: all sessions use one loaded model.
+pub struct LocalStt {
+    transcriber: Arc<dyn Transcriber>,
+}
+
+impl LocalStt {
+    /// Loads Whisper tiny.en from `models` once per process (later calls share the first load).
+    pub fn load(models: &super::LocalModels) -> Result<Arc<Self>, ProviderError> {
+        #[cfg(feature = "local-stt")]
+        {
+            engine::shared(models).map(|transcriber| {
+                Arc::new(Self {
+                    transcriber: transcriber as Arc<dyn Transcriber>,
+                })
+            })
+        }
+        #[cfg(not(feature = "local-stt"))]
+        {
+            let _ = models;
+            Err(super::feature_off("speech-to-text", "local-stt"))
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn with_transcriber(transcriber: Arc<dyn Transcriber>) -> Self {
+        Self { transcriber }
+    }
+}
+
+impl SttProvider for LocalStt {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn open(&self, _params: SttParams) -> SttStream {
+        let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+        let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+        tokio::spawn(run_stream(Arc::clone(&self.transcriber), input_rx, event_tx));
+        SttStream {
+            input: input_tx,
+            events: event_rx,
+        }
+    }
+}
+
+/// A transcription in flight for this stream.
+struct Pending {
+    reply: oneshot::Receiver<Transcript>,
+    /// `Some` for a final: the utterance's start (ms) and length (samples).
+    final_of: Option<(u32, usize)>,
+    /// The utterance an interim belongs to (stale interims are dropped).
+    utterance: u64,
+}
+
+async fn run_stream(
+    transcriber: Arc<dyn Transcriber>,
+    mut input: mpsc::Receiver<SttInput>,
+    events: mpsc::Sender<SttEvent>,
+) {
+    let mut seg = Segmenter::new();
+    let mut utterance_id: u64 = 0;
+    let mut pending: Option<Pending> = None;
+    // Finals waiting for the in-flight job: (audio, start ms).
+    let mut finals: std::collections::VecDeque<(Vec<i16>, u32)> = Default::default();
+    let mut last_interim_len = 0usize;
+    let mut closing = false;
+
+    loop {
+        // Start the next final as soon as nothing runs.
+        if pending.is_none() {
+            if let Some((audio, start_ms)) = finals.pop_front() {
+                let len = audio.len();
+                match submit(&transcriber, audio) {
+                    Ok(reply) => pending = Some(Pending { reply, final_of: Some((start_ms, len)), utterance: utterance_id }),
+                    Err(err) => {
+                        if events.send(SttEvent::Error(err)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
+            if closing {
+                return;
+            }
+        }
+
+        tokio::select! {
+            done = async { (&mut pending.as_mut().expect("guarded").reply).await }, if pending.is_some() => {
+                let job = pending.take().expect("guarded");
+                let event = match (done, job.final_of) {
+                    (Ok(Ok(Some(text))), Some((start_ms, len))) => Some(final_event(text, start_ms, len)),
+                    (Ok(Ok(Some(text))), None) if job.utterance == utterance_id && seg.in_speech() && !text.is_empty() => {
+                        Some(SttEvent::Interim { words: words_of(&text, seg.utterance_start_ms(), seg.utterance_len()), text })
+                    }
+                    (Ok(Err(reason)), Some(_)) => Some(SttEvent::Error(ProviderError::new(ProviderErrorKind::Protocol, NAME, reason))),
+                    _ => None,
+                };
+                if let Some(event) = event {
+                    if events.send(event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            msg = input.recv(), if !closing => {
+                match msg {
+                    Some(SttInput::Audio(samples)) => {
+                        match seg.push(&samples) {
+                            Segmented::SpeechStarted => {
+                                utterance_id += 1;
+                                last_interim_len = 0;
+                                if events.send(SttEvent::SpeechStarted).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Segmented::Full => {
+                                let start = seg.utterance_start_ms();
+                                if let Some(audio) = seg.take() {
+                                    finals.push_back((audio, start));
+                                }
+                            }
+                            Segmented::Nothing => {}
+                        }
+                        let len = seg.utterance_len();
+                        if pending.is_none() && finals.is_empty() && len >= last_interim_len + INTERIM_EVERY_SAMPLES {
+                            last_interim_len = len;
+                            // Interims are best effort: a saturated pool just skips them.
+                            if let Ok(reply) = submit(&transcriber, seg.snapshot()) {
+                                pending = Some(Pending { reply, final_of: None, utterance: utterance_id });
+                            }
+                        }
+                    }
+                    Some(SttInput::Finalize) => {
+                        let start = seg.utterance_start_ms();
+                        match seg.take() {
+                            Some(audio) => finals.push_back((audio, start)),
+                            None if finals.is_empty() && pending.as_ref().is_none_or(|p| p.final_of.is_none()) => {
+                                // Nothing was heard: still answer, so the session is not left waiting.
+                                let empty = SttEvent::Final { text: String::new(), words: Vec::new(), speech_final: true };
+                                if events.send(empty).await.is_err() {
+                                    return;
+                                }
+                            }
+                            None => {}
+                        }
+                        // A running interim is now stale; a final of this utterance replaces it.
+                        if pending.as_ref().is_some_and(|p| p.final_of.is_none()) {
+                            pending = None;
+                        }
+                    }
+                    Some(SttInput::Close) | None => {
+                        let start = seg.utterance_start_ms();
+                        if let Some(audio) = seg.take() {
+                            finals.push_back((audio, start));
+                        }
+                        if pending.as_ref().is_some_and(|p| p.final_of.is_none()) {
+                            pending = None;
+                        }
+                        closing = true;
+                    }
+                }
+            }
+            _ = events.closed() => return,
+        }
+    }
+}
+
+fn submit(transcriber: &Arc<dyn Transcriber>, audio: Vec<i16>) -> Result<oneshot::Receiver<Transcript>, ProviderError> {
+    let (tx, rx) = oneshot::channel();
+    transcriber.submit(audio, tx).map_err(|()| {
+        ProviderError::new(
+            ProviderErrorKind::Unavailable,
+            NAME,
+            "offline speech-to-text is saturated (too many concurrent sessions)",
+        )
+    })?;
+    Ok(rx)
+}
+
+fn final_event(text: String, start_ms: u32, samples: usize) -> SttEvent {
+    SttEvent::Final {
+        words: words_of(&text, start_ms, samples),
+        text,
+        speech_final: true,
+    }
+}
+
+/// Words with approximate timing: Whisper is decoded without timestamps here, so the words are
+/// spread evenly over the utterance. Confidence is not estimated (reported as 1.0).
+fn words_of(text: &str, start_ms: u32, samples: usize) -> Vec<Word> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let span_ms = (samples / 16) as u32;
+    let n = words.len().max(1) as u32;
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| Word {
+            word: w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'').to_lowercase(),
+            start_ms: start_ms + span_ms * i as u32 / n,
+            end_ms: start_ms + span_ms * (i as u32 + 1) / n,
+            confidence: 1.0,
+        })
+        .collect()
+}
+
+#[cfg(feature = "local-stt")]
+mod engine {
+    //! The Whisper worker pool, loaded once per process.
+    use super::{Transcriber, Transcript};
+    use crate::providers::local::whisper::{EncoderWindow, WhisperModel};
+    use crate::providers::local::worker::WorkerPool;
+    use crate::providers::local::{not_installed, LocalModels};
+    use crate::providers::ProviderError;
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::oneshot;
+
+    /// Jobs queued beyond the running ones before new work is refused.
+    const QUEUE: usize = 32;
+
+    pub(crate) struct WhisperPool {
+        pool: WorkerPool<WhisperModel>,
+    }
+
+    impl Transcriber for WhisperPool {
+        fn submit(&self, audio: Vec<i16>, reply: oneshot::Sender<Transcript>) -> Result<(), ()> {
+            self.pool
+                .try_submit(Box::new(move |model: &mut WhisperModel| {
+                    if reply.is_closed() {
+                        return;
+                    }
+                    let samples: Vec<f32> = audio.iter().map(|&s| f32::from(s) / 32_768.0).collect();
+                    let result = model.transcribe(&samples, EncoderWindow::default(), &|| reply.is_closed());
+                    let _ = reply.send(result);
+                }))
+                .map_err(|_| ())
+        }
+    }
+
+    static SHARED: Mutex<Option<Arc<WhisperPool>>> = Mutex::new(None);
+
+    /// The process-wide Whisper pool, loading the model on first use.
+    pub(crate) fn shared(models: &LocalModels) -> Result<Arc<WhisperPool>, ProviderError> {
+        let mut guard = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pool) = guard.as_ref() {
+            return Ok(Arc::clone(pool));
+        }
+        let dir = models.whisper_dir();
+        if !dir.join(crate::providers::local::models::WHISPER_MODEL).is_file() {
+            return Err(not_installed("speech-to-text model (Whisper tiny.en)", &dir, &models.dir));
+        }
+        let model = WhisperModel::load(&dir).map_err(|reason| {
+            ProviderError::new(
+                crate::providers::ProviderErrorKind::NotInstalled,
+                "local",
+                format!("cannot load Whisper from {}: {reason}; reinstall with `voice-host models install`", dir.display()),
+            )
+        })?;
+        // One thread: candle already spreads each matrix product over all cores.
+        let pool = WorkerPool::spawn("whisper", 1, QUEUE, move || Ok(model.clone()))
+            .map_err(|e| ProviderError::new(crate::providers::ProviderErrorKind::Unavailable, "local", e.to_string()))?;
+        let pool = Arc::new(WhisperPool { pool });
+        *guard = Some(Arc::clone(&pool));
+        Ok(pool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Answers with the number of samples it was given, on its own thread.
+    struct CountingTranscriber {
+        calls: AtomicUsize,
+    }
+
+    impl Transcriber for CountingTranscriber {
+        fn submit(&self, audio: Vec<i16>, reply: oneshot::Sender<Transcript>) -> Result<(), ()> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let _ = reply.send(Ok(Some(format!("heard {} samples", audio.len()))));
+            });
+            Ok(())
+        }
+    }
+
+    fn tone(ms: usize) -> Vec<i16> {
+        (0..ms * 16).map(|i| (8_000.0 * (i as f32 * 0.0864).sin()) as i16).collect()
+    }
+
+    #[tokio::test]
+    async fn finalize_transcribes_the_buffered_utterance_as_speech_final() {
+        let stt = LocalStt::with_transcriber(Arc::new(CountingTranscriber { calls: AtomicUsize::new(0) }));
+        let mut stream = stt.open(SttParams::default());
+        for _ in 0..25 {
+            stream.input.send(SttInput::Audio(vec![0; 320])).await.unwrap();
+        }
+        for chunk in tone(600).chunks(320) {
+            stream.input.send(SttInput::Audio(chunk.to_vec())).await.unwrap();
+        }
+        stream.input.send(SttInput::Finalize).await.unwrap();
+        assert_eq!(stream.events.recv().await, Some(SttEvent::SpeechStarted));
+        match stream.events.recv().await {
+            Some(SttEvent::Final { text, words, speech_final }) => {
+                assert!(speech_final);
+                assert!(text.starts_with("heard "), "{text}");
+                let n: usize = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+                assert!((9_600..=9_600 + 4_800).contains(&n), "utterance plus pre-roll, got {n}");
+                assert_eq!(words.len(), 3);
+                assert!(words[0].start_ms < words[2].end_ms);
+            }
+            other => panic!("expected a final, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn finalize_without_speech_answers_an_empty_final() {
+        let stt = LocalStt::with_transcriber(Arc::new(CountingTranscriber { calls: AtomicUsize::new(0) }));
+        let mut stream = stt.open(SttParams::default());
+        stream.input.send(SttInput::Audio(vec![0; 3_200])).await.unwrap();
+        stream.input.send(SttInput::Finalize).await.unwrap();
+        assert_eq!(
+            stream.events.recv().await,
+            Some(SttEvent::Final { text: String::new(), words: vec![], speech_final: true })
+        );
+    }
+
+    #[tokio::test]
+    async fn long_speech_gets_interim_results_before_the_final() {
+        let stt = LocalStt::with_transcriber(Arc::new(CountingTranscriber { calls: AtomicUsize::new(0) }));
+        let mut stream = stt.open(SttParams::default());
+        let mut saw_interim = false;
+        for chunk in tone(3_000).chunks(320) {
+            stream.input.send(SttInput::Audio(chunk.to_vec())).await.unwrap();
+            // Give the interim job a chance to answer, as real-time audio would.
+            tokio::task::yield_now().await;
+            while let Ok(event) = stream.events.try_recv() {
+                saw_interim |= matches!(event, SttEvent::Interim { .. });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        stream.input.send(SttInput::Finalize).await.unwrap();
+        loop {
+            match stream.events.recv().await {
+                Some(SttEvent::Interim { .. }) => saw_interim = true,
+                Some(SttEvent::Final { speech_final, .. }) => {
+                    assert!(speech_final);
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("stream ended without a final"),
+            }
+        }
+        assert!(saw_interim, "3 s of speech should produce an interim result");
+    }
+}

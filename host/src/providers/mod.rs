@@ -1,0 +1,167 @@
+//! Provider traits: speech-to-text, LLM and text-to-speech, each streaming both ways and
+//! cancellable. A provider returns channel handles and runs its own task; dropping the handle
+//! cancels the stream (the task notices the closed channel and drops its connection).
+//!
+//! Concrete providers live in submodules (cloud: deepgram, openai, elevenlabs; offline: local).
+
+pub mod error;
+pub mod factory;
+pub mod cloud;
+pub mod local;
+
+pub use error::{ProviderError, ProviderErrorKind};
+
+use crate::behaviour::{ChatMessage, GenerationSettings};
+use tokio::sync::mpsc;
+
+/// Audio handed to speech-to-text: 16 kHz mono PCM16, 20 ms frames (320 samples) or a few of them.
+pub const STT_SAMPLE_RATE: u32 = 16_000;
+
+/// Client side of an open speech-to-text stream (one per session).
+pub struct SttStream {
+    pub input: mpsc::Sender<SttInput>,
+    pub events: mpsc::Receiver<SttEvent>,
+}
+
+/// What the session sends to speech-to-text.
+#[derive(Debug, Clone)]
+pub enum SttInput {
+    /// 16 kHz mono PCM16 samples.
+    Audio(Vec<i16>),
+    /// Local end of speech: flush and finalise what is buffered.
+    Finalize,
+    /// End of session: flush, then close the stream.
+    Close,
+}
+
+/// A recognised word with its timing (ms from the start of the stream).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Word {
+    pub word: String,
+    pub start_ms: u32,
+    pub end_ms: u32,
+    pub confidence: f32,
+}
+
+/// What speech-to-text reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SttEvent {
+    /// The provider heard speech start (before any transcript).
+    SpeechStarted,
+    /// An interim guess for the current utterance segment (may be revised).
+    Interim { text: String, words: Vec<Word> },
+    /// A final segment; `speech_final` says the provider saw the end of the utterance.
+    Final {
+        text: String,
+        words: Vec<Word>,
+        speech_final: bool,
+    },
+    /// No new word was finalised for a while: the utterance ended.
+    UtteranceEnd,
+    /// The stream failed and could not recover.
+    Error(ProviderError),
+}
+
+/// Options for a speech-to-text stream.
+#[derive(Debug, Clone, Default)]
+pub struct SttParams {
+    pub session_id: String,
+    pub language: Option<String>,
+}
+
+/// Speech-to-text provider.
+pub trait SttProvider: Send + Sync {
+    /// Short name for logs and `/readyz` (e.g. "deepgram", "local").
+    fn name(&self) -> &'static str;
+    /// Open a stream for one session. Connection errors arrive as `SttEvent::Error`.
+    fn open(&self, params: SttParams) -> SttStream;
+}
+
+/// One LLM request.
+#[derive(Debug, Clone, Default)]
+pub struct LlmRequest {
+    pub session_id: String,
+    pub turn: u32,
+    pub messages: Vec<ChatMessage>,
+    pub settings: GenerationSettings,
+}
+
+/// Token usage reported at the end of a completion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// What the LLM stream reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmEvent {
+    /// A text fragment of the reply.
+    Token(String),
+    /// The reply is complete.
+    Done {
+        finish_reason: Option<String>,
+        usage: Option<Usage>,
+    },
+    /// The request failed (before or during the stream).
+    Error(ProviderError),
+}
+
+/// LLM provider. Dropping the receiver cancels the request at once.
+pub trait LlmProvider: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn stream(&self, request: LlmRequest) -> mpsc::Receiver<LlmEvent>;
+}
+
+/// Options for a text-to-speech stream (one per reply).
+#[derive(Debug, Clone, Default)]
+pub struct TtsParams {
+    pub session_id: String,
+    pub turn: u32,
+    pub voice: Option<String>,
+    /// The sample rate the session would like (providers may answer with another; resampled).
+    pub preferred_rate: u32,
+}
+
+/// Client side of a text-to-speech stream for one reply.
+pub struct TtsStream {
+    pub input: mpsc::Sender<TtsInput>,
+    pub events: mpsc::Receiver<TtsEvent>,
+}
+
+/// What the session sends to text-to-speech.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TtsInput {
+    /// A complete sentence (or clause) of the reply.
+    Text(String),
+    /// End of the reply: synthesise what is buffered, then finish.
+    Flush,
+}
+
+/// Character timing within an audio chunk (ms relative to the chunk's start).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Alignment {
+    pub chars: Vec<char>,
+    pub start_ms: Vec<u32>,
+    pub duration_ms: Vec<u32>,
+}
+
+/// What text-to-speech reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TtsEvent {
+    /// Mono PCM16 audio at `sample_rate`, with optional character alignment.
+    Audio {
+        samples: Vec<i16>,
+        sample_rate: u32,
+        alignment: Option<Alignment>,
+    },
+    /// All text sent so far has been synthesised and the reply is complete (after `Flush`).
+    Done,
+    Error(ProviderError),
+}
+
+/// Text-to-speech provider.
+pub trait TtsProvider: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn open(&self, params: TtsParams) -> TtsStream;
+}

@@ -1,0 +1,55 @@
+//! `/healthz`, `/readyz` and `/metrics`.
+
+use super::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+use std::sync::Arc;
+
+/// 200 while the process is up.
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// 200 when sessions can be served, else 503 with the reasons.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let reasons = state.not_ready_reasons();
+    let providers = json!({
+        "stt": state.deps.providers.stt.name(),
+        "llm": state.deps.providers.llm.name(),
+        "tts": state.deps.providers.tts.name(),
+    });
+    if reasons.is_empty() {
+        (
+            StatusCode::OK,
+            Json(json!({
+                "status": "ready",
+                "sessions": state.active_sessions(),
+                "providers": providers,
+            })),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "unavailable",
+                "reasons": reasons,
+                "providers": providers,
+            })),
+        )
+    }
+}
+
+/// Prometheus metrics of the host and the plug-in runtime.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let mut body = crate::metrics::global().render();
+    if let Some(r) = &state.registry {
+        body.push_str(&r.prometheus());
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+}

@@ -1,0 +1,255 @@
+//! The HTTP server: `/agent` (client protocol v1), health, readiness, metrics, admin; startup
+//! from the configuration and graceful shutdown.
+
+mod agent;
+mod health;
+mod state;
+mod web;
+
+pub use state::AppState;
+
+use crate::behaviour::defaults::{BargeInRules, BuiltinBehaviours};
+use crate::behaviour::BehaviourSource;
+use crate::config::Config;
+use crate::plugins::{PluginRegistry, PluginSettings, SlotSettings};
+use crate::session::orchestrator::OrchestratorConfig;
+use crate::session::{Providers, SessionDeps};
+use axum::routing::get;
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The built-in barge-in rules from the `TTS_*` settings.
+pub fn barge_in_rules(cfg: &Config) -> BargeInRules {
+    BargeInRules {
+        threshold_words: cfg.tts_barge_threshold_words,
+        min_agent_ms: cfg.tts_min_duration_ms.min(u32::MAX as u64) as u32,
+        protect_phrases: cfg.tts_protected_phrases,
+    }
+}
+
+/// Plug-in runtime settings from the host configuration. The barge-in slot also receives the
+/// `TTS_*` rules so the reference policies follow them.
+pub fn plugin_settings(cfg: &Config) -> PluginSettings {
+    let slot = |s: &crate::config::SlotConfig, extra: Vec<(String, String)>| SlotSettings {
+        path: s.path.clone(),
+        config: extra.into_iter().chain(s.config.iter().cloned()).collect(),
+    };
+    let rules = barge_in_rules(cfg);
+    PluginSettings {
+        intent: slot(&cfg.intent_plugin, vec![]),
+        prompt: slot(&cfg.prompt_plugin, vec![]),
+        barge_in: slot(
+            &cfg.barge_in_plugin,
+            vec![
+                ("threshold_words".into(), rules.threshold_words.to_string()),
+                ("min_agent_ms".into(), rules.min_agent_ms.to_string()),
+                ("protect_phrases".into(), rules.protect_phrases.to_string()),
+            ],
+        ),
+        memory_limit_bytes: cfg.plugin_memory_mb * 1024 * 1024,
+        call_deadline_ms: cfg.plugin_deadline_ms,
+        max_sessions: cfg.max_sessions.min(u32::MAX as usize) as u32,
+        watch: cfg.plugin_watch,
+        ..PluginSettings::default()
+    }
+}
+
+/// The orchestrator settings shared by all sessions.
+pub fn orchestrator_config(cfg: &Config) -> OrchestratorConfig {
+    let patterns = cfg
+        .protected_patterns
+        .iter()
+        .filter_map(|p| regex::Regex::new(p).ok())
+        .collect();
+    OrchestratorConfig {
+        silence_timeout_ms: cfg.stt_silence_timeout_ms,
+        pause_timeout_ms: cfg.pause_timeout_ms,
+        lead_ms: cfg.audio_lead_ms,
+        protect_phrases: cfg.tts_protected_phrases,
+        protected_patterns: Arc::new(patterns),
+        memory_turns: cfg.memory_turns,
+        memory_chars: cfg.memory_chars,
+        ..OrchestratorConfig::default()
+    }
+}
+
+/// Why the server could not start (reported as one line, exit status 2).
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Everything built from the configuration before the port is bound.
+pub struct Prepared {
+    pub state: Arc<AppState>,
+    pub registry: Option<Arc<PluginRegistry>>,
+}
+
+/// Build providers and plug-ins from the configuration.
+pub fn prepare(cfg: Config) -> Result<Prepared, StartError> {
+    let built = crate::providers::factory::build(&cfg);
+    prepare_with(cfg, built.providers, built.problems)
+}
+
+/// Like [`prepare`] with given providers (embedding and tests).
+pub fn prepare_with(
+    cfg: Config,
+    providers: Providers,
+    problems: Vec<String>,
+) -> Result<Prepared, StartError> {
+    let fallback = BuiltinBehaviours {
+        rules: barge_in_rules(&cfg),
+    };
+    let any_plugin = [&cfg.intent_plugin, &cfg.prompt_plugin, &cfg.barge_in_plugin]
+        .iter()
+        .any(|s| s.path.is_some());
+    let (behaviours, registry): (Arc<dyn BehaviourSource>, Option<Arc<PluginRegistry>>) =
+        if any_plugin {
+            let registry = PluginRegistry::start(plugin_settings(&cfg), fallback)
+                .map_err(|e| StartError(format!("plug-ins: {e}")))?;
+            (registry.clone(), Some(registry))
+        } else {
+            (Arc::new(fallback), None)
+        };
+    let cfg = Arc::new(cfg);
+    let deps = Arc::new(SessionDeps {
+        orchestrator: orchestrator_config(&cfg),
+        config: cfg.clone(),
+        providers,
+        behaviours,
+    });
+    let state = AppState::new(cfg, deps, problems, registry.clone());
+    Ok(Prepared { state, registry })
+}
+
+/// The router of all endpoints.
+pub fn router(prepared: &Prepared) -> Router {
+    let state = prepared.state.clone();
+    let mut app = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/agent", get(agent::upgrade))
+        .route("/twilio", get(crate::transport::twilio::upgrade))
+        .route("/twilio/voice", axum::routing::post(crate::transport::twilio::voice))
+        .merge(web::routes())
+        .with_state(state.clone());
+    if let Some(registry) = &prepared.registry {
+        app = app.merge(crate::plugins::admin_routes(
+            registry.clone(),
+            state.config.admin_token.clone(),
+        ));
+    }
+    app
+}
+
+/// A running server (for embedding and tests).
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Start serving on `listener` (e.g. 127.0.0.1:0).
+    pub fn spawn(prepared: Prepared, listener: TcpListener) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let app = router(&prepared);
+        let state = prepared.state.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let drain_state = state.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop_rx.await;
+                drain(&drain_state).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "server failed");
+            }
+        });
+        Ok(Self {
+            addr,
+            state,
+            stop: Some(stop_tx),
+            task,
+        })
+    }
+
+    /// Begin a graceful shutdown and wait for it to complete.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.task.await;
+    }
+
+    /// Begin a graceful shutdown without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Wait for the server to finish.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Stop accepting sessions, let turns in flight finish up to the drain timeout, then close the
+/// rest with 1001.
+pub async fn drain(state: &AppState) {
+    state.begin_drain();
+    let timeout = Duration::from_millis(state.config.drain_timeout_ms);
+    if tokio::time::timeout(timeout, state.all_sessions_ended())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = state.active_sessions(),
+            "drain timeout: closing remaining sessions"
+        );
+        state.force_close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), state.all_sessions_ended()).await;
+    }
+    tracing::info!("all sessions closed");
+}
+
+/// Resolve on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Watches for the forced close at the end of a drain.
+pub type ForceClose = watch::Receiver<bool>;

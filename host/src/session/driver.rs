@@ -1,0 +1,520 @@
+//! The I/O side of a session: one task that feeds the orchestrator with client audio and
+//! messages, provider streams, plug-in answers and timers, and carries out its actions.
+
+use super::events::{Action, Event};
+use super::orchestrator::{Orchestrator, OrchestratorConfig};
+use super::{Inbound, Outbound, SessionDeps, StartParams};
+use crate::audio::{InputPipeline, OutputPipeline, VadConfig};
+use crate::behaviour::{
+    BargeInDecision, BargeInEvent, BargeInPolicy, Behaviours, IntentInput, PromptInput,
+    PromptOutput,
+};
+use crate::providers::{
+    LlmEvent, LlmRequest, SttInput, SttParams, SttStream, TtsEvent, TtsInput, TtsParams, TtsStream,
+};
+use crate::transport::protocol::{close, ClientMessage, ServerMessage};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// STT audio is batched to this many ms per message (fewer channel sends per session).
+const STT_BATCH_SAMPLES: usize = 320 * 2;
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers from work done off the session task (plug-in calls).
+enum Background {
+    Planned {
+        turn: u32,
+        output: PromptOutput,
+        plugins_ms: f64,
+        intent: Box<dyn crate::behaviour::IntentAnalyzer>,
+        prompt: Box<dyn crate::behaviour::PromptShaper>,
+    },
+    Decided {
+        turn: u32,
+        seq: u32,
+        decision: BargeInDecision,
+        policy: Box<dyn BargeInPolicy>,
+    },
+}
+
+/// The behaviours of the session; a slot is `None` while its plug-in call runs off-task.
+struct Slots {
+    intent: Option<Box<dyn crate::behaviour::IntentAnalyzer>>,
+    prompt: Option<Box<dyn crate::behaviour::PromptShaper>>,
+    barge_in: Option<Box<dyn BargeInPolicy>>,
+    /// A barge-in question that arrived while the policy was busy (only the newest matters).
+    queued_ask: Option<(u32, u32, BargeInEvent)>,
+}
+
+struct Driver {
+    deps: Arc<SessionDeps>,
+    start: StartParams,
+    epoch: Instant,
+    orch: Orchestrator,
+    out: mpsc::Sender<Outbound>,
+    stt_in: mpsc::Sender<SttInput>,
+    stt_events: Option<mpsc::Receiver<crate::providers::SttEvent>>,
+    stt_batch: Vec<i16>,
+    llm_turn: u32,
+    llm_rx: Option<mpsc::Receiver<LlmEvent>>,
+    tts_turn: u32,
+    tts_in: Option<mpsc::Sender<TtsInput>>,
+    tts_rx: Option<mpsc::Receiver<TtsEvent>>,
+    output: OutputPipeline,
+    slots: Slots,
+    bg_tx: mpsc::Sender<Background>,
+    host_busy: Duration,
+    actions: Vec<Action>,
+    closing: bool,
+}
+
+/// Run a session until the client leaves or the orchestrator closes it.
+pub async fn run(
+    deps: Arc<SessionDeps>,
+    start: StartParams,
+    mut inbound: mpsc::Receiver<Inbound>,
+    out: mpsc::Sender<Outbound>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let vad = VadConfig {
+        aggressiveness: deps.config.vad_aggressiveness,
+        start_frames: deps.config.vad_start_frames,
+        hangover_ms: deps.config.vad_hangover_ms,
+    };
+    let mut input = match InputPipeline::new(start.input, vad) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = out.try_send(Outbound::Json(
+                ServerMessage::error("bad_audio_format", e, true).to_json(),
+            ));
+            let _ = out.try_send(Outbound::Close {
+                code: close::POLICY,
+                reason: "bad audio format".into(),
+            });
+            return;
+        }
+    };
+    let orch_cfg = OrchestratorConfig {
+        output: start.output,
+        greeting: start.agent.greeting.clone(),
+        ..deps.orchestrator.clone()
+    };
+    let behaviours: Behaviours = deps.behaviours.for_session(&start.session_id);
+    let (bg_tx, mut bg_rx) = mpsc::channel(8);
+    let SttStream { input: stt_in, events: stt_events } = deps.providers.stt.open(SttParams {
+        session_id: start.session_id.clone(),
+        language: Some(deps.config.stt_language.clone()),
+    });
+    let mut d = Driver {
+        output: OutputPipeline::new(start.output),
+        orch: Orchestrator::new(orch_cfg),
+        epoch: Instant::now(),
+        out,
+        stt_events: Some(stt_events),
+        stt_in,
+        stt_batch: Vec::with_capacity(STT_BATCH_SAMPLES),
+        llm_turn: 0,
+        llm_rx: None,
+        tts_turn: 0,
+        tts_in: None,
+        tts_rx: None,
+        slots: Slots {
+            intent: Some(behaviours.intent),
+            prompt: Some(behaviours.prompt),
+            barge_in: Some(behaviours.barge_in),
+            queued_ask: None,
+        },
+        bg_tx,
+        host_busy: Duration::ZERO,
+        actions: Vec::with_capacity(32),
+        closing: false,
+        deps,
+        start,
+    };
+    let now = d.now();
+    d.orch.start(now, &mut d.actions);
+    d.apply_actions();
+
+    let mut draining = false;
+    while !d.closing {
+        let wake_at = d
+            .orch
+            .next_wakeup()
+            .map(|at| d.epoch + Duration::from_millis(at));
+        let sleep = async move {
+            match wake_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            msg = inbound.recv() => match msg {
+                Some(Inbound::Audio(bytes)) => {
+                    let t0 = Instant::now();
+                    let mut transitions = Vec::new();
+                    let batch = &mut d.stt_batch;
+                    let mut full = Vec::new();
+                    input.push(&bytes, |frame, _at, t| {
+                        batch.extend_from_slice(frame);
+                        if batch.len() >= STT_BATCH_SAMPLES {
+                            full.push(std::mem::replace(batch, Vec::with_capacity(STT_BATCH_SAMPLES)));
+                        }
+                        if let Some(t) = t {
+                            transitions.push(t);
+                        }
+                    });
+                    for samples in full {
+                        d.send_stt(SttInput::Audio(samples));
+                    }
+                    d.host_busy += t0.elapsed();
+                    for t in transitions {
+                        d.feed(Event::Vad(t));
+                    }
+                }
+                Some(Inbound::Message(m)) => d.on_client_message(m),
+                Some(Inbound::Error { code, message }) => {
+                    d.send_json(ServerMessage::error(&code, message, false));
+                }
+                None => {
+                    // The client went away.
+                    d.feed(Event::Stop);
+                    d.closing = true;
+                }
+            },
+            ev = recv_opt(&mut d.stt_events) => match ev {
+                Some(e) => d.feed(Event::Stt(e)),
+                None => d.stt_events = None,
+            },
+            ev = recv_opt(&mut d.llm_rx) => {
+                let turn = d.llm_turn;
+                match ev {
+                    Some(event) => d.feed(Event::Llm { turn, event }),
+                    None => {
+                        d.llm_rx = None;
+                    }
+                }
+            }
+            ev = recv_opt(&mut d.tts_rx) => match ev {
+                Some(e) => d.on_tts(e),
+                None => d.tts_rx = None,
+            },
+            Some(bg) = bg_rx.recv() => d.on_background(bg),
+            _ = sleep => d.feed(Event::Tick),
+            changed = shutdown.changed(), if !draining => {
+                draining = true;
+                if changed.is_ok() {
+                    d.feed(Event::Drain);
+                }
+            }
+        }
+    }
+    let _ = d.stt_in.try_send(SttInput::Close);
+}
+
+impl Driver {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn feed(&mut self, event: Event) {
+        let t0 = Instant::now();
+        let now = self.now();
+        self.orch.handle(now, event, &mut self.actions);
+        self.host_busy += t0.elapsed();
+        self.apply_actions();
+    }
+
+    fn send_json(&mut self, m: ServerMessage) {
+        self.send(Outbound::Json(m.to_json()));
+    }
+
+    fn send(&mut self, o: Outbound) {
+        if self.closing {
+            return;
+        }
+        if let Err(e) = self.out.try_send(o) {
+            // A client that does not read its socket must not make the server buffer without
+            // bound: end its session.
+            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                tracing::warn!(session = %self.start.session_id, "client too slow, closing");
+                let _ = self.out.try_send(Outbound::Close {
+                    code: close::POLICY,
+                    reason: "client not reading".into(),
+                });
+            }
+            self.closing = true;
+        }
+    }
+
+    fn send_stt(&mut self, input: SttInput) {
+        if self.stt_in.try_send(input).is_err() {
+            crate::metrics::global().stt_audio_dropped.inc();
+        }
+    }
+
+    fn on_client_message(&mut self, m: ClientMessage) {
+        match m {
+            ClientMessage::Start { .. } => {
+                self.send_json(ServerMessage::error(
+                    "already_started",
+                    "the session has already started",
+                    false,
+                ));
+            }
+            ClientMessage::Text { text } => {
+                if text.chars().count() > 4000 {
+                    self.send_json(ServerMessage::error(
+                        "text_too_long",
+                        "a typed turn may have at most 4000 characters",
+                        false,
+                    ));
+                } else {
+                    self.feed(Event::UserText(text));
+                }
+            }
+            ClientMessage::Playback { played_ms } => self.feed(Event::Playback { played_ms }),
+            ClientMessage::Stop {} => self.feed(Event::Stop),
+        }
+    }
+
+    fn on_tts(&mut self, e: TtsEvent) {
+        let turn = self.tts_turn;
+        match e {
+            TtsEvent::Audio {
+                samples,
+                sample_rate,
+                alignment,
+            } => {
+                let t0 = Instant::now();
+                let mut bytes = Vec::with_capacity(samples.len() * 2);
+                self.output.push(&samples, sample_rate, &mut bytes);
+                self.host_busy += t0.elapsed();
+                self.feed(Event::TtsAudio {
+                    turn,
+                    bytes,
+                    alignment,
+                });
+            }
+            TtsEvent::Done => {
+                let mut bytes = Vec::new();
+                self.output.flush(&mut bytes);
+                if !bytes.is_empty() {
+                    self.feed(Event::TtsAudio {
+                        turn,
+                        bytes,
+                        alignment: None,
+                    });
+                }
+                self.tts_rx = None;
+                self.tts_in = None;
+                self.feed(Event::TtsDone { turn });
+            }
+            TtsEvent::Error(error) => {
+                self.tts_rx = None;
+                self.tts_in = None;
+                self.feed(Event::TtsError { turn, error });
+            }
+        }
+    }
+
+    fn on_background(&mut self, bg: Background) {
+        match bg {
+            Background::Planned {
+                turn,
+                output,
+                plugins_ms,
+                intent,
+                prompt,
+            } => {
+                self.slots.intent = Some(intent);
+                self.slots.prompt = Some(prompt);
+                self.feed(Event::ReplyPlanned {
+                    turn,
+                    output,
+                    plugins_ms,
+                });
+            }
+            Background::Decided {
+                turn,
+                seq,
+                decision,
+                policy,
+            } => {
+                self.slots.barge_in = Some(policy);
+                if let Some((t, s, ev)) = self.slots.queued_ask.take() {
+                    self.ask_barge_in(t, s, ev);
+                }
+                self.feed(Event::BargeInDecided {
+                    turn,
+                    seq,
+                    decision,
+                });
+            }
+        }
+    }
+
+    fn apply_actions(&mut self) {
+        // Actions can cause more actions (e.g. an immediate plan); loop until none are left.
+        while !self.actions.is_empty() {
+            let batch: Vec<Action> = std::mem::take(&mut self.actions);
+            for a in batch {
+                self.apply(a);
+            }
+        }
+    }
+
+    fn apply(&mut self, action: Action) {
+        match action {
+            Action::Send(m) => self.send_json(m),
+            Action::SendAudio(bytes) => self.send(Outbound::Audio(bytes)),
+            Action::FinalizeStt => {
+                if !self.stt_batch.is_empty() {
+                    let samples = std::mem::take(&mut self.stt_batch);
+                    self.send_stt(SttInput::Audio(samples));
+                }
+                self.send_stt(SttInput::Finalize);
+            }
+            Action::PlanReply {
+                turn,
+                user_text,
+                history,
+            } => self.plan(turn, user_text, history),
+            Action::StartLlm {
+                turn,
+                messages,
+                settings,
+            } => {
+                let rx = self.deps.providers.llm.stream(LlmRequest {
+                    session_id: self.start.session_id.clone(),
+                    turn,
+                    messages,
+                    settings,
+                });
+                self.llm_turn = turn;
+                self.llm_rx = Some(rx);
+            }
+            Action::CancelLlm { turn } => {
+                if self.llm_turn == turn {
+                    self.llm_rx = None;
+                }
+            }
+            Action::StartTts { turn } => {
+                let TtsStream { input, events } = self.deps.providers.tts.open(TtsParams {
+                    session_id: self.start.session_id.clone(),
+                    turn,
+                    voice: self.start.agent.voice.clone(),
+                    preferred_rate: self.start.output.sample_rate,
+                });
+                self.output.reset();
+                self.tts_turn = turn;
+                self.tts_in = Some(input);
+                self.tts_rx = Some(events);
+            }
+            Action::SpeakSentence { turn, text } => self.tts_send(turn, TtsInput::Text(text)),
+            Action::FlushTts { turn } => self.tts_send(turn, TtsInput::Flush),
+            Action::CancelTts { turn } => {
+                if self.tts_turn == turn {
+                    self.tts_in = None;
+                    self.tts_rx = None;
+                    self.output.reset();
+                }
+            }
+            Action::AskBargeIn { turn, seq, event } => self.ask_barge_in(turn, seq, event),
+            Action::Metrics(mut m) => {
+                m.host_processing_ms = self.host_busy.as_secs_f64() * 1000.0;
+                self.host_busy = Duration::ZERO;
+                crate::metrics::global().observe_turn(&m);
+                self.send_json(ServerMessage::TurnMetrics(m));
+            }
+            Action::Close { code, reason } => {
+                self.send(Outbound::Close { code, reason });
+                self.closing = true;
+            }
+        }
+    }
+
+    fn tts_send(&mut self, turn: u32, input: TtsInput) {
+        if self.tts_turn != turn {
+            return;
+        }
+        if let Some(tx) = &self.tts_in {
+            if tx.try_send(input).is_err() {
+                tracing::warn!(session = %self.start.session_id, "text-to-speech input full");
+            }
+        }
+    }
+
+    /// Run the intent and prompt plug-ins off the session task, then report the plan.
+    fn plan(&mut self, turn: u32, user_text: String, history: Vec<crate::behaviour::ChatMessage>) {
+        // A turn boundary: pick up newer plug-in versions if nothing is in flight.
+        if let (Some(intent), Some(prompt), Some(barge_in)) = (
+            self.slots.intent.take(),
+            self.slots.prompt.take(),
+            self.slots.barge_in.take(),
+        ) {
+            let mut b = Behaviours {
+                intent,
+                prompt,
+                barge_in,
+            };
+            self.deps.behaviours.refresh(&self.start.session_id, &mut b);
+            self.slots.barge_in = Some(b.barge_in);
+            self.slots.intent = Some(b.intent);
+            self.slots.prompt = Some(b.prompt);
+        }
+        let (Some(mut intent), Some(mut prompt)) = (self.slots.intent.take(), self.slots.prompt.take())
+        else {
+            // The previous plan is still running (cannot happen: one plan per turn).
+            return;
+        };
+        let system_prompt = self.start.agent.system_prompt.clone();
+        let tx = self.bg_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let t0 = Instant::now();
+            let found = intent.analyze(&IntentInput {
+                transcript: user_text.clone(),
+                turn,
+                history: history.clone(),
+            });
+            let output = prompt.shape(&PromptInput {
+                system_prompt,
+                history,
+                user_turn: user_text,
+                turn,
+                intent: found,
+            });
+            let plugins_ms = t0.elapsed().as_secs_f64() * 1000.0;
+            let _ = tx.blocking_send(Background::Planned {
+                turn,
+                output,
+                plugins_ms,
+                intent,
+                prompt,
+            });
+        });
+    }
+
+    fn ask_barge_in(&mut self, turn: u32, seq: u32, event: BargeInEvent) {
+        let Some(mut policy) = self.slots.barge_in.take() else {
+            self.slots.queued_ask = Some((turn, seq, event));
+            return;
+        };
+        let tx = self.bg_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let decision = policy.decide(&event);
+            let _ = tx.blocking_send(Background::Decided {
+                turn,
+                seq,
+                decision,
+                policy,
+            });
+        });
+    }
+}

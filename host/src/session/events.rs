@@ -1,0 +1,92 @@
+//! What the orchestrator is fed (events) and what it asks the session's I/O to do (actions).
+
+use crate::audio::VadTransition;
+use crate::behaviour::{BargeInDecision, BargeInEvent, ChatMessage, GenerationSettings, PromptOutput};
+use crate::providers::{Alignment, LlmEvent, ProviderError, SttEvent};
+use crate::transport::protocol::{ServerMessage, TurnMetrics};
+
+/// An input to the orchestrator. Every event is handled at a time `now` (ms since session start).
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The local VAD saw speech start or end (times on the audio clock).
+    Vad(VadTransition),
+    /// Speech-to-text reported something.
+    Stt(SttEvent),
+    /// The client typed a user turn.
+    UserText(String),
+    /// The client has played this much of the current reply's audio.
+    Playback { played_ms: u64 },
+    /// The intent and prompt plug-ins decided what to do with a user turn.
+    ReplyPlanned {
+        turn: u32,
+        output: PromptOutput,
+        plugins_ms: f64,
+    },
+    /// The LLM stream of a reply reported something.
+    Llm { turn: u32, event: LlmEvent },
+    /// Text-to-speech produced audio, already encoded in the client's output format.
+    TtsAudio {
+        turn: u32,
+        bytes: Vec<u8>,
+        alignment: Option<Alignment>,
+    },
+    /// Text-to-speech finished the reply.
+    TtsDone { turn: u32 },
+    /// Text-to-speech failed for this reply.
+    TtsError { turn: u32, error: ProviderError },
+    /// The barge-in policy answered query `seq`.
+    BargeInDecided {
+        turn: u32,
+        seq: u32,
+        decision: BargeInDecision,
+    },
+    /// Time passed (pacing, timeouts).
+    Tick,
+    /// The client asked to end the session.
+    Stop,
+    /// The server is shutting down: finish the turn in flight, then close.
+    Drain,
+}
+
+/// An instruction from the orchestrator to the session's I/O.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send a JSON message to the client.
+    Send(ServerMessage),
+    /// Send agent audio (output format) to the client.
+    SendAudio(Vec<u8>),
+    /// Ask speech-to-text to finalise what it has buffered (local end of speech).
+    FinalizeStt,
+    /// Run the intent and prompt plug-ins for a user turn, then report `Event::ReplyPlanned`.
+    PlanReply {
+        turn: u32,
+        user_text: String,
+        history: Vec<ChatMessage>,
+    },
+    /// Start the LLM stream of a reply.
+    StartLlm {
+        turn: u32,
+        messages: Vec<ChatMessage>,
+        settings: GenerationSettings,
+    },
+    /// Drop the LLM stream of a reply (closes the provider connection).
+    CancelLlm { turn: u32 },
+    /// Open a text-to-speech stream for a reply.
+    StartTts { turn: u32 },
+    /// Speak one sentence of the reply.
+    SpeakSentence { turn: u32, text: String },
+    /// No more text for this reply.
+    FlushTts { turn: u32 },
+    /// Drop the text-to-speech stream of a reply and any audio not yet sent.
+    CancelTts { turn: u32 },
+    /// Ask the barge-in policy; answer with `Event::BargeInDecided` carrying the same `seq`.
+    AskBargeIn {
+        turn: u32,
+        seq: u32,
+        event: BargeInEvent,
+    },
+    /// Per-turn timings; the I/O adds the host's processing share and sends them.
+    Metrics(TurnMetrics),
+    /// Close the session with this WebSocket close code.
+    Close { code: u16, reason: String },
+}

@@ -1,0 +1,62 @@
+//! Sessions: the pure turn orchestrator and the task that drives it.
+
+pub mod aggregator;
+pub mod driver;
+pub mod events;
+pub mod memory;
+pub mod orchestrator;
+pub mod playout;
+
+#[cfg(test)]
+mod orchestrator_tests;
+
+use crate::audio::AudioFormat;
+use crate::behaviour::BehaviourSource;
+use crate::config::{AgentProfile, Config};
+use crate::providers::{LlmProvider, SttProvider, TtsProvider};
+use crate::transport::protocol::ClientMessage;
+use orchestrator::OrchestratorConfig;
+use std::sync::Arc;
+
+/// The providers every session uses (shared by the process).
+#[derive(Clone)]
+pub struct Providers {
+    pub stt: Arc<dyn SttProvider>,
+    pub llm: Arc<dyn LlmProvider>,
+    pub tts: Arc<dyn TtsProvider>,
+}
+
+/// What a session needs from the process.
+pub struct SessionDeps {
+    pub config: Arc<Config>,
+    pub providers: Providers,
+    pub behaviours: Arc<dyn BehaviourSource>,
+    /// The orchestrator settings shared by all sessions (output format and greeting are per session).
+    pub orchestrator: OrchestratorConfig,
+}
+
+/// What the client asked for in its `start` message.
+#[derive(Debug, Clone)]
+pub struct StartParams {
+    pub session_id: String,
+    pub input: AudioFormat,
+    pub output: AudioFormat,
+    pub agent: AgentProfile,
+}
+
+/// From the transport to the session.
+#[derive(Debug)]
+pub enum Inbound {
+    Audio(bytes::Bytes),
+    Message(ClientMessage),
+    /// A client frame was malformed; the session reports it and goes on.
+    Error { code: String, message: String },
+}
+
+/// From the session to the transport.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    Json(String),
+    Audio(Vec<u8>),
+    Close { code: u16, reason: String },
+}

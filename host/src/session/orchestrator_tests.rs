@@ -1,0 +1,13 @@
+//! Unit tests of the turn orchestrator: events in at chosen times, actions out.
+//!
+//! `harness` drives an `Orchestrator` the way the session task does (ticks at every wakeup it
+//! asks for, barge-in questions answered by a policy); the other modules assert what a user of
+//! the session would notice.
+
+mod harness;
+
+mod barge_in;
+mod lifecycle;
+mod pause;
+mod replies;
+mod user_turns;

@@ -1,0 +1,152 @@
+//! How the user's speech and typing become turns.
+
+use super::harness::*;
+use crate::behaviour::{ChatMessage, Role};
+use crate::session::events::Action;
+use crate::session::events::Event;
+use crate::session::orchestrator::State;
+use crate::transport::protocol::{ServerMessage, VadEventKind};
+
+#[test]
+fn speech_final_ends_the_turn_with_its_transcript() {
+    let mut s = Session::with_rules();
+    let out = s.at(100, vad_start(80));
+    assert_eq!(
+        messages(&out),
+        vec![&ServerMessage::Vad {
+            event: VadEventKind::SpeechStart,
+            at_ms: 80
+        }]
+    );
+    let out = s.at(400, interim("what is"));
+    assert_eq!(transcripts(&out), vec![(1, "what is".into(), false)]);
+    let out = s.at(700, interim("what is the weather"));
+    assert_eq!(
+        transcripts(&out),
+        vec![(1, "what is the weather".into(), false)]
+    );
+    assert!(plans(&out).is_empty(), "interim text does not end a turn");
+
+    let out = s.at(1000, final_text("what is the weather", true));
+    assert_eq!(
+        transcripts(&out).last(),
+        Some(&(1, "what is the weather".into(), true))
+    );
+    assert_eq!(plans(&out), vec![(1, "what is the weather".into(), vec![])]);
+    assert_eq!(s.orch.state(), State::Thinking);
+
+    let out = s.at(1100, vad_end(1080));
+    assert!(out.contains(&Action::FinalizeStt));
+    assert!(plans(&out).is_empty(), "the turn is not ended twice");
+    assert_eq!(
+        s.orch.memory().messages(),
+        vec![ChatMessage::new(Role::User, "what is the weather")]
+    );
+}
+
+#[test]
+fn a_final_after_the_speech_ended_ends_the_turn() {
+    let mut s = Session::with_rules();
+    s.at(0, vad_start(0));
+    s.at(300, interim("book a table"));
+    let out = s.at(900, vad_end(880));
+    assert!(
+        out.contains(&Action::FinalizeStt),
+        "the STT is asked to finalise"
+    );
+    assert!(plans(&out).is_empty(), "interim text waits for its final");
+    let out = s.at(1100, final_text("book a table for two", false));
+    assert_eq!(
+        plans(&out),
+        vec![(1, "book a table for two".into(), vec![])]
+    );
+}
+
+#[test]
+fn finals_while_still_speaking_are_joined_into_one_turn() {
+    let mut s = Session::with_rules();
+    s.at(0, vad_start(0));
+    let out = s.at(800, final_text("book a table", false));
+    assert!(plans(&out).is_empty(), "the user is still speaking");
+    let out = s.at(1200, interim("for two"));
+    assert_eq!(
+        transcripts(&out),
+        vec![(1, "book a table for two".into(), false)]
+    );
+    let out = s.at(1500, vad_end(1480));
+    assert!(plans(&out).is_empty(), "the last words are not final yet");
+    let out = s.at(1700, final_text("for two", false));
+    assert_eq!(
+        plans(&out),
+        vec![(1, "book a table for two".into(), vec![])]
+    );
+}
+
+#[test]
+fn a_final_segment_then_the_end_of_speech_ends_the_turn() {
+    let mut s = Session::with_rules();
+    s.at(0, vad_start(0));
+    assert!(plans(&s.at(800, final_text("hello there", false))).is_empty());
+    let out = s.at(1000, vad_end(980));
+    assert_eq!(plans(&out), vec![(1, "hello there".into(), vec![])]);
+}
+
+#[test]
+fn utterance_end_ends_the_turn() {
+    let mut s = Session::with_rules();
+    s.at(0, vad_start(0));
+    s.at(700, final_text("hello there", false));
+    let out = s.at(1900, Event::Stt(crate::providers::SttEvent::UtteranceEnd));
+    assert_eq!(plans(&out), vec![(1, "hello there".into(), vec![])]);
+    let out = s.at(2000, Event::Stt(crate::providers::SttEvent::UtteranceEnd));
+    assert!(
+        plans(&out).is_empty(),
+        "an utterance end without words is no turn"
+    );
+}
+
+#[test]
+fn silence_after_interim_text_ends_the_turn() {
+    let mut s = Session::with_rules();
+    s.at(0, vad_start(0));
+    s.at(500, interim("cancel my"));
+    s.at(900, interim("cancel my order"));
+    // No timeout while the VAD still hears the user, however slow the recogniser.
+    assert_eq!(s.orch.next_wakeup(), None);
+    s.at(1000, vad_end(980));
+    // The STT never sends a final: the silence timeout (2500 ms after the speech ended) ends it.
+    assert_eq!(s.orch.next_wakeup(), Some(1000 + 2500));
+    assert!(plans(&s.run_until(3499)).is_empty());
+    let out = s.run_until(3500);
+    assert_eq!(plans(&out), vec![(1, "cancel my order".into(), vec![])]);
+    assert_eq!(transcripts(&out), vec![(1, "cancel my order".into(), true)]);
+}
+
+#[test]
+fn empty_typed_text_is_an_error_and_no_turn() {
+    let mut s = Session::with_rules();
+    let out = s.at(10, Event::UserText("   ".into()));
+    assert_eq!(error_codes(&out), vec!["bad_message".to_string()]);
+    assert!(plans(&out).is_empty());
+    assert_eq!(s.orch.state(), State::Listening);
+    assert!(s.orch.memory().is_empty());
+}
+
+#[test]
+fn typed_text_is_a_turn() {
+    let mut s = Session::with_rules();
+    let out = s.at(10, Event::UserText("  what time is it ".into()));
+    assert_eq!(transcripts(&out), vec![(1, "what time is it".into(), true)]);
+    assert_eq!(plans(&out), vec![(1, "what time is it".into(), vec![])]);
+    assert_eq!(s.orch.state(), State::Thinking);
+}
+
+#[test]
+fn speech_recognition_errors_are_reported_and_the_session_goes_on() {
+    let mut s = Session::with_rules();
+    let err = provider_error(crate::providers::ProviderErrorKind::Unavailable);
+    let out = s.at(10, Event::Stt(crate::providers::SttEvent::Error(err)));
+    assert_eq!(error_codes(&out), vec!["provider_unavailable".to_string()]);
+    assert!(closes(&out).is_empty());
+    assert_eq!(s.typed(20, "hello"), 1);
+}

@@ -1,0 +1,278 @@
+//! Client protocol v1 over a WebSocket: the `start` handshake, then frames to and from the
+//! session task. Nothing a client sends can panic the server or affect another session: frames
+//! are validated here and a session's panic is contained in its own task.
+
+use super::protocol::{
+    close, ClientMessage, ServerMessage, MAX_AUDIO_FRAME_BYTES, MAX_TEXT_FRAME_BYTES,
+};
+use crate::audio::AudioFormat;
+use crate::server::AppState;
+use crate::session::{driver, Inbound, Outbound, StartParams};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+/// How long a client may take to send `start`.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const OUTBOUND_CAPACITY: usize = 256;
+const INBOUND_CAPACITY: usize = 64;
+
+type Sink = SplitSink<WebSocket, Message>;
+
+async fn send_json(sink: &mut Sink, m: &ServerMessage) -> bool {
+    sink.send(Message::Text(m.to_json().into())).await.is_ok()
+}
+
+async fn send_close(sink: &mut Sink, code: u16, reason: &str) {
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason.to_string()),
+        })))
+        .await;
+}
+
+/// Check a `start` message and turn it into session parameters.
+fn accept_start(state: &AppState, msg: ClientMessage) -> Result<StartParams, ServerMessage> {
+    let ClientMessage::Start {
+        audio,
+        output,
+        session_id,
+        agent,
+    } = msg
+    else {
+        return Err(ServerMessage::error(
+            "not_started",
+            "the first message must be {\"type\":\"start\",...}",
+            false,
+        ));
+    };
+    audio
+        .validate()
+        .map_err(|e| ServerMessage::error("bad_audio_format", format!("audio: {e}"), false))?;
+    let output: AudioFormat = output.unwrap_or(audio);
+    output
+        .validate()
+        .map_err(|e| ServerMessage::error("bad_audio_format", format!("output: {e}"), false))?;
+    let session_id = match session_id {
+        Some(id) if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_graphic()) => {
+            return Err(ServerMessage::error(
+                "bad_session_id",
+                "session_id must be 1-128 printable ASCII characters",
+                false,
+            ))
+        }
+        Some(id) => id,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let profile = state.config.agent_profile(agent.as_deref()).ok_or_else(|| {
+        ServerMessage::error(
+            "unknown_agent",
+            format!("no agent profile named {:?}", agent.unwrap_or_default()),
+            false,
+        )
+    })?;
+    Ok(StartParams {
+        session_id,
+        input: audio,
+        output,
+        agent: profile.clone(),
+    })
+}
+
+/// Serve one `/agent` connection.
+pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemaphorePermit) {
+    let (mut sink, mut stream) = socket.split();
+
+    // Handshake: wait for a valid `start`.
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    let start = loop {
+        let frame = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => {
+                send_json(
+                    &mut sink,
+                    &ServerMessage::error("start_timeout", "no start message received", true),
+                )
+                .await;
+                send_close(&mut sink, close::POLICY, "no start message").await;
+                return;
+            }
+            Ok(None) | Ok(Some(Err(_))) => return,
+            Ok(Some(Ok(frame))) => frame,
+        };
+        match frame {
+            Message::Text(text) => {
+                if text.len() > MAX_TEXT_FRAME_BYTES {
+                    send_json(&mut sink, &ServerMessage::error("frame_too_large", "text frame too large", false)).await;
+                    continue;
+                }
+                match ClientMessage::parse(&text) {
+                    Ok(m) => match accept_start(&state, m) {
+                        Ok(p) => break p,
+                        Err(e) => {
+                            send_json(&mut sink, &e).await;
+                        }
+                    },
+                    Err(e) => {
+                        send_json(&mut sink, &ServerMessage::error(e.code, e.message, false)).await;
+                    }
+                }
+            }
+            Message::Binary(_) => {
+                send_json(
+                    &mut sink,
+                    &ServerMessage::error("not_started", "send start before audio", false),
+                )
+                .await;
+            }
+            Message::Close(_) => return,
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+    };
+
+    let session_id = start.session_id.clone();
+    let ready = ServerMessage::Ready {
+        session_id: session_id.clone(),
+        output: start.output,
+        protocol: 1,
+    };
+    if !send_json(&mut sink, &ready).await {
+        return;
+    }
+    let span = tracing::info_span!("session", id = %session_id);
+    let _enter = span.enter();
+    tracing::info!(input = ?start.input, output = ?start.output, "session started");
+    let metrics = crate::metrics::global();
+    metrics.sessions_total.inc();
+    metrics.sessions_active.inc();
+
+    let (in_tx, in_rx) = mpsc::channel(INBOUND_CAPACITY);
+    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(OUTBOUND_CAPACITY);
+    let session = tokio::spawn(driver::run(
+        state.deps.clone(),
+        start,
+        in_rx,
+        out_tx.clone(),
+        state.drain_signal(),
+    ));
+
+    // Writer: session output to the socket.
+    let mut force = state.force_signal();
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                o = out_rx.recv() => match o {
+                    Some(Outbound::Json(text)) => {
+                        if sink.send(Message::Text(text.into())).await.is_err() { break; }
+                    }
+                    Some(Outbound::Audio(bytes)) => {
+                        if sink.send(Message::Binary(bytes.into())).await.is_err() { break; }
+                    }
+                    Some(Outbound::Close { code, reason }) => {
+                        send_close(&mut sink, code, &reason).await;
+                        break;
+                    }
+                    None => {
+                        send_close(&mut sink, close::NORMAL, "").await;
+                        break;
+                    }
+                },
+                r = force.changed() => {
+                    if r.is_ok() {
+                        send_close(&mut sink, close::GOING_AWAY, "server shutting down").await;
+                        break;
+                    }
+                }
+            }
+        }
+    });
+
+    // Reader: socket frames to the session.
+    let reader_out = out_tx.clone();
+    let reader = async move {
+        while let Some(frame) = stream.next().await {
+            let Ok(frame) = frame else {
+                // Includes frames over the WebSocket layer's limit.
+                let _ = reader_out.try_send(Outbound::Json(
+                    ServerMessage::error("frame_too_large", "frame rejected by the WebSocket layer", true).to_json(),
+                ));
+                let _ = reader_out.try_send(Outbound::Close {
+                    code: close::TOO_BIG,
+                    reason: "frame too large".into(),
+                });
+                break;
+            };
+            let inbound = match frame {
+                Message::Binary(bytes) => {
+                    if bytes.len() > MAX_AUDIO_FRAME_BYTES {
+                        let _ = reader_out.try_send(Outbound::Json(
+                            ServerMessage::error(
+                                "frame_too_large",
+                                format!("audio frames may be at most {MAX_AUDIO_FRAME_BYTES} bytes"),
+                                true,
+                            )
+                            .to_json(),
+                        ));
+                        let _ = reader_out.try_send(Outbound::Close {
+                            code: close::TOO_BIG,
+                            reason: "frame too large".into(),
+                        });
+                        break;
+                    }
+                    Inbound::Audio(bytes)
+                }
+                Message::Text(text) => {
+                    if text.len() > MAX_TEXT_FRAME_BYTES {
+                        Inbound::Error {
+                            code: "frame_too_large".into(),
+                            message: format!("text frames may be at most {MAX_TEXT_FRAME_BYTES} bytes"),
+                        }
+                    } else {
+                        match ClientMessage::parse(&text) {
+                            Ok(m) => Inbound::Message(m),
+                            Err(e) => Inbound::Error {
+                                code: e.code.into(),
+                                message: e.message,
+                            },
+                        }
+                    }
+                }
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => continue,
+            };
+            if in_tx.send(inbound).await.is_err() {
+                break;
+            }
+        }
+        // Dropping `in_tx` tells the session the client left.
+    };
+
+    let mut session = session;
+    tokio::select! {
+        _ = reader => {
+            // The client left or broke protocol: let the session wind down.
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut session).await;
+            session.abort();
+        }
+        result = &mut session => {
+            if let Err(e) = result {
+                if e.is_panic() {
+                    metrics.session_panics.inc();
+                    tracing::error!("session task panicked");
+                    let _ = out_tx.try_send(Outbound::Json(
+                        ServerMessage::error("internal", "internal error; the session ended", true).to_json(),
+                    ));
+                    let _ = out_tx.try_send(Outbound::Close { code: close::INTERNAL, reason: "internal error".into() });
+                }
+            }
+        }
+    }
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    metrics.sessions_active.dec();
+    tracing::info!("session ended");
+    drop(permit);
+}

@@ -1,0 +1,122 @@
+//! The `voice-host` binary: fail-fast configuration, help, `config`, and exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_voice-host");
+
+/// Cloud providers pointed at a closed local port: nothing is contacted at startup.
+fn base_env(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("BIND", "127.0.0.1")
+        .env("PORT", "0")
+        .env("DEEPGRAM_URL", "ws://127.0.0.1:9")
+        .env("DEEPGRAM_API_KEY", "0123456789abcdef0123456789abcdef01234567")
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        .env("ELEVENLABS_URL", "http://127.0.0.1:9")
+        .env("ELEVENLABS_API_KEY", "sk_0123456789abcdef0123456789abcdef0123456789abcdef")
+        .env("INTENT_PLUGIN", "none")
+        .env("PROMPT_PLUGIN", "none")
+        .env("BARGE_IN_PLUGIN", "none")
+}
+
+fn run_with(pairs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    base_env(&mut cmd);
+    for (k, v) in pairs {
+        cmd.env(k, v);
+    }
+    cmd.args(args).output().expect("run voice-host")
+}
+
+#[test]
+fn invalid_configuration_exits_2_with_one_line_naming_the_variable() {
+    let cases = [
+        ("PORT", "eighty"),
+        ("STT_SILENCE_TIMEOUT_MS", "-1"),
+        ("LLM_PROVIDER", "skynet"),
+        ("ALLOWED_ORIGINS", "ftp://x"),
+        ("ELEVENLABS_API_KEY", "sk-looks-like-openai-0000"),
+        ("DEEPGRAM_API_KEY", "abc def"),
+        ("BARGE_IN_PLUGIN", "/nonexistent/policy.wasm"),
+    ];
+    for (var, value) in cases {
+        let out = run_with(&[(var, value)], &[]);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{var}: {stderr}");
+        assert!(
+            lines[0].contains(var) || (var == "BARGE_IN_PLUGIN" && lines[0].contains("policy.wasm")),
+            "{var}: {stderr}"
+        );
+        if var.ends_with("API_KEY") {
+            assert!(!stderr.contains(value), "the key leaked: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn help_documents_every_variable() {
+    let out = run_with(&[], &["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for v in voice_host::config::vars::VARS {
+        assert!(help.contains(v.name), "--help misses {}", v.name);
+    }
+}
+
+#[test]
+fn config_command_redacts_secrets() {
+    let key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789";
+    let out = run_with(&[("OPENAI_API_KEY", key), ("OPENAI_BASE_URL", "https://api.openai.com/v1")], &["config"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OPENAI_API_KEY=sk-proj-...6789"), "{text}");
+    assert!(!text.contains(key));
+    assert!(text.contains("LLM_PROVIDER=openai"));
+    assert!(text.contains("STT_PROVIDER=deepgram"));
+}
+
+#[test]
+fn sigterm_drains_and_exits_0() {
+    let mut cmd = Command::new(BIN);
+    base_env(&mut cmd);
+    let mut child = cmd
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start voice-host");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut listening = false;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("voice-host listening") {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+            assert!(v["fields"]["addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+            listening = true;
+            break;
+        }
+    }
+    assert!(listening, "server never logged that it listens");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut waited = Duration::ZERO;
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(waited < Duration::from_secs(30), "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+        waited += Duration::from_millis(50);
+    };
+    assert_eq!(code, Some(0));
+}

@@ -1,0 +1,133 @@
+//! Shared helpers of the plug-in tests: building the guest components, temporary directories
+//! and registry settings.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use voice_host::plugins::{PluginSettings, SlotSettings};
+
+/// Every guest crate the tests use.
+const CRATES: &[&str] = &[
+    "intent-keywords",
+    "prompt-persona",
+    "barge-in-seed",
+    "barge-in-smart",
+    "test-hostile-loop",
+    "test-hostile-alloc",
+    "test-hostile-trap",
+    "test-hostile-wrong-world",
+];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// Builds the guest crates once per test process (a no-op when up to date) and returns the
+/// directory holding the `.wasm` files. A target directory of its own inside the workspace's
+/// `target/` keeps this build from waiting on the lock of the build that runs the tests.
+fn wasm_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = workspace_root();
+        let target = root.join("target").join("test-plugins");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&root)
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+            .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
+        for krate in CRATES {
+            cmd.args(["-p", krate]);
+        }
+        let out = cmd.output().expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "building the plug-ins failed (is `rustup target add wasm32-wasip2` done?):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.join("wasm32-wasip2").join("release")
+    })
+}
+
+/// Path of the built component of `krate` (e.g. `barge-in-seed`).
+pub fn wasm(krate: &str) -> PathBuf {
+    let path = wasm_dir().join(format!("{}.wasm", krate.replace('-', "_")));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "voice-host-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies `src` to `dst` by writing a temporary file and renaming it into place.
+pub fn install(src: &Path, dst: &Path) {
+    let tmp = dst.with_extension("wasm.tmp");
+    std::fs::copy(src, &tmp).expect("copy component");
+    std::fs::rename(&tmp, dst).expect("rename component");
+}
+
+/// Settings for tests: a small pool, no disk cache, no watcher, and a call deadline generous
+/// enough that a busy shared machine never faults a well-behaved plug-in (a plug-in that loops
+/// forever hits any deadline).
+pub fn settings() -> PluginSettings {
+    PluginSettings {
+        max_sessions: 16,
+        cache_dir: None,
+        watch: false,
+        call_deadline_ms: 200,
+        ..PluginSettings::default()
+    }
+}
+
+/// Key/value configuration from pairs.
+pub fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A slot served by the built component of `krate`.
+pub fn slot(krate: &str, pairs: &[(&str, &str)]) -> SlotSettings {
+    SlotSettings::component(wasm(krate), config(pairs))
+}
+
+/// The value of a Prometheus sample line `name{labels}`.
+pub fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}

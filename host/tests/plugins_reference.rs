@@ -1,0 +1,397 @@
+//! The reference plug-ins, run through the host runtime.
+
+mod plugins_common;
+
+use plugins_common::{config, settings, slot, wasm};
+use voice_host::behaviour::defaults::{BargeInRules, BuiltinBehaviours, DefaultBargeIn};
+use voice_host::behaviour::{
+    BargeInDecision, BargeInEvent, BehaviourSource, ChatMessage, Intent, IntentInput, PromptInput,
+    PromptOutput, Role,
+};
+use voice_host::plugins::{check_component, PluginError, PluginRegistry, PluginSettings, Slot};
+
+fn event(words: &str, agent_ms: u32, user_ms: u32, protected: bool) -> BargeInEvent {
+    BargeInEvent {
+        interim_text: words.into(),
+        word_count: words.split_whitespace().count() as u32,
+        user_speech_ms: user_ms,
+        agent_spoken_ms: agent_ms,
+        spoken_text: "Your table is booked for".into(),
+        remaining_text: "eight people at seven.".into(),
+        protected_playing: protected,
+    }
+}
+
+fn intent_of(reg: &PluginRegistry, transcript: &str) -> Option<Intent> {
+    let mut b = reg.for_session("s");
+    b.intent.analyze(&IntentInput {
+        transcript: transcript.into(),
+        turn: 1,
+        history: vec![],
+    })
+}
+
+#[test]
+fn intent_keywords_matches_builtin_and_configured_rules() {
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            intent: slot(
+                "intent-keywords",
+                &[("intent.book", "book a table, reservation")],
+            ),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("starts");
+    let repeat = intent_of(&reg, "Sorry, can you repeat that?").expect("an intent");
+    assert_eq!(repeat.name, "repeat");
+    assert!(repeat.confidence > 0.5 && repeat.confidence <= 1.0);
+
+    let weather = intent_of(&reg, "What's the weather in Paris tomorrow").expect("an intent");
+    assert_eq!(weather.name, "weather");
+    assert_eq!(
+        weather.slots,
+        vec![("city".to_string(), "paris".to_string())]
+    );
+
+    assert_eq!(
+        intent_of(&reg, "I'd like to book a table").unwrap().name,
+        "book"
+    );
+    assert_eq!(intent_of(&reg, "tell me a story about dragons"), None);
+}
+
+#[test]
+fn prompt_persona_answers_repeat_and_goodbye_directly_and_shapes_the_rest() {
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            prompt: slot(
+                "prompt-persona",
+                &[
+                    ("persona", "You are Ada, a concise concierge."),
+                    ("temperature", "0.3"),
+                ],
+            ),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("starts");
+    let mut b = reg.for_session("s");
+    let history = vec![
+        ChatMessage::new(Role::User, "when do you open"),
+        ChatMessage::new(Role::Assistant, "We open at <protect>nine sharp</protect>."),
+    ];
+    let input = |turn: &str, intent: Option<Intent>| PromptInput {
+        system_prompt: "Hotel front desk.".into(),
+        history: history.clone(),
+        user_turn: turn.into(),
+        turn: 2,
+        intent,
+    };
+    let intent = |name: &str| {
+        Some(Intent {
+            name: name.into(),
+            confidence: 0.9,
+            slots: vec![],
+        })
+    };
+
+    assert_eq!(
+        b.prompt.shape(&input("say that again", intent("repeat"))),
+        PromptOutput::Direct {
+            text: "We open at nine sharp.".into()
+        }
+    );
+    let PromptOutput::Direct { text } = b.prompt.shape(&input("bye", intent("goodbye"))) else {
+        panic!("goodbye is answered directly")
+    };
+    assert!(
+        text.starts_with("<protect>") && text.ends_with("</protect>"),
+        "{text}"
+    );
+
+    let weather = Some(Intent {
+        name: "weather".into(),
+        confidence: 0.8,
+        slots: vec![("city".into(), "oslo".into())],
+    });
+    let PromptOutput::Llm { messages, settings } = b.prompt.shape(&input("is it cold", weather))
+    else {
+        panic!("other intents go to the LLM")
+    };
+    assert_eq!(messages.first().unwrap().role, Role::System);
+    let system = &messages[0].content;
+    assert!(system.contains("You are Ada"), "{system}");
+    assert!(system.contains("Hotel front desk."), "{system}");
+    assert!(
+        system.contains("weather") && system.contains("city = oslo"),
+        "{system}"
+    );
+    assert_eq!(&messages[1..3], &history[..]);
+    assert_eq!(
+        messages.last().unwrap(),
+        &ChatMessage::new(Role::User, "is it cold")
+    );
+    assert_eq!(settings.temperature, Some(0.3));
+}
+
+#[test]
+fn barge_in_seed_plugin_decides_like_the_builtin_rules() {
+    for (threshold, min_ms, protect) in [(5, 3000, true), (2, 500, false)] {
+        let rules = BargeInRules {
+            threshold_words: threshold,
+            min_agent_ms: min_ms,
+            protect_phrases: protect,
+        };
+        let reg = PluginRegistry::start(
+            PluginSettings {
+                barge_in: slot(
+                    "barge-in-seed",
+                    &[
+                        ("threshold_words", &threshold.to_string()),
+                        ("min_agent_ms", &min_ms.to_string()),
+                        ("protect_phrases", &protect.to_string()),
+                    ],
+                ),
+                ..settings()
+            },
+            BuiltinBehaviours { rules },
+        )
+        .expect("starts");
+        let mut b = reg.for_session("s");
+        let mut seen = std::collections::HashSet::new();
+        for words in [
+            "",
+            "uh-huh",
+            "no wait",
+            "okay got it",
+            "no no I meant tuesday please",
+        ] {
+            for agent_ms in [0, 600, 3500] {
+                for protected in [false, true] {
+                    let ev = event(words, agent_ms, 300, protected);
+                    let expected = DefaultBargeIn::decide_with(&rules, &ev);
+                    assert_eq!(b.barge_in.decide(&ev), expected, "{ev:?} with {rules:?}");
+                    seen.insert(format!("{expected:?}"));
+                }
+            }
+        }
+        assert!(
+            seen.len() >= 3,
+            "the grid exercises ignore, wait and interrupt: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn barge_in_smart_stops_on_stop_words_and_ignores_backchannels() {
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            barge_in: slot("barge-in-smart", &[("pause_after_ms", "500")]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("starts");
+    let mut b = reg.for_session("s");
+    // Stop words win even before the agent's minimum speaking time.
+    assert_eq!(
+        b.barge_in.decide(&event("stop", 400, 300, false)),
+        BargeInDecision::Interrupt
+    );
+    assert_eq!(
+        b.barge_in.decide(&event("wait, hold on", 4000, 300, false)),
+        BargeInDecision::Interrupt
+    );
+    // Backchannels never interrupt, however many.
+    assert_eq!(
+        b.barge_in
+            .decide(&event("yeah okay uh-huh sure right", 8000, 2000, false)),
+        BargeInDecision::Ignore
+    );
+    // Sustained speech without words yet pauses the audio.
+    assert_eq!(
+        b.barge_in.decide(&event("", 4000, 700, false)),
+        BargeInDecision::Pause
+    );
+    assert_eq!(
+        b.barge_in.decide(&event("", 4000, 100, false)),
+        BargeInDecision::Wait
+    );
+    // Protected phrases are heard whole.
+    assert_eq!(
+        b.barge_in.decide(&event("stop", 4000, 300, true)),
+        BargeInDecision::Ignore
+    );
+    // Otherwise the seed threshold.
+    assert_eq!(
+        b.barge_in
+            .decide(&event("no I meant the other one", 4000, 900, false)),
+        BargeInDecision::Interrupt
+    );
+}
+
+#[test]
+fn plugin_state_is_per_session() {
+    // Two sessions configured identically answer identically and independently.
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            barge_in: slot(
+                "barge-in-seed",
+                &[("threshold_words", "2"), ("min_agent_ms", "0")],
+            ),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .unwrap();
+    let mut a = reg.for_session("a");
+    let mut b = reg.for_session("b");
+    let ev = event("no wait", 10, 300, false);
+    assert_eq!(a.barge_in.decide(&ev), BargeInDecision::Interrupt);
+    drop(a);
+    assert_eq!(b.barge_in.decide(&ev), BargeInDecision::Interrupt);
+}
+
+#[test]
+fn start_fails_with_a_one_line_reason_naming_slot_and_file() {
+    let missing = PluginRegistry::start(
+        PluginSettings {
+            barge_in: voice_host::plugins::SlotSettings::component(
+                "/nonexistent/policy.wasm",
+                vec![],
+            ),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .err()
+    .expect("a missing file fails");
+    let text = missing.to_string();
+    assert!(
+        matches!(
+            missing,
+            PluginError::Read {
+                slot: Slot::BargeIn,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("barge_in") && text.contains("/nonexistent/policy.wasm"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'));
+
+    let bad_config = PluginRegistry::start(
+        PluginSettings {
+            barge_in: slot("barge-in-seed", &[("threshold_words", "many")]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .err()
+    .expect("init refuses the configuration");
+    let text = bad_config.to_string();
+    assert!(
+        text.contains("threshold_words") && text.contains("barge_in_seed"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'));
+
+    let wrong_slot = PluginRegistry::start(
+        PluginSettings {
+            intent: slot("barge-in-seed", &[]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .err()
+    .expect("a barge-in policy cannot serve the intent slot");
+    assert!(
+        matches!(
+            wrong_slot,
+            PluginError::Invalid {
+                slot: Slot::Intent,
+                ..
+            }
+        ),
+        "{wrong_slot}"
+    );
+}
+
+#[test]
+fn status_reports_what_serves_each_slot() {
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            intent: slot("intent-keywords", &[]),
+            barge_in: slot("barge-in-smart", &[]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .unwrap();
+    let status = reg.status();
+    let by_slot = |s: Slot| status.iter().find(|x| x.slot == s).unwrap();
+    assert_eq!(
+        by_slot(Slot::Intent).plugin.as_deref(),
+        Some("intent_keywords")
+    );
+    assert_eq!(by_slot(Slot::Prompt).plugin, None, "no plug-in: built-in");
+    let smart = by_slot(Slot::BargeIn);
+    assert_eq!(smart.plugin.as_deref(), Some("barge_in_smart"));
+    assert_eq!(smart.version.as_ref().unwrap().len(), 12);
+    assert!(smart.loaded_at.is_some() && !smart.quarantined && smart.faults == 0);
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json[2]["slot"], "barge_in");
+    assert!(reg.quarantined().is_empty());
+}
+
+#[test]
+fn check_names_the_slot_each_reference_plugin_fits() {
+    for (krate, slot) in [
+        ("intent-keywords", Slot::Intent),
+        ("prompt-persona", Slot::Prompt),
+        ("barge-in-seed", Slot::BargeIn),
+        ("barge-in-smart", Slot::BargeIn),
+    ] {
+        let report = check_component(&wasm(krate)).expect("fits a slot");
+        assert_eq!(report.fits, vec![slot], "{krate}");
+        assert!(
+            report.to_string().contains(&format!("fits slot {slot}")),
+            "{report}"
+        );
+    }
+    let _ = config(&[]);
+}
+
+#[test]
+fn precompiled_cache_is_used_on_restart() {
+    let dir = plugins_common::TempDir::new("cache");
+    let with_cache = || PluginSettings {
+        barge_in: slot("barge-in-seed", &[]),
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..settings()
+    };
+    let first = PluginRegistry::start(with_cache(), BuiltinBehaviours::default()).unwrap();
+    let artifacts: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(artifacts.len(), 1, "one precompiled artifact");
+    let hash = first.status()[2].hash.clone().unwrap();
+    assert!(artifacts[0]
+        .file_name()
+        .to_string_lossy()
+        .starts_with(&hash));
+    drop(first);
+    // A corrupt artifact is detected and replaced, not loaded.
+    std::fs::write(artifacts[0].path(), b"not a compiled component").unwrap();
+    let second = PluginRegistry::start(with_cache(), BuiltinBehaviours::default()).unwrap();
+    let mut b = second.for_session("s");
+    assert_eq!(
+        b.barge_in.decide(&event("", 0, 0, false)),
+        BargeInDecision::Ignore
+    );
+    assert!(std::fs::metadata(artifacts[0].path()).unwrap().len() > 1000);
+}

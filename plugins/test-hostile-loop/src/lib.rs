@@ -1,0 +1,27 @@
+//! Test-only barge-in plug-in that answers `pause` (which the built-in rules never do) except when the user's
+//! words contain "boom": then it spins forever. The host must survive it.
+
+wit_bindgen::generate!({
+    world: "barge-in-policy",
+    path: "../../wit",
+});
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn init(_config: Vec<(String, String)>) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn decide(event: BargeInEvent) -> Decision {
+        if event.interim_text.contains("boom") {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        Decision::Pause
+    }
+}
+
+export!(Hostile);

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# End-to-end test of the browser page in a real headless Chromium whose microphone is a speech
+# WAV file: starts the fake providers and a release voice-host wired to them, drives the page
+# with tests/browser/browser.test.mjs (playwright-core, no browser download), and saves a
+# screenshot to artifacts/browser.png. Exits non-zero when a check fails.
+#
+# Installs what it needs when missing: chromium, espeak-ng and sox (apt), and the npm packages
+# of tests/browser. If Chromium cannot be installed at all, it says so loudly and exits 0.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if [[ $(id -u) -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
+apt_install() {
+    "${SUDO[@]}" apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [[ ! -x "$CHROMIUM" ]]; then
+    echo "test-browser: installing chromium"
+    if ! apt_install chromium || [[ ! -x "$CHROMIUM" ]]; then
+        echo "##########################################################################" >&2
+        echo "## test-browser: SKIPPED - Chromium could not be installed on this machine." >&2
+        echo "## The browser page was NOT tested. Install chromium and rerun.            " >&2
+        echo "##########################################################################" >&2
+        exit 0
+    fi
+fi
+missing=()
+for tool in espeak-ng sox node npm; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if ((${#missing[@]} > 0)); then
+    echo "test-browser: installing ${missing[*]}"
+    apt_install "${missing[@]/#node/nodejs}"
+fi
+
+echo "== test-browser: npm packages (playwright-core only)"
+(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+
+echo "== test-browser: building voice-host and the fake providers (release)"
+cargo build --quiet --release -p voice-host --bin voice-host
+cargo build --quiet --release -p voice-tests --bin fake-providers
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Speech for the fake microphone, with silence around it so each loop of the file is one turn.
+espeak-ng -v en-us -s 150 -w "$work/raw.wav" "what is the weather in paris"
+sox "$work/raw.wav" -r 16000 -c 1 -b 16 "$work/speech16k.wav" pad 0.5 3.0
+
+transcript="what is the weather in paris"
+target/release/fake-providers --utterance "$transcript" --utterance "$transcript" \
+    --utterance "$transcript" --utterance "$transcript" >"$work/fakes.env" 2>"$work/fakes.log" &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q "Ctrl-C stops them" "$work/fakes.env" && break; sleep 0.1; done
+grep -q "Ctrl-C stops them" "$work/fakes.env" || { cat "$work/fakes.log" >&2; echo "test-browser: fake providers did not start" >&2; exit 1; }
+# shellcheck disable=SC1091
+source <(grep '^export ' "$work/fakes.env")
+
+NO_COLOR=1 BIND=127.0.0.1 PORT=0 LOG_FORMAT=text LOG=info PLUGIN_WATCH=false \
+    INTENT_PLUGIN=none PROMPT_PLUGIN=none BARGE_IN_PLUGIN=none \
+    target/release/voice-host >"$work/host.log" 2>&1 &
+pids+=($!)
+addr=""
+for _ in $(seq 1 100); do
+    addr="$(sed 's/\x1b\[[0-9;]*m//g' "$work/host.log" | grep -o 'addr=[0-9.]*:[0-9]*' | head -n1 | cut -d= -f2 || true)"
+    [[ -n "$addr" ]] && break
+    sleep 0.1
+done
+[[ -n "$addr" ]] || { cat "$work/host.log" >&2; echo "test-browser: voice-host did not start" >&2; exit 1; }
+echo "== test-browser: host on $addr"
+
+mkdir -p artifacts
+status=0
+HOST_URL="http://$addr" SPEECH_WAV="$work/speech16k.wav" CHROMIUM="$CHROMIUM" \
+    EXPECT_TRANSCRIPT="$transcript" EXPECT_AGENT="You said" \
+    SCREENSHOT="$root/artifacts/browser.png" \
+    node tests/browser/browser.test.mjs || status=$?
+if ((status != 0)); then
+    echo "--- voice-host log (last 40 lines)" >&2
+    tail -n 40 "$work/host.log" >&2
+fi
+exit "$status"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs prerequisites, builds the plug-ins and the offline models
+# the tests use, then runs every test of the workspace.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+scripts/install-deps.sh
+echo "== building plug-ins (wasm32-wasip2)"
+scripts/build-plugins.sh >/dev/null
+echo "== installing offline models"
+cargo run --quiet --release -p voice-host -- models install
+echo "== running tests"
+cargo test --workspace --release -- --test-threads=2

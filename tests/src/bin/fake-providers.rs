@@ -1,0 +1,102 @@
+//! Runs the fake Deepgram, OpenAI and ElevenLabs servers on 127.0.0.1 so voice-host can be run
+//! locally without any provider account, and prints the environment to point it at them.
+//!
+//! Usage: `cargo run -p voice-tests --bin fake-providers -- [--deepgram-port N]
+//! [--openai-port N] [--elevenlabs-port N] [--utterance TEXT]...` (ports default to 0, any free
+//! port). Stops on Ctrl-C.
+
+use std::process::ExitCode;
+use voice_tests::fake_deepgram::{DeepgramScript, FakeDeepgram};
+use voice_tests::fake_elevenlabs::{ElevenLabsScript, FakeElevenLabs};
+use voice_tests::fake_openai::{FakeOpenAi, OpenAiScript};
+
+/// Keys the fakes accept (and require), shaped like the real ones.
+const DEEPGRAM_KEY: &str = "0000000000000000000000000000000000fa4e00";
+const OPENAI_KEY: &str = "sk-fake-local-0000000000000000";
+const ELEVENLABS_KEY: &str = "sk_000000000000000000000000000000000000000000fa4e00";
+
+struct Args {
+    deepgram_port: u16,
+    openai_port: u16,
+    elevenlabs_port: u16,
+    utterances: Vec<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        deepgram_port: 0,
+        openai_port: 0,
+        elevenlabs_port: 0,
+        utterances: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let port = |v: String| {
+            v.parse::<u16>()
+                .map_err(|_| format!("{flag}: not a port: {v}"))
+        };
+        match flag.as_str() {
+            "--deepgram-port" => args.deepgram_port = port(value()?)?,
+            "--openai-port" => args.openai_port = port(value()?)?,
+            "--elevenlabs-port" => args.elevenlabs_port = port(value()?)?,
+            "--utterance" => args.utterances.push(value()?),
+            "-h" | "--help" => {
+                return Err(
+                    "usage: fake-providers [--deepgram-port N] [--openai-port N] \
+                            [--elevenlabs-port N] [--utterance TEXT]..."
+                        .into(),
+                )
+            }
+            other => return Err(format!("unknown argument: {other}")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let script = DeepgramScript {
+        utterances: args.utterances,
+        ..DeepgramScript::default()
+    }
+    .with_key(DEEPGRAM_KEY);
+    let started = async {
+        let deepgram = FakeDeepgram::start_on(args.deepgram_port, script).await?;
+        let openai = FakeOpenAi::start_on(
+            args.openai_port,
+            OpenAiScript::default().with_key(OPENAI_KEY),
+        )
+        .await?;
+        let elevenlabs = FakeElevenLabs::start_on(
+            args.elevenlabs_port,
+            ElevenLabsScript::default().with_key(ELEVENLABS_KEY),
+        )
+        .await?;
+        std::io::Result::Ok((deepgram, openai, elevenlabs))
+    };
+    let (deepgram, openai, elevenlabs) = match started.await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("could not start the fake providers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("# Fake providers are running. Point voice-host at them with:");
+    println!("export DEEPGRAM_URL={}", deepgram.url());
+    println!("export DEEPGRAM_API_KEY={DEEPGRAM_KEY}");
+    println!("export OPENAI_BASE_URL={}", openai.base_url());
+    println!("export OPENAI_API_KEY={OPENAI_KEY}");
+    println!("export ELEVENLABS_URL={}", elevenlabs.url());
+    println!("export ELEVENLABS_API_KEY={ELEVENLABS_KEY}");
+    println!("# Ctrl-C stops them.");
+    let _ = tokio::signal::ctrl_c().await;
+    ExitCode::SUCCESS
+}

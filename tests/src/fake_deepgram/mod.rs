@@ -1,0 +1,464 @@
+//! A local Deepgram live-streaming server (`/v1/listen`) speaking the documented protocol:
+//! handshake auth and query validation, energy-driven interim/final `Results`, `SpeechStarted`,
+//! `UtteranceEnd`, `KeepAlive`/`Finalize`/`CloseStream`, `Metadata` and the idle close
+//! (1011 `NET-0001`).
+
+mod transcriber;
+
+pub use transcriber::Script;
+
+use crate::faults::{Fault, Faults};
+use crate::server::{ServerHandle, Shutdown};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use transcriber::{Options, Transcriber};
+
+/// The real service's idle-close reason.
+pub const NET_0001: &str = "NET-0001 Deepgram did not receive audio data or a text message within the timeout window. See https://dpgr.am/net0001";
+
+/// What the fake will say, and how it behaves.
+#[derive(Debug, Clone)]
+pub struct DeepgramScript {
+    /// Transcripts for successive utterances (shared across connections).
+    pub utterances: Vec<String>,
+    /// Transcript once the script is used up.
+    pub fallback: String,
+    /// When set, the handshake must carry this key.
+    pub api_key: Option<String>,
+    /// Close the stream (1011 NET-0001) after this long without audio or text.
+    pub idle_timeout: Duration,
+    /// Frame RMS that counts as speech.
+    pub speech_rms: f64,
+}
+
+impl DeepgramScript {
+    /// A script answering the given utterances in order.
+    pub fn new<S: Into<String>>(utterances: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            utterances: utterances.into_iter().map(Into::into).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Requires `Authorization: Token <key>`.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+}
+
+impl Default for DeepgramScript {
+    fn default() -> Self {
+        Self {
+            utterances: Vec::new(),
+            fallback: "hello there".into(),
+            api_key: None,
+            idle_timeout: Duration::from_secs(10),
+            speech_rms: 300.0,
+        }
+    }
+}
+
+/// What one connection (or refused handshake) looked like from the server.
+#[derive(Debug, Clone, Default)]
+pub struct DeepgramConnection {
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Request headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// HTTP status of a refused handshake; `None` when upgraded.
+    pub refused: Option<u16>,
+    pub audio_bytes: usize,
+    pub binary_frames: usize,
+    /// Control messages received, by `type` (`KeepAlive`, `Finalize`, `CloseStream`).
+    pub control: Vec<String>,
+    /// Text frames sent to the client.
+    pub sent: Vec<Value>,
+    /// How the connection ended: `client-close`, `close-stream`, `idle`, `dropped-by-fault`,
+    /// `client-gone`, `shutdown`; `None` while open.
+    pub ended: Option<String>,
+}
+
+impl DeepgramConnection {
+    /// The value of query parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct Shared {
+    script: DeepgramScript,
+    transcripts: Script,
+    faults: Faults,
+    log: Mutex<Vec<DeepgramConnection>>,
+    shutdown: Shutdown,
+}
+
+impl Shared {
+    fn update(&self, id: usize, f: impl FnOnce(&mut DeepgramConnection)) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = log.get_mut(id) {
+            f(c);
+        }
+    }
+}
+
+/// A running fake Deepgram; stops when dropped.
+pub struct FakeDeepgram {
+    server: ServerHandle,
+    shared: Arc<Shared>,
+}
+
+impl FakeDeepgram {
+    /// Starts on a free port.
+    pub async fn start(script: DeepgramScript) -> std::io::Result<Self> {
+        Self::start_on(0, script).await
+    }
+
+    /// Starts on `port` (0 = any free port).
+    pub async fn start_on(port: u16, script: DeepgramScript) -> std::io::Result<Self> {
+        let mut holder = None;
+        let transcripts = Script::new(script.utterances.clone(), script.fallback.clone());
+        let server = ServerHandle::start(port, |shutdown| {
+            let shared = Arc::new(Shared {
+                script,
+                transcripts,
+                faults: Faults::default(),
+                log: Mutex::new(Vec::new()),
+                shutdown,
+            });
+            holder = Some(shared.clone());
+            Router::new()
+                .route("/v1/listen", get(listen))
+                .with_state(shared)
+        })
+        .await?;
+        let shared = holder.ok_or_else(|| std::io::Error::other("router was not built"))?;
+        Ok(Self { server, shared })
+    }
+
+    /// Base URL for `DEEPGRAM_URL` (`ws://127.0.0.1:<port>`).
+    pub fn url(&self) -> String {
+        self.server.ws_url()
+    }
+
+    /// Faults for the next connections.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Every connection so far, oldest first.
+    pub fn connections(&self) -> Vec<DeepgramConnection> {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+async fn listen(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let header_list: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let id = {
+        let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.push(DeepgramConnection {
+            path: "/v1/listen".into(),
+            query: query.clone(),
+            headers: header_list,
+            ..Default::default()
+        });
+        log.len() - 1
+    };
+    let fault = shared.faults.next();
+    if let Some(Fault::Delay(d)) = &fault {
+        tokio::time::sleep(*d).await;
+    }
+    let refuse = |status: StatusCode, code: &str, msg: &str| {
+        shared.update(id, |c| {
+            c.refused = Some(status.as_u16());
+            c.ended = Some("refused".into());
+        });
+        let body = json!({"err_code": code, "err_msg": msg, "request_id": uuid::Uuid::new_v4().to_string()});
+        (status, Json(body)).into_response()
+    };
+    if let Some(Fault::Status { code, .. }) = &fault {
+        let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return refuse(status, "INJECTED_FAULT", "Injected failure.");
+    }
+    let subprotocol_key = headers
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("token,"))
+        .map(|k| k.trim().to_string());
+    if let Some(expected) = &shared.script.api_key {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let presented = auth
+            .strip_prefix("Token ")
+            .or_else(|| auth.strip_prefix("Bearer "))
+            .map(str::to_string)
+            .or(subprotocol_key.clone());
+        if presented.as_deref() != Some(expected.as_str()) {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_AUTH",
+                "Invalid credentials.",
+            );
+        }
+    }
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let flag = |name: &str| param(name) == Some("true");
+    let sample_rate = match (param("encoding"), param("sample_rate")) {
+        (Some(_), None) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "INVALID_QUERY_PARAMETER",
+                "sample_rate is required with encoding.",
+            )
+        }
+        (_, Some(rate)) => match rate.parse::<u32>() {
+            Ok(r) if (8000..=48_000).contains(&r) => r,
+            _ => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_QUERY_PARAMETER",
+                    "Invalid sample_rate.",
+                )
+            }
+        },
+        (None, None) => 16_000,
+    };
+    if let Some(enc) = param("encoding") {
+        if enc != "linear16" {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "INVALID_QUERY_PARAMETER",
+                "This fake decodes linear16 only.",
+            );
+        }
+    }
+    let endpointing_ms = match param("endpointing") {
+        Some("false") => u32::MAX / 2,
+        Some(v) => v.parse().unwrap_or(10),
+        None => 10,
+    };
+    let options = Options {
+        sample_rate,
+        interim_results: flag("interim_results"),
+        endpointing_ms,
+        utterance_end_ms: param("utterance_end_ms").and_then(|v| v.parse().ok()),
+        vad_events: flag("vad_events"),
+        smart_format: flag("smart_format"),
+        speech_rms: shared.script.speech_rms,
+        request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    let ws = if subprotocol_key.is_some() {
+        ws.protocols(["token"])
+    } else {
+        ws
+    };
+    ws.on_upgrade(move |socket| serve(socket, shared, id, options, fault))
+}
+
+/// Serves one upgraded connection.
+async fn serve(
+    mut socket: WebSocket,
+    shared: Arc<Shared>,
+    id: usize,
+    options: Options,
+    fault: Option<Fault>,
+) {
+    let request_id = options.request_id.clone();
+    let mut transcriber = Transcriber::new(options, shared.transcripts.clone());
+    let mut hasher = Sha256::new();
+    let mut received = 0usize;
+    let mut malformed_pending = matches!(fault, Some(Fault::Malformed));
+    let mut shutdown = shared.shutdown.clone();
+    let idle = shared.script.idle_timeout;
+    let ended = loop {
+        let frame = tokio::select! {
+            f = tokio::time::timeout(idle, socket.recv()) => f,
+            _ = shutdown.wait() => break "shutdown",
+        };
+        let mut out = Vec::new();
+        match frame {
+            Err(_) => {
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 1011,
+                        reason: NET_0001.into(),
+                    })))
+                    .await;
+                break "idle";
+            }
+            Ok(None) | Ok(Some(Err(_))) => break "client-gone",
+            Ok(Some(Ok(Message::Close(_)))) => break "client-close",
+            Ok(Some(Ok(Message::Binary(bytes)))) => {
+                if bytes.is_empty() {
+                    // The deprecated way of closing: treat it like CloseStream.
+                    transcriber.close(&mut out);
+                    if send_all(&mut socket, &shared, id, out).await.is_err() {
+                        break "client-gone";
+                    }
+                    let _ = close_with_metadata(
+                        &mut socket,
+                        &shared,
+                        id,
+                        &request_id,
+                        &hasher,
+                        &transcriber,
+                    )
+                    .await;
+                    break "close-stream";
+                }
+                hasher.update(&bytes);
+                received += bytes.len();
+                shared.update(id, |c| {
+                    c.audio_bytes += bytes.len();
+                    c.binary_frames += 1;
+                });
+                if let Some(Fault::DropMidStream { after }) = fault {
+                    if received >= after {
+                        break "dropped-by-fault";
+                    }
+                }
+                let samples: Vec<i16> = bytes
+                    .chunks_exact(2)
+                    .map(|p| i16::from_le_bytes([p[0], p[1]]))
+                    .collect();
+                transcriber.push(&samples, &mut out);
+            }
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let kind = serde_json::from_str::<Value>(text.as_str())
+                    .ok()
+                    .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_else(|| "unknown".into());
+                shared.update(id, |c| c.control.push(kind.clone()));
+                match kind.as_str() {
+                    "Finalize" => transcriber.finalize(&mut out),
+                    "CloseStream" => {
+                        transcriber.close(&mut out);
+                        if send_all(&mut socket, &shared, id, out).await.is_err() {
+                            break "client-gone";
+                        }
+                        let _ = close_with_metadata(
+                            &mut socket,
+                            &shared,
+                            id,
+                            &request_id,
+                            &hasher,
+                            &transcriber,
+                        )
+                        .await;
+                        break "close-stream";
+                    }
+                    _ => {}
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+        if malformed_pending && !out.is_empty() {
+            malformed_pending = false;
+            if socket
+                .send(Message::Text("{\"type\":\"Results\",\"channel\":".into()))
+                .await
+                .is_err()
+            {
+                break "client-gone";
+            }
+        }
+        if send_all(&mut socket, &shared, id, out).await.is_err() {
+            break "client-gone";
+        }
+    };
+    shared.update(id, |c| c.ended = Some(ended.to_string()));
+}
+
+async fn send_all(
+    socket: &mut WebSocket,
+    shared: &Shared,
+    id: usize,
+    messages: Vec<Value>,
+) -> Result<(), axum::Error> {
+    for m in messages {
+        socket.send(Message::Text(m.to_string().into())).await?;
+        shared.update(id, |c| c.sent.push(m));
+    }
+    Ok(())
+}
+
+async fn close_with_metadata(
+    socket: &mut WebSocket,
+    shared: &Shared,
+    id: usize,
+    request_id: &str,
+    hasher: &Sha256,
+    transcriber: &Transcriber,
+) -> Result<(), axum::Error> {
+    let sha: String = hasher
+        .clone()
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let metadata = json!({
+        "type": "Metadata",
+        "transaction_key": "deprecated",
+        "request_id": request_id,
+        "sha256": sha,
+        "created": "2026-01-01T00:00:00.000Z",
+        "duration": transcriber.duration_secs(),
+        "channels": 1,
+    });
+    send_all(socket, shared, id, vec![metadata]).await?;
+    socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: "".into(),
+        })))
+        .await
+}

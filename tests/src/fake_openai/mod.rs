@@ -1,0 +1,334 @@
+//! A local OpenAI-compatible chat-completions server (`POST /v1/chat/completions`): streams SSE
+//! in small, oddly split chunks, emits tool calls on demand, answers 401/429/500 and records
+//! every request and whether the client hung up.
+
+mod replies;
+
+use crate::faults::{Fault, Faults};
+use crate::server::{ServerHandle, Shutdown};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use replies::Completion;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How the fake model behaves.
+#[derive(Debug, Clone)]
+pub struct OpenAiScript {
+    /// `(substring of the last user message, reply)`; the first match wins. Otherwise the
+    /// reply is "You said: <text>. That is interesting. Tell me more."
+    pub replies: Vec<(String, String)>,
+    /// When the last user message contains this, the model calls the tool `get_weather`.
+    pub tool_call_when: Option<String>,
+    /// When set, requests must carry `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+    /// Pause between body chunks.
+    pub chunk_interval: Duration,
+}
+
+impl Default for OpenAiScript {
+    fn default() -> Self {
+        Self {
+            replies: Vec::new(),
+            tool_call_when: None,
+            api_key: None,
+            chunk_interval: Duration::from_millis(1),
+        }
+    }
+}
+
+impl OpenAiScript {
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    pub fn reply(mut self, when: impl Into<String>, text: impl Into<String>) -> Self {
+        self.replies.push((when.into(), text.into()));
+        self
+    }
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct OpenAiRequest {
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    /// `completed`, `status <code>`, `client-gone`, `dropped-by-fault`, `stream-error`;
+    /// `None` while streaming.
+    pub outcome: Option<String>,
+}
+
+impl OpenAiRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct Shared {
+    script: OpenAiScript,
+    faults: Faults,
+    log: Mutex<Vec<OpenAiRequest>>,
+    shutdown: Shutdown,
+}
+
+impl Shared {
+    fn set_outcome(&self, id: usize, outcome: &str) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = log.get_mut(id) {
+            r.outcome = Some(outcome.to_string());
+        }
+    }
+}
+
+/// A running fake OpenAI endpoint; stops when dropped.
+pub struct FakeOpenAi {
+    server: ServerHandle,
+    shared: Arc<Shared>,
+}
+
+impl FakeOpenAi {
+    pub async fn start(script: OpenAiScript) -> std::io::Result<Self> {
+        Self::start_on(0, script).await
+    }
+
+    pub async fn start_on(port: u16, script: OpenAiScript) -> std::io::Result<Self> {
+        let mut holder = None;
+        let server = ServerHandle::start(port, |shutdown| {
+            let shared = Arc::new(Shared {
+                script,
+                faults: Faults::default(),
+                log: Mutex::new(Vec::new()),
+                shutdown,
+            });
+            holder = Some(shared.clone());
+            Router::new()
+                .route("/v1/chat/completions", post(completions))
+                .with_state(shared)
+        })
+        .await?;
+        let shared = holder.ok_or_else(|| std::io::Error::other("router was not built"))?;
+        Ok(Self { server, shared })
+    }
+
+    /// Base URL for `OPENAI_BASE_URL` (`http://127.0.0.1:<port>/v1`).
+    pub fn base_url(&self) -> String {
+        format!("{}/v1", self.server.http_url())
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<OpenAiRequest> {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+fn error_response(
+    code: u16,
+    retry_after: Option<Duration>,
+    presented_key: Option<&str>,
+) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (message, kind, err_code) = match code {
+        401 => {
+            // The real service shows only the key's last four characters.
+            let tail: String = presented_key
+                .map(|k| k.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect())
+                .unwrap_or_default();
+            (
+                format!("Incorrect API key provided: sk-****{tail}. You can find your API key at https://platform.openai.com/account/api-keys."),
+                "invalid_request_error",
+                Some("invalid_api_key"),
+            )
+        }
+        400 => ("Invalid value for 'messages'.".to_string(), "invalid_request_error", None),
+        429 => (
+            "Rate limit reached for gpt-4o-mini in organization org-TEST on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 1s.".to_string(),
+            "requests",
+            Some("rate_limit_exceeded"),
+        ),
+        _ => ("The server had an error processing your request. Sorry about that!".to_string(), "server_error", None),
+    };
+    let body =
+        json!({"error": {"message": message, "type": kind, "param": null, "code": err_code}});
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-request-id", HeaderValue::from_static("req_fake_error"));
+    if let Some(d) = retry_after {
+        if let Ok(v) = HeaderValue::from_str(&format!("{}", d.as_secs_f64())) {
+            headers.insert("retry-after", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&d.as_millis().to_string()) {
+            headers.insert("retry-after-ms", v);
+        }
+    }
+    response
+}
+
+async fn completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let id = {
+        let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.push(OpenAiRequest {
+            path: "/v1/chat/completions".into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.clone(),
+            outcome: None,
+        });
+        log.len() - 1
+    };
+    let fault = shared.faults.next();
+    if let Some(Fault::Delay(d)) = &fault {
+        tokio::time::sleep(*d).await;
+    }
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let refusal = match (&fault, &shared.script.api_key) {
+        (Some(Fault::Status { code, retry_after }), _) => Some((*code, *retry_after)),
+        (_, Some(expected)) if presented != Some(expected.as_str()) => Some((401, None)),
+        _ => None,
+    };
+    if let Some((code, retry_after)) = refusal {
+        shared.set_outcome(id, &format!("status {code}"));
+        return error_response(code, retry_after, presented);
+    }
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if messages.is_empty()
+        || body.get("model").and_then(Value::as_str).is_none()
+        || body.get("stream") != Some(&json!(true))
+    {
+        shared.set_outcome(id, "status 400");
+        return error_response(400, None, presented);
+    }
+    let model = body["model"].as_str().unwrap_or("gpt-4o-mini");
+    let completion = Completion::new(model);
+    let prompt_tokens = messages.len() as u32 * 10;
+    let last_is_user = messages
+        .last()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+        == Some("user");
+    let wants_tool = shared.script.tool_call_when.as_ref().is_some_and(|w| {
+        last_is_user
+            && replies::last_user_text(&messages)
+                .to_lowercase()
+                .contains(&w.to_lowercase())
+    });
+    let events = if wants_tool {
+        completion.tool_call(
+            "get_weather",
+            r#"{"city":"Paris","unit":"celsius"}"#,
+            prompt_tokens,
+        )
+    } else {
+        completion.text(
+            &replies::reply_text(&shared.script.replies, &messages),
+            prompt_tokens,
+        )
+    };
+    let mut pieces = replies::odd_pieces(&replies::event_stream(&events));
+    match fault {
+        Some(Fault::Malformed) => pieces.insert(0, b"data: {\"choices\":[{\"delta\":\n\n".to_vec()),
+        Some(Fault::StreamError { after }) => {
+            pieces.truncate(after);
+            pieces.push(b"\n\ndata: {\"error\":{\"message\":\"The server had an error while processing your request.\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n".to_vec());
+        }
+        _ => {}
+    }
+    let drop_after = match fault {
+        Some(Fault::DropMidStream { after }) => Some(after),
+        _ => None,
+    };
+    let stream_error = matches!(fault, Some(Fault::StreamError { .. }));
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let interval = shared.script.chunk_interval;
+    let producer_shared = shared.clone();
+    tokio::spawn(async move {
+        let mut shutdown = producer_shared.shutdown.clone();
+        for (i, piece) in pieces.into_iter().enumerate() {
+            if drop_after == Some(i) {
+                let _ = tx.send(Err(std::io::Error::other("injected drop"))).await;
+                producer_shared.set_outcome(id, "dropped-by-fault");
+                return;
+            }
+            let sent = tokio::select! {
+                r = tx.send(Ok(Bytes::from(piece))) => r.is_ok(),
+                _ = shutdown.wait() => false,
+            };
+            if !sent {
+                producer_shared.set_outcome(id, "client-gone");
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = tx.closed() => {
+                    producer_shared.set_outcome(id, "client-gone");
+                    return;
+                }
+            }
+        }
+        producer_shared.set_outcome(
+            id,
+            if stream_error {
+                "stream-error"
+            } else {
+                "completed"
+            },
+        );
+    });
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert("x-request-id", HeaderValue::from_static("req_fake_stream"));
+    h.insert(
+        "x-ratelimit-remaining-requests",
+        HeaderValue::from_static("99"),
+    );
+    h.insert(
+        "x-ratelimit-reset-requests",
+        HeaderValue::from_static("12ms"),
+    );
+    response
+}

@@ -1,0 +1,86 @@
+//! Starting voice-host in-process for tests: configuration from name/value pairs (as the
+//! environment would give them), served on 127.0.0.1 port 0.
+
+use crate::fake_deepgram::{DeepgramScript, FakeDeepgram};
+use crate::fake_elevenlabs::{ElevenLabsScript, FakeElevenLabs};
+use crate::fake_openai::{FakeOpenAi, OpenAiScript};
+use voice_host::config::source::RawSettings;
+use voice_host::config::{vars, Config};
+use voice_host::server::{self, ServerHandle};
+
+/// Fake keys in each provider's documented shape.
+pub const DEEPGRAM_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
+pub const OPENAI_KEY: &str = "sk-proj-testkey0123456789abcdefghijklmnop";
+pub const ELEVENLABS_KEY: &str = "sk_0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// A validated configuration from `NAME=value` pairs; plug-ins default to the built-in ones
+/// unless the pairs name them.
+pub fn config(pairs: &[(&str, &str)]) -> Config {
+    let mut all: Vec<(String, String)> = vec![
+        ("INTENT_PLUGIN".into(), "none".into()),
+        ("PROMPT_PLUGIN".into(), "none".into()),
+        ("BARGE_IN_PLUGIN".into(), "none".into()),
+        ("PLUGIN_WATCH".into(), "false".into()),
+    ];
+    all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut raw = RawSettings::default();
+    raw.overlay_env(all, &vars::names());
+    Config::from_raw(&raw).expect("valid test configuration")
+}
+
+/// Serve `cfg` on 127.0.0.1:0.
+pub async fn start(cfg: Config) -> ServerHandle {
+    let prepared = tokio::task::spawn_blocking(move || server::prepare(cfg))
+        .await
+        .expect("prepare task")
+        .expect("server prepares");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    ServerHandle::spawn(prepared, listener).expect("server starts")
+}
+
+/// The three fake providers and a host wired to them.
+pub struct CloudStack {
+    pub deepgram: FakeDeepgram,
+    pub openai: FakeOpenAi,
+    pub elevenlabs: FakeElevenLabs,
+    pub host: ServerHandle,
+}
+
+impl CloudStack {
+    /// Start fakes (with these scripts) and a host using them, plus extra settings.
+    pub async fn start(
+        deepgram: DeepgramScript,
+        openai: OpenAiScript,
+        elevenlabs: ElevenLabsScript,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let deepgram = FakeDeepgram::start(deepgram.with_key(DEEPGRAM_KEY))
+            .await
+            .expect("fake deepgram");
+        let openai = FakeOpenAi::start(openai.with_key(OPENAI_KEY))
+            .await
+            .expect("fake openai");
+        let elevenlabs = FakeElevenLabs::start(elevenlabs.with_key(ELEVENLABS_KEY))
+            .await
+            .expect("fake elevenlabs");
+        let (dg, oa, el) = (deepgram.url(), openai.base_url(), elevenlabs.url());
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("DEEPGRAM_URL", &dg),
+            ("DEEPGRAM_API_KEY", DEEPGRAM_KEY),
+            ("OPENAI_BASE_URL", &oa),
+            ("OPENAI_API_KEY", OPENAI_KEY),
+            ("ELEVENLABS_URL", &el),
+            ("ELEVENLABS_API_KEY", ELEVENLABS_KEY),
+        ];
+        pairs.extend_from_slice(extra);
+        let host = start(config(&pairs)).await;
+        Self {
+            deepgram,
+            openai,
+            elevenlabs,
+            host,
+        }
+    }
+}

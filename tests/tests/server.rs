@@ -1,0 +1,280 @@
+//! The `/agent` server through a real WebSocket client: health, readiness, admission, every
+//! protocol error code, oversize frames, isolation between sessions and graceful shutdown.
+
+use serde_json::json;
+use std::time::Duration;
+use voice_tests::agent_client::AgentClient;
+use voice_tests::fake_deepgram::DeepgramScript;
+use voice_tests::fake_elevenlabs::ElevenLabsScript;
+use voice_tests::fake_openai::OpenAiScript;
+use voice_tests::host::{self, CloudStack};
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn pcm16k() -> serde_json::Value {
+    json!({"encoding": "pcm16", "sample_rate": 16000})
+}
+
+async fn stack(extra: &[(&str, &str)]) -> CloudStack {
+    CloudStack::start(
+        DeepgramScript::new(["hello there"]),
+        OpenAiScript::default().reply("weather", "It is sunny in Paris today. Enjoy it."),
+        ElevenLabsScript::default(),
+        extra,
+    )
+    .await
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(format!("http://{addr}{path}"))
+        .await
+        .expect("http request");
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let s = stack(&[]).await;
+    let (status, body) = get(s.host.addr, "/healthz").await;
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
+    let (status, body) = get(s.host.addr, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["providers"]["llm"], "openai");
+    let metrics = reqwest::get(format!("http://{}/metrics", s.host.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("voice_sessions_active"), "{metrics}");
+}
+
+#[tokio::test]
+async fn readiness_lists_reasons_when_a_provider_is_missing() {
+    let empty = std::env::temp_dir().join(format!("voice-host-no-models-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let h = host::start(host::config(&[
+        ("STT_PROVIDER", "local"),
+        ("MODELS_DIR", empty.to_str().unwrap()),
+    ]))
+    .await;
+    let (status, body) = get(h.addr, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    let reasons = body["reasons"].as_array().expect("reasons list");
+    assert!(
+        reasons.iter().any(|r| r.as_str().unwrap().starts_with("stt:")),
+        "{body}"
+    );
+    // The process is still healthy and says so.
+    assert_eq!(get(h.addr, "/healthz").await.0, 200);
+}
+
+#[tokio::test]
+async fn origin_is_checked_before_the_upgrade() {
+    let s = stack(&[("ALLOWED_ORIGINS", "https://app.example,http://localhost:3000")]).await;
+    let refused = AgentClient::connect(s.host.addr, Some("https://evil.example"))
+        .await
+        .err()
+        .expect("foreign origin refused");
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("origin_not_allowed"), "{}", refused.body);
+    assert!(AgentClient::connect(s.host.addr, Some("https://app.example")).await.is_ok());
+    assert!(AgentClient::connect(s.host.addr, Some("http://localhost:3000")).await.is_ok());
+    // Native clients send no Origin.
+    assert!(AgentClient::connect(s.host.addr, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn capacity_is_enforced_with_retry_after() {
+    let s = stack(&[("MAX_SESSIONS", "1")]).await;
+    let first = AgentClient::start(s.host.addr, pcm16k(), None).await;
+    let refused = AgentClient::connect(s.host.addr, None)
+        .await
+        .err()
+        .expect("second session refused");
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.retry_after.as_deref(), Some("1"));
+    let (status, body) = get(s.host.addr, "/readyz").await;
+    assert_eq!(status, 503);
+    assert!(body["reasons"][0].as_str().unwrap().contains("capacity"), "{body}");
+    // The slot frees when the session ends.
+    first.close().await;
+    let mut admitted = false;
+    for _ in 0..100 {
+        if AgentClient::connect(s.host.addr, None).await.is_ok() {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(admitted, "slot was not released");
+}
+
+async fn expect_error(c: &mut AgentClient, code: &str) -> serde_json::Value {
+    let e = c.expect_type("error", LONG).await;
+    assert_eq!(e["code"], code, "{e}");
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
+    e
+}
+
+#[tokio::test]
+async fn errors_before_start_keep_the_connection() {
+    let s = stack(&[]).await;
+    let mut c = AgentClient::connect(s.host.addr, None).await.unwrap();
+    c.send_text_frame("{not json").await;
+    expect_error(&mut c, "bad_json").await;
+    c.send_json(json!({"type": "dance"})).await;
+    expect_error(&mut c, "unknown_type").await;
+    c.send_audio(&[0u8; 320]).await;
+    expect_error(&mut c, "not_started").await;
+    c.send_json(json!({"type": "text", "text": "hi"})).await;
+    expect_error(&mut c, "not_started").await;
+    c.send_json(json!({"type": "start", "audio": {"encoding": "opus", "sample_rate": 48000}}))
+        .await;
+    expect_error(&mut c, "bad_audio_format").await;
+    c.send_json(json!({"type": "start", "audio": {"encoding": "pcm16", "sample_rate": 4000}}))
+        .await;
+    let e = expect_error(&mut c, "bad_audio_format").await;
+    assert_eq!(e["fatal"], false);
+    c.send_json(json!({"type": "start", "audio": pcm16k(), "agent": "nobody"}))
+        .await;
+    expect_error(&mut c, "unknown_agent").await;
+    c.send_json(json!({"type": "start", "audio": pcm16k(), "session_id": ""}))
+        .await;
+    expect_error(&mut c, "bad_session_id").await;
+    c.send_json(json!({"type": "start", "audio": pcm16k(), "session_id": "call-42"}))
+        .await;
+    let ready = c.expect_type("ready", LONG).await;
+    assert_eq!(ready["session_id"], "call-42");
+    assert_eq!(ready["output"], pcm16k());
+}
+
+#[tokio::test]
+async fn errors_after_start_do_not_end_the_session() {
+    let s = stack(&[]).await;
+    let mut c = AgentClient::start(s.host.addr, pcm16k(), None).await;
+    c.send_json(json!({"type": "start", "audio": pcm16k()})).await;
+    expect_error(&mut c, "already_started").await;
+    c.send_text_frame("[1,2,3]").await;
+    expect_error(&mut c, "bad_message").await;
+    c.send_json(json!({"type": "text"})).await;
+    expect_error(&mut c, "bad_message").await;
+    c.send_json(json!({"type": "text", "text": "   "})).await;
+    expect_error(&mut c, "bad_message").await;
+    c.send_json(json!({"type": "whatever"})).await;
+    expect_error(&mut c, "unknown_type").await;
+    c.send_text_frame(&format!("{{\"type\":\"text\",\"text\":\"{}\"}}", "a".repeat(20_000)))
+        .await;
+    expect_error(&mut c, "frame_too_large").await;
+    c.send_json(json!({"type": "text", "text": "b".repeat(5000)})).await;
+    expect_error(&mut c, "text_too_long").await;
+    // Still serving: a typed turn gets its reply.
+    c.send_json(json!({"type": "text", "text": "what is the weather in paris"}))
+        .await;
+    let done = c.expect_type("agent_done", LONG).await;
+    assert_eq!(done["text"], "It is sunny in Paris today. Enjoy it.");
+    assert_eq!(done["interrupted"], false);
+}
+
+#[tokio::test]
+async fn oversize_audio_frame_closes_with_1009_and_spares_other_sessions() {
+    let s = stack(&[]).await;
+    let mut other = AgentClient::start(s.host.addr, pcm16k(), None).await;
+    let mut c = AgentClient::start(s.host.addr, pcm16k(), None).await;
+    c.send_audio(&vec![0u8; 64 * 1024]).await; // exactly the limit is fine
+    c.send_audio(&vec![0u8; 64 * 1024 + 2]).await;
+    let e = expect_error(&mut c, "frame_too_large").await;
+    assert_eq!(e["fatal"], true);
+    assert_eq!(c.expect_close(LONG).await.0, 1009);
+    // The other session is untouched.
+    other
+        .send_json(json!({"type": "text", "text": "what is the weather"}))
+        .await;
+    let done = other.expect_type("agent_done", LONG).await;
+    assert_eq!(done["interrupted"], false);
+}
+
+#[tokio::test]
+async fn typed_turn_streams_text_audio_and_metrics() {
+    let s = stack(&[]).await;
+    let mut c = AgentClient::start(
+        s.host.addr,
+        pcm16k(),
+        Some(json!({"encoding": "mulaw", "sample_rate": 8000})),
+    )
+    .await;
+    c.send_json(json!({"type": "text", "text": "what is the weather in paris"}))
+        .await;
+    let transcript = c
+        .wait_for(LONG, |m| m["type"] == "transcript" && m["final"] == true)
+        .await
+        .expect("final transcript of the typed turn");
+    assert_eq!(transcript["turn"], 1);
+    let done = c.expect_type("agent_done", LONG).await;
+    let deltas: String = c
+        .of_type("agent_text")
+        .iter()
+        .map(|m| m["delta"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(deltas, done["text"].as_str().unwrap());
+    assert!(c.of_type("agent_text").len() > 1, "the reply streamed in pieces");
+    // mu-law 8 kHz: one byte per sample; the fake voice speaks ~60 ms per character.
+    let seconds = c.audio.len() as f64 / 8000.0;
+    assert!(seconds > 1.0, "got {seconds} s of audio");
+    let metrics = c.expect_type("turn_metrics", LONG).await;
+    assert_eq!(metrics["turn"], 1);
+    for field in ["llm_first_token_ms", "tts_first_audio_ms", "first_audio_sent_ms"] {
+        assert!(metrics[field].is_u64(), "{field} missing: {metrics}");
+    }
+    assert!(metrics["host_processing_ms"].as_f64().unwrap() >= 0.0);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_the_turn_then_closes_1001() {
+    let mut s = stack(&[("DRAIN_TIMEOUT_MS", "15000")]).await;
+    let addr = s.host.addr;
+    let mut busy = AgentClient::start(addr, pcm16k(), None).await;
+    let mut idle = AgentClient::start(addr, pcm16k(), None).await;
+    busy.send_json(json!({"type": "text", "text": "what is the weather in paris"}))
+        .await;
+    busy.expect_type("agent_text", LONG).await;
+    s.host.begin_shutdown();
+    // Idle sessions are told and closed at once.
+    idle.expect_type("shutdown", LONG).await;
+    assert_eq!(idle.expect_close(LONG).await.0, 1001);
+    // The busy one is told, finishes its reply, then is closed.
+    busy.expect_type("shutdown", LONG).await;
+    let done = busy.expect_type("agent_done", LONG).await;
+    assert_eq!(done["interrupted"], false);
+    assert_eq!(busy.expect_close(LONG).await.0, 1001);
+    s.host.wait().await;
+    // Nothing listens any more.
+    assert!(AgentClient::connect(addr, None).await.is_err());
+}
+
+#[tokio::test]
+async fn drain_timeout_closes_sessions_still_speaking() {
+    let mut s = stack(&[("DRAIN_TIMEOUT_MS", "300")]).await;
+    let mut busy = AgentClient::start(s.host.addr, pcm16k(), None).await;
+    busy.send_json(json!({"type": "text", "text": "tell me a long story"}))
+        .await;
+    busy.expect_type("agent_text", LONG).await;
+    s.host.begin_shutdown();
+    busy.expect_type("shutdown", LONG).await;
+    assert_eq!(busy.expect_close(LONG).await.0, 1001);
+    assert!(
+        busy.of_type("agent_done").is_empty(),
+        "the reply was cut by the drain timeout"
+    );
+    s.host.wait().await;
+}
+
+#[tokio::test]
+async fn stop_closes_normally() {
+    let s = stack(&[]).await;
+    let mut c = AgentClient::start(s.host.addr, pcm16k(), None).await;
+    c.send_json(json!({"type": "stop"})).await;
+    assert_eq!(c.expect_close(LONG).await.0, 1000);
+}
