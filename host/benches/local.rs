@@ -12,8 +12,8 @@ use voice_host::behaviour::{ChatMessage, GenerationSettings, Role};
 use voice_host::providers::local::bench::{EncoderWindow, Espeak, WhisperModel};
 use voice_host::providers::local::{LocalLlm, LocalModels, LocalStt, LocalTts};
 use voice_host::providers::{
-    LlmEvent, LlmProvider, LlmRequest, SttEvent, SttInput, SttParams, SttProvider, TtsEvent, TtsInput, TtsParams,
-    TtsProvider,
+    LlmEvent, LlmProvider, LlmRequest, SttEvent, SttInput, SttParams, SttProvider, TtsEvent,
+    TtsInput, TtsParams, TtsProvider,
 };
 
 const UTTERANCE: &str = "what is the weather in paris";
@@ -52,17 +52,33 @@ fn stt(c: &mut Criterion, models: &LocalModels, speech: &[i16]) {
     let audio: Vec<f32> = speech.iter().map(|&s| f32::from(s) / 32_768.0).collect();
     let seconds = audio.len() as f64 / 16_000.0;
     let mut group = c.benchmark_group("whisper");
-    group.sample_size(10).measurement_time(Duration::from_secs(15));
-    for (name, window) in [("utterance-window", EncoderWindow::default()), ("full-window", EncoderWindow::Full)] {
-        let text = whisper.transcribe(&audio, window, &|| false).expect("transcribe").unwrap_or_default();
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15));
+    for (name, window) in [
+        ("utterance-window", EncoderWindow::default()),
+        ("full-window", EncoderWindow::Full),
+    ] {
+        let text = whisper
+            .transcribe(&audio, window, &|| false)
+            .expect("transcribe")
+            .unwrap_or_default();
         let start = Instant::now();
         let runs = 3;
         for _ in 0..runs {
-            whisper.transcribe(&audio, window, &|| false).expect("transcribe");
+            whisper
+                .transcribe(&audio, window, &|| false)
+                .expect("transcribe");
         }
         let rtf = start.elapsed().as_secs_f64() / runs as f64 / seconds;
         println!("whisper {name}: {seconds:.2} s of speech, real-time factor {rtf:.3}, transcript {text:?}");
-        group.bench_function(name, |b| b.iter(|| whisper.transcribe(&audio, window, &|| false).expect("transcribe")));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                whisper
+                    .transcribe(&audio, window, &|| false)
+                    .expect("transcribe")
+            })
+        });
     }
     group.finish();
 }
@@ -70,7 +86,10 @@ fn stt(c: &mut Criterion, models: &LocalModels, speech: &[i16]) {
 fn request(text: &str, max_tokens: u32) -> LlmRequest {
     LlmRequest {
         messages: vec![ChatMessage::new(Role::User, text)],
-        settings: GenerationSettings { temperature: Some(0.0), max_tokens: Some(max_tokens) },
+        settings: GenerationSettings {
+            temperature: Some(0.0),
+            max_tokens: Some(max_tokens),
+        },
         ..Default::default()
     }
 }
@@ -104,7 +123,9 @@ fn llm(c: &mut Criterion, rt: &tokio::runtime::Runtime, llm: &Arc<LocalLlm>) {
         first_token / 3.0 * 1000.0
     );
     let mut group = c.benchmark_group("llm");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     group.bench_function("reply-up-to-32-tokens", |b| {
         b.iter(|| {
             let mut rx = llm.stream(request("what is the weather in paris", 32));
@@ -132,8 +153,12 @@ fn tts(c: &mut Criterion) {
     for _ in 0..10 {
         synth();
     }
-    let rtf = start.elapsed().as_secs_f64() / 10.0 / (samples as f64 / f64::from(espeak.sample_rate()));
-    println!("espeak-ng: real-time factor {rtf:.4} ({:.2} s sentence)", samples as f64 / f64::from(espeak.sample_rate()));
+    let rtf =
+        start.elapsed().as_secs_f64() / 10.0 / (samples as f64 / f64::from(espeak.sample_rate()));
+    println!(
+        "espeak-ng: real-time factor {rtf:.4} ({:.2} s sentence)",
+        samples as f64 / f64::from(espeak.sample_rate())
+    );
     let mut group = c.benchmark_group("espeak");
     group.sample_size(20);
     group.bench_function("sentence", |b| b.iter(synth));
@@ -142,12 +167,23 @@ fn tts(c: &mut Criterion) {
 
 /// One offline turn after the user stopped speaking: STT final, LLM until its first sentence,
 /// TTS of that sentence until the first audio chunk. Returns the latency.
-async fn turn(stt: Arc<LocalStt>, llm: Arc<LocalLlm>, tts: Arc<LocalTts>, speech: Arc<Vec<i16>>) -> Duration {
+async fn turn(
+    stt: Arc<LocalStt>,
+    llm: Arc<LocalLlm>,
+    tts: Arc<LocalTts>,
+    speech: Arc<Vec<i16>>,
+) -> Duration {
     let mut s = stt.open(SttParams::default());
     for chunk in speech.chunks(320) {
-        s.input.send(SttInput::Audio(chunk.to_vec())).await.expect("stt input");
+        s.input
+            .send(SttInput::Audio(chunk.to_vec()))
+            .await
+            .expect("stt input");
     }
-    s.input.send(SttInput::Audio(vec![0; 8_000])).await.expect("stt input");
+    s.input
+        .send(SttInput::Audio(vec![0; 8_000]))
+        .await
+        .expect("stt input");
     let speech_end = Instant::now();
     s.input.send(SttInput::Finalize).await.expect("stt input");
     let transcript = loop {
@@ -175,8 +211,14 @@ async fn turn(stt: Arc<LocalStt>, llm: Arc<LocalLlm>, tts: Arc<LocalTts>, speech
         }
     }
     drop(rx);
-    let mut t = tts.open(TtsParams { preferred_rate: 24_000, ..Default::default() });
-    t.input.send(TtsInput::Text(sentence)).await.expect("tts input");
+    let mut t = tts.open(TtsParams {
+        preferred_rate: 24_000,
+        ..Default::default()
+    });
+    t.input
+        .send(TtsInput::Text(sentence))
+        .await
+        .expect("tts input");
     loop {
         match t.events.recv().await.expect("tts events") {
             TtsEvent::Audio { .. } => return speech_end.elapsed(),
@@ -211,7 +253,11 @@ fn turns(rt: &tokio::runtime::Runtime, models: &LocalModels, llm: Arc<LocalLlm>,
 
 fn benches(c: &mut Criterion) {
     let Some(models) = models() else { return };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let speech = speech_16k();
     stt(c, &models, &speech);
     let local_llm = LocalLlm::load(&models).expect("llm");

@@ -127,7 +127,8 @@ fn main() -> ExitCode {
                 }
             }
             ModelsCommand::Check { dir } => {
-                let missing = voice_host::providers::local::LocalModels::new(models_dir(dir)).check();
+                let missing =
+                    voice_host::providers::local::LocalModels::new(models_dir(dir)).check();
                 if missing.is_empty() {
                     println!("all offline models are installed");
                     ExitCode::SUCCESS
@@ -143,12 +144,16 @@ fn main() -> ExitCode {
 }
 
 fn plugins_list(url: &str, token: Option<String>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail("runtime", e),
     };
     rt.block_on(async {
-        let mut req = reqwest::Client::new().get(format!("{}/admin/plugins", url.trim_end_matches('/')));
+        let mut req =
+            reqwest::Client::new().get(format!("{}/admin/plugins", url.trim_end_matches('/')));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -169,7 +174,10 @@ fn serve(config_file: Option<PathBuf>) -> ExitCode {
         Err(e) => return fail("config error", e),
     };
     init_logging(cfg.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail("runtime", e),
     };

@@ -113,15 +113,57 @@ impl Metrics {
         let mut counter = |name: &str, kind: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
-        counter("voice_sessions_active", "gauge", "Sessions open now", self.sessions_active.get());
-        counter("voice_sessions_total", "counter", "Sessions started", self.sessions_total.get());
-        counter("voice_sessions_rejected_total", "counter", "Upgrades refused (capacity, origin, draining)", self.sessions_rejected.get());
-        counter("voice_session_panics_total", "counter", "Sessions ended by an internal fault", self.session_panics.get());
-        counter("voice_turns_total", "counter", "Agent replies completed or interrupted", self.turns_total.get());
-        counter("voice_stt_audio_dropped_total", "counter", "Audio batches dropped because speech-to-text could not keep up", self.stt_audio_dropped.get());
-        self.host_ms.render("voice_turn_host_ms", "Host processing per turn (ms)", &mut s);
-        self.first_audio_ms.render("voice_turn_first_audio_ms", "Speech end to first agent audio sent (ms)", &mut s);
-        self.llm_first_token_ms.render("voice_turn_llm_first_token_ms", "Speech end to first LLM token (ms)", &mut s);
+        counter(
+            "voice_sessions_active",
+            "gauge",
+            "Sessions open now",
+            self.sessions_active.get(),
+        );
+        counter(
+            "voice_sessions_total",
+            "counter",
+            "Sessions started",
+            self.sessions_total.get(),
+        );
+        counter(
+            "voice_sessions_rejected_total",
+            "counter",
+            "Upgrades refused (capacity, origin, draining)",
+            self.sessions_rejected.get(),
+        );
+        counter(
+            "voice_session_panics_total",
+            "counter",
+            "Sessions ended by an internal fault",
+            self.session_panics.get(),
+        );
+        counter(
+            "voice_turns_total",
+            "counter",
+            "Agent replies completed or interrupted",
+            self.turns_total.get(),
+        );
+        counter(
+            "voice_stt_audio_dropped_total",
+            "counter",
+            "Audio batches dropped because speech-to-text could not keep up",
+            self.stt_audio_dropped.get(),
+        );
+        self.host_ms.render(
+            "voice_turn_host_ms",
+            "Host processing per turn (ms)",
+            &mut s,
+        );
+        self.first_audio_ms.render(
+            "voice_turn_first_audio_ms",
+            "Speech end to first agent audio sent (ms)",
+            &mut s,
+        );
+        self.llm_first_token_ms.render(
+            "voice_turn_llm_first_token_ms",
+            "Speech end to first LLM token (ms)",
+            &mut s,
+        );
         s
     }
 }

@@ -14,10 +14,16 @@ fn base_env(cmd: &mut Command) -> &mut Command {
         .env("BIND", "127.0.0.1")
         .env("PORT", "0")
         .env("DEEPGRAM_URL", "ws://127.0.0.1:9")
-        .env("DEEPGRAM_API_KEY", "0123456789abcdef0123456789abcdef01234567")
+        .env(
+            "DEEPGRAM_API_KEY",
+            "0123456789abcdef0123456789abcdef01234567",
+        )
         .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
         .env("ELEVENLABS_URL", "http://127.0.0.1:9")
-        .env("ELEVENLABS_API_KEY", "sk_0123456789abcdef0123456789abcdef0123456789abcdef")
+        .env(
+            "ELEVENLABS_API_KEY",
+            "sk_0123456789abcdef0123456789abcdef0123456789abcdef",
+        )
         .env("INTENT_PLUGIN", "none")
         .env("PROMPT_PLUGIN", "none")
         .env("BARGE_IN_PLUGIN", "none")
@@ -50,7 +56,8 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_variable() {
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{var}: {stderr}");
         assert!(
-            lines[0].contains(var) || (var == "BARGE_IN_PLUGIN" && lines[0].contains("policy.wasm")),
+            lines[0].contains(var)
+                || (var == "BARGE_IN_PLUGIN" && lines[0].contains("policy.wasm")),
             "{var}: {stderr}"
         );
         if var.ends_with("API_KEY") {
@@ -72,8 +79,18 @@ fn help_documents_every_variable() {
 #[test]
 fn config_command_redacts_secrets() {
     let key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789";
-    let out = run_with(&[("OPENAI_API_KEY", key), ("OPENAI_BASE_URL", "https://api.openai.com/v1")], &["config"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_with(
+        &[
+            ("OPENAI_API_KEY", key),
+            ("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+        ],
+        &["config"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("OPENAI_API_KEY=sk-proj-...6789"), "{text}");
     assert!(!text.contains(key));
@@ -98,7 +115,10 @@ fn sigterm_drains_and_exits_0() {
         let line = line.unwrap();
         if line.contains("voice-host listening") {
             let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
-            assert!(v["fields"]["addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+            assert!(v["fields"]["addr"]
+                .as_str()
+                .unwrap()
+                .starts_with("127.0.0.1:"));
             listening = true;
             break;
         }
@@ -114,7 +134,10 @@ fn sigterm_drains_and_exits_0() {
         if let Some(s) = child.try_wait().unwrap() {
             break s.code();
         }
-        assert!(waited < Duration::from_secs(30), "did not exit after SIGTERM");
+        assert!(
+            waited < Duration::from_secs(30),
+            "did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
         waited += Duration::from_millis(50);
     };

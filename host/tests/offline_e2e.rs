@@ -23,7 +23,8 @@ const OUTPUT_RATE: u32 = 24_000;
 /// Guard against a hung pipeline; far above any expected turn time, not a performance bound.
 const HANG_GUARD: Duration = Duration::from_secs(180);
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn models_dir() -> PathBuf {
     std::env::var_os("MODELS_DIR").map_or_else(LocalModels::default_dir, PathBuf::from)
@@ -32,7 +33,11 @@ fn models_dir() -> PathBuf {
 /// Whether the prerequisites are present; panics in CI where they must be.
 fn prerequisites() -> bool {
     let mut missing = LocalModels::new(models_dir()).check();
-    if std::process::Command::new("espeak-ng").arg("--version").output().is_err() {
+    if std::process::Command::new("espeak-ng")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         missing.push("espeak-ng is not installed: run scripts/install-deps.sh".into());
     }
     if missing.is_empty() {
@@ -48,7 +53,11 @@ fn prerequisites() -> bool {
 
 /// `text` spoken by the espeak-ng command line, as 16 kHz mono PCM16.
 fn speak(text: &str) -> Vec<i16> {
-    let path = std::env::temp_dir().join(format!("vh-offline-{}-{}.wav", std::process::id(), text.len()));
+    let path = std::env::temp_dir().join(format!(
+        "vh-offline-{}-{}.wav",
+        std::process::id(),
+        text.len()
+    ));
     let status = std::process::Command::new("espeak-ng")
         .args(["-v", "en-us", "-s", "150", "-w"])
         .arg(&path)
@@ -73,10 +82,15 @@ async fn start_server() -> ServerHandle {
         ("TTS_PROVIDER", "local"),
         ("TTS_MIN_DURATION_MS", "0"),
         ("TTS_BARGE_THRESHOLD_WORDS", "2"),
+        // The offline providers are under test here; the built-in behaviours stand in for plug-ins.
+        ("INTENT_PLUGIN", "none"),
+        ("PROMPT_PLUGIN", "none"),
+        ("BARGE_IN_PLUGIN", "none"),
     ] {
         raw.values.insert(k.into(), v.into());
     }
-    raw.values.insert("MODELS_DIR".into(), models_dir().display().to_string());
+    raw.values
+        .insert("MODELS_DIR".into(), models_dir().display().to_string());
     let cfg = Config::from_raw(&raw).expect("config");
     let prepared = server::prepare(cfg).expect("prepare");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -99,6 +113,8 @@ impl Heard {
         match msg {
             Message::Binary(bytes) => self.audio_samples += bytes.len() / 2,
             Message::Text(text) => {
+                // Shown on failure (libtest captures it otherwise): the conversation so far.
+                println!("server: {text}");
                 let v: Value = serde_json::from_str(&text).expect("json");
                 match v["type"].as_str().unwrap_or_default() {
                     "transcript" if v["final"] == true => {
@@ -109,7 +125,8 @@ impl Heard {
                     }
                     "agent_text" => {
                         self.agent_deltas += 1;
-                        self.agent_text.push_str(v["delta"].as_str().unwrap_or_default());
+                        self.agent_text
+                            .push_str(v["delta"].as_str().unwrap_or_default());
                     }
                     "agent_done" => {
                         self.done = true;
@@ -167,7 +184,11 @@ impl Drop for Mic {
 }
 
 /// Reads server messages into `heard` until `until` holds.
-async fn listen(stream: &mut futures_util::stream::SplitStream<Ws>, heard: &mut Heard, until: impl Fn(&Heard) -> bool) {
+async fn listen(
+    stream: &mut futures_util::stream::SplitStream<Ws>,
+    heard: &mut Heard,
+    until: impl Fn(&Heard) -> bool,
+) {
     tokio::time::timeout(HANG_GUARD, async {
         while !until(heard) {
             let msg = stream.next().await.expect("socket open").expect("frame");
@@ -192,7 +213,9 @@ async fn spoken_question_gets_a_spoken_reply_and_barge_in_stops_it() {
         "audio": {"encoding": "pcm16", "sample_rate": 16000},
         "output": {"encoding": "pcm16", "sample_rate": OUTPUT_RATE},
     });
-    ws.send(Message::Text(start.to_string().into())).await.expect("start");
+    ws.send(Message::Text(start.to_string().into()))
+        .await
+        .expect("start");
     let ready: Value = match ws.next().await.expect("ready").expect("ready") {
         Message::Text(t) => serde_json::from_str(&t).expect("json"),
         other => panic!("expected ready, got {other:?}"),
@@ -208,10 +231,16 @@ async fn spoken_question_gets_a_spoken_reply_and_barge_in_stops_it() {
     listen(&mut stream, &mut first, |h| h.done).await;
     let transcript = first.final_transcript.clone().expect("a final transcript");
     for word in ["weather", "paris"] {
-        assert!(transcript.contains(word), "transcript {transcript:?} lacks {word:?}");
+        assert!(
+            transcript.contains(word),
+            "transcript {transcript:?} lacks {word:?}"
+        );
     }
     assert!(!first.agent_text.trim().is_empty(), "the agent replied");
-    assert!(first.agent_deltas >= 2, "the reply streamed in pieces: {first:?}");
+    assert!(
+        first.agent_deltas >= 2,
+        "the reply streamed in pieces: {first:?}"
+    );
     assert!(!first.interrupted);
     // The reply's audio fits its text at the requested rate: espeak-ng speaks about 2.5-3.5
     // words a second, so audio read at 24 kHz must last about words / 3 seconds.

@@ -111,10 +111,7 @@ fn repeated_faults_quarantine_until_reload() {
     // Quarantined: the built-in rules answer even calls the plug-in would handle.
     assert_eq!(s.barge_in.decide(&event("hello")), builtin("hello"));
     let mut fresh = reg.for_session("new");
-    assert_eq!(
-        fresh.barge_in.decide(&event("hello")),
-        BargeInDecision::Ignore
-    );
+    assert_eq!(fresh.barge_in.decide(&event("hello")), builtin("hello"));
     let text = reg.prometheus();
     assert_eq!(
         metric(&text, "voice_plugin_quarantines_total{slot=\"barge_in\"}"),
@@ -177,4 +174,40 @@ fn garbage_file_is_refused() {
     .err()
     .expect("a half-written component is never loaded");
     assert!(matches!(err, PluginError::Invalid { .. }), "{err}");
+}
+
+#[test]
+fn full_pool_falls_back_to_builtin_and_recovers_when_a_session_ends() {
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            barge_in: slot("test-hostile-trap", &[]),
+            max_sessions: 1,
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .unwrap();
+    let mut sessions = Vec::new();
+    let starved = loop {
+        assert!(sessions.len() < 1000, "the pool is bounded");
+        let mut s = reg.for_session("s");
+        if s.barge_in.decide(&event("hello")) != BargeInDecision::Pause {
+            break s;
+        }
+        sessions.push(s);
+    };
+    let mut starved = starved;
+    let text = reg.prometheus();
+    assert!(metric(&text, "voice_plugin_pool_exhausted_total{slot=\"barge_in\"}") >= 1);
+    assert_eq!(
+        metric(&text, "voice_plugin_faults_total{slot=\"barge_in\",kind=\"instantiate\"}"),
+        0,
+        "a full pool is not the plug-in's fault"
+    );
+    // A session ends: its instance goes back to the pool and the starved session gets one.
+    sessions.pop();
+    assert_eq!(
+        starved.barge_in.decide(&event("hello")),
+        BargeInDecision::Pause
+    );
 }

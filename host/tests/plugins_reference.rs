@@ -220,10 +220,10 @@ fn barge_in_smart_stops_on_stop_words_and_ignores_backchannels() {
         b.barge_in.decide(&event("", 4000, 100, false)),
         BargeInDecision::Wait
     );
-    // Protected phrases are heard whole.
+    // Protected phrases are heard whole: decide again after them.
     assert_eq!(
         b.barge_in.decide(&event("stop", 4000, 300, true)),
-        BargeInDecision::Ignore
+        BargeInDecision::Wait
     );
     // Otherwise the seed threshold.
     assert_eq!(
@@ -390,8 +390,18 @@ fn precompiled_cache_is_used_on_restart() {
     let second = PluginRegistry::start(with_cache(), BuiltinBehaviours::default()).unwrap();
     let mut b = second.for_session("s");
     assert_eq!(
-        b.barge_in.decide(&event("", 0, 0, false)),
+        b.barge_in.decide(&event("yeah", 0, 0, false)),
         BargeInDecision::Ignore
+    );
+    let text = second.prometheus();
+    assert_eq!(
+        plugins_common::metric(&text, "voice_plugin_calls_total{slot=\"barge_in\"}"),
+        1,
+        "the plug-in answered"
+    );
+    assert_eq!(
+        plugins_common::metric(&text, "voice_plugin_fallbacks_total{slot=\"barge_in\"}"),
+        0
     );
     assert!(std::fs::metadata(artifacts[0].path()).unwrap().len() > 1000);
 }

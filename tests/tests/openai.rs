@@ -128,11 +128,9 @@ async fn rate_limit_with_retry_after_then_success_is_retried() {
     let (text, end) = collect(&llm, request("hi")).await;
     assert!(matches!(end, LlmEvent::Done { .. }), "{end:?}");
     assert!(text.contains("You said: hi."));
-    let outcomes: Vec<_> = fake.requests().into_iter().map(|r| r.outcome).collect();
-    assert_eq!(
-        outcomes,
-        vec![Some("status 429".into()), Some("completed".into())]
-    );
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2, "one refused request, one retry");
+    assert_eq!(reqs[0].outcome.as_deref(), Some("status 429"));
 }
 
 #[tokio::test]

@@ -64,7 +64,9 @@ async fn readiness_lists_reasons_when_a_provider_is_missing() {
     assert_eq!(status, 503, "{body}");
     let reasons = body["reasons"].as_array().expect("reasons list");
     assert!(
-        reasons.iter().any(|r| r.as_str().unwrap().starts_with("stt:")),
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("stt:")),
         "{body}"
     );
     // The process is still healthy and says so.
@@ -73,15 +75,31 @@ async fn readiness_lists_reasons_when_a_provider_is_missing() {
 
 #[tokio::test]
 async fn origin_is_checked_before_the_upgrade() {
-    let s = stack(&[("ALLOWED_ORIGINS", "https://app.example,http://localhost:3000")]).await;
+    let s = stack(&[(
+        "ALLOWED_ORIGINS",
+        "https://app.example,http://localhost:3000",
+    )])
+    .await;
     let refused = AgentClient::connect(s.host.addr, Some("https://evil.example"))
         .await
         .err()
         .expect("foreign origin refused");
     assert_eq!(refused.status, 403);
-    assert!(refused.body.contains("origin_not_allowed"), "{}", refused.body);
-    assert!(AgentClient::connect(s.host.addr, Some("https://app.example")).await.is_ok());
-    assert!(AgentClient::connect(s.host.addr, Some("http://localhost:3000")).await.is_ok());
+    assert!(
+        refused.body.contains("origin_not_allowed"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        AgentClient::connect(s.host.addr, Some("https://app.example"))
+            .await
+            .is_ok()
+    );
+    assert!(
+        AgentClient::connect(s.host.addr, Some("http://localhost:3000"))
+            .await
+            .is_ok()
+    );
     // Native clients send no Origin.
     assert!(AgentClient::connect(s.host.addr, None).await.is_ok());
 }
@@ -98,7 +116,10 @@ async fn capacity_is_enforced_with_retry_after() {
     assert_eq!(refused.retry_after.as_deref(), Some("1"));
     let (status, body) = get(s.host.addr, "/readyz").await;
     assert_eq!(status, 503);
-    assert!(body["reasons"][0].as_str().unwrap().contains("capacity"), "{body}");
+    assert!(
+        body["reasons"][0].as_str().unwrap().contains("capacity"),
+        "{body}"
+    );
     // The slot frees when the session ends.
     first.close().await;
     let mut admitted = false;
@@ -155,7 +176,8 @@ async fn errors_before_start_keep_the_connection() {
 async fn errors_after_start_do_not_end_the_session() {
     let s = stack(&[]).await;
     let mut c = AgentClient::start(s.host.addr, pcm16k(), None).await;
-    c.send_json(json!({"type": "start", "audio": pcm16k()})).await;
+    c.send_json(json!({"type": "start", "audio": pcm16k()}))
+        .await;
     expect_error(&mut c, "already_started").await;
     c.send_text_frame("[1,2,3]").await;
     expect_error(&mut c, "bad_message").await;
@@ -165,10 +187,14 @@ async fn errors_after_start_do_not_end_the_session() {
     expect_error(&mut c, "bad_message").await;
     c.send_json(json!({"type": "whatever"})).await;
     expect_error(&mut c, "unknown_type").await;
-    c.send_text_frame(&format!("{{\"type\":\"text\",\"text\":\"{}\"}}", "a".repeat(20_000)))
-        .await;
+    c.send_text_frame(&format!(
+        "{{\"type\":\"text\",\"text\":\"{}\"}}",
+        "a".repeat(20_000)
+    ))
+    .await;
     expect_error(&mut c, "frame_too_large").await;
-    c.send_json(json!({"type": "text", "text": "b".repeat(5000)})).await;
+    c.send_json(json!({"type": "text", "text": "b".repeat(5000)}))
+        .await;
     expect_error(&mut c, "text_too_long").await;
     // Still serving: a typed turn gets its reply.
     c.send_json(json!({"type": "text", "text": "what is the weather in paris"}))
@@ -219,13 +245,20 @@ async fn typed_turn_streams_text_audio_and_metrics() {
         .map(|m| m["delta"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(deltas, done["text"].as_str().unwrap());
-    assert!(c.of_type("agent_text").len() > 1, "the reply streamed in pieces");
+    assert!(
+        c.of_type("agent_text").len() > 1,
+        "the reply streamed in pieces"
+    );
     // mu-law 8 kHz: one byte per sample; the fake voice speaks ~60 ms per character.
     let seconds = c.audio.len() as f64 / 8000.0;
     assert!(seconds > 1.0, "got {seconds} s of audio");
     let metrics = c.expect_type("turn_metrics", LONG).await;
     assert_eq!(metrics["turn"], 1);
-    for field in ["llm_first_token_ms", "tts_first_audio_ms", "first_audio_sent_ms"] {
+    for field in [
+        "llm_first_token_ms",
+        "tts_first_audio_ms",
+        "first_audio_sent_ms",
+    ] {
         assert!(metrics[field].is_u64(), "{field} missing: {metrics}");
     }
     assert!(metrics["host_processing_ms"].as_f64().unwrap() >= 0.0);

@@ -74,7 +74,7 @@ impl AudioFormat {
 
     /// Checks that `bytes` holds whole samples, as a self-contained frame must.
     pub fn validate_frame(&self, bytes: &[u8]) -> Result<(), &'static str> {
-        if bytes.len() % self.bytes_per_sample() == 0 {
+        if bytes.len().is_multiple_of(self.bytes_per_sample()) {
             Ok(())
         } else {
             Err("PCM16 frame has an odd number of bytes")
@@ -146,7 +146,7 @@ impl Decoder {
             }
         }
         decode_pcm16(bytes, out);
-        if bytes.len() % 2 == 1 {
+        if !bytes.len().is_multiple_of(2) {
             self.carry = bytes.last().copied();
         }
     }

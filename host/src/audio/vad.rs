@@ -2,7 +2,7 @@
 
 use webrtc_vad::{SampleRate, Vad, VadMode};
 
-use super::{FRAME_MS, FRAME_SAMPLES, PIPELINE_RATE};
+use super::{FRAME_MS, FRAME_SAMPLES};
 
 /// How eagerly speech is detected and how long silence must last to end it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,9 +53,11 @@ unsafe impl Send for SendVad {}
 ///
 /// webrtc-vad keeps flagging frames as voiced for a few frames after the voice stops
 /// (its own hysteresis: 3 to 7 frames of 20 ms depending on mode and on how long the
-/// speech ran). The gate discounts that overhang, so a start needs `start_frames` frames
-/// the detector really heard as voice, and end times and hangover count from where the
-/// voice most likely stopped rather than from where the detector let go.
+/// speech ran), and a frame more after a loud sound. The gate discounts both, so a start
+/// needs `start_frames` frames the detector really heard as voice (with the defaults,
+/// speech is confirmed 140 ms after it begins and reported from its first frame), and end
+/// times and hangover count from where the voice most likely stopped rather than from
+/// where the detector let go.
 pub struct VoiceGate {
     vad: SendVad,
     start_frames: u32,
@@ -83,6 +85,9 @@ struct Overhang {
 
 /// Voiced frames in a row after which webrtc-vad switches to its longer overhang.
 const LONG_SPEECH_FRAMES: u32 = 7;
+/// Frames after a loud sound that webrtc-vad may still judge voiced before its overhang
+/// starts (its filters carry the energy over): a 40 ms click is flagged for 6 frames.
+const SPILL_FRAMES: u32 = 1;
 
 impl VoiceGate {
     /// A gate for 16 kHz, 20 ms frames; fails if `aggressiveness` is above 3.
@@ -133,7 +138,8 @@ impl VoiceGate {
         }
         if !self.in_speech {
             // Ask for enough flagged frames that `start_frames` of them are real voice.
-            if flagged && self.flagged_run >= self.start_frames + self.overhang_frames() {
+            let needed = self.start_frames + SPILL_FRAMES + self.overhang_frames();
+            if flagged && self.flagged_run >= needed {
                 self.in_speech = true;
                 self.speech_started_at = Some(self.run_started_at);
                 return Some(VadTransition::SpeechStart {
@@ -177,6 +183,7 @@ impl VoiceGate {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::audio::PIPELINE_RATE;
 
     /// A deterministic voice-like signal at 16 kHz: a 120 Hz glottal pulse train through
     /// three formant resonators (an /a/ vowel), with a gentle pitch wobble and an
@@ -318,6 +325,19 @@ pub(crate) mod tests {
         );
         let mut gate = VoiceGate::new(VadConfig::default()).unwrap();
         assert!(run(&mut gate, &signal).is_empty());
+    }
+
+    #[test]
+    fn short_word_starts_speech() {
+        let mut signal = vec![0i16; 320 * 10];
+        signal.extend(synthetic_vowel(100));
+        signal.extend(vec![0i16; 320 * 10]);
+        let mut gate = VoiceGate::new(VadConfig::default()).unwrap();
+        let events = run(&mut gate, &signal);
+        assert_eq!(
+            events.first(),
+            Some(&VadTransition::SpeechStart { at_ms: 200 })
+        );
     }
 
     #[test]

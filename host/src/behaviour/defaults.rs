@@ -31,8 +31,8 @@ impl Default for BargeInRules {
 
 /// Short acknowledgements a listener says without meaning to take the turn.
 pub const BACKCHANNELS: &[&str] = &[
-    "uh-huh", "uh", "huh", "mm-hmm", "mhm", "mm", "hmm", "yeah", "yes", "yep", "ok", "okay", "right",
-    "sure", "i see", "got it", "alright", "cool",
+    "uh-huh", "uh", "huh", "mm-hmm", "mhm", "mm", "hmm", "yeah", "yes", "yep", "ok", "okay",
+    "right", "sure", "i see", "got it", "alright", "cool",
 ];
 
 /// True when every word of `text` is part of a backchannel ("uh-huh", "yeah okay").

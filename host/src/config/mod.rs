@@ -145,7 +145,10 @@ impl Reader<'_> {
             .parse()
             .map_err(|_| err(name, format!("expected a number, got {s:?}")))?;
         if !(range.0..=range.1).contains(&f) {
-            return Err(err(name, format!("must be between {} and {}, got {f}", range.0, range.1)));
+            return Err(err(
+                name,
+                format!("must be between {} and {}, got {f}", range.0, range.1),
+            ));
         }
         Ok(f)
     }
@@ -165,24 +168,39 @@ impl Reader<'_> {
         let s = self.str_or(name, default);
         let u = url::Url::parse(&s).map_err(|e| err(name, format!("not a valid URL ({e})")))?;
         if !schemes.contains(&u.scheme()) {
-            return Err(err(name, format!("scheme must be one of {}", schemes.join(", "))));
+            return Err(err(
+                name,
+                format!("scheme must be one of {}", schemes.join(", ")),
+            ));
         }
         Ok(s.trim_end_matches('/').to_string())
     }
 
     /// An API key: no whitespace; a wrong known prefix is an error, other shapes only a warning.
-    fn key(&self, name: &str, check: impl Fn(&str) -> Result<(), String>) -> Result<Option<String>, ConfigError> {
+    fn key(
+        &self,
+        name: &str,
+        check: impl Fn(&str) -> Result<(), String>,
+    ) -> Result<Option<String>, ConfigError> {
         let Some(k) = self.opt(name) else {
             return Ok(None);
         };
         if k.chars().any(char::is_whitespace) {
-            return Err(err(name, "contains whitespace (check for a stray newline or space)"));
+            return Err(err(
+                name,
+                "contains whitespace (check for a stray newline or space)",
+            ));
         }
         check(&k).map_err(|p| err(name, p))?;
         Ok(Some(k))
     }
 
-    fn provider(&self, name: &str, cloud: &str, cloud_by_default: bool) -> Result<ProviderChoice, ConfigError> {
+    fn provider(
+        &self,
+        name: &str,
+        cloud: &str,
+        cloud_by_default: bool,
+    ) -> Result<ProviderChoice, ConfigError> {
         match self.opt(name).map(|s| s.to_ascii_lowercase()) {
             None => Ok(if cloud_by_default {
                 ProviderChoice::Cloud
@@ -191,7 +209,10 @@ impl Reader<'_> {
             }),
             Some(s) if s == cloud => Ok(ProviderChoice::Cloud),
             Some(s) if s == "local" => Ok(ProviderChoice::Local),
-            Some(s) => Err(err(name, format!("unknown provider {s:?} (expected {cloud} or local)"))),
+            Some(s) => Err(err(
+                name,
+                format!("unknown provider {s:?} (expected {cloud} or local)"),
+            )),
         }
     }
 
@@ -211,8 +232,14 @@ impl Reader<'_> {
 fn validate_origin(origin: &str) -> Result<String, String> {
     let o = origin.trim();
     let u = url::Url::parse(o).map_err(|_| format!("malformed origin {o:?}"))?;
-    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() || u.path() != "/" || o.ends_with('/') {
-        return Err(format!("malformed origin {o:?} (expected scheme://host[:port])"));
+    if !matches!(u.scheme(), "http" | "https")
+        || u.host_str().is_none()
+        || u.path() != "/"
+        || o.ends_with('/')
+    {
+        return Err(format!(
+            "malformed origin {o:?} (expected scheme://host[:port])"
+        ));
     }
     Ok(o.to_string())
 }
@@ -254,17 +281,29 @@ impl Config {
         let log_format = match r.str_or("LOG_FORMAT", "text").to_ascii_lowercase().as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(err("LOG_FORMAT", format!("expected text or json, got {other:?}"))),
+            other => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    format!("expected text or json, got {other:?}"),
+                ))
+            }
         };
 
         let deepgram_api_key = r.key("DEEPGRAM_API_KEY", |k| {
             if k.starts_with("sk-") || k.starts_with("sk_") {
-                Err("looks like an OpenAI or ElevenLabs key (Deepgram keys have no sk prefix)".into())
+                Err(
+                    "looks like an OpenAI or ElevenLabs key (Deepgram keys have no sk prefix)"
+                        .into(),
+                )
             } else {
                 Ok(())
             }
         })?;
-        let openai_base_url = r.url("OPENAI_BASE_URL", "https://api.openai.com/v1", &["http", "https"])?;
+        let openai_base_url = r.url(
+            "OPENAI_BASE_URL",
+            "https://api.openai.com/v1",
+            &["http", "https"],
+        )?;
         let official_openai = openai_base_url.contains("api.openai.com");
         let openai_api_key = r.key("OPENAI_API_KEY", |k| {
             if official_openai && !k.starts_with("sk-") {
@@ -282,7 +321,9 @@ impl Config {
         })?;
         let openai_configured = openai_api_key.is_some() || r.opt("OPENAI_BASE_URL").is_some();
 
-        let transport = r.str_or("ELEVENLABS_TRANSPORT", "websocket").to_ascii_lowercase();
+        let transport = r
+            .str_or("ELEVENLABS_TRANSPORT", "websocket")
+            .to_ascii_lowercase();
         let elevenlabs_http = match transport.as_str() {
             "websocket" | "ws" => false,
             "http" => true,
@@ -294,13 +335,24 @@ impl Config {
             }
         };
 
-        let protected_patterns: Vec<String> = match (raw.lists.get("PROTECTED_PATTERNS"), r.opt("PROTECTED_PATTERNS")) {
+        let protected_patterns: Vec<String> = match (
+            raw.lists.get("PROTECTED_PATTERNS"),
+            r.opt("PROTECTED_PATTERNS"),
+        ) {
             (Some(list), _) => list.clone(),
-            (None, Some(s)) => s.split(";;").map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
-            (None, None) => DEFAULT_PROTECTED_PATTERNS.iter().map(|s| s.to_string()).collect(),
+            (None, Some(s)) => s
+                .split(";;")
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            (None, None) => DEFAULT_PROTECTED_PATTERNS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         };
         for p in &protected_patterns {
-            regex::Regex::new(p).map_err(|e| err("PROTECTED_PATTERNS", format!("invalid regex {p:?}: {e}")))?;
+            regex::Regex::new(p)
+                .map_err(|e| err("PROTECTED_PATTERNS", format!("invalid regex {p:?}: {e}")))?;
         }
 
         let vad_aggressiveness: u8 = r.num("VAD_AGGRESSIVENESS", 2)?;
@@ -308,17 +360,22 @@ impl Config {
             return Err(err("VAD_AGGRESSIVENESS", "must be 0, 1, 2 or 3"));
         }
 
-        let profile = |table: Option<&BTreeMap<String, String>>, base: &AgentProfile| AgentProfile {
-            system_prompt: table
-                .and_then(|t| t.get("system_prompt").cloned())
-                .unwrap_or_else(|| base.system_prompt.clone()),
-            greeting: table
-                .and_then(|t| t.get("greeting").cloned())
-                .or_else(|| base.greeting.clone())
-                .filter(|g| !g.is_empty()),
-            model: table.and_then(|t| t.get("model").cloned()).or_else(|| base.model.clone()),
-            voice: table.and_then(|t| t.get("voice").cloned()).or_else(|| base.voice.clone()),
-        };
+        let profile =
+            |table: Option<&BTreeMap<String, String>>, base: &AgentProfile| AgentProfile {
+                system_prompt: table
+                    .and_then(|t| t.get("system_prompt").cloned())
+                    .unwrap_or_else(|| base.system_prompt.clone()),
+                greeting: table
+                    .and_then(|t| t.get("greeting").cloned())
+                    .or_else(|| base.greeting.clone())
+                    .filter(|g| !g.is_empty()),
+                model: table
+                    .and_then(|t| t.get("model").cloned())
+                    .or_else(|| base.model.clone()),
+                voice: table
+                    .and_then(|t| t.get("voice").cloned())
+                    .or_else(|| base.voice.clone()),
+            };
         let env_agent = AgentProfile {
             system_prompt: r.str_or("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
             greeting: r.opt("GREETING"),
@@ -361,7 +418,11 @@ impl Config {
             llm_model: r.str_or("LLM_MODEL", "gpt-4o-mini"),
             llm_temperature: r.float("LLM_TEMPERATURE", 0.7, (0.0, 2.0))?,
             llm_max_tokens: r.num("LLM_MAX_TOKENS", 300)?,
-            elevenlabs_url: r.url("ELEVENLABS_URL", "https://api.elevenlabs.io", &["http", "https"])?,
+            elevenlabs_url: r.url(
+                "ELEVENLABS_URL",
+                "https://api.elevenlabs.io",
+                &["http", "https"],
+            )?,
             elevenlabs_api_key,
             voice_id: r.str_or("VOICE_ID", "21m00Tcm4TlvDq8ikWAM"),
             elevenlabs_model_id: r.str_or("ELEVENLABS_MODEL_ID", "eleven_flash_v2_5"),
@@ -381,9 +442,24 @@ impl Config {
             memory_chars: r.num("MEMORY_CHARS", 8000)?,
             agent,
             agents,
-            intent_plugin: r.slot("INTENT_PLUGIN", "intent", &plugin_dir, "intent_keywords.wasm"),
-            prompt_plugin: r.slot("PROMPT_PLUGIN", "prompt", &plugin_dir, "prompt_persona.wasm"),
-            barge_in_plugin: r.slot("BARGE_IN_PLUGIN", "barge_in", &plugin_dir, "barge_in_smart.wasm"),
+            intent_plugin: r.slot(
+                "INTENT_PLUGIN",
+                "intent",
+                &plugin_dir,
+                "intent_keywords.wasm",
+            ),
+            prompt_plugin: r.slot(
+                "PROMPT_PLUGIN",
+                "prompt",
+                &plugin_dir,
+                "prompt_persona.wasm",
+            ),
+            barge_in_plugin: r.slot(
+                "BARGE_IN_PLUGIN",
+                "barge_in",
+                &plugin_dir,
+                "barge_in_smart.wasm",
+            ),
             plugin_memory_mb: r.num("PLUGIN_MEMORY_MB", 16)?,
             plugin_deadline_ms: r.num("PLUGIN_DEADLINE_MS", 5)?,
             plugin_watch: r.boolean("PLUGIN_WATCH", true)?,
@@ -414,19 +490,30 @@ impl Config {
 
     /// The effective configuration as `NAME=value` lines, secrets redacted.
     pub fn describe(&self) -> String {
-        let show_key = |k: &Option<String>| k.as_deref().map(redact::redact).unwrap_or_else(|| "(unset)".into());
+        let show_key = |k: &Option<String>| {
+            k.as_deref()
+                .map(redact::redact)
+                .unwrap_or_else(|| "(unset)".into())
+        };
         let choice = |c: ProviderChoice, cloud: &str| match c {
             ProviderChoice::Cloud => cloud.to_string(),
             ProviderChoice::Local => "local".to_string(),
         };
-        let slot = |s: &SlotConfig| s.path.as_ref().map_or("none".to_string(), |p| p.display().to_string());
+        let slot = |s: &SlotConfig| {
+            s.path
+                .as_ref()
+                .map_or("none".to_string(), |p| p.display().to_string())
+        };
         let lines: Vec<(&str, String)> = vec![
             ("BIND", self.bind.to_string()),
             ("PORT", self.port.to_string()),
             ("ALLOWED_ORIGINS", self.allowed_origins.join(",")),
             ("MAX_SESSIONS", self.max_sessions.to_string()),
             ("DRAIN_TIMEOUT_MS", self.drain_timeout_ms.to_string()),
-            ("LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
+            (
+                "LOG_FORMAT",
+                format!("{:?}", self.log_format).to_lowercase(),
+            ),
             ("ADMIN_TOKEN", show_key(&self.admin_token)),
             ("STT_PROVIDER", choice(self.stt, "deepgram")),
             ("LLM_PROVIDER", choice(self.llm, "openai")),
@@ -444,14 +531,39 @@ impl Config {
             ("ELEVENLABS_API_KEY", show_key(&self.elevenlabs_api_key)),
             ("VOICE_ID", self.voice_id.clone()),
             ("ELEVENLABS_MODEL_ID", self.elevenlabs_model_id.clone()),
-            ("ELEVENLABS_TRANSPORT", if self.elevenlabs_http { "http" } else { "websocket" }.into()),
-            ("MODELS_DIR", self.models_dir.as_ref().map_or("(default)".into(), |p| p.display().to_string())),
-            ("STT_SILENCE_TIMEOUT_MS", self.stt_silence_timeout_ms.to_string()),
+            (
+                "ELEVENLABS_TRANSPORT",
+                if self.elevenlabs_http {
+                    "http"
+                } else {
+                    "websocket"
+                }
+                .into(),
+            ),
+            (
+                "MODELS_DIR",
+                self.models_dir
+                    .as_ref()
+                    .map_or("(default)".into(), |p| p.display().to_string()),
+            ),
+            (
+                "STT_SILENCE_TIMEOUT_MS",
+                self.stt_silence_timeout_ms.to_string(),
+            ),
             ("TTS_MIN_DURATION_MS", self.tts_min_duration_ms.to_string()),
-            ("TTS_BARGE_THRESHOLD_WORDS", self.tts_barge_threshold_words.to_string()),
-            ("TTS_PROTECTED_PHRASES", self.tts_protected_phrases.to_string()),
+            (
+                "TTS_BARGE_THRESHOLD_WORDS",
+                self.tts_barge_threshold_words.to_string(),
+            ),
+            (
+                "TTS_PROTECTED_PHRASES",
+                self.tts_protected_phrases.to_string(),
+            ),
             ("PROTECTED_PATTERNS", self.protected_patterns.join(";;")),
-            ("BARGE_IN_PAUSE_TIMEOUT_MS", self.pause_timeout_ms.to_string()),
+            (
+                "BARGE_IN_PAUSE_TIMEOUT_MS",
+                self.pause_timeout_ms.to_string(),
+            ),
             ("AUDIO_LEAD_MS", self.audio_lead_ms.to_string()),
             ("VAD_AGGRESSIVENESS", self.vad_aggressiveness.to_string()),
             ("VAD_START_FRAMES", self.vad_start_frames.to_string()),
@@ -505,12 +617,25 @@ mod tests {
     #[test]
     fn keys_select_cloud_providers() {
         let c = cfg(&[
-            ("DEEPGRAM_API_KEY", "0123456789abcdef0123456789abcdef01234567"),
+            (
+                "DEEPGRAM_API_KEY",
+                "0123456789abcdef0123456789abcdef01234567",
+            ),
             ("OPENAI_API_KEY", "sk-proj-abcdefghijklmnop"),
-            ("ELEVENLABS_API_KEY", "sk_0123456789abcdef0123456789abcdef0123456789abcdef"),
+            (
+                "ELEVENLABS_API_KEY",
+                "sk_0123456789abcdef0123456789abcdef0123456789abcdef",
+            ),
         ])
         .unwrap();
-        assert_eq!((c.stt, c.llm, c.tts), (ProviderChoice::Cloud, ProviderChoice::Cloud, ProviderChoice::Cloud));
+        assert_eq!(
+            (c.stt, c.llm, c.tts),
+            (
+                ProviderChoice::Cloud,
+                ProviderChoice::Cloud,
+                ProviderChoice::Cloud
+            )
+        );
         assert!(!c.describe().contains("abcdefghijklmnop"));
     }
 
@@ -533,13 +658,20 @@ mod tests {
         for (k, v) in cases {
             let e = cfg(&[(k, v)]).expect_err(&format!("{k}={v} should fail"));
             assert_eq!(e.variable, k, "{e}");
-            assert!(!e.to_string().contains(v) || !k.ends_with("KEY"), "a key value leaked: {e}");
+            assert!(
+                !e.to_string().contains(v) || !k.ends_with("KEY"),
+                "a key value leaked: {e}"
+            );
         }
     }
 
     #[test]
     fn compatible_endpoints_take_any_key_or_none() {
-        let c = cfg(&[("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1"), ("OPENAI_API_KEY", "local-key")]).unwrap();
+        let c = cfg(&[
+            ("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1"),
+            ("OPENAI_API_KEY", "local-key"),
+        ])
+        .unwrap();
         assert_eq!(c.llm, ProviderChoice::Cloud);
         let c = cfg(&[("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1")]).unwrap();
         assert_eq!(c.llm, ProviderChoice::Cloud);
@@ -570,18 +702,31 @@ mod tests {
         assert_eq!(c.port, 6000);
         assert_eq!(c.agent.system_prompt, "be a pirate");
         assert_eq!(c.agent.greeting.as_deref(), Some("hi"));
-        assert_eq!(c.agent_profile(Some("support")).unwrap().greeting.as_deref(), Some("support here"));
+        assert_eq!(
+            c.agent_profile(Some("support"))
+                .unwrap()
+                .greeting
+                .as_deref(),
+            Some("support here")
+        );
         assert!(c.agent_profile(Some("nope")).is_none());
         assert_eq!(c.protected_patterns, vec!["(?i)code".to_string()]);
         assert_eq!(c.intent_plugin.path, None);
         assert_eq!(c.barge_in_plugin.path, Some(PathBuf::from("x.wasm")));
-        assert_eq!(c.barge_in_plugin.config, vec![("threshold_words".into(), "3".into())]);
+        assert_eq!(
+            c.barge_in_plugin.config,
+            vec![("threshold_words".into(), "3".into())]
+        );
     }
 
     #[test]
     fn plugin_none_selects_builtin() {
         let c = cfg(&[("BARGE_IN_PLUGIN", "none")]).unwrap();
         assert!(c.barge_in_plugin.path.is_none());
-        assert!(c.intent_plugin.path.unwrap().ends_with("intent_keywords.wasm"));
+        assert!(c
+            .intent_plugin
+            .path
+            .unwrap()
+            .ends_with("intent_keywords.wasm"));
     }
 }

@@ -31,7 +31,10 @@ mod tests {
     #[test]
     fn keeps_prefix_and_tail_only() {
         assert_eq!(redact("sk-proj-abcdefghijklmnop1234"), "sk-proj-...1234");
-        assert_eq!(redact("0123456789abcdef0123456789abcdef01234567"), "...4567");
+        assert_eq!(
+            redact("0123456789abcdef0123456789abcdef01234567"),
+            "...4567"
+        );
         assert_eq!(redact("short"), "***");
     }
 

@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// A `[plugins.<slot>]` table: the component path and its key/value configuration.
+pub type PluginTable = (Option<String>, Vec<(String, String)>);
+
 /// The raw settings before validation: variable name (upper case) -> value, plus tables.
 #[derive(Debug, Default, Clone)]
 pub struct RawSettings {
@@ -12,7 +15,7 @@ pub struct RawSettings {
     /// `[agent]` and `[agents.<name>]`: name ("" for the default) -> key -> value.
     pub agents: BTreeMap<String, BTreeMap<String, String>>,
     /// `[plugins.<slot>]`: slot -> (path, config key/values).
-    pub plugins: BTreeMap<String, (Option<String>, Vec<(String, String)>)>,
+    pub plugins: BTreeMap<String, PluginTable>,
     /// Lists given as TOML arrays (e.g. `protected_patterns`).
     pub lists: BTreeMap<String, Vec<String>>,
 }
@@ -50,15 +53,16 @@ fn scalar(v: &toml::Value) -> Option<String> {
 }
 
 fn string_table(name: &str, v: &toml::Value) -> Result<BTreeMap<String, String>, ConfigError> {
-    let table = v
-        .as_table()
-        .ok_or_else(|| err(name, "expected a table"))?;
+    let table = v.as_table().ok_or_else(|| err(name, "expected a table"))?;
     table
         .iter()
         .map(|(k, v)| {
-            scalar(v)
-                .map(|s| (k.clone(), s))
-                .ok_or_else(|| err(&format!("{name}.{k}"), "expected a string, number or boolean"))
+            scalar(v).map(|s| (k.clone(), s)).ok_or_else(|| {
+                err(
+                    &format!("{name}.{k}"),
+                    "expected a string, number or boolean",
+                )
+            })
         })
         .collect()
 }
@@ -85,17 +89,25 @@ impl RawSettings {
                     raw.agents.insert(String::new(), string_table("agent", v)?);
                 }
                 ("agents", v) => {
-                    let table = v.as_table().ok_or_else(|| err("agents", "expected a table"))?;
+                    let table = v
+                        .as_table()
+                        .ok_or_else(|| err("agents", "expected a table"))?;
                     for (name, profile) in table {
-                        raw.agents
-                            .insert(name.clone(), string_table(&format!("agents.{name}"), profile)?);
+                        raw.agents.insert(
+                            name.clone(),
+                            string_table(&format!("agents.{name}"), profile)?,
+                        );
                     }
                 }
                 ("plugins", v) => {
-                    let table = v.as_table().ok_or_else(|| err("plugins", "expected a table"))?;
+                    let table = v
+                        .as_table()
+                        .ok_or_else(|| err("plugins", "expected a table"))?;
                     for (slot, spec) in table {
                         let name = format!("plugins.{slot}");
-                        let spec = spec.as_table().ok_or_else(|| err(&name, "expected a table"))?;
+                        let spec = spec
+                            .as_table()
+                            .ok_or_else(|| err(&name, "expected a table"))?;
                         let path = spec.get("path").and_then(scalar);
                         let config = match spec.get("config") {
                             Some(c) => string_table(&format!("{name}.config"), c)?
@@ -114,7 +126,8 @@ impl RawSettings {
                     raw.lists.insert(k.to_uppercase(), list);
                 }
                 (k, v) => {
-                    let s = scalar(v).ok_or_else(|| err(k, "expected a string, number or boolean"))?;
+                    let s =
+                        scalar(v).ok_or_else(|| err(k, "expected a string, number or boolean"))?;
                     raw.values.insert(k.to_uppercase(), s);
                 }
             }

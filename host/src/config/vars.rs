@@ -30,50 +30,168 @@ const fn secret(name: &'static str, help: &'static str) -> Var {
 pub const VARS: &[Var] = &[
     v("BIND", "0.0.0.0", "address to listen on"),
     v("PORT", "4010", "TCP port to listen on"),
-    v("ALLOWED_ORIGINS", "", "comma-separated origins allowed to open /agent (empty: any)"),
-    v("MAX_SESSIONS", "1000", "concurrent sessions; past it /agent answers 503 with Retry-After"),
-    v("DRAIN_TIMEOUT_MS", "10000", "on SIGTERM/SIGINT, how long turns in flight may finish"),
+    v(
+        "ALLOWED_ORIGINS",
+        "",
+        "comma-separated origins allowed to open /agent (empty: any)",
+    ),
+    v(
+        "MAX_SESSIONS",
+        "1000",
+        "concurrent sessions; past it /agent answers 503 with Retry-After",
+    ),
+    v(
+        "DRAIN_TIMEOUT_MS",
+        "10000",
+        "on SIGTERM/SIGINT, how long turns in flight may finish",
+    ),
     v("LOG_FORMAT", "text", "text or json"),
-    secret("ADMIN_TOKEN", "bearer token for /admin endpoints (unset: admin endpoints disabled)"),
-    v("STT_PROVIDER", "deepgram if DEEPGRAM_API_KEY is set, else local", "deepgram or local"),
-    v("LLM_PROVIDER", "openai if OPENAI_API_KEY or OPENAI_BASE_URL is set, else local", "openai or local"),
-    v("TTS_PROVIDER", "elevenlabs if ELEVENLABS_API_KEY is set, else local", "elevenlabs or local"),
-    v("DEEPGRAM_URL", "wss://api.deepgram.com", "Deepgram streaming endpoint base"),
+    secret(
+        "ADMIN_TOKEN",
+        "bearer token for /admin endpoints (unset: admin endpoints disabled)",
+    ),
+    v(
+        "STT_PROVIDER",
+        "deepgram if DEEPGRAM_API_KEY is set, else local",
+        "deepgram or local",
+    ),
+    v(
+        "LLM_PROVIDER",
+        "openai if OPENAI_API_KEY or OPENAI_BASE_URL is set, else local",
+        "openai or local",
+    ),
+    v(
+        "TTS_PROVIDER",
+        "elevenlabs if ELEVENLABS_API_KEY is set, else local",
+        "elevenlabs or local",
+    ),
+    v(
+        "DEEPGRAM_URL",
+        "wss://api.deepgram.com",
+        "Deepgram streaming endpoint base",
+    ),
     secret("DEEPGRAM_API_KEY", "Deepgram API key"),
     v("DEEPGRAM_MODEL", "nova-3", "Deepgram model"),
     v("STT_LANGUAGE", "en", "speech-to-text language"),
-    v("OPENAI_BASE_URL", "https://api.openai.com/v1", "OpenAI-compatible API base URL"),
-    secret("OPENAI_API_KEY", "OpenAI API key (optional for compatible endpoints)"),
+    v(
+        "OPENAI_BASE_URL",
+        "https://api.openai.com/v1",
+        "OpenAI-compatible API base URL",
+    ),
+    secret(
+        "OPENAI_API_KEY",
+        "OpenAI API key (optional for compatible endpoints)",
+    ),
     v("LLM_MODEL", "gpt-4o-mini", "chat model"),
     v("LLM_TEMPERATURE", "0.7", "sampling temperature (0-2)"),
     v("LLM_MAX_TOKENS", "300", "maximum tokens per reply"),
-    v("ELEVENLABS_URL", "https://api.elevenlabs.io", "ElevenLabs API base (WebSocket URL swaps the scheme)"),
+    v(
+        "ELEVENLABS_URL",
+        "https://api.elevenlabs.io",
+        "ElevenLabs API base (WebSocket URL swaps the scheme)",
+    ),
     secret("ELEVENLABS_API_KEY", "ElevenLabs API key"),
     v("VOICE_ID", "21m00Tcm4TlvDq8ikWAM", "ElevenLabs voice id"),
-    v("ELEVENLABS_MODEL_ID", "eleven_flash_v2_5", "ElevenLabs model"),
-    v("ELEVENLABS_TRANSPORT", "websocket", "websocket (stream-input) or http (per-sentence POST)"),
-    v("MODELS_DIR", "~/.cache/voice-host/models", "where the offline models are installed"),
-    v("STT_SILENCE_TIMEOUT_MS", "2500", "end the user's turn after this much silence following interim text"),
-    v("TTS_MIN_DURATION_MS", "3000", "never interrupt the agent before it has spoken this long"),
-    v("TTS_BARGE_THRESHOLD_WORDS", "5", "user words that interrupt the agent"),
-    v("TTS_PROTECTED_PHRASES", "true", "never cut protected sentences by barge-in"),
-    v("PROTECTED_PATTERNS", "(built-in list)", "regexes (separated by ';;') marking protected sentences"),
-    v("BARGE_IN_PAUSE_TIMEOUT_MS", "2000", "a paused reply resumes after this long without real words"),
-    v("AUDIO_LEAD_MS", "200", "how far ahead of real time agent audio is sent"),
+    v(
+        "ELEVENLABS_MODEL_ID",
+        "eleven_flash_v2_5",
+        "ElevenLabs model",
+    ),
+    v(
+        "ELEVENLABS_TRANSPORT",
+        "websocket",
+        "websocket (stream-input) or http (per-sentence POST)",
+    ),
+    v(
+        "MODELS_DIR",
+        "~/.cache/voice-host/models",
+        "where the offline models are installed",
+    ),
+    v(
+        "STT_SILENCE_TIMEOUT_MS",
+        "2500",
+        "end the user's turn after this much silence following interim text",
+    ),
+    v(
+        "TTS_MIN_DURATION_MS",
+        "3000",
+        "never interrupt the agent before it has spoken this long",
+    ),
+    v(
+        "TTS_BARGE_THRESHOLD_WORDS",
+        "5",
+        "user words that interrupt the agent",
+    ),
+    v(
+        "TTS_PROTECTED_PHRASES",
+        "true",
+        "never cut protected sentences by barge-in",
+    ),
+    v(
+        "PROTECTED_PATTERNS",
+        "(built-in list)",
+        "regexes (separated by ';;') marking protected sentences",
+    ),
+    v(
+        "BARGE_IN_PAUSE_TIMEOUT_MS",
+        "2000",
+        "a paused reply resumes after this long without real words",
+    ),
+    v(
+        "AUDIO_LEAD_MS",
+        "200",
+        "how far ahead of real time agent audio is sent",
+    ),
     v("VAD_AGGRESSIVENESS", "2", "webrtc-vad mode 0-3"),
-    v("VAD_START_FRAMES", "3", "consecutive voiced 20 ms frames that start speech"),
+    v(
+        "VAD_START_FRAMES",
+        "3",
+        "consecutive voiced 20 ms frames that start speech",
+    ),
     v("VAD_HANGOVER_MS", "600", "silence that ends speech"),
     v("MEMORY_TURNS", "20", "conversation turns kept per session"),
-    v("MEMORY_CHARS", "8000", "conversation characters kept per session"),
+    v(
+        "MEMORY_CHARS",
+        "8000",
+        "conversation characters kept per session",
+    ),
     v("SYSTEM_PROMPT", "(built-in)", "the agent's system prompt"),
-    v("GREETING", "", "what the agent says when a session starts (empty: nothing)"),
-    v("PLUGIN_DIR", "plugins/dist", "where the reference plug-ins are found"),
-    v("INTENT_PLUGIN", "PLUGIN_DIR/intent_keywords.wasm", "intent-analyzer component, or none"),
-    v("PROMPT_PLUGIN", "PLUGIN_DIR/prompt_persona.wasm", "prompt-shaper component, or none"),
-    v("BARGE_IN_PLUGIN", "PLUGIN_DIR/barge_in_smart.wasm", "barge-in-policy component, or none"),
-    v("PLUGIN_MEMORY_MB", "16", "linear memory cap per plug-in instance"),
+    v(
+        "GREETING",
+        "",
+        "what the agent says when a session starts (empty: nothing)",
+    ),
+    v(
+        "PLUGIN_DIR",
+        "plugins/dist",
+        "where the reference plug-ins are found",
+    ),
+    v(
+        "INTENT_PLUGIN",
+        "PLUGIN_DIR/intent_keywords.wasm",
+        "intent-analyzer component, or none",
+    ),
+    v(
+        "PROMPT_PLUGIN",
+        "PLUGIN_DIR/prompt_persona.wasm",
+        "prompt-shaper component, or none",
+    ),
+    v(
+        "BARGE_IN_PLUGIN",
+        "PLUGIN_DIR/barge_in_smart.wasm",
+        "barge-in-policy component, or none",
+    ),
+    v(
+        "PLUGIN_MEMORY_MB",
+        "16",
+        "linear memory cap per plug-in instance",
+    ),
     v("PLUGIN_DEADLINE_MS", "5", "time limit of one plug-in call"),
-    v("PLUGIN_WATCH", "true", "reload plug-in files when they change"),
+    v(
+        "PLUGIN_WATCH",
+        "true",
+        "reload plug-in files when they change",
+    ),
 ];
 
 /// Names of all variables.
@@ -83,7 +201,8 @@ pub fn names() -> Vec<&'static str> {
 
 /// The `--help` section listing every variable.
 pub fn help_text() -> String {
-    let mut s = String::from("Environment (also settable in --config FILE under the lowercase name):\n");
+    let mut s =
+        String::from("Environment (also settable in --config FILE under the lowercase name):\n");
     for v in VARS {
         let default = if v.default.is_empty() {
             String::new()

@@ -41,9 +41,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
+/// The response refusing the request, or `None` when it carries the admin token.
+fn refusal(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &state.token else {
-        return Err(StatusCode::NOT_FOUND.into_response());
+        return Some(StatusCode::NOT_FOUND.into_response());
     };
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -51,25 +52,27 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => Ok(()),
-        _ => Err((
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Json(json!({ "error": "missing or wrong admin token" })),
-        )
-            .into_response()),
+        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => None,
+        _ => Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({ "error": "missing or wrong admin token" })),
+            )
+                .into_response(),
+        ),
     }
 }
 
 async fn list(State(state): State<AdminState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = authorize(&state, &headers) {
+    if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
     Json(json!({ "slots": state.registry.status() })).into_response()
 }
 
 async fn reload(State(state): State<AdminState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = authorize(&state, &headers) {
+    if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
     let registry = state.registry.clone();

@@ -81,6 +81,8 @@ pub(crate) struct SlotInstance<W: World> {
     rt: Arc<Runtime>,
     plugin: Arc<LoadedPlugin<W>>,
     live: Option<Live<W>>,
+    /// Whether a full pool was already reported for this slot (one warning, not one per call).
+    pool_warned: bool,
 }
 
 impl<W: World> SlotInstance<W> {
@@ -91,6 +93,7 @@ impl<W: World> SlotInstance<W> {
             rt,
             plugin,
             live: None,
+            pool_warned: false,
         };
         if !slot.plugin.faults.is_quarantined() {
             slot.ensure_live();
@@ -115,10 +118,14 @@ impl<W: World> SlotInstance<W> {
             Ok(live) => {
                 SlotCounters::inc(&self.counters().instantiations);
                 self.live = Some(live);
+                self.pool_warned = false;
                 true
             }
             Err(InstantiateError::PoolExhausted) => {
                 SlotCounters::inc(&self.counters().pool_exhausted);
+                if std::mem::replace(&mut self.pool_warned, true) {
+                    return false;
+                }
                 tracing::warn!(
                     slot = %W::SLOT,
                     plugin = &*self.plugin.label,

@@ -37,6 +37,9 @@ impl SlotCounters {
     }
 }
 
+/// Picks one counter of a slot.
+type CounterOf = fn(&SlotCounters) -> &AtomicU64;
+
 /// Counters of all slots.
 #[derive(Default)]
 pub(crate) struct Metrics {
@@ -52,7 +55,7 @@ impl Metrics {
     /// version is quarantined.
     pub fn render(&self, quarantined: impl Fn(Slot) -> bool) -> String {
         let mut out = String::new();
-        let simple: [(&str, &str, fn(&SlotCounters) -> &AtomicU64); 6] = [
+        let simple: [(&str, &str, CounterOf); 6] = [
             (
                 "voice_plugin_calls_total",
                 "Calls into plug-in code.",

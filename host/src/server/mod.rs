@@ -141,7 +141,10 @@ pub fn router(prepared: &Prepared) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/agent", get(agent::upgrade))
         .route("/twilio", get(crate::transport::twilio::upgrade))
-        .route("/twilio/voice", axum::routing::post(crate::transport::twilio::voice))
+        .route(
+            "/twilio/voice",
+            axum::routing::post(crate::transport::twilio::voice),
+        )
         .merge(web::routes())
         .with_state(state.clone());
     if let Some(registry) = &prepared.registry {

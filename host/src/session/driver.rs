@@ -108,7 +108,10 @@ pub async fn run(
     };
     let behaviours: Behaviours = deps.behaviours.for_session(&start.session_id);
     let (bg_tx, mut bg_rx) = mpsc::channel(8);
-    let SttStream { input: stt_in, events: stt_events } = deps.providers.stt.open(SttParams {
+    let SttStream {
+        input: stt_in,
+        events: stt_events,
+    } = deps.providers.stt.open(SttParams {
         session_id: start.session_id.clone(),
         language: Some(deps.config.stt_language.clone()),
     });
@@ -469,7 +472,8 @@ impl Driver {
             self.slots.intent = Some(b.intent);
             self.slots.prompt = Some(b.prompt);
         }
-        let (Some(mut intent), Some(mut prompt)) = (self.slots.intent.take(), self.slots.prompt.take())
+        let (Some(mut intent), Some(mut prompt)) =
+            (self.slots.intent.take(), self.slots.prompt.take())
         else {
             // The previous plan is still running (cannot happen: one plan per turn).
             return;

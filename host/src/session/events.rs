@@ -1,7 +1,9 @@
 //! What the orchestrator is fed (events) and what it asks the session's I/O to do (actions).
 
 use crate::audio::VadTransition;
-use crate::behaviour::{BargeInDecision, BargeInEvent, ChatMessage, GenerationSettings, PromptOutput};
+use crate::behaviour::{
+    BargeInDecision, BargeInEvent, ChatMessage, GenerationSettings, PromptOutput,
+};
 use crate::providers::{Alignment, LlmEvent, ProviderError, SttEvent};
 use crate::transport::protocol::{ServerMessage, TurnMetrics};
 

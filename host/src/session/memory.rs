@@ -108,6 +108,9 @@ mod tests {
         m.push(Role::User, "hello");
         m.push(Role::User, "again");
         m.push(Role::Assistant, "  ");
-        assert_eq!(m.messages(), vec![ChatMessage::new(Role::User, "hello again")]);
+        assert_eq!(
+            m.messages(),
+            vec![ChatMessage::new(Role::User, "hello again")]
+        );
     }
 }

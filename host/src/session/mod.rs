@@ -50,7 +50,10 @@ pub enum Inbound {
     Audio(bytes::Bytes),
     Message(ClientMessage),
     /// A client frame was malformed; the session reports it and goes on.
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 /// From the session to the transport.

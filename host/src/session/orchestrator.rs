@@ -185,6 +185,9 @@ struct BargeIn {
 
 /// The per-session state machine.
 pub struct Orchestrator {
+    /// Interim text that the silence timeout turned into a turn: a final for the same words that
+    /// arrives late belongs to that turn and must not start another.
+    timed_out_text: Option<String>,
     cfg: OrchestratorConfig,
     memory: Memory,
     next_turn: u32,
@@ -203,6 +206,7 @@ impl Orchestrator {
     pub fn new(cfg: OrchestratorConfig) -> Self {
         let memory = Memory::new(cfg.memory_turns, cfg.memory_chars);
         Self {
+            timed_out_text: None,
             cfg,
             memory,
             next_turn: 1,
@@ -364,6 +368,9 @@ impl Orchestrator {
         }
         // Silence after interim text ends the turn.
         if self.silence_deadline().is_some_and(|at| now >= at) {
+            if !self.user.interim.trim().is_empty() {
+                self.timed_out_text = Some(normalise(&self.user.text()));
+            }
             self.end_user_turn(now, out);
         }
         if self.reply.as_ref().is_some_and(|r| r.finished(now)) {
@@ -455,6 +462,7 @@ impl Orchestrator {
                 if text.trim().is_empty() {
                     return;
                 }
+                self.timed_out_text = None;
                 self.user.interim = text;
                 self.user.last_text_at = Some(now);
                 self.send_transcript(false, out);
@@ -463,6 +471,12 @@ impl Orchestrator {
             SttEvent::Final {
                 text, speech_final, ..
             } => {
+                if let Some(done) = self.timed_out_text.take() {
+                    let late = normalise(&text);
+                    if !self.user.has_text() && !late.is_empty() && done.contains(&late) {
+                        return; // the late final of a turn already taken
+                    }
+                }
                 if !text.trim().is_empty() {
                     if !self.user.finals.is_empty() {
                         self.user.finals.push(' ');
@@ -897,6 +911,15 @@ impl Orchestrator {
             reason: reason.to_string(),
         });
     }
+}
+
+/// Lowercase words without punctuation, for comparing transcripts.
+fn normalise(text: &str) -> String {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn push_words(buf: &mut String, text: &str) {

@@ -36,7 +36,7 @@ async fn send_close(sink: &mut Sink, code: u16, reason: &str) {
 }
 
 /// Check a `start` message and turn it into session parameters.
-fn accept_start(state: &AppState, msg: ClientMessage) -> Result<StartParams, ServerMessage> {
+fn accept_start(state: &AppState, msg: ClientMessage) -> Result<StartParams, Box<ServerMessage>> {
     let ClientMessage::Start {
         audio,
         output,
@@ -44,37 +44,50 @@ fn accept_start(state: &AppState, msg: ClientMessage) -> Result<StartParams, Ser
         agent,
     } = msg
     else {
-        return Err(ServerMessage::error(
+        return Err(Box::new(ServerMessage::error(
             "not_started",
             "the first message must be {\"type\":\"start\",...}",
             false,
-        ));
+        )));
     };
-    audio
-        .validate()
-        .map_err(|e| ServerMessage::error("bad_audio_format", format!("audio: {e}"), false))?;
+    audio.validate().map_err(|e| {
+        Box::new(ServerMessage::error(
+            "bad_audio_format",
+            format!("audio: {e}"),
+            false,
+        ))
+    })?;
     let output: AudioFormat = output.unwrap_or(audio);
-    output
-        .validate()
-        .map_err(|e| ServerMessage::error("bad_audio_format", format!("output: {e}"), false))?;
+    output.validate().map_err(|e| {
+        Box::new(ServerMessage::error(
+            "bad_audio_format",
+            format!("output: {e}"),
+            false,
+        ))
+    })?;
     let session_id = match session_id {
-        Some(id) if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_graphic()) => {
-            return Err(ServerMessage::error(
+        Some(id)
+            if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_graphic()) =>
+        {
+            return Err(Box::new(ServerMessage::error(
                 "bad_session_id",
                 "session_id must be 1-128 printable ASCII characters",
                 false,
-            ))
+            )))
         }
         Some(id) => id,
         None => uuid::Uuid::new_v4().to_string(),
     };
-    let profile = state.config.agent_profile(agent.as_deref()).ok_or_else(|| {
-        ServerMessage::error(
-            "unknown_agent",
-            format!("no agent profile named {:?}", agent.unwrap_or_default()),
-            false,
-        )
-    })?;
+    let profile = state
+        .config
+        .agent_profile(agent.as_deref())
+        .ok_or_else(|| {
+            Box::new(ServerMessage::error(
+                "unknown_agent",
+                format!("no agent profile named {:?}", agent.unwrap_or_default()),
+                false,
+            ))
+        })?;
     Ok(StartParams {
         session_id,
         input: audio,
@@ -106,7 +119,11 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
         match frame {
             Message::Text(text) => {
                 if text.len() > MAX_TEXT_FRAME_BYTES {
-                    send_json(&mut sink, &ServerMessage::error("frame_too_large", "text frame too large", false)).await;
+                    send_json(
+                        &mut sink,
+                        &ServerMessage::error("frame_too_large", "text frame too large", false),
+                    )
+                    .await;
                     continue;
                 }
                 match ClientMessage::parse(&text) {
@@ -197,7 +214,12 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
             let Ok(frame) = frame else {
                 // Includes frames over the WebSocket layer's limit.
                 let _ = reader_out.try_send(Outbound::Json(
-                    ServerMessage::error("frame_too_large", "frame rejected by the WebSocket layer", true).to_json(),
+                    ServerMessage::error(
+                        "frame_too_large",
+                        "frame rejected by the WebSocket layer",
+                        true,
+                    )
+                    .to_json(),
                 ));
                 let _ = reader_out.try_send(Outbound::Close {
                     code: close::TOO_BIG,
@@ -211,7 +233,9 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
                         let _ = reader_out.try_send(Outbound::Json(
                             ServerMessage::error(
                                 "frame_too_large",
-                                format!("audio frames may be at most {MAX_AUDIO_FRAME_BYTES} bytes"),
+                                format!(
+                                    "audio frames may be at most {MAX_AUDIO_FRAME_BYTES} bytes"
+                                ),
                                 true,
                             )
                             .to_json(),
@@ -228,7 +252,9 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
                     if text.len() > MAX_TEXT_FRAME_BYTES {
                         Inbound::Error {
                             code: "frame_too_large".into(),
-                            message: format!("text frames may be at most {MAX_TEXT_FRAME_BYTES} bytes"),
+                            message: format!(
+                                "text frames may be at most {MAX_TEXT_FRAME_BYTES} bytes"
+                            ),
                         }
                     } else {
                         match ClientMessage::parse(&text) {

@@ -38,9 +38,10 @@ fn parse_args() -> Result<Args, String> {
             "--seconds" => a.seconds = value()?.parse().map_err(|_| "--seconds: a number")?,
             "--pid" => a.pid = Some(value()?.parse().map_err(|_| "--pid: a number")?),
             "--speech" => a.speech = true,
-            "--help" | "-h" => {
-                return Err("usage: agent-load [--url URL] [--sessions N] [--seconds S] [--pid PID] [--speech]".into())
-            }
+            "--help" | "-h" => return Err(
+                "usage: agent-load [--url URL] [--sessions N] [--seconds S] [--pid PID] [--speech]"
+                    .into(),
+            ),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -80,7 +81,13 @@ struct Totals {
     audio_bytes: AtomicU64,
 }
 
-async fn session(url: String, seconds: u64, speech: bool, totals: Arc<Totals>, ready_barrier: Arc<tokio::sync::Barrier>) {
+async fn session(
+    url: String,
+    seconds: u64,
+    speech: bool,
+    totals: Arc<Totals>,
+    ready_barrier: Arc<tokio::sync::Barrier>,
+) {
     let t0 = Instant::now();
     let ws = tokio_tungstenite::connect_async(url.as_str()).await;
     let Ok((mut ws, _)) = ws else {
@@ -124,7 +131,9 @@ async fn session(url: String, seconds: u64, speech: bool, totals: Arc<Totals>, r
                     }
                 }
                 Message::Binary(b) => {
-                    reader_totals.audio_bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                    reader_totals
+                        .audio_bytes
+                        .fetch_add(b.len() as u64, Ordering::Relaxed);
                 }
                 Message::Close(_) => break,
                 _ => {}
@@ -154,14 +163,16 @@ async fn session(url: String, seconds: u64, speech: bool, totals: Arc<Totals>, r
             totals.late_frames.fetch_add(1, Ordering::Relaxed);
         }
         tokio::time::sleep_until(due).await;
-        if tx.send(Message::Binary(frame.clone().into())).await.is_err() {
+        if tx
+            .send(Message::Binary(frame.clone().into()))
+            .await
+            .is_err()
+        {
             break;
         }
         totals.frames_sent.fetch_add(1, Ordering::Relaxed);
     }
-    let _ = tx
-        .send(Message::Text(r#"{"type":"stop"}"#.into()))
-        .await;
+    let _ = tx.send(Message::Text(r#"{"type":"stop"}"#.into())).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
 }
 
@@ -200,7 +211,11 @@ async fn main() -> std::process::ExitCode {
     let mut connect = totals.connect_ms.lock().await.clone();
     connect.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let ok = connect.len();
-    println!("sessions: {} requested, {ok} ready, {} failed", args.sessions, totals.failed.load(Ordering::Relaxed));
+    println!(
+        "sessions: {} requested, {ok} ready, {} failed",
+        args.sessions,
+        totals.failed.load(Ordering::Relaxed)
+    );
     println!(
         "upgrade->ready ms: p50 {:.2}, p99 {:.2}, max {:.2}",
         percentile(&connect, 0.5),
@@ -220,7 +235,9 @@ async fn main() -> std::process::ExitCode {
     );
     if let (Some(before), Some(during)) = (rss_before, rss_during) {
         let per = (during.saturating_sub(before)) as f64 / ok.max(1) as f64;
-        println!("host RSS KiB: before {before}, with {ok} sessions {during}, per session {per:.1}");
+        println!(
+            "host RSS KiB: before {before}, with {ok} sessions {during}, per session {per:.1}"
+        );
     }
     if totals.failed.load(Ordering::Relaxed) > 0 {
         std::process::ExitCode::from(1)

@@ -281,6 +281,7 @@ async fn completions(
     let producer_shared = shared.clone();
     tokio::spawn(async move {
         let mut shutdown = producer_shared.shutdown.clone();
+        let total = pieces.len();
         for (i, piece) in pieces.into_iter().enumerate() {
             if drop_after == Some(i) {
                 let _ = tx.send(Err(std::io::Error::other("injected drop"))).await;
@@ -294,6 +295,10 @@ async fn completions(
             if !sent {
                 producer_shared.set_outcome(id, "client-gone");
                 return;
+            }
+            if i + 1 == total {
+                // Everything is handed over; a client that now hangs up did not cut the stream.
+                break;
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}

@@ -64,7 +64,9 @@ pub fn parse(bytes: &[u8]) -> Result<Ct2Model, String> {
     let mut r = Reader { bytes, pos: 0 };
     let version = r.u32()?;
     if version != 6 {
-        return Err(format!("unsupported CTranslate2 binary version {version} (expected 6)"));
+        return Err(format!(
+            "unsupported CTranslate2 binary version {version} (expected 6)"
+        ));
     }
     let spec = r.string()?;
     let _revision = r.u32()?;
@@ -78,15 +80,26 @@ pub fn parse(bytes: &[u8]) -> Result<Ct2Model, String> {
             shape.push(r.u32()? as usize);
         }
         let dtype_id = r.u8()?;
-        let dtype = Ct2Dtype::from_id(dtype_id).ok_or_else(|| format!("{name}: unknown dtype {dtype_id}"))?;
+        let dtype = Ct2Dtype::from_id(dtype_id)
+            .ok_or_else(|| format!("{name}: unknown dtype {dtype_id}"))?;
         let len = r.u32()? as usize;
         let expected = shape.iter().product::<usize>() * dtype.size();
         if len != expected {
-            return Err(format!("{name}: {len} bytes for shape {shape:?} of {dtype:?}"));
+            return Err(format!(
+                "{name}: {len} bytes for shape {shape:?} of {dtype:?}"
+            ));
         }
         let offset = r.pos;
         r.skip(len)?;
-        variables.insert(name, Ct2Variable { shape, dtype, offset, len });
+        variables.insert(
+            name,
+            Ct2Variable {
+                shape,
+                dtype,
+                offset,
+                len,
+            },
+        );
     }
     let aliases = r.u32()? as usize;
     for _ in 0..aliases {
@@ -162,7 +175,12 @@ impl WhisperDims {
         let d_model = *emb.shape.get(1).ok_or("embedding is not 2-D")?;
         let layers = |prefix: &str| {
             (0..)
-                .take_while(|i| model.variables.keys().any(|k| k.starts_with(&format!("{prefix}/layer_{i}/"))))
+                .take_while(|i| {
+                    model
+                        .variables
+                        .keys()
+                        .any(|k| k.starts_with(&format!("{prefix}/layer_{i}/")))
+                })
                 .count()
         };
         Ok(Self {
@@ -182,23 +200,47 @@ pub fn whisper_tensor_map(model: &Ct2Model) -> Result<BTreeMap<String, TensorSou
     let dims = WhisperDims::infer(model)?;
     let d = dims.d_model;
     let mut map = BTreeMap::new();
-    let mut add = |candle: String, ct2: String, rows: Option<(usize, usize)>| -> Result<(), String> {
-        let var = model.variables.get(&ct2).ok_or_else(|| format!("{ct2} missing"))?;
-        let mut shape = var.shape.clone();
-        if let Some((start, end)) = rows {
-            let first = shape.first_mut().ok_or_else(|| format!("{ct2} is a scalar"))?;
-            if end > *first {
-                return Err(format!("{ct2}: rows {start}..{end} out of {}", *first));
+    let mut add =
+        |candle: String, ct2: String, rows: Option<(usize, usize)>| -> Result<(), String> {
+            let var = model
+                .variables
+                .get(&ct2)
+                .ok_or_else(|| format!("{ct2} missing"))?;
+            let mut shape = var.shape.clone();
+            if let Some((start, end)) = rows {
+                let first = shape
+                    .first_mut()
+                    .ok_or_else(|| format!("{ct2} is a scalar"))?;
+                if end > *first {
+                    return Err(format!("{ct2}: rows {start}..{end} out of {}", *first));
+                }
+                *first = end - start;
             }
-            *first = end - start;
-        }
-        map.insert(candle, TensorSource { ct2_name: ct2, rows, shape });
-        Ok(())
+            map.insert(
+                candle,
+                TensorSource {
+                    ct2_name: ct2,
+                    rows,
+                    shape,
+                },
+            );
+            Ok(())
+        };
+    let pair = |c: &str, ct: &str| {
+        (
+            format!("{c}.weight"),
+            format!("{ct}/weight"),
+            format!("{c}.bias"),
+            format!("{ct}/bias"),
+        )
     };
-    let pair = |c: &str, ct: &str| (format!("{c}.weight"), format!("{ct}/weight"), format!("{c}.bias"), format!("{ct}/bias"));
 
     for side in ["encoder", "decoder"] {
-        let layers = if side == "encoder" { dims.encoder_layers } else { dims.decoder_layers };
+        let layers = if side == "encoder" {
+            dims.encoder_layers
+        } else {
+            dims.decoder_layers
+        };
         let c = format!("model.{side}");
         for i in 0..layers {
             let cl = format!("{c}.layers.{i}");
@@ -207,44 +249,93 @@ pub fn whisper_tensor_map(model: &Ct2Model) -> Result<BTreeMap<String, TensorSou
             let qkv = format!("{tl}/self_attention/linear_0");
             for (j, proj) in ["q_proj", "k_proj", "v_proj"].iter().enumerate() {
                 let rows = Some((j * d, (j + 1) * d));
-                add(format!("{cl}.self_attn.{proj}.weight"), format!("{qkv}/weight"), rows)?;
+                add(
+                    format!("{cl}.self_attn.{proj}.weight"),
+                    format!("{qkv}/weight"),
+                    rows,
+                )?;
                 if *proj != "k_proj" {
-                    add(format!("{cl}.self_attn.{proj}.bias"), format!("{qkv}/bias"), rows)?;
+                    add(
+                        format!("{cl}.self_attn.{proj}.bias"),
+                        format!("{qkv}/bias"),
+                        rows,
+                    )?;
                 }
             }
-            let (w, tw, b, tb) = pair(&format!("{cl}.self_attn.out_proj"), &format!("{tl}/self_attention/linear_1"));
+            let (w, tw, b, tb) = pair(
+                &format!("{cl}.self_attn.out_proj"),
+                &format!("{tl}/self_attention/linear_1"),
+            );
             add(w, tw, None)?;
             add(b, tb, None)?;
-            ln(&mut add, &format!("{cl}.self_attn_layer_norm"), &format!("{tl}/self_attention/layer_norm"))?;
+            ln(
+                &mut add,
+                &format!("{cl}.self_attn_layer_norm"),
+                &format!("{tl}/self_attention/layer_norm"),
+            )?;
             if side == "decoder" {
                 // Cross-attention: separate q, fused k,v.
-                let (w, tw, b, tb) = pair(&format!("{cl}.encoder_attn.q_proj"), &format!("{tl}/attention/linear_0"));
+                let (w, tw, b, tb) = pair(
+                    &format!("{cl}.encoder_attn.q_proj"),
+                    &format!("{tl}/attention/linear_0"),
+                );
                 add(w, tw, None)?;
                 add(b, tb, None)?;
                 let kv = format!("{tl}/attention/linear_1");
-                add(format!("{cl}.encoder_attn.k_proj.weight"), format!("{kv}/weight"), Some((0, d)))?;
-                add(format!("{cl}.encoder_attn.v_proj.weight"), format!("{kv}/weight"), Some((d, 2 * d)))?;
-                add(format!("{cl}.encoder_attn.v_proj.bias"), format!("{kv}/bias"), Some((d, 2 * d)))?;
-                let (w, tw, b, tb) = pair(&format!("{cl}.encoder_attn.out_proj"), &format!("{tl}/attention/linear_2"));
+                add(
+                    format!("{cl}.encoder_attn.k_proj.weight"),
+                    format!("{kv}/weight"),
+                    Some((0, d)),
+                )?;
+                add(
+                    format!("{cl}.encoder_attn.v_proj.weight"),
+                    format!("{kv}/weight"),
+                    Some((d, 2 * d)),
+                )?;
+                add(
+                    format!("{cl}.encoder_attn.v_proj.bias"),
+                    format!("{kv}/bias"),
+                    Some((d, 2 * d)),
+                )?;
+                let (w, tw, b, tb) = pair(
+                    &format!("{cl}.encoder_attn.out_proj"),
+                    &format!("{tl}/attention/linear_2"),
+                );
                 add(w, tw, None)?;
                 add(b, tb, None)?;
-                ln(&mut add, &format!("{cl}.encoder_attn_layer_norm"), &format!("{tl}/attention/layer_norm"))?;
+                ln(
+                    &mut add,
+                    &format!("{cl}.encoder_attn_layer_norm"),
+                    &format!("{tl}/attention/layer_norm"),
+                )?;
             }
             for (cn, tn) in [("fc1", "linear_0"), ("fc2", "linear_1")] {
                 let (w, tw, b, tb) = pair(&format!("{cl}.{cn}"), &format!("{tl}/ffn/{tn}"));
                 add(w, tw, None)?;
                 add(b, tb, None)?;
             }
-            ln(&mut add, &format!("{cl}.final_layer_norm"), &format!("{tl}/ffn/layer_norm"))?;
+            ln(
+                &mut add,
+                &format!("{cl}.final_layer_norm"),
+                &format!("{tl}/ffn/layer_norm"),
+            )?;
         }
-        ln(&mut add, &format!("{c}.layer_norm"), &format!("{side}/layer_norm"))?;
+        ln(
+            &mut add,
+            &format!("{c}.layer_norm"),
+            &format!("{side}/layer_norm"),
+        )?;
     }
     for conv in ["conv1", "conv2"] {
         let (w, tw, b, tb) = pair(&format!("model.encoder.{conv}"), &format!("encoder/{conv}"));
         add(w, tw, None)?;
         add(b, tb, None)?;
     }
-    add("model.decoder.embed_tokens.weight".into(), "decoder/embeddings/weight".into(), None)?;
+    add(
+        "model.decoder.embed_tokens.weight".into(),
+        "decoder/embeddings/weight".into(),
+        None,
+    )?;
     add(
         "model.decoder.embed_positions.weight".into(),
         "decoder/position_encodings/encodings".into(),
@@ -264,7 +355,11 @@ fn ln(
 }
 
 /// Converts a variable's (or a row range's) raw data to f32.
-pub fn to_f32(bytes: &[u8], var: &Ct2Variable, rows: Option<(usize, usize)>) -> Result<Vec<f32>, String> {
+pub fn to_f32(
+    bytes: &[u8],
+    var: &Ct2Variable,
+    rows: Option<(usize, usize)>,
+) -> Result<Vec<f32>, String> {
     let data = &bytes[var.offset..var.offset + var.len];
     let row_elems: usize = var.shape.iter().skip(1).product();
     let size = var.dtype.size();
@@ -273,8 +368,14 @@ pub fn to_f32(bytes: &[u8], var: &Ct2Variable, rows: Option<(usize, usize)>) -> 
         None => data,
     };
     let out = match var.dtype {
-        Ct2Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Ct2Dtype::F16 => data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        Ct2Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Ct2Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            .collect(),
         Ct2Dtype::Bf16 => data
             .chunks_exact(2)
             .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
@@ -382,8 +483,12 @@ mod tests {
             vars.push((format!("{l}/ffn/layer_norm/gamma"), vec![d]));
             vars.push((format!("{l}/ffn/layer_norm/beta"), vec![d]));
         }
-        let refs: Vec<(&str, Vec<usize>)> = vars.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
-        write_model(&refs, &[("decoder/projection/weight", "decoder/embeddings/weight")])
+        let refs: Vec<(&str, Vec<usize>)> =
+            vars.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+        write_model(
+            &refs,
+            &[("decoder/projection/weight", "decoder/embeddings/weight")],
+        )
     }
 
     #[test]
@@ -391,28 +496,66 @@ mod tests {
         let bytes = tiny_whisper();
         let model = parse(&bytes).unwrap();
         assert_eq!(model.spec, "WhisperSpec");
-        assert!(model.variables.contains_key("decoder/projection/weight"), "alias resolved");
+        assert!(
+            model.variables.contains_key("decoder/projection/weight"),
+            "alias resolved"
+        );
         let map = whisper_tensor_map(&model).unwrap();
-        let shape = |n: &str| map.get(n).unwrap_or_else(|| panic!("{n} not mapped")).shape.clone();
+        let shape = |n: &str| {
+            map.get(n)
+                .unwrap_or_else(|| panic!("{n} not mapped"))
+                .shape
+                .clone()
+        };
         for side in ["encoder", "decoder"] {
             for p in ["q_proj", "k_proj", "v_proj", "out_proj"] {
-                assert_eq!(shape(&format!("model.{side}.layers.0.self_attn.{p}.weight")), vec![8, 8]);
+                assert_eq!(
+                    shape(&format!("model.{side}.layers.0.self_attn.{p}.weight")),
+                    vec![8, 8]
+                );
             }
             assert!(!map.contains_key(&format!("model.{side}.layers.0.self_attn.k_proj.bias")));
-            assert_eq!(shape(&format!("model.{side}.layers.0.self_attn.v_proj.bias")), vec![8]);
-            assert_eq!(shape(&format!("model.{side}.layers.0.fc1.weight")), vec![32, 8]);
-            assert_eq!(shape(&format!("model.{side}.layers.0.fc2.weight")), vec![8, 32]);
+            assert_eq!(
+                shape(&format!("model.{side}.layers.0.self_attn.v_proj.bias")),
+                vec![8]
+            );
+            assert_eq!(
+                shape(&format!("model.{side}.layers.0.fc1.weight")),
+                vec![32, 8]
+            );
+            assert_eq!(
+                shape(&format!("model.{side}.layers.0.fc2.weight")),
+                vec![8, 32]
+            );
         }
-        assert_eq!(shape("model.decoder.layers.0.encoder_attn.k_proj.weight"), vec![8, 8]);
-        assert_eq!(shape("model.decoder.layers.0.encoder_attn.v_proj.bias"), vec![8]);
+        assert_eq!(
+            shape("model.decoder.layers.0.encoder_attn.k_proj.weight"),
+            vec![8, 8]
+        );
+        assert_eq!(
+            shape("model.decoder.layers.0.encoder_attn.v_proj.bias"),
+            vec![8]
+        );
         assert_eq!(shape("model.encoder.conv1.weight"), vec![8, 3, 3]);
         assert_eq!(shape("model.decoder.embed_tokens.weight"), vec![20, 8]);
         // q, k, v take consecutive thirds of the fused matrix.
         let rows = |n: &str| map[n].rows;
-        assert_eq!(rows("model.encoder.layers.0.self_attn.q_proj.weight"), Some((0, 8)));
-        assert_eq!(rows("model.encoder.layers.0.self_attn.k_proj.weight"), Some((8, 16)));
-        assert_eq!(rows("model.encoder.layers.0.self_attn.v_proj.weight"), Some((16, 24)));
-        assert_eq!(rows("model.decoder.layers.0.encoder_attn.v_proj.weight"), Some((8, 16)));
+        assert_eq!(
+            rows("model.encoder.layers.0.self_attn.q_proj.weight"),
+            Some((0, 8))
+        );
+        assert_eq!(
+            rows("model.encoder.layers.0.self_attn.k_proj.weight"),
+            Some((8, 16))
+        );
+        assert_eq!(
+            rows("model.encoder.layers.0.self_attn.v_proj.weight"),
+            Some((16, 24))
+        );
+        assert_eq!(
+            rows("model.decoder.layers.0.encoder_attn.v_proj.weight"),
+            Some((8, 16))
+        );
         assert!(!map.contains_key("model.encoder.layers.1.fc1.weight"));
     }
 
@@ -437,7 +580,12 @@ mod tests {
 
     #[test]
     fn row_ranges_read_the_right_slice() {
-        let var = Ct2Variable { shape: vec![3, 2], dtype: Ct2Dtype::F32, offset: 0, len: 24 };
+        let var = Ct2Variable {
+            shape: vec![3, 2],
+            dtype: Ct2Dtype::F32,
+            offset: 0,
+            len: 24,
+        };
         let bytes: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
         assert_eq!(to_f32(&bytes, &var, Some((1, 2))).unwrap(), vec![2.0, 3.0]);
         assert_eq!(to_f32(&bytes, &var, None).unwrap().len(), 6);

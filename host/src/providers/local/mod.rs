@@ -27,7 +27,10 @@ mod tts;
 mod vocab;
 #[cfg(feature = "local-stt")]
 mod whisper;
-#[cfg_attr(not(any(feature = "local-stt", feature = "local-llm", feature = "local-tts")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "local-stt", feature = "local-llm", feature = "local-tts")),
+    allow(dead_code)
+)]
 mod worker;
 
 pub use install::install_models;
@@ -50,9 +53,16 @@ use crate::providers::{ProviderError, ProviderErrorKind};
 use std::path::Path;
 
 /// A model file is missing: NotInstalled with the install command.
-#[cfg_attr(not(any(feature = "local-stt", feature = "local-llm")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "local-stt", feature = "local-llm")),
+    allow(dead_code)
+)]
 pub(crate) fn not_installed(what: &str, path: &Path, dir: &Path) -> ProviderError {
-    ProviderError::new(ProviderErrorKind::NotInstalled, "local", models::missing_message(what, path, dir))
+    ProviderError::new(
+        ProviderErrorKind::NotInstalled,
+        "local",
+        models::missing_message(what, path, dir),
+    )
 }
 
 /// The provider's cargo feature is off in this build.
@@ -96,7 +106,8 @@ pub(crate) fn test_speech(text: &str) -> Vec<i16> {
             true
         })
         .expect("synthesis");
-    let mut resampler = crate::audio::Resampler::new(espeak.sample_rate(), 16_000).expect("resampler");
+    let mut resampler =
+        crate::audio::Resampler::new(espeak.sample_rate(), 16_000).expect("resampler");
     let mut out = Vec::new();
     resampler.process(&native, &mut out);
     resampler.flush(&mut out);

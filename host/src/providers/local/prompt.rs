@@ -53,7 +53,11 @@ pub fn build_prompt(messages: &[ChatMessage]) -> String {
         .iter()
         .filter(|m| m.role != Role::System)
         .map(|m| {
-            let who = if m.role == Role::User { "User" } else { "Assistant" };
+            let who = if m.role == Role::User {
+                "User"
+            } else {
+                "Assistant"
+            };
             format!("{who}: {}\n", one_line(&m.content))
         })
         .collect();
@@ -120,7 +124,10 @@ impl ReplyFilter {
     /// Feeds a fragment of generated text.
     pub fn push(&mut self, fragment: &str) -> Filtered {
         if self.stopped {
-            return Filtered { text: String::new(), stop: true };
+            return Filtered {
+                text: String::new(),
+                stop: true,
+            };
         }
         self.pending.push_str(fragment);
         if !self.emitted_any {
@@ -136,7 +143,10 @@ impl ReplyFilter {
         }
 
         // Cut at the first stop marker.
-        let mut cut: Option<usize> = STOP_MARKERS.iter().filter_map(|m| self.pending.find(m)).min();
+        let mut cut: Option<usize> = STOP_MARKERS
+            .iter()
+            .filter_map(|m| self.pending.find(m))
+            .min();
         // Cut after the sentence that reaches the limit (terminator followed by whitespace).
         if let Some(end) = self.sentence_limit_end(cut.unwrap_or(self.pending.len())) {
             cut = Some(cut.map_or(end, |c| c.min(end)));
@@ -187,7 +197,8 @@ impl ReplyFilter {
     fn count_sentences(&mut self, emitted: &str) {
         let bytes = emitted.as_bytes();
         for i in 0..bytes.len() {
-            if is_terminator(bytes[i]) && bytes.get(i + 1).is_some_and(|n| n.is_ascii_whitespace()) {
+            if is_terminator(bytes[i]) && bytes.get(i + 1).is_some_and(|n| n.is_ascii_whitespace())
+            {
                 self.sentences += 1;
             }
         }
@@ -244,19 +255,32 @@ mod tests {
             ChatMessage::new(Role::User, "what is the weather in paris"),
         ];
         let prompt = build_prompt(&messages);
-        assert!(prompt.starts_with("You are a weather bot.\n\nUser: "), "{prompt}");
+        assert!(
+            prompt.starts_with("You are a weather bot.\n\nUser: "),
+            "{prompt}"
+        );
         assert!(prompt.ends_with(
             "User: hi there\nAssistant: Hello! How can I help?\nUser: what is the weather in paris\nAssistant:"
         ));
-        assert_eq!(prompt.matches("\nAssistant:").count(), 4, "two examples, one history turn, the cue");
+        assert_eq!(
+            prompt.matches("\nAssistant:").count(),
+            4,
+            "two examples, one history turn, the cue"
+        );
     }
 
     #[test]
     fn prompt_without_system_message_uses_default_and_drops_oldest_history_first() {
         let mut messages = Vec::new();
         for i in 0..400 {
-            messages.push(ChatMessage::new(Role::User, format!("question number {i} about things")));
-            messages.push(ChatMessage::new(Role::Assistant, format!("answer number {i}")));
+            messages.push(ChatMessage::new(
+                Role::User,
+                format!("question number {i} about things"),
+            ));
+            messages.push(ChatMessage::new(
+                Role::Assistant,
+                format!("answer number {i}"),
+            ));
         }
         messages.push(ChatMessage::new(Role::User, "the last question"));
         let prompt = build_prompt(&messages);
@@ -269,7 +293,10 @@ mod tests {
 
     #[test]
     fn stops_at_the_next_user_turn_even_when_split_across_tokens() {
-        let (text, stopped) = run(&[" It is", " sunny", " in Paris", ".\nUs", "er:", " thanks"], 3);
+        let (text, stopped) = run(
+            &[" It is", " sunny", " in Paris", ".\nUs", "er:", " thanks"],
+            3,
+        );
         assert_eq!(text, "It is sunny in Paris.");
         assert!(stopped);
     }

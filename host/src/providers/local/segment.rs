@@ -138,7 +138,8 @@ impl Segmenter {
             for f in self.pre_roll.drain(..) {
                 self.utterance.extend_from_slice(&f);
             }
-            self.utterance_start = (self.received - self.pending.len() as u64).saturating_sub(self.utterance.len() as u64);
+            self.utterance_start = (self.received - self.pending.len() as u64)
+                .saturating_sub(self.utterance.len() as u64);
             return Segmented::SpeechStarted;
         }
         Segmented::Nothing
@@ -171,7 +172,10 @@ mod tests {
 
     fn tone(ms: usize, amplitude: f32) -> Vec<i16> {
         (0..ms * 16)
-            .map(|i| (amplitude * (i as f32 * 2.0 * std::f32::consts::PI * 220.0 / 16_000.0).sin()) as i16)
+            .map(|i| {
+                (amplitude * (i as f32 * 2.0 * std::f32::consts::PI * 220.0 / 16_000.0).sin())
+                    as i16
+            })
             .collect()
     }
 
@@ -207,11 +211,18 @@ mod tests {
         assert!(started);
         assert!(seg.in_speech());
         let start_ms = seg.utterance_start_ms();
-        assert!((700..=1_000).contains(&start_ms), "pre-roll reaches back before 1 s: {start_ms}");
+        assert!(
+            (700..=1_000).contains(&start_ms),
+            "pre-roll reaches back before 1 s: {start_ms}"
+        );
         seg.push(&[7; 100]);
         let utterance = seg.take().expect("utterance");
         // 1 s of tone + up to 300 ms pre-roll + the partial frame.
-        assert!(utterance.len() >= 16_000 + 100 && utterance.len() <= 16_000 + 4_800 + 100, "{}", utterance.len());
+        assert!(
+            utterance.len() >= 16_000 + 100 && utterance.len() <= 16_000 + 4_800 + 100,
+            "{}",
+            utterance.len()
+        );
         assert_eq!(*utterance.last().unwrap(), 7);
         assert!(!seg.in_speech());
         assert_eq!(seg.take(), None);

@@ -66,7 +66,11 @@ impl SttProvider for LocalStt {
     fn open(&self, _params: SttParams) -> SttStream {
         let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(run_stream(Arc::clone(&self.transcriber), input_rx, event_tx));
+        tokio::spawn(run_stream(
+            Arc::clone(&self.transcriber),
+            input_rx,
+            event_tx,
+        ));
         SttStream {
             input: input_tx,
             events: event_rx,
@@ -102,7 +106,13 @@ async fn run_stream(
             if let Some((audio, start_ms)) = finals.pop_front() {
                 let len = audio.len();
                 match submit(&transcriber, audio) {
-                    Ok(reply) => pending = Some(Pending { reply, final_of: Some((start_ms, len)), utterance: utterance_id }),
+                    Ok(reply) => {
+                        pending = Some(Pending {
+                            reply,
+                            final_of: Some((start_ms, len)),
+                            utterance: utterance_id,
+                        })
+                    }
                     Err(err) => {
                         if events.send(SttEvent::Error(err)).await.is_err() {
                             return;
@@ -196,7 +206,10 @@ async fn run_stream(
     }
 }
 
-fn submit(transcriber: &Arc<dyn Transcriber>, audio: Vec<i16>) -> Result<oneshot::Receiver<Transcript>, ProviderError> {
+fn submit(
+    transcriber: &Arc<dyn Transcriber>,
+    audio: Vec<i16>,
+) -> Result<oneshot::Receiver<Transcript>, ProviderError> {
     let (tx, rx) = oneshot::channel();
     transcriber.submit(audio, tx).map_err(|()| {
         ProviderError::new(
@@ -226,7 +239,9 @@ fn words_of(text: &str, start_ms: u32, samples: usize) -> Vec<Word> {
         .iter()
         .enumerate()
         .map(|(i, w)| Word {
-            word: w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'').to_lowercase(),
+            word: w
+                .trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+                .to_lowercase(),
             start_ms: start_ms + span_ms * i as u32 / n,
             end_ms: start_ms + span_ms * (i as u32 + 1) / n,
             confidence: 1.0,
@@ -259,8 +274,10 @@ mod engine {
                     if reply.is_closed() {
                         return;
                     }
-                    let samples: Vec<f32> = audio.iter().map(|&s| f32::from(s) / 32_768.0).collect();
-                    let result = model.transcribe(&samples, EncoderWindow::default(), &|| reply.is_closed());
+                    let samples: Vec<f32> =
+                        audio.iter().map(|&s| f32::from(s) / 32_768.0).collect();
+                    let result =
+                        model.transcribe(&samples, EncoderWindow::default(), &|| reply.is_closed());
                     let _ = reply.send(result);
                 }))
                 .map_err(|_| ())
@@ -276,8 +293,15 @@ mod engine {
             return Ok(Arc::clone(pool));
         }
         let dir = models.whisper_dir();
-        if !dir.join(crate::providers::local::models::WHISPER_MODEL).is_file() {
-            return Err(not_installed("speech-to-text model (Whisper tiny.en)", &dir, &models.dir));
+        if !dir
+            .join(crate::providers::local::models::WHISPER_MODEL)
+            .is_file()
+        {
+            return Err(not_installed(
+                "speech-to-text model (Whisper tiny.en)",
+                &dir,
+                &models.dir,
+            ));
         }
         let model = WhisperModel::load(&dir).map_err(|reason| {
             ProviderError::new(
@@ -287,8 +311,14 @@ mod engine {
             )
         })?;
         // One thread: candle already spreads each matrix product over all cores.
-        let pool = WorkerPool::spawn("whisper", 1, QUEUE, move || Ok(model.clone()))
-            .map_err(|e| ProviderError::new(crate::providers::ProviderErrorKind::Unavailable, "local", e.to_string()))?;
+        let pool =
+            WorkerPool::spawn("whisper", 1, QUEUE, move || Ok(model.clone())).map_err(|e| {
+                ProviderError::new(
+                    crate::providers::ProviderErrorKind::Unavailable,
+                    "local",
+                    e.to_string(),
+                )
+            })?;
         let pool = Arc::new(WhisperPool { pool });
         *guard = Some(Arc::clone(&pool));
         Ok(pool)
@@ -316,27 +346,46 @@ mod tests {
     }
 
     fn tone(ms: usize) -> Vec<i16> {
-        (0..ms * 16).map(|i| (8_000.0 * (i as f32 * 0.0864).sin()) as i16).collect()
+        (0..ms * 16)
+            .map(|i| (8_000.0 * (i as f32 * 0.0864).sin()) as i16)
+            .collect()
     }
 
     #[tokio::test]
     async fn finalize_transcribes_the_buffered_utterance_as_speech_final() {
-        let stt = LocalStt::with_transcriber(Arc::new(CountingTranscriber { calls: AtomicUsize::new(0) }));
+        let stt = LocalStt::with_transcriber(Arc::new(CountingTranscriber {
+            calls: AtomicUsize::new(0),
+        }));
         let mut stream = stt.open(SttParams::default());
         for _ in 0..25 {
-            stream.input.send(SttInput::Audio(vec![0; 320])).await.unwrap();
+            stream
+                .input
+                .send(SttInput::Audio(vec![0; 320]))
+                .await
+                .unwrap();
         }
         for chunk in tone(600).chunks(320) {
-            stream.input.send(SttInput::Audio(chunk.to_vec())).await.unwrap();
+            stream
+                .input
+                .send(SttInput::Audio(chunk.to_vec()))
+                .await
+                .unwrap();
         }
         stream.input.send(SttInput::Finalize).await.unwrap();
         assert_eq!(stream.events.recv().await, Some(SttEvent::SpeechStarted));
         match stream.events.recv().await {
-            Some(SttEvent::Final { text, words, speech_final }) => {
+            Some(SttEvent::Final {
+                text,
+                words,
+                speech_final,
+            }) => {
                 assert!(speech_final);
                 assert!(text.starts_with("heard "), "{text}");
                 let n: usize = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-                assert!((9_600..=9_600 + 4_800).contains(&n), "utterance plus pre-roll, got {n}");
+                assert!(
+                    (9_600..=9_600 + 4_800).contains(&n),
+                    "utterance plus pre-roll, got {n}"
+                );
                 assert_eq!(words.len(), 3);
                 assert!(words[0].start_ms < words[2].end_ms);
             }
@@ -346,23 +395,39 @@ mod tests {
 
     #[tokio::test]
     async fn finalize_without_speech_answers_an_empty_final() {
-        let stt = LocalStt::with_transcriber(Arc::new(CountingTranscriber { calls: AtomicUsize::new(0) }));
+        let stt = LocalStt::with_transcriber(Arc::new(CountingTranscriber {
+            calls: AtomicUsize::new(0),
+        }));
         let mut stream = stt.open(SttParams::default());
-        stream.input.send(SttInput::Audio(vec![0; 3_200])).await.unwrap();
+        stream
+            .input
+            .send(SttInput::Audio(vec![0; 3_200]))
+            .await
+            .unwrap();
         stream.input.send(SttInput::Finalize).await.unwrap();
         assert_eq!(
             stream.events.recv().await,
-            Some(SttEvent::Final { text: String::new(), words: vec![], speech_final: true })
+            Some(SttEvent::Final {
+                text: String::new(),
+                words: vec![],
+                speech_final: true
+            })
         );
     }
 
     #[tokio::test]
     async fn long_speech_gets_interim_results_before_the_final() {
-        let stt = LocalStt::with_transcriber(Arc::new(CountingTranscriber { calls: AtomicUsize::new(0) }));
+        let stt = LocalStt::with_transcriber(Arc::new(CountingTranscriber {
+            calls: AtomicUsize::new(0),
+        }));
         let mut stream = stt.open(SttParams::default());
         let mut saw_interim = false;
         for chunk in tone(3_000).chunks(320) {
-            stream.input.send(SttInput::Audio(chunk.to_vec())).await.unwrap();
+            stream
+                .input
+                .send(SttInput::Audio(chunk.to_vec()))
+                .await
+                .unwrap();
             // Give the interim job a chance to answer, as real-time audio would.
             tokio::task::yield_now().await;
             while let Ok(event) = stream.events.try_recv() {
@@ -382,6 +447,9 @@ mod tests {
                 None => panic!("stream ended without a final"),
             }
         }
-        assert!(saw_interim, "3 s of speech should produce an interim result");
+        assert!(
+            saw_interim,
+            "3 s of speech should produce an interim result"
+        );
     }
 }

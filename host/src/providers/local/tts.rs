@@ -3,7 +3,9 @@
 //! session's preferred rate; dropping the stream aborts the sentence being synthesised.
 
 use crate::audio::Resampler;
-use crate::providers::{ProviderError, ProviderErrorKind, TtsEvent, TtsInput, TtsParams, TtsProvider, TtsStream};
+use crate::providers::{
+    ProviderError, ProviderErrorKind, TtsEvent, TtsInput, TtsParams, TtsProvider, TtsStream,
+};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -15,7 +17,8 @@ const EVENT_QUEUE: usize = 64;
 pub(crate) struct Utterance {
     pub text: String,
     pub voice: Option<String>,
-    pub rate: u32,
+    /// Sample rate the session wants (0 = espeak-ng's own).
+    pub sample_rate: u32,
 }
 
 /// Runs syntheses off the async runtime.
@@ -40,7 +43,11 @@ impl LocalTts {
     pub fn load() -> Result<Arc<Self>, ProviderError> {
         #[cfg(feature = "local-tts")]
         {
-            engine::shared().map(|synth| Arc::new(Self { synth: synth as Arc<dyn Synthesizer> }))
+            engine::shared().map(|synth| {
+                Arc::new(Self {
+                    synth: synth as Arc<dyn Synthesizer>,
+                })
+            })
         }
         #[cfg(not(feature = "local-tts"))]
         {
@@ -57,8 +64,16 @@ impl TtsProvider for LocalTts {
     fn open(&self, params: TtsParams) -> TtsStream {
         let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(run_stream(Arc::clone(&self.synth), params, input_rx, event_tx));
-        TtsStream { input: input_tx, events: event_rx }
+        tokio::spawn(run_stream(
+            Arc::clone(&self.synth),
+            params,
+            input_rx,
+            event_tx,
+        ));
+        TtsStream {
+            input: input_tx,
+            events: event_rx,
+        }
     }
 }
 
@@ -76,7 +91,11 @@ async fn run_stream(
         match msg {
             Some(TtsInput::Text(text)) if !text.trim().is_empty() => {
                 let (done_tx, done_rx) = oneshot::channel();
-                let utterance = Utterance { text, voice: params.voice.clone(), rate: params.preferred_rate };
+                let utterance = Utterance {
+                    text,
+                    voice: params.voice.clone(),
+                    sample_rate: params.preferred_rate,
+                };
                 if synth.submit(utterance, events.clone(), done_tx).is_err() {
                     let err = ProviderError::new(
                         ProviderErrorKind::Unavailable,
@@ -122,8 +141,17 @@ impl ChunkSender {
         let resampler = (wanted != 0 && wanted != native_rate)
             .then(|| Resampler::new(native_rate, wanted).ok())
             .flatten();
-        let rate = if resampler.is_some() { wanted } else { native_rate };
-        Self { events, resampler, rate, scratch: Vec::new() }
+        let rate = if resampler.is_some() {
+            wanted
+        } else {
+            native_rate
+        };
+        Self {
+            events,
+            resampler,
+            rate,
+            scratch: Vec::new(),
+        }
     }
 
     /// Sends one chunk (blocking: call from an inference thread).
@@ -144,7 +172,9 @@ impl ChunkSender {
 
     /// Sends what the resampler still holds (end of a sentence).
     pub(crate) fn finish(&mut self) -> bool {
-        let Some(r) = self.resampler.as_mut() else { return true };
+        let Some(r) = self.resampler.as_mut() else {
+            return true;
+        };
         let mut tail = Vec::new();
         r.flush(&mut tail);
         self.emit(tail)
@@ -154,7 +184,11 @@ impl ChunkSender {
         if samples.is_empty() {
             return !self.events.is_closed();
         }
-        let event = TtsEvent::Audio { samples, sample_rate: self.rate, alignment: None };
+        let event = TtsEvent::Audio {
+            samples,
+            sample_rate: self.rate,
+            alignment: None,
+        };
         self.events.blocking_send(event).is_ok()
     }
 }
@@ -191,8 +225,9 @@ mod engine {
             )
         })?;
         // One thread: espeak-ng is a process-wide singleton and far faster than real time.
-        let pool = WorkerPool::spawn("espeak", 1, QUEUE, move || Ok(espeak))
-            .map_err(|e| ProviderError::new(ProviderErrorKind::Unavailable, "local", e.to_string()))?;
+        let pool = WorkerPool::spawn("espeak", 1, QUEUE, move || Ok(espeak)).map_err(|e| {
+            ProviderError::new(ProviderErrorKind::Unavailable, "local", e.to_string())
+        })?;
         let pool = Arc::new(EspeakPool { pool });
         *guard = Some(Arc::clone(&pool));
         Ok(pool)
@@ -207,9 +242,14 @@ mod engine {
         ) -> Result<(), ()> {
             self.pool
                 .try_submit(Box::new(move |espeak: &mut &'static Espeak| {
-                    let mut out = ChunkSender::new(events, espeak.sample_rate(), utterance.rate);
+                    let mut out = ChunkSender::new(events, espeak.sample_rate(), utterance.sample_rate);
                     let result = espeak
-                        .synthesize(&utterance.text, utterance.voice.as_deref(), None, &mut |s: &[i16]| out.send(s))
+                        .synthesize(
+                            &utterance.text,
+                            utterance.voice.as_deref(),
+                            None,
+                            &mut |s: &[i16]| out.send(s),
+                        )
                         .map(|completed| {
                             if completed {
                                 out.finish();
@@ -230,10 +270,17 @@ mod tests {
     struct ToneSynth;
 
     impl Synthesizer for ToneSynth {
-        fn submit(&self, u: Utterance, events: mpsc::Sender<TtsEvent>, done: oneshot::Sender<Result<(), String>>) -> Result<(), ()> {
+        fn submit(
+            &self,
+            u: Utterance,
+            events: mpsc::Sender<TtsEvent>,
+            done: oneshot::Sender<Result<(), String>>,
+        ) -> Result<(), ()> {
             std::thread::spawn(move || {
-                let mut out = ChunkSender::new(events, 22_050, u.rate);
-                let tone: Vec<i16> = (0..2_205).map(|i| ((i as f32 * 0.1).sin() * 8_000.0) as i16).collect();
+                let mut out = ChunkSender::new(events, 22_050, u.sample_rate);
+                let tone: Vec<i16> = (0..2_205)
+                    .map(|i| ((i as f32 * 0.1).sin() * 8_000.0) as i16)
+                    .collect();
                 out.send(&tone);
                 out.finish();
                 let _ = done.send(Ok(()));
@@ -244,15 +291,32 @@ mod tests {
 
     #[tokio::test]
     async fn sentences_become_audio_at_the_requested_rate_then_done_after_flush() {
-        let tts = LocalTts { synth: Arc::new(ToneSynth) };
-        let mut stream = tts.open(TtsParams { preferred_rate: 16_000, ..Default::default() });
-        stream.input.send(TtsInput::Text("Hello there.".into())).await.unwrap();
-        stream.input.send(TtsInput::Text("How are you?".into())).await.unwrap();
+        let tts = LocalTts {
+            synth: Arc::new(ToneSynth),
+        };
+        let mut stream = tts.open(TtsParams {
+            preferred_rate: 16_000,
+            ..Default::default()
+        });
+        stream
+            .input
+            .send(TtsInput::Text("Hello there.".into()))
+            .await
+            .unwrap();
+        stream
+            .input
+            .send(TtsInput::Text("How are you?".into()))
+            .await
+            .unwrap();
         stream.input.send(TtsInput::Flush).await.unwrap();
         let mut samples = 0;
         loop {
             match stream.events.recv().await.expect("stream ended early") {
-                TtsEvent::Audio { samples: s, sample_rate, .. } => {
+                TtsEvent::Audio {
+                    samples: s,
+                    sample_rate,
+                    ..
+                } => {
                     assert_eq!(sample_rate, 16_000);
                     samples += s.len();
                 }

@@ -88,7 +88,10 @@ mod tests {
 
     fn vocab() -> Vocabulary {
         // Ġ is the byte-level form of a space; Ã© is "é" in UTF-8 bytes.
-        Vocabulary::parse("what\nĠis\nĠthe\nĠcaf\nÃ©\n<|endoftext|>\n<|startoftranscript|>\n<|notimestamps|>\n").unwrap()
+        Vocabulary::parse(
+            "what\nĠis\nĠthe\nĠcaf\nÃ©\n<|endoftext|>\n<|startoftranscript|>\n<|notimestamps|>\n",
+        )
+        .unwrap()
     }
 
     #[test]

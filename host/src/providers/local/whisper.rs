@@ -25,7 +25,10 @@ pub enum EncoderWindow {
 
 impl Default for EncoderWindow {
     fn default() -> Self {
-        Self::Utterance { pad_ms: 1_000, min_ms: 3_000 }
+        Self::Utterance {
+            pad_ms: 1_000,
+            min_ms: 3_000,
+        }
     }
 }
 
@@ -43,8 +46,12 @@ pub struct WhisperModel {
 impl WhisperModel {
     /// Loads `model.bin` and `vocabulary.txt` from `dir`.
     pub fn load(dir: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(dir.join(super::models::WHISPER_MODEL))
-            .map_err(|e| format!("cannot read {}: {e}", dir.join(super::models::WHISPER_MODEL).display()))?;
+        let bytes = std::fs::read(dir.join(super::models::WHISPER_MODEL)).map_err(|e| {
+            format!(
+                "cannot read {}: {e}",
+                dir.join(super::models::WHISPER_MODEL).display()
+            )
+        })?;
         let vocab_text = std::fs::read_to_string(dir.join(super::models::WHISPER_VOCAB))
             .map_err(|e| format!("cannot read vocabulary: {e}"))?;
         let vocab = Vocabulary::parse(&vocab_text)?;
@@ -55,7 +62,8 @@ impl WhisperModel {
         for (name, source) in &map {
             let var = &index.variables[&source.ct2_name];
             let data = ct2::to_f32(&bytes, var, source.rows)?;
-            let tensor = Tensor::from_vec(data, source.shape.as_slice(), &Device::Cpu).map_err(|e| e.to_string())?;
+            let tensor = Tensor::from_vec(data, source.shape.as_slice(), &Device::Cpu)
+                .map_err(|e| e.to_string())?;
             tensors.insert(name.clone(), tensor);
         }
         drop(bytes);
@@ -96,7 +104,10 @@ impl WhisperModel {
         let n_len = mel.len() / n_mels;
         let mel = Tensor::from_vec(mel, (1, n_mels, n_len), &Device::Cpu).map_err(e)?;
         let frames = encoder_frames(samples.len(), window).min(n_len);
-        let mel = mel.narrow(2, 0, frames).and_then(|m| m.contiguous()).map_err(e)?;
+        let mel = mel
+            .narrow(2, 0, frames)
+            .and_then(|m| m.contiguous())
+            .map_err(e)?;
         if cancelled() {
             return Ok(None);
         }
@@ -112,7 +123,11 @@ impl WhisperModel {
             let input = Tensor::new(tokens.as_slice(), &Device::Cpu)
                 .and_then(|t| t.unsqueeze(0))
                 .map_err(e)?;
-            let ys = self.model.decoder.forward(&input, &features, step == 0).map_err(e)?;
+            let ys = self
+                .model
+                .decoder
+                .forward(&input, &features, step == 0)
+                .map_err(e)?;
             let last = ys.i((..1, tokens.len() - 1..)).map_err(e)?;
             let logits = self
                 .model
@@ -166,28 +181,54 @@ mod tests {
 
     #[test]
     fn utterance_window_covers_audio_plus_margin_and_stays_even() {
-        let window = EncoderWindow::Utterance { pad_ms: 1_000, min_ms: 3_000 };
-        assert_eq!(encoder_frames(16_000, window), 300, "1 s audio -> 3 s minimum");
-        assert_eq!(encoder_frames(16_000 * 4 + 1, window), 502, "4 s audio + 1 s pad, rounded to even");
-        assert_eq!(encoder_frames(16_000 * 40, window), 3_000, "never beyond 30 s");
+        let window = EncoderWindow::Utterance {
+            pad_ms: 1_000,
+            min_ms: 3_000,
+        };
+        assert_eq!(
+            encoder_frames(16_000, window),
+            300,
+            "1 s audio -> 3 s minimum"
+        );
+        assert_eq!(
+            encoder_frames(16_000 * 4 + 1, window),
+            502,
+            "4 s audio + 1 s pad, rounded to even"
+        );
+        assert_eq!(
+            encoder_frames(16_000 * 40, window),
+            3_000,
+            "never beyond 30 s"
+        );
         assert_eq!(encoder_frames(100, EncoderWindow::Full), 3_000);
     }
 
     #[cfg(feature = "local-tts")]
     #[test]
     fn transcribes_espeak_speech_with_both_windows_and_stops_when_cancelled() {
-        let Some(models) = crate::providers::local::test_models() else { return };
+        let Some(models) = crate::providers::local::test_models() else {
+            return;
+        };
         let mut model = WhisperModel::load(&models.whisper_dir()).expect("load");
         let audio: Vec<f32> = crate::providers::local::test_speech("what is the weather in paris")
             .iter()
             .map(|&s| f32::from(s) / 32_768.0)
             .collect();
         for window in [EncoderWindow::default(), EncoderWindow::Full] {
-            let text = model.transcribe(&audio, window, &|| false).unwrap().unwrap().to_lowercase();
+            let text = model
+                .transcribe(&audio, window, &|| false)
+                .unwrap()
+                .unwrap()
+                .to_lowercase();
             for word in ["what", "weather", "paris"] {
                 assert!(text.contains(word), "{window:?}: {text:?} lacks {word}");
             }
         }
-        assert_eq!(model.transcribe(&audio, EncoderWindow::default(), &|| true).unwrap(), None);
+        assert_eq!(
+            model
+                .transcribe(&audio, EncoderWindow::default(), &|| true)
+                .unwrap(),
+            None
+        );
     }
 }

@@ -21,7 +21,12 @@ pub(crate) struct WorkerPool<S> {
 impl<S: 'static> WorkerPool<S> {
     /// Starts `threads` threads named `name-N`, each building its state with `make_state`.
     /// A thread whose state fails to build logs why and exits; the others keep serving.
-    pub(crate) fn spawn<F>(name: &str, threads: usize, queue_len: usize, make_state: F) -> std::io::Result<Self>
+    pub(crate) fn spawn<F>(
+        name: &str,
+        threads: usize,
+        queue_len: usize,
+        make_state: F,
+    ) -> std::io::Result<Self>
     where
         F: Fn() -> Result<S, String> + Send + Sync + 'static,
     {

@@ -123,6 +123,23 @@ fn silence_after_interim_text_ends_the_turn() {
 }
 
 #[test]
+fn a_late_final_after_the_silence_timeout_does_not_start_a_second_turn() {
+    let mut s = Session::with_rules();
+    s.at(0, vad_start(0));
+    s.at(500, interim("cancel my order"));
+    s.at(1000, vad_end(980));
+    let out = s.run_until(3500);
+    assert_eq!(plans(&out), vec![(1, "cancel my order".into(), vec![])]);
+    let out = s.at(3600, final_text("Cancel my order.", true));
+    assert!(plans(&out).is_empty(), "the same words again: {out:?}");
+    // New words after that are a new turn.
+    s.at(5000, vad_start(4980));
+    s.at(5300, interim("and refund"));
+    let out = s.at(5600, final_text("and refund me", true));
+    assert_eq!(plans(&out).len(), 1);
+}
+
+#[test]
 fn empty_typed_text_is_an_error_and_no_turn() {
     let mut s = Session::with_rules();
     let out = s.at(10, Event::UserText("   ".into()));
