@@ -219,12 +219,10 @@ async fn turn(
         .send(TtsInput::Text(sentence))
         .await
         .expect("tts input");
-    loop {
-        match t.events.recv().await.expect("tts events") {
-            TtsEvent::Audio { .. } => return speech_end.elapsed(),
-            TtsEvent::Error(e) => panic!("{e}"),
-            TtsEvent::Done => panic!("no audio"),
-        }
+    match t.events.recv().await.expect("tts events") {
+        TtsEvent::Audio { .. } => speech_end.elapsed(),
+        TtsEvent::Error(e) => panic!("{e}"),
+        TtsEvent::Done => panic!("no audio"),
     }
 }
 

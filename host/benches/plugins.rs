@@ -18,12 +18,25 @@ use voice_host::behaviour::{
 };
 use voice_host::plugins::{PluginRegistry, PluginSettings, SlotSettings};
 
+/// Default limits except the call deadline: the deadline does not change what a call costs, and
+/// a generous one keeps a preempted call on a busy machine from turning into a fallback (which
+/// would then be measured instead of the plug-in).
 fn bench_settings() -> PluginSettings {
     PluginSettings {
         max_sessions: 64,
         cache_dir: None,
         watch: false,
+        call_deadline_ms: 100,
         ..PluginSettings::default()
+    }
+}
+
+/// Panics when any call was answered by a built-in fallback: the figures would be wrong.
+fn assert_no_fallbacks(reg: &PluginRegistry) {
+    let text = reg.prometheus();
+    for slot in ["intent", "prompt", "barge_in"] {
+        let series = format!("voice_plugin_fallbacks_total{{slot=\"{slot}\"}}");
+        assert_eq!(plugins_common::metric(&text, &series), 0, "{text}");
     }
 }
 
@@ -133,6 +146,8 @@ fn per_call(c: &mut Criterion) {
     percentiles("barge_in_seed_decide", 100_000, || {
         black_box(s.barge_in.decide(&event));
     });
+    assert_no_fallbacks(&reg);
+    assert_no_fallbacks(&seed);
 }
 
 fn per_session(c: &mut Criterion) {
@@ -143,6 +158,12 @@ fn per_session(c: &mut Criterion) {
     percentiles("session_instantiate_all_three", 5_000, || {
         black_box(reg.for_session("bench"));
     });
+    let text = reg.prometheus();
+    for slot in ["intent", "prompt", "barge_in"] {
+        let fallbacks = format!("voice_plugin_pool_exhausted_total{{slot=\"{slot}\"}}");
+        assert_eq!(plugins_common::metric(&text, &fallbacks), 0, "{text}");
+    }
+    assert!(reg.quarantined().is_empty(), "{:?}", reg.quarantined());
 }
 
 fn load(c: &mut Criterion) {

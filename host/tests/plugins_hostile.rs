@@ -198,9 +198,17 @@ fn full_pool_falls_back_to_builtin_and_recovers_when_a_session_ends() {
     };
     let mut starved = starved;
     let text = reg.prometheus();
-    assert!(metric(&text, "voice_plugin_pool_exhausted_total{slot=\"barge_in\"}") >= 1);
+    assert!(
+        metric(
+            &text,
+            "voice_plugin_pool_exhausted_total{slot=\"barge_in\"}"
+        ) >= 1
+    );
     assert_eq!(
-        metric(&text, "voice_plugin_faults_total{slot=\"barge_in\",kind=\"instantiate\"}"),
+        metric(
+            &text,
+            "voice_plugin_faults_total{slot=\"barge_in\",kind=\"instantiate\"}"
+        ),
         0,
         "a full pool is not the plug-in's fault"
     );

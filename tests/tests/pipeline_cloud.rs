@@ -58,6 +58,7 @@ enum Heard {
 /// A client that streams 20 ms frames in real time: queued speech, else silence.
 struct Client {
     queue: Arc<Mutex<VecDeque<i16>>>,
+    control: mpsc::UnboundedSender<Value>,
     events: mpsc::UnboundedReceiver<Heard>,
     log: Vec<Value>,
     audio_bytes: usize,
@@ -74,10 +75,19 @@ impl Client {
         sink.send(Message::text(start.to_string())).await.unwrap();
         let queue: Arc<Mutex<VecDeque<i16>>> = Arc::new(Mutex::new(VecDeque::new()));
         let pending = queue.clone();
+        let (control, mut outbox) = mpsc::unbounded_channel::<Value>();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    Some(msg) = outbox.recv() => {
+                        if sink.send(Message::text(msg.to_string())).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                }
                 let frame: Vec<u8> = {
                     let mut q = pending.lock().unwrap();
                     (0..320)
@@ -106,10 +116,15 @@ impl Client {
         });
         Self {
             queue,
+            control,
             events,
             log: Vec::new(),
             audio_bytes: 0,
         }
+    }
+
+    fn send(&self, message: Value) {
+        self.control.send(message).expect("client is connected");
     }
 
     fn say(&self, audio: &[i16]) {
@@ -287,5 +302,43 @@ async fn speech_in_agent_voice_out_with_barge_in() {
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
     assert_eq!(remembered.trim(), heard.trim());
+    stack.host.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_llm_key_reports_an_error_and_the_session_goes_on() {
+    let stack = CloudStack::start(
+        DeepgramScript::default(),
+        OpenAiScript::default(),
+        ElevenLabsScript::default(),
+        &[],
+    )
+    .await;
+    let mut client = Client::connect(&format!("ws://{}/agent", stack.host.addr)).await;
+    client.until("ready", |v| v["type"] == "ready").await;
+
+    stack.openai.faults().push(voice_tests::Fault::Status {
+        code: 401,
+        retry_after: None,
+    });
+    client.send(json!({"type": "text", "text": "first try"}));
+    let error = client.until("error", |v| v["type"] == "error").await;
+    assert_eq!(error["code"], "provider_auth");
+    assert_eq!(error["fatal"], false);
+    assert!(!error.to_string().contains(voice_tests::host::OPENAI_KEY));
+
+    client.send(json!({"type": "text", "text": "second try"}));
+    // The failed turn ends with an empty reply; the next one is answered in full.
+    let done = client
+        .until("agent_done with text", |v| {
+            v["type"] == "agent_done" && v["text"].as_str().is_some_and(|t| !t.is_empty())
+        })
+        .await;
+    assert_eq!(done["interrupted"], false);
+    assert_eq!(
+        done["text"],
+        "You said: second try. That is interesting. Tell me more."
+    );
+    assert_eq!(stack.openai.requests().len(), 2, "no retry after 401");
     stack.host.shutdown().await;
 }

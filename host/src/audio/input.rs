@@ -158,6 +158,13 @@ mod tests {
     }
 
     #[test]
+    fn pipelines_can_move_into_a_session_task() {
+        fn assert_send<T: Send>() {}
+        assert_send::<InputPipeline>();
+        assert_send::<crate::audio::OutputPipeline>();
+    }
+
+    #[test]
     fn rejects_unsupported_format() {
         let format = AudioFormat::new(Encoding::Pcm16, 4_000);
         assert!(InputPipeline::new(format, VadConfig::default()).is_err());

@@ -402,10 +402,4 @@ pub(crate) mod tests {
         assert_eq!(gate.process(&[], 0), None);
         assert_eq!(gate.process(&[0; 100], 0), None);
     }
-
-    #[test]
-    fn gate_is_send() {
-        fn assert_send<T: Send>() {}
-        assert_send::<VoiceGate>();
-    }
 }

@@ -44,7 +44,7 @@ pub(crate) fn instantiate<W: World>(
     let mut store = Store::new(&rt.engine.engine, state);
     store.limiter(|s| s);
     store.epoch_deadline_trap();
-    store.set_epoch_deadline(rt.limits.deadline_ticks);
+    store.set_epoch_deadline(rt.limits.init_deadline_ticks);
     let bindings = W::instantiate(&plugin.pre, &mut store)
         .map_err(|e| InstantiateError::Fault(FaultKind::Instantiate, one_line(&e)))?;
     match bindings.init(&mut store, &plugin.config) {

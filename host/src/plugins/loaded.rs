@@ -121,7 +121,7 @@ fn self_check<W: World>(rt: &Runtime, plugin: &LoadedPlugin<W>) -> Result<(), St
         InstantiateError::PoolExhausted => "the instance pool is full".to_string(),
         InstantiateError::Fault(kind, reason) => format!("{}: {reason}", kind.as_str()),
     })?;
-    live.store.set_epoch_deadline(rt.limits.deadline_ticks);
+    live.store.set_epoch_deadline(rt.limits.init_deadline_ticks);
     live.bindings
         .self_check(&mut live.store)
         .map_err(|e| one_line(&e))

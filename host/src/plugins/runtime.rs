@@ -12,12 +12,18 @@ use super::error::PluginError;
 use super::metrics::Metrics;
 use super::settings::PluginSettings;
 
+/// Lower bound of the instantiation/`init` deadline, in ms.
+const INIT_DEADLINE_MIN_MS: u64 = 100;
+
 /// Limits applied to every instance and call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub memory_bytes: usize,
     pub table_elements: usize,
     pub deadline_ticks: u64,
+    /// Deadline of instantiation plus `init` and of the self-check: off the per-call path, so
+    /// more generous, and a busy machine does not make a healthy plug-in fail to load.
+    pub init_deadline_ticks: u64,
     pub fault_limit: u32,
     pub fault_window: Duration,
 }
@@ -42,6 +48,12 @@ impl Runtime {
                 memory_bytes: usize::try_from(settings.memory_limit_bytes).unwrap_or(usize::MAX),
                 table_elements: settings.table_limit as usize,
                 deadline_ticks: EngineHandle::deadline_ticks(settings.call_deadline_ms),
+                init_deadline_ticks: EngineHandle::deadline_ticks(
+                    settings
+                        .call_deadline_ms
+                        .saturating_mul(10)
+                        .max(INIT_DEADLINE_MIN_MS),
+                ),
                 fault_limit: settings.fault_limit,
                 fault_window: Duration::from_millis(settings.fault_window_ms),
             },

@@ -116,7 +116,12 @@ pub fn prepare_with(
     let (behaviours, registry): (Arc<dyn BehaviourSource>, Option<Arc<PluginRegistry>>) =
         if any_plugin {
             let registry = PluginRegistry::start(plugin_settings(&cfg), fallback)
-                .map_err(|e| StartError(format!("plug-ins: {e}")))?;
+                .map_err(|e| {
+                    StartError(format!(
+                        "plug-ins: {e} (scripts/build-plugins.sh builds the reference plug-ins; \
+                         set INTENT_PLUGIN/PROMPT_PLUGIN/BARGE_IN_PLUGIN=none for the built-in behaviour)"
+                    ))
+                })?;
             (registry.clone(), Some(registry))
         } else {
             (Arc::new(fallback), None)

@@ -4,6 +4,8 @@
 //!
 //! Configuration (`init`): `threshold_words` (default 5), `min_agent_ms` (default 3000),
 //! `protect_phrases` (`true`/`false`, default `true`).
+// The generated bindings lift a record into one argument per field.
+#![allow(clippy::too_many_arguments)]
 
 wit_bindgen::generate!({
     world: "barge-in-policy",

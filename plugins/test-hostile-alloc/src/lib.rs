@@ -1,5 +1,7 @@
 //! Test-only barge-in plug-in that answers `pause` (which the built-in rules never do) except when the user's
 //! words contain "boom": then it allocates memory without bound. The host must survive it.
+// The generated bindings lift a record into one argument per field.
+#![allow(clippy::too_many_arguments)]
 
 wit_bindgen::generate!({
     world: "barge-in-policy",

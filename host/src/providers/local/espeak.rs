@@ -68,8 +68,11 @@ pub struct Espeak {
 /// Where the current synthesis on this thread sends audio; `false` from the sink aborts.
 type Sink<'a> = &'a mut dyn FnMut(&[i16]) -> bool;
 
+/// A sink with its lifetime erased, valid only during one `espeak_Synth` call.
+type ErasedSink = *mut dyn FnMut(&[i16]) -> bool;
+
 thread_local! {
-    static SINK: RefCell<Option<*mut dyn FnMut(&[i16]) -> bool>> = const { RefCell::new(None) };
+    static SINK: RefCell<Option<ErasedSink>> = const { RefCell::new(None) };
 }
 
 unsafe extern "C" fn on_audio(wav: *mut c_short, count: c_int, _events: *mut EspeakEvent) -> c_int {
@@ -81,14 +84,8 @@ unsafe extern "C" fn on_audio(wav: *mut c_short, count: c_int, _events: *mut Esp
     SINK.with(|sink| match *sink.borrow() {
         // SAFETY: the pointer is set by `synthesize` on this thread for the duration of the
         // synchronous `espeak_Synth` call that invokes this callback.
-        Some(f) => {
-            if unsafe { (*f)(samples) } {
-                0
-            } else {
-                1
-            }
-        }
-        None => 1,
+        Some(f) if unsafe { (*f)(samples) } => 0,
+        _ => 1,
     })
 }
 

@@ -74,7 +74,7 @@ fn all_valid(dir: &Path, files: &[ModelFile]) -> anyhow::Result<bool> {
         if !path.is_file() {
             return Ok(false);
         }
-        if sha256_of(&[path.clone()])? != file.sha256 {
+        if sha256_of(std::slice::from_ref(&path))? != file.sha256 {
             tracing::warn!(path = %path.display(), "checksum mismatch: reinstalling");
             return Ok(false);
         }
@@ -230,11 +230,16 @@ mod tests {
 
     #[test]
     fn installing_over_valid_models_changes_nothing() {
-        let Some(models) = crate::providers::local::test_models() else { return };
+        let Some(models) = crate::providers::local::test_models() else {
+            return;
+        };
         let gguf = models.gemma_path();
         let before = fs::metadata(&gguf).and_then(|m| m.modified()).unwrap();
         install_models(&models.dir).expect("already installed");
-        assert_eq!(fs::metadata(&gguf).and_then(|m| m.modified()).unwrap(), before);
+        assert_eq!(
+            fs::metadata(&gguf).and_then(|m| m.modified()).unwrap(),
+            before
+        );
         assert!(models.check().is_empty());
     }
 }

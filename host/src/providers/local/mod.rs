@@ -15,6 +15,7 @@ mod ct2;
 #[cfg(feature = "local-tts")]
 mod espeak;
 mod install;
+#[cfg_attr(not(feature = "local-llm"), allow(dead_code))]
 mod llm;
 #[cfg_attr(not(feature = "local-stt"), allow(dead_code))]
 mod mel;
@@ -22,6 +23,7 @@ mod models;
 mod prompt;
 mod segment;
 mod stt;
+#[cfg_attr(not(feature = "local-tts"), allow(dead_code))]
 mod tts;
 #[cfg_attr(not(feature = "local-stt"), allow(dead_code))]
 mod vocab;

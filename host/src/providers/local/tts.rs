@@ -242,7 +242,8 @@ mod engine {
         ) -> Result<(), ()> {
             self.pool
                 .try_submit(Box::new(move |espeak: &mut &'static Espeak| {
-                    let mut out = ChunkSender::new(events, espeak.sample_rate(), utterance.sample_rate);
+                    let mut out =
+                        ChunkSender::new(events, espeak.sample_rate(), utterance.sample_rate);
                     let result = espeak
                         .synthesize(
                             &utterance.text,

@@ -8,7 +8,7 @@ use super::messages::{self, ParseOutcome, StreamStart, TwilioEvent};
 use super::outbound::Translator;
 use crate::audio::{AudioFormat, Encoding};
 use crate::server::AppState;
-use crate::session::{driver, Inbound, Outbound, StartParams};
+use crate::session::{driver, Outbound, StartParams};
 use crate::transport::protocol::close;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};

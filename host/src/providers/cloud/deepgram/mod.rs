@@ -128,6 +128,7 @@ pub struct DeepgramStt {
 }
 
 impl DeepgramStt {
+    /// A provider using `settings` for every session's stream.
     pub fn new(settings: DeepgramSettings) -> Self {
         Self {
             settings: Arc::new(settings),

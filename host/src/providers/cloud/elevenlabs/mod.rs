@@ -36,8 +36,11 @@ pub enum TtsTransport {
 /// Voice settings sent with every request.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct VoiceSettings {
+    /// 0.0 (expressive) ..= 1.0 (monotone).
     pub stability: f32,
+    /// How closely to match the original voice, 0.0 ..= 1.0.
     pub similarity_boost: f32,
+    /// Speaking rate; 1.0 is normal.
     pub speed: f32,
 }
 
