@@ -29,4 +29,5 @@ host_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 target/release/agent-load --url "ws://127.0.0.1:$port/agent" --sessions "$sessions" --seconds "$seconds" --pid "$host_pid" $extra
+curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^voice_(stt_audio_dropped_total|session_panics_total|sessions_total) ' || true
 echo "host CPU time (user+sys, clock ticks): $(awk '{print $14+$15}' /proc/$host_pid/stat)"

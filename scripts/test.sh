@@ -12,3 +12,5 @@ echo "== installing offline models"
 cargo run --quiet --release -p voice-host -- models install
 echo "== running tests"
 cargo test --workspace --release -- --test-threads=2
+echo "== browser page in headless Chromium"
+scripts/test-browser.sh

@@ -27,7 +27,11 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
-    pub fn new(kind: ProviderErrorKind, provider: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        kind: ProviderErrorKind,
+        provider: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             kind,
             provider,

@@ -4,9 +4,9 @@
 //!
 //! Concrete providers live in submodules (cloud: deepgram, openai, elevenlabs; offline: local).
 
+pub mod cloud;
 pub mod error;
 pub mod factory;
-pub mod cloud;
 pub mod local;
 
 pub use error::{ProviderError, ProviderErrorKind};

@@ -197,13 +197,17 @@ mod tests {
     fn classifies_errors() {
         assert_eq!(ClientMessage::parse("{nope").unwrap_err().code, "bad_json");
         assert_eq!(
-            ClientMessage::parse(r#"{"type":"dance"}"#).unwrap_err().code,
+            ClientMessage::parse(r#"{"type":"dance"}"#)
+                .unwrap_err()
+                .code,
             "unknown_type"
         );
         assert_eq!(
-            ClientMessage::parse(r#"{"type":"start","audio":{"encoding":"opus","sample_rate":8000}}"#)
-                .unwrap_err()
-                .code,
+            ClientMessage::parse(
+                r#"{"type":"start","audio":{"encoding":"opus","sample_rate":8000}}"#
+            )
+            .unwrap_err()
+            .code,
             "bad_audio_format"
         );
         assert_eq!(
@@ -231,7 +235,12 @@ mod tests {
             turn: 1,
             ..Default::default()
         });
-        assert!(m.to_json().starts_with(r#"{"type":"turn_metrics","turn":1"#));
-        assert_eq!(ServerMessage::Shutdown {}.to_json(), r#"{"type":"shutdown"}"#);
+        assert!(m
+            .to_json()
+            .starts_with(r#"{"type":"turn_metrics","turn":1"#));
+        assert_eq!(
+            ServerMessage::Shutdown {}.to_json(),
+            r#"{"type":"shutdown"}"#
+        );
     }
 }
