@@ -669,7 +669,10 @@ impl Orchestrator {
     /// The user finished a turn.
     fn end_user_turn(&mut self, now: u64, out: &mut Vec<Action>) {
         let text = self.user.text();
-        let speech_end = self.user.speech_end_at;
+        // A spoken turn the recogniser ended (endpointing) before the local VAD's hangover did:
+        // its speech ended now, as far as the host can tell.
+        let spoken = self.user.speech_started_at.is_some() || self.user.speech_end_at.is_some();
+        let speech_end = self.user.speech_end_at.or_else(|| spoken.then_some(now));
         self.user.reset();
         if text.is_empty() {
             return;

@@ -142,6 +142,25 @@ fn spoken_turn_metrics_start_at_the_end_of_speech() {
 }
 
 #[test]
+fn an_endpoint_before_the_vad_hangover_still_measures_from_the_end_of_speech() {
+    let mut s = Session::with_rules();
+    s.at(0, vad_start(0));
+    // The recogniser's endpointing fires while the local VAD is still in its hangover.
+    let out = s.at(800, final_text("hello", true));
+    let turn = planned_turn(&out).unwrap();
+    s.at(850, planned_llm(turn));
+    s.at(1000, llm_token(turn, "Hi."));
+    s.feed(llm_done(turn));
+    s.at(1100, tts_audio(turn, 100, None));
+    s.feed(Event::TtsDone { turn });
+    let out = s.run_until(1500);
+    let m = &metrics(&out)[0];
+    assert_eq!(m.speech_end_ms, Some(800));
+    assert_eq!(m.transcript_final_ms, Some(0));
+    assert_eq!(m.llm_first_token_ms, Some(200));
+}
+
+#[test]
 fn a_direct_reply_is_spoken_without_the_llm() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "repeat that");
