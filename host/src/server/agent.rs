@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 
 fn refuse(status: StatusCode, code: &str, message: &str, retry_after: Option<u32>) -> Response {
     crate::metrics::global().sessions_rejected.inc();
@@ -19,19 +20,16 @@ fn refuse(status: StatusCode, code: &str, message: &str, retry_after: Option<u32
     }
 }
 
-/// Admit or refuse a session, then upgrade.
-pub async fn upgrade(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
+/// Admission shared by every session endpoint: refuse while draining, from a foreign `Origin`
+/// (requests without one, native clients and Twilio, pass) or at capacity; else a session slot.
+pub fn admit(state: &AppState, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, Response> {
     if state.is_draining() {
-        return refuse(
+        return Err(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "draining",
             "the server is shutting down",
             Some(5),
-        );
+        ));
     }
     if !state.config.allowed_origins.is_empty() {
         if let Some(origin) = headers.get(header::ORIGIN) {
@@ -39,22 +37,34 @@ pub async fn upgrade(
                 .to_str()
                 .is_ok_and(|o| state.config.allowed_origins.iter().any(|a| a == o));
             if !allowed {
-                return refuse(
+                return Err(refuse(
                     StatusCode::FORBIDDEN,
                     "origin_not_allowed",
                     "this origin may not open sessions",
                     None,
-                );
+                ));
             }
         }
     }
-    let Some(permit) = state.try_admit() else {
-        return refuse(
+    state.try_admit().ok_or_else(|| {
+        refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "at_capacity",
             "the server is at capacity",
             Some(1),
-        );
+        )
+    })
+}
+
+/// Admit or refuse a session, then upgrade.
+pub async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let permit = match admit(&state, &headers) {
+        Ok(p) => p,
+        Err(refused) => return refused,
     };
     // Frames up to 1 MiB are read so an oversize audio frame gets a protocol error (1009)
     // rather than a dropped connection; larger ones are refused by the WebSocket layer.

@@ -6,6 +6,7 @@ mod health;
 mod state;
 mod web;
 
+pub use agent::admit;
 pub use state::AppState;
 
 use crate::behaviour::defaults::{BargeInRules, BuiltinBehaviours};
