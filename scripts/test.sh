@@ -11,6 +11,6 @@ scripts/build-plugins.sh >/dev/null
 echo "== installing offline models"
 cargo run --quiet --release -p voice-host -- models install
 echo "== running tests"
-cargo test --workspace --release -- --test-threads=2
+cargo test --workspace --release --no-fail-fast -- --test-threads=2
 echo "== browser page in headless Chromium"
 scripts/test-browser.sh

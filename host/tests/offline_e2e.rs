@@ -81,7 +81,9 @@ async fn start_server() -> ServerHandle {
         ("LLM_PROVIDER", "local"),
         ("TTS_PROVIDER", "local"),
         ("TTS_MIN_DURATION_MS", "0"),
-        ("TTS_BARGE_THRESHOLD_WORDS", "2"),
+        // Interrupt as soon as the user's speech starts: the local recogniser's interim words
+        // come about once a second, and a short offline reply can be over by then.
+        ("TTS_BARGE_THRESHOLD_WORDS", "0"),
         // The offline providers are under test here; the built-in behaviours stand in for plug-ins.
         ("INTENT_PLUGIN", "none"),
         ("PROMPT_PLUGIN", "none"),
