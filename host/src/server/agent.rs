@@ -22,14 +22,14 @@ fn refuse(status: StatusCode, code: &str, message: &str, retry_after: Option<u32
 
 /// Admission shared by every session endpoint: refuse while draining, from a foreign `Origin`
 /// (requests without one, native clients and Twilio, pass) or at capacity; else a session slot.
-pub fn admit(state: &AppState, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, Response> {
+pub fn admit(state: &AppState, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, Box<Response>> {
     if state.is_draining() {
-        return Err(refuse(
+        return Err(Box::new(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "draining",
             "the server is shutting down",
             Some(5),
-        ));
+        )));
     }
     if !state.config.allowed_origins.is_empty() {
         if let Some(origin) = headers.get(header::ORIGIN) {
@@ -37,22 +37,22 @@ pub fn admit(state: &AppState, headers: &HeaderMap) -> Result<OwnedSemaphorePerm
                 .to_str()
                 .is_ok_and(|o| state.config.allowed_origins.iter().any(|a| a == o));
             if !allowed {
-                return Err(refuse(
+                return Err(Box::new(refuse(
                     StatusCode::FORBIDDEN,
                     "origin_not_allowed",
                     "this origin may not open sessions",
                     None,
-                ));
+                )));
             }
         }
     }
     state.try_admit().ok_or_else(|| {
-        refuse(
+        Box::new(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "at_capacity",
             "the server is at capacity",
             Some(1),
-        )
+        ))
     })
 }
 
@@ -64,7 +64,7 @@ pub async fn upgrade(
 ) -> Response {
     let permit = match admit(&state, &headers) {
         Ok(p) => p,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     // Frames up to 1 MiB are read so an oversize audio frame gets a protocol error (1009)
     // rather than a dropped connection; larger ones are refused by the WebSocket layer.

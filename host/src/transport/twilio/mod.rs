@@ -32,7 +32,7 @@ pub async fn upgrade(
     // Twilio sends no Origin; a browser page that tries to open this stream does.
     let permit = match crate::server::admit(&state, &headers) {
         Ok(p) => p,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     ws.max_message_size(MAX_TWILIO_FRAME_BYTES)
         .max_frame_size(MAX_TWILIO_FRAME_BYTES)
