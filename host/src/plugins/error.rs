@@ -38,7 +38,14 @@ pub enum PluginError {
 
 /// One line of an error chain, without newlines, bounded in length.
 pub(crate) fn one_line(err: &wasmtime::Error) -> String {
-    let text = format!("{err:#}");
+    // The cause comes first: a trap's wasm backtrace is long and would push it past the cut.
+    let cause = err.root_cause().to_string();
+    let full = format!("{err:#}");
+    let text = if full.starts_with(&cause) {
+        full
+    } else {
+        format!("{cause}; {full}")
+    };
     let mut line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if line.len() > 300 {
         let mut cut = 300;

@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use wasmtime::component::Linker;
+use wasmtime::component::Component;
 
-use super::bindings::HostState;
 use super::cache::{content_hash, Origin};
 use super::error::{one_line, PluginError};
 use super::faults::FaultWindow;
+use super::imports;
 use super::instance::{instantiate, InstantiateError};
 use super::runtime::Runtime;
 use super::worlds::World;
@@ -44,6 +44,8 @@ pub(crate) struct LoadedPlugin<W: World> {
     pub faults: FaultWindow,
     /// Registry-wide increasing number; sessions compare it at turn boundaries.
     pub generation: u64,
+    /// Linear memory the self-check instance used (instantiation, `init` and one call).
+    pub checked_memory: usize,
 }
 
 /// Reads the file at `path`.
@@ -64,25 +66,37 @@ pub(crate) fn load<W: World>(
     config: &[(String, String)],
     generation: u64,
 ) -> Result<Arc<LoadedPlugin<W>>, PluginError> {
+    let hash = content_hash(bytes);
+    let (component, origin) = rt
+        .cache
+        .load(&rt.engine.engine, bytes, &hash)
+        .map_err(|e| PluginError::Invalid {
+            slot: W::SLOT,
+            path: path.to_path_buf(),
+            reason: one_line(&e),
+        })?;
+    load_compiled(rt, path, &component, hash, origin, config, generation)
+}
+
+/// [`load`] for a component already compiled (`plugins check` tries one against every world).
+pub(crate) fn load_compiled<W: World>(
+    rt: &Runtime,
+    path: &Path,
+    component: &Component,
+    hash: String,
+    origin: Origin,
+    config: &[(String, String)],
+    generation: u64,
+) -> Result<Arc<LoadedPlugin<W>>, PluginError> {
     let invalid = |reason: String| PluginError::Invalid {
         slot: W::SLOT,
         path: path.to_path_buf(),
         reason,
     };
-    let hash = content_hash(bytes);
-    let (component, origin) = rt
-        .cache
-        .load(&rt.engine.engine, bytes, &hash)
-        .map_err(|e| invalid(one_line(&e)))?;
-    let mut linker = Linker::<HostState>::new(&rt.engine.engine);
-    W::add_to_linker(&mut linker).map_err(|e| invalid(one_line(&e)))?;
-    // Anything else a component imports (typically WASI pulled in by a language's standard
-    // library for panic messages) is linked to stubs that trap: plug-ins get no capabilities.
-    linker
-        .define_unknown_imports_as_traps(&component)
+    let linker = imports::linker_for::<W>(&rt.engine.engine, component)
         .map_err(|e| invalid(one_line(&e)))?;
     let instance_pre = linker
-        .instantiate_pre(&component)
+        .instantiate_pre(component)
         .map_err(|e| invalid(one_line(&e)))?;
     let pre = W::pre(instance_pre).map_err(|e| invalid(one_line(&e)))?;
     let name = path
@@ -100,23 +114,25 @@ pub(crate) fn load<W: World>(
             .unwrap_or(0),
         origin,
     };
-    let plugin = Arc::new(LoadedPlugin {
+    let mut plugin = LoadedPlugin {
         label: format!("{}@{}", info.name, info.short_hash()).into(),
         pre,
         info,
         config: config.to_vec(),
         faults: FaultWindow::new(rt.limits.fault_limit, rt.limits.fault_window),
         generation,
-    });
-    self_check(rt, &plugin).map_err(|reason| PluginError::SelfCheck {
+        checked_memory: 0,
+    };
+    plugin.checked_memory = self_check(rt, &plugin).map_err(|reason| PluginError::SelfCheck {
         slot: W::SLOT,
         path: path.to_path_buf(),
         reason,
     })?;
-    Ok(plugin)
+    Ok(Arc::new(plugin))
 }
 
-fn self_check<W: World>(rt: &Runtime, plugin: &LoadedPlugin<W>) -> Result<(), String> {
+/// Instantiates, `init`s and calls a throw-away instance; returns the memory it used.
+fn self_check<W: World>(rt: &Runtime, plugin: &LoadedPlugin<W>) -> Result<usize, String> {
     let mut live = instantiate(rt, plugin).map_err(|e| match e {
         InstantiateError::PoolExhausted => "the instance pool is full".to_string(),
         InstantiateError::Fault(kind, reason) => format!("{}: {reason}", kind.as_str()),
@@ -124,5 +140,6 @@ fn self_check<W: World>(rt: &Runtime, plugin: &LoadedPlugin<W>) -> Result<(), St
     live.store.set_epoch_deadline(rt.limits.init_deadline_ticks);
     live.bindings
         .self_check(&mut live.store)
-        .map_err(|e| one_line(&e))
+        .map_err(|e| one_line(&e))?;
+    Ok(live.store.data().peak_memory)
 }

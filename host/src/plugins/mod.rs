@@ -15,12 +15,14 @@ mod check;
 mod engine;
 mod error;
 mod faults;
+mod imports;
 mod instance;
 mod loaded;
 mod metrics;
 mod registry;
 mod runtime;
 mod settings;
+mod wasi;
 mod watch;
 mod worlds;
 

@@ -63,6 +63,36 @@ pub fn wasm(krate: &str) -> PathBuf {
     path
 }
 
+/// Builds the Python plug-ins under `plugins/python/` once per test process with
+/// `scripts/build-plugins.sh` (componentize-py; a no-op when up to date) and returns the path of
+/// `name`'s component (e.g. `intent-regex-py`).
+pub fn python_wasm(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let root = workspace_root();
+    BUILT.get_or_init(|| {
+        let mut cmd = Command::new("bash");
+        cmd.current_dir(&root)
+            .arg("scripts/build-plugins.sh")
+            .env_remove("CARGO_TARGET_DIR");
+        for entry in std::fs::read_dir(root.join("plugins/python")).expect("plugins/python") {
+            let entry = entry.expect("dir entry");
+            cmd.arg(entry.file_name());
+        }
+        let out = cmd.output().expect("bash runs");
+        assert!(
+            out.status.success(),
+            "building the Python plug-ins failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let path = root
+        .join("target")
+        .join("python-plugins")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
 /// A directory removed when dropped.
 pub struct TempDir(PathBuf);
 
