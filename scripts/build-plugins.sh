@@ -78,7 +78,7 @@ if ((${#python_plugins[@]} > 0)); then
         mkdir -p "$(dirname "$out")"
         # Rebuild only when the source, the WIT or the tool changed.
         if [ ! -f "$out" ] || [ -n "$(find "$dir" wit "$tools/.installed" -newer "$out" -type f | head -1)" ]; then
-            PYTHONPATH="$tools" "$python" -c \
+            PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$tools" "$python" -c \
                 'import sys; from componentize_py import script; sys.argv[0] = "componentize-py"; sys.exit(script())' \
                 -d wit -w "$world" componentize -p "$dir" app -o "$out.tmp" >/dev/null
             mv -f "$out.tmp" "$out"

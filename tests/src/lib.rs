@@ -10,6 +10,7 @@ pub mod fake_elevenlabs;
 pub mod fake_openai;
 pub mod faults;
 pub mod host;
+pub mod plugins;
 pub mod server;
 pub mod speech;
 

@@ -4,56 +4,17 @@
 //! previous version stays.
 
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 use voice_tests::agent_client::AgentClient;
 use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
 use voice_tests::fake_openai::OpenAiScript;
 use voice_tests::host::CloudStack;
+use voice_tests::plugins;
 
 const TOKEN: &str = "test-admin-token-0123456789";
 const LONG: Duration = Duration::from_secs(30);
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The reference prompt shaper component, built for wasm32-wasip2 if it is not there yet.
-fn prompt_persona() -> PathBuf {
-    let root = workspace_root();
-    let built = root.join("plugins/dist/prompt_persona.wasm");
-    if built.is_file() {
-        return built;
-    }
-    let target = root.join("target").join("test-plugins");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "prompt-persona",
-        ])
-        .env("CARGO_TARGET_DIR", &target)
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    target.join("wasm32-wasip2/release/prompt_persona.wasm")
-}
 
 /// The same component with a custom section appended: a new version (new content hash) that
 /// behaves the same, as a rebuilt plug-in would.
@@ -132,7 +93,7 @@ async fn swapping_plugins_under_load_drops_no_session() {
     let dir = std::env::temp_dir().join(format!("voice-host-swap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("prompt.wasm");
-    let original = std::fs::read(prompt_persona()).unwrap();
+    let original = std::fs::read(plugins::component("prompt-persona")).unwrap();
     replace(&file, &original);
     let file_str = file.to_str().unwrap().to_string();
     let s = CloudStack::start(
