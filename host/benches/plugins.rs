@@ -1,6 +1,7 @@
 //! Plug-in runtime benchmarks: per-call latency of each slot (with p50/p99 printed from
 //! individually timed calls), per-session instantiation of all three slots, and loading a
-//! component from the precompiled cache versus compiling it.
+//! component from the precompiled cache versus compiling it; the same for the Python intent
+//! analyzer (componentize-py), plus the memory each session's Python instance keeps.
 //!
 //! Run: `cargo bench -p voice-host --bench plugins`
 
@@ -11,7 +12,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
-use plugins_common::{slot, TempDir};
+use plugins_common::{python_wasm, slot, TempDir};
 use voice_host::behaviour::defaults::BuiltinBehaviours;
 use voice_host::behaviour::{
     BargeInEvent, BehaviourSource, ChatMessage, IntentInput, PromptInput, Role,
@@ -204,7 +205,83 @@ fn load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_call, per_session, load);
+/// Resident set size of this process, in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn python(c: &mut Criterion) {
+    let cache = TempDir::new("bench-py-cache");
+    let settings = |cache_dir| PluginSettings {
+        intent: SlotSettings::component(python_wasm("intent-regex-py"), vec![]),
+        cache_dir,
+        max_sessions: 128,
+        ..bench_settings()
+    };
+    let t0 = Instant::now();
+    let reg = PluginRegistry::start(
+        settings(Some(cache.path().to_path_buf())),
+        BuiltinBehaviours::default(),
+    )
+    .expect("starts");
+    let compiling = t0.elapsed();
+    let t0 = Instant::now();
+    drop(
+        PluginRegistry::start(
+            settings(Some(cache.path().to_path_buf())),
+            BuiltinBehaviours::default(),
+        )
+        .expect("starts"),
+    );
+    println!(
+        "python_intent_load: compiling {:.1} s, from the precompiled cache {:.1} ms",
+        compiling.as_secs_f64(),
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
+
+    let mut b = reg.for_session("bench");
+    let input = IntentInput {
+        transcript: "what's the weather in paris tomorrow".into(),
+        turn: 4,
+        history: history(),
+    };
+    assert!(b.intent.analyze(&input).is_some());
+    c.bench_function("python_intent_analyze", |bench| {
+        bench.iter(|| black_box(b.intent.analyze(black_box(&input))))
+    });
+    percentiles("python_intent_analyze", 5_000, || {
+        black_box(b.intent.analyze(&input));
+    });
+    percentiles("python_session_instantiate", 500, || {
+        black_box(reg.for_session("bench"));
+    });
+
+    // What a session's Python instance keeps: instantiate and call 100, compare RSS.
+    let before = rss_kib();
+    let sessions: Vec<_> = (0..100)
+        .map(|_| {
+            let mut s = reg.for_session("bench");
+            black_box(s.intent.analyze(&input));
+            s
+        })
+        .collect();
+    let after = rss_kib();
+    println!(
+        "python_session_memory: {} KiB RSS per session (100 sessions, one call each)",
+        after.saturating_sub(before) / 100
+    );
+    drop(sessions);
+    assert_no_fallbacks(&reg);
+}
+
+criterion_group!(benches, per_call, per_session, load, python);
 
 fn main() {
     benches();

@@ -35,6 +35,8 @@ enum Background {
         plugins_ms: f64,
         intent: Box<dyn crate::behaviour::IntentAnalyzer>,
         prompt: Box<dyn crate::behaviour::PromptShaper>,
+        /// The barge-in policy, when it was taken along for a turn-boundary refresh.
+        barge_in: Option<Box<dyn BargeInPolicy>>,
     },
     Decided {
         turn: u32,
@@ -106,7 +108,21 @@ pub async fn run(
         greeting: start.agent.greeting.clone(),
         ..deps.orchestrator.clone()
     };
-    let behaviours: Behaviours = deps.behaviours.for_session(&start.session_id);
+    // Instantiating plug-ins runs their `init` (milliseconds for an interpreter): off the async
+    // workers, so other sessions' audio is not held up.
+    let behaviours: Behaviours = {
+        let source = deps.behaviours.clone();
+        let id = start.session_id.clone();
+        match tokio::task::spawn_blocking(move || source.for_session(&id)).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(session = %start.session_id, error = %e, "plug-in instantiation failed; using the built-in behaviours");
+                use crate::behaviour::BehaviourSource;
+                crate::behaviour::defaults::BuiltinBehaviours::default()
+                    .for_session(&start.session_id)
+            }
+        }
+    };
     let (bg_tx, mut bg_rx) = mpsc::channel(8);
     let SttStream {
         input: stt_in,
@@ -335,9 +351,16 @@ impl Driver {
                 plugins_ms,
                 intent,
                 prompt,
+                barge_in,
             } => {
                 self.slots.intent = Some(intent);
                 self.slots.prompt = Some(prompt);
+                if let Some(policy) = barge_in {
+                    self.slots.barge_in = Some(policy);
+                    if let Some((t, s, ev)) = self.slots.queued_ask.take() {
+                        self.ask_barge_in(t, s, ev);
+                    }
+                }
                 self.feed(Event::ReplyPlanned {
                     turn,
                     output,
@@ -456,31 +479,31 @@ impl Driver {
 
     /// Run the intent and prompt plug-ins off the session task, then report the plan.
     fn plan(&mut self, turn: u32, user_text: String, history: Vec<crate::behaviour::ChatMessage>) {
-        // A turn boundary: pick up newer plug-in versions if nothing is in flight.
-        if let (Some(intent), Some(prompt), Some(barge_in)) = (
-            self.slots.intent.take(),
-            self.slots.prompt.take(),
-            self.slots.barge_in.take(),
-        ) {
-            let mut b = Behaviours {
-                intent,
-                prompt,
-                barge_in,
-            };
-            self.deps.behaviours.refresh(&self.start.session_id, &mut b);
-            self.slots.barge_in = Some(b.barge_in);
-            self.slots.intent = Some(b.intent);
-            self.slots.prompt = Some(b.prompt);
-        }
-        let (Some(mut intent), Some(mut prompt)) =
-            (self.slots.intent.take(), self.slots.prompt.take())
+        let (Some(intent), Some(prompt)) = (self.slots.intent.take(), self.slots.prompt.take())
         else {
             // The previous plan is still running (cannot happen: one plan per turn).
             return;
         };
+        // A turn boundary: newer plug-in versions are picked up, off the session task (a new
+        // version is instantiated there), when the barge-in policy is not mid-call.
+        let barge_in = self.slots.barge_in.take();
+        let source = self.deps.behaviours.clone();
+        let session_id = self.start.session_id.clone();
         let system_prompt = self.start.agent.system_prompt.clone();
         let tx = self.bg_tx.clone();
         tokio::task::spawn_blocking(move || {
+            let (mut intent, mut prompt, barge_in) = match barge_in {
+                Some(barge_in) => {
+                    let mut b = Behaviours {
+                        intent,
+                        prompt,
+                        barge_in,
+                    };
+                    source.refresh(&session_id, &mut b);
+                    (b.intent, b.prompt, Some(b.barge_in))
+                }
+                None => (intent, prompt, None),
+            };
             let t0 = Instant::now();
             let found = intent.analyze(&IntentInput {
                 transcript: user_text.clone(),
@@ -501,6 +524,7 @@ impl Driver {
                 plugins_ms,
                 intent,
                 prompt,
+                barge_in,
             });
         });
     }
