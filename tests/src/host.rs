@@ -16,6 +16,11 @@ pub const ELEVENLABS_KEY: &str = "sk_0123456789abcdef0123456789abcdef0123456789a
 /// A validated configuration from `NAME=value` pairs; plug-ins default to the built-in ones
 /// unless the pairs name them.
 pub fn config(pairs: &[(&str, &str)]) -> Config {
+    config_with_toml("", pairs)
+}
+
+/// [`config`] on top of a TOML configuration file's text (agent profiles, plug-in tables).
+pub fn config_with_toml(toml: &str, pairs: &[(&str, &str)]) -> Config {
     let mut all: Vec<(String, String)> = vec![
         ("INTENT_PLUGIN".into(), "none".into()),
         ("PROMPT_PLUGIN".into(), "none".into()),
@@ -23,7 +28,7 @@ pub fn config(pairs: &[(&str, &str)]) -> Config {
         ("PLUGIN_WATCH".into(), "false".into()),
     ];
     all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let mut raw = RawSettings::default();
+    let mut raw = RawSettings::from_toml(toml).expect("valid test TOML");
     raw.overlay_env(all, &vars::names());
     Config::from_raw(&raw).expect("valid test configuration")
 }
@@ -56,6 +61,17 @@ impl CloudStack {
         elevenlabs: ElevenLabsScript,
         extra: &[(&str, &str)],
     ) -> Self {
+        Self::start_with_toml(deepgram, openai, elevenlabs, "", extra).await
+    }
+
+    /// [`CloudStack::start`] with a TOML configuration (e.g. agent profiles) under the settings.
+    pub async fn start_with_toml(
+        deepgram: DeepgramScript,
+        openai: OpenAiScript,
+        elevenlabs: ElevenLabsScript,
+        toml: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let deepgram = FakeDeepgram::start(deepgram.with_key(DEEPGRAM_KEY))
             .await
             .expect("fake deepgram");
@@ -75,7 +91,7 @@ impl CloudStack {
             ("ELEVENLABS_API_KEY", ELEVENLABS_KEY),
         ];
         pairs.extend_from_slice(extra);
-        let host = start(config(&pairs)).await;
+        let host = start(config_with_toml(toml, &pairs)).await;
         Self {
             deepgram,
             openai,

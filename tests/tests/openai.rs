@@ -34,6 +34,7 @@ fn request(text: &str) -> LlmRequest {
             temperature: Some(0.4),
             max_tokens: Some(120),
         },
+        model: None,
     }
 }
 

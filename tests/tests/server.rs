@@ -311,3 +311,55 @@ async fn stop_closes_normally() {
     c.send_json(json!({"type": "stop"})).await;
     assert_eq!(c.expect_close(LONG).await.0, 1000);
 }
+
+#[tokio::test]
+async fn agent_profile_chooses_prompt_model_and_voice() {
+    let s = CloudStack::start_with_toml(
+        DeepgramScript::new(["hello there"]),
+        OpenAiScript::default().reply("order", "Your order ships tomorrow."),
+        ElevenLabsScript::default(),
+        r#"
+        [agents.support]
+        system_prompt = "You are the support desk of a bakery."
+        model = "gpt-4.1-mini"
+        voice = "supportVoice01"
+        "#,
+        &[],
+    )
+    .await;
+    let mut c = AgentClient::connect(s.host.addr, None)
+        .await
+        .expect("upgrade");
+    c.send_json(json!({"type": "start", "audio": pcm16k(), "agent": "support"}))
+        .await;
+    c.expect_type("ready", LONG).await;
+    c.send_json(json!({"type": "text", "text": "where is my order"}))
+        .await;
+    let done = c.expect_type("agent_done", LONG).await;
+    assert_eq!(done["text"], "Your order ships tomorrow.");
+    let requests = s.openai.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].body["model"], "gpt-4.1-mini");
+    assert_eq!(
+        requests[0].body["messages"][0]["content"],
+        "You are the support desk of a bakery."
+    );
+    let voices: Vec<String> = s
+        .elevenlabs
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        voices.iter().all(|p| p.contains("/supportVoice01/")) && !voices.is_empty(),
+        "{voices:?}"
+    );
+
+    // A session without a profile keeps the host's model.
+    let mut plain = AgentClient::start(s.host.addr, pcm16k(), None).await;
+    plain
+        .send_json(json!({"type": "text", "text": "where is my order"}))
+        .await;
+    plain.expect_type("agent_done", LONG).await;
+    assert_eq!(s.openai.requests()[1].body["model"], "gpt-4o-mini");
+}

@@ -84,6 +84,9 @@ pub struct LlmRequest {
     pub turn: u32,
     pub messages: Vec<ChatMessage>,
     pub settings: GenerationSettings,
+    /// Model of the session's agent profile; `None` uses the provider's configured model (the
+    /// embedded LLM has one model and ignores it).
+    pub model: Option<String>,
 }
 
 /// Token usage reported at the end of a completion.

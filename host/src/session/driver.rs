@@ -422,6 +422,7 @@ impl Driver {
                     turn,
                     messages,
                     settings,
+                    model: self.start.agent.model.clone(),
                 });
                 self.llm_turn = turn;
                 self.llm_rx = Some(rx);

@@ -82,7 +82,12 @@ impl Completion {
         let mut messages = wire_messages(&request.messages);
         let mut rounds = 0;
         loop {
-            let body = body(&self.settings, &request.settings, &messages);
+            let body = body(
+                &self.settings,
+                request.model.as_deref(),
+                &request.settings,
+                &messages,
+            );
             let round = match self.with_retries(request, &body).await {
                 Ok(round) => round,
                 Err(error) => {

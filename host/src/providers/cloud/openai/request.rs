@@ -48,11 +48,12 @@ pub(super) fn answer_tool_calls(messages: &mut Vec<Value>, text: &str, calls: &[
 /// The request body: streamed, with usage, and the effective generation settings.
 pub(super) fn body(
     settings: &OpenAiSettings,
+    model: Option<&str>,
     overrides: &GenerationSettings,
     messages: &[Value],
 ) -> Value {
     let mut body = json!({
-        "model": settings.model,
+        "model": model.unwrap_or(&settings.model),
         "messages": messages,
         "stream": true,
         "stream_options": {"include_usage": true},
@@ -83,6 +84,7 @@ mod tests {
         ]);
         let b = body(
             &settings,
+            None,
             &GenerationSettings {
                 temperature: Some(0.9),
                 max_tokens: None,
@@ -101,10 +103,21 @@ mod tests {
         assert_eq!(b["messages"][1]["role"], "user");
         let plain = body(
             &OpenAiSettings::default(),
+            None,
             &GenerationSettings::default(),
             &messages,
         );
         assert!(plain.get("temperature").is_none() && plain.get("max_tokens").is_none());
+        let profile = body(
+            &OpenAiSettings::default(),
+            Some("gpt-4.1-mini"),
+            &GenerationSettings::default(),
+            &messages,
+        );
+        assert_eq!(
+            profile["model"], "gpt-4.1-mini",
+            "the agent profile's model wins"
+        );
     }
 
     #[test]
