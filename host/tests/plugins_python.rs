@@ -50,6 +50,9 @@ fn check_says_the_python_component_fits_the_intent_slot() {
     let report = check_component(&python_wasm("intent-regex-py")).expect("fits a slot");
     assert_eq!(report.fits, vec![Slot::Intent], "{report}");
     assert_eq!(report.rejected.len(), 2, "{report}");
+    // CPython's heap is snapshotted into the component: megabytes before the first call.
+    assert!(report.memory_bytes > 1024 * 1024, "{report}");
+    assert!(report.to_string().contains("memory:"), "{report}");
 }
 
 #[test]

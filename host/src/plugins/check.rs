@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 
 use super::bindings::{barge_in, intent, prompt};
-use super::cache::content_hash;
-use super::cache::Origin;
-use super::error::one_line;
-use super::error::PluginError;
+use super::cache::{content_hash, Origin};
+use super::error::{one_line, PluginError};
 use super::loaded::load_compiled;
 use super::runtime::Runtime;
 use super::settings::{PluginSettings, Slot};
@@ -104,10 +102,9 @@ pub fn check_component(path: &Path) -> Result<CheckReport, PluginError> {
             path: path.to_path_buf(),
             reason: one_line(&e),
         })?;
-    let compiled = (component, origin);
-    try_world::<intent::IntentAnalyzer>(&rt, path, &compiled, &mut report);
-    try_world::<prompt::PromptShaper>(&rt, path, &compiled, &mut report);
-    try_world::<barge_in::BargeInPolicy>(&rt, path, &compiled, &mut report);
+    try_world::<intent::IntentAnalyzer>(&rt, path, &component, origin, &mut report);
+    try_world::<prompt::PromptShaper>(&rt, path, &component, origin, &mut report);
+    try_world::<barge_in::BargeInPolicy>(&rt, path, &component, origin, &mut report);
     if report.fits.is_empty() {
         let reasons: Vec<String> = report
             .rejected
@@ -125,11 +122,12 @@ pub fn check_component(path: &Path) -> Result<CheckReport, PluginError> {
 fn try_world<W: World>(
     rt: &Runtime,
     path: &Path,
-    (component, origin): &(Component, Origin),
+    component: &Component,
+    origin: Origin,
     report: &mut CheckReport,
 ) {
     let hash = report.hash.clone();
-    match load_compiled::<W>(rt, path, component, hash, *origin, &[], 0) {
+    match load_compiled::<W>(rt, path, component, hash, origin, &[], 0) {
         Ok(plugin) => {
             report.fits.push(W::SLOT);
             report.memory_bytes = report.memory_bytes.max(plugin.checked_memory as u64);

@@ -57,3 +57,25 @@ pub(crate) fn one_line(err: &wasmtime::Error) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_puts_the_cause_first_and_stays_bounded() {
+        let err =
+            wasmtime::Error::msg("unknown import: `wasi:cli/environment` has not been defined")
+                .context(format!(
+                    "error while executing at wasm backtrace:\n{}",
+                    "  0: frame\n".repeat(80)
+                ));
+        let line = one_line(&err);
+        assert!(
+            line.starts_with("unknown import: `wasi:cli/environment`"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+        assert!(line.chars().count() <= 301, "{}", line.len());
+    }
+}
