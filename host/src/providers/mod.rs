@@ -50,11 +50,14 @@ pub enum SttEvent {
     SpeechStarted,
     /// An interim guess for the current utterance segment (may be revised).
     Interim { text: String, words: Vec<Word> },
-    /// A final segment; `speech_final` says the provider saw the end of the utterance.
+    /// A final segment; `speech_final` says the provider saw the end of the utterance, and
+    /// `from_finalize` that this final answers the session's `Finalize` (nothing of the
+    /// utterance is left to come).
     Final {
         text: String,
         words: Vec<Word>,
         speech_final: bool,
+        from_finalize: bool,
     },
     /// No new word was finalised for a while: the utterance ended.
     UtteranceEnd,

@@ -90,6 +90,21 @@ impl SentenceAggregator {
         out
     }
 
+    /// The reply broke off (its stream failed): the sentence being built is kept only when it
+    /// is already complete ("It is sunny." waiting for the space that confirms it); a fragment
+    /// is dropped, never spoken. Pending input that was not yet classified is dropped too.
+    pub fn abandon(&mut self) -> Pushed {
+        let mut out = Pushed::default();
+        self.pending.clear();
+        if self.ends_sentence() {
+            self.end_unit(&mut out);
+        }
+        self.current.clear();
+        self.current_chars = 0;
+        self.in_protect = false;
+        out
+    }
+
     fn take_text(&mut self, text: &str, out: &mut Pushed) {
         for c in text.chars() {
             out.delta.push(c);
@@ -182,6 +197,18 @@ pub fn strip_markers(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn abandon_keeps_a_complete_sentence_and_drops_a_fragment() {
+        let mut a = SentenceAggregator::new(120);
+        let first = a.push("It is sunny. The wind");
+        assert_eq!(first.sentences.len(), 1, "the first sentence is confirmed by its space");
+        let rest = a.abandon();
+        assert!(rest.sentences.is_empty(), "the fragment is never spoken: {rest:?}");
+        a.push("Bring a coat.");
+        let rest = a.abandon();
+        assert_eq!(rest.sentences[0].text, "Bring a coat.");
+    }
 
     fn run(tokens: &[&str]) -> (String, Vec<Sentence>) {
         let mut a = SentenceAggregator::new(60);

@@ -3,12 +3,10 @@
 
 use super::events::{Action, Event};
 use super::orchestrator::{Orchestrator, OrchestratorConfig};
-use super::{Inbound, Outbound, SessionDeps, StartParams};
-use crate::audio::{InputPipeline, OutputPipeline, VadConfig};
-use crate::behaviour::{
-    BargeInDecision, BargeInEvent, BargeInPolicy, Behaviours, IntentInput, PromptInput,
-    PromptOutput,
-};
+use super::outbound::SendError;
+use super::plugin_worker::{self, Answer, Request};
+use super::{Inbound, OutboundTx, SessionDeps, StartParams};
+use crate::audio::{Encoding, InputPipeline, OutputPipeline, VadConfig};
 use crate::providers::{
     LlmEvent, LlmRequest, SttInput, SttParams, SttStream, TtsEvent, TtsInput, TtsParams, TtsStream,
 };
@@ -27,40 +25,14 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
-/// Answers from work done off the session task (plug-in calls).
-enum Background {
-    Planned {
-        turn: u32,
-        output: PromptOutput,
-        plugins_ms: f64,
-        intent: Box<dyn crate::behaviour::IntentAnalyzer>,
-        prompt: Box<dyn crate::behaviour::PromptShaper>,
-        /// The barge-in policy, when it was taken along for a turn-boundary refresh.
-        barge_in: Option<Box<dyn BargeInPolicy>>,
-    },
-    Decided {
-        turn: u32,
-        seq: u32,
-        decision: BargeInDecision,
-        policy: Box<dyn BargeInPolicy>,
-    },
-}
-
-/// The behaviours of the session; a slot is `None` while its plug-in call runs off-task.
-struct Slots {
-    intent: Option<Box<dyn crate::behaviour::IntentAnalyzer>>,
-    prompt: Option<Box<dyn crate::behaviour::PromptShaper>>,
-    barge_in: Option<Box<dyn BargeInPolicy>>,
-    /// A barge-in question that arrived while the policy was busy (only the newest matters).
-    queued_ask: Option<(u32, u32, BargeInEvent)>,
-}
-
 struct Driver {
     deps: Arc<SessionDeps>,
     start: StartParams,
     epoch: Instant,
     orch: Orchestrator,
-    out: mpsc::Sender<Outbound>,
+    out: OutboundTx,
+    /// Bytes of one ms of output audio.
+    out_bytes_per_ms: u64,
     stt_in: mpsc::Sender<SttInput>,
     stt_events: Option<mpsc::Receiver<crate::providers::SttEvent>>,
     stt_batch: Vec<i16>,
@@ -70,8 +42,8 @@ struct Driver {
     tts_in: Option<mpsc::Sender<TtsInput>>,
     tts_rx: Option<mpsc::Receiver<TtsEvent>>,
     output: OutputPipeline,
-    slots: Slots,
-    bg_tx: mpsc::Sender<Background>,
+    plugins: mpsc::UnboundedSender<Request>,
+    plugin_cx: plugin_worker::Context,
     host_busy: Duration,
     actions: Vec<Action>,
     closing: bool,
@@ -82,7 +54,7 @@ pub async fn run(
     deps: Arc<SessionDeps>,
     start: StartParams,
     mut inbound: mpsc::Receiver<Inbound>,
-    out: mpsc::Sender<Outbound>,
+    out: OutboundTx,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let vad = VadConfig {
@@ -93,13 +65,8 @@ pub async fn run(
     let mut input = match InputPipeline::new(start.input, vad) {
         Ok(p) => p,
         Err(e) => {
-            let _ = out.try_send(Outbound::Json(
-                ServerMessage::error("bad_audio_format", e, true).to_json(),
-            ));
-            let _ = out.try_send(Outbound::Close {
-                code: close::POLICY,
-                reason: "bad audio format".into(),
-            });
+            let _ = out.json(ServerMessage::error("bad_audio_format", e, true).to_json());
+            out.close(close::POLICY, "bad audio format");
             return;
         }
     };
@@ -108,22 +75,15 @@ pub async fn run(
         greeting: start.agent.greeting.clone(),
         ..deps.orchestrator.clone()
     };
-    // Instantiating plug-ins runs their `init` (milliseconds for an interpreter): off the async
-    // workers, so other sessions' audio is not held up.
-    let behaviours: Behaviours = {
-        let source = deps.behaviours.clone();
-        let id = start.session_id.clone();
-        match tokio::task::spawn_blocking(move || source.for_session(&id)).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(session = %start.session_id, error = %e, "plug-in instantiation failed; using the built-in behaviours");
-                use crate::behaviour::BehaviourSource;
-                crate::behaviour::defaults::BuiltinBehaviours::default()
-                    .for_session(&start.session_id)
-            }
-        }
+    // The behaviours live in their own task (instantiating plug-ins runs their `init`, off the
+    // async workers); answers come back on this channel.
+    let (answers_tx, mut answers) = mpsc::channel(8);
+    let plugin_cx = plugin_worker::Context {
+        source: deps.behaviours.clone(),
+        session_id: start.session_id.clone(),
+        system_prompt: start.agent.system_prompt.clone(),
     };
-    let (bg_tx, mut bg_rx) = mpsc::channel(8);
+    let plugins = plugin_worker::spawn(plugin_cx.clone(), answers_tx);
     let SttStream {
         input: stt_in,
         events: stt_events,
@@ -131,8 +91,14 @@ pub async fn run(
         session_id: start.session_id.clone(),
         language: Some(deps.config.stt_language.clone()),
     });
+    let out_bytes_per_ms = u64::from(start.output.sample_rate / 1000).max(1)
+        * match start.output.encoding {
+            Encoding::Pcm16 => 2,
+            Encoding::Mulaw => 1,
+        };
     let mut d = Driver {
         output: OutputPipeline::new(start.output),
+        out_bytes_per_ms,
         orch: Orchestrator::new(orch_cfg),
         epoch: Instant::now(),
         out,
@@ -144,13 +110,8 @@ pub async fn run(
         tts_turn: 0,
         tts_in: None,
         tts_rx: None,
-        slots: Slots {
-            intent: Some(behaviours.intent),
-            prompt: Some(behaviours.prompt),
-            barge_in: Some(behaviours.barge_in),
-            queued_ask: None,
-        },
-        bg_tx,
+        plugins,
+        plugin_cx,
         host_busy: Duration::ZERO,
         actions: Vec::with_capacity(32),
         closing: false,
@@ -224,7 +185,7 @@ pub async fn run(
                 Some(e) => d.on_tts(e),
                 None => d.tts_rx = None,
             },
-            Some(bg) = bg_rx.recv() => d.on_background(bg),
+            Some(answer) = answers.recv() => d.on_answer(answer),
             _ = sleep => d.feed(Event::Tick),
             changed = shutdown.changed(), if !draining => {
                 draining = true;
@@ -251,24 +212,30 @@ impl Driver {
     }
 
     fn send_json(&mut self, m: ServerMessage) {
-        self.send(Outbound::Json(m.to_json()));
+        let text = m.to_json();
+        self.deliver(|out| out.json(text));
     }
 
-    fn send(&mut self, o: Outbound) {
+    fn send_audio(&mut self, bytes: Vec<u8>) {
+        let ms = bytes.len() as u64 / self.out_bytes_per_ms;
+        self.deliver(|out| out.audio(bytes, ms));
+    }
+
+    fn deliver(&mut self, f: impl FnOnce(&OutboundTx) -> Result<(), SendError>) {
         if self.closing {
             return;
         }
-        if let Err(e) = self.out.try_send(o) {
-            // A client that does not read its socket must not make the server buffer without
-            // bound: end its session.
-            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+        match f(&self.out) {
+            Ok(()) => {}
+            Err(SendError::TooSlow) => {
+                // A client that does not read its socket must not make the server buffer
+                // without bound: its session ends, and the close overtakes the queued audio.
                 tracing::warn!(session = %self.start.session_id, "client too slow, closing");
-                let _ = self.out.try_send(Outbound::Close {
-                    code: close::POLICY,
-                    reason: "client not reading".into(),
-                });
+                crate::metrics::global().slow_clients.inc();
+                self.out.close(close::POLICY, "client not reading");
+                self.closing = true;
             }
-            self.closing = true;
+            Err(SendError::Closed) => self.closing = true,
         }
     }
 
@@ -298,7 +265,9 @@ impl Driver {
                     self.feed(Event::UserText(text));
                 }
             }
-            ClientMessage::Playback { played_ms } => self.feed(Event::Playback { played_ms }),
+            ClientMessage::Playback { played_ms, turn } => {
+                self.feed(Event::Playback { turn, played_ms })
+            }
             ClientMessage::Stop {} => self.feed(Event::Stop),
         }
     }
@@ -343,46 +312,35 @@ impl Driver {
         }
     }
 
-    fn on_background(&mut self, bg: Background) {
-        match bg {
-            Background::Planned {
+    fn on_answer(&mut self, answer: Answer) {
+        match answer {
+            Answer::Planned {
                 turn,
                 output,
                 plugins_ms,
-                intent,
-                prompt,
-                barge_in,
-            } => {
-                self.slots.intent = Some(intent);
-                self.slots.prompt = Some(prompt);
-                if let Some(policy) = barge_in {
-                    self.slots.barge_in = Some(policy);
-                    if let Some((t, s, ev)) = self.slots.queued_ask.take() {
-                        self.ask_barge_in(t, s, ev);
-                    }
-                }
-                self.feed(Event::ReplyPlanned {
-                    turn,
-                    output,
-                    plugins_ms,
-                });
-            }
-            Background::Decided {
+            } => self.feed(Event::ReplyPlanned {
+                turn,
+                output,
+                plugins_ms,
+            }),
+            Answer::Decided {
                 turn,
                 seq,
                 decision,
-                policy,
-            } => {
-                self.slots.barge_in = Some(policy);
-                if let Some((t, s, ev)) = self.slots.queued_ask.take() {
-                    self.ask_barge_in(t, s, ev);
-                }
-                self.feed(Event::BargeInDecided {
-                    turn,
-                    seq,
-                    decision,
-                });
-            }
+            } => self.feed(Event::BargeInDecided {
+                turn,
+                seq,
+                decision,
+            }),
+        }
+    }
+
+    /// Queue a request to the session's behaviours. If their task is gone (a host bug), the
+    /// built-ins answer at once, so no turn waits for an answer that cannot come.
+    fn ask_behaviours(&mut self, request: Request) {
+        if let Err(e) = self.plugins.send(request) {
+            let answer = plugin_worker::answer_with_builtins(&self.plugin_cx, e.0);
+            self.on_answer(answer);
         }
     }
 
@@ -399,7 +357,7 @@ impl Driver {
     fn apply(&mut self, action: Action) {
         match action {
             Action::Send(m) => self.send_json(m),
-            Action::SendAudio(bytes) => self.send(Outbound::Audio(bytes)),
+            Action::SendAudio(bytes) => self.send_audio(bytes),
             Action::FinalizeStt => {
                 if !self.stt_batch.is_empty() {
                     let samples = std::mem::take(&mut self.stt_batch);
@@ -411,7 +369,11 @@ impl Driver {
                 turn,
                 user_text,
                 history,
-            } => self.plan(turn, user_text, history),
+            } => self.ask_behaviours(Request::Plan {
+                turn,
+                user_text,
+                history,
+            }),
             Action::StartLlm {
                 turn,
                 messages,
@@ -453,7 +415,9 @@ impl Driver {
                     self.output.reset();
                 }
             }
-            Action::AskBargeIn { turn, seq, event } => self.ask_barge_in(turn, seq, event),
+            Action::AskBargeIn { turn, seq, event } => {
+                self.ask_behaviours(Request::Decide { turn, seq, event })
+            }
             Action::Metrics(mut m) => {
                 m.host_processing_ms = self.host_busy.as_secs_f64() * 1000.0;
                 self.host_busy = Duration::ZERO;
@@ -461,7 +425,9 @@ impl Driver {
                 self.send_json(ServerMessage::TurnMetrics(m));
             }
             Action::Close { code, reason } => {
-                self.send(Outbound::Close { code, reason });
+                if !self.closing {
+                    self.out.close(code, reason);
+                }
                 self.closing = true;
             }
         }
@@ -476,74 +442,5 @@ impl Driver {
                 tracing::warn!(session = %self.start.session_id, "text-to-speech input full");
             }
         }
-    }
-
-    /// Run the intent and prompt plug-ins off the session task, then report the plan.
-    fn plan(&mut self, turn: u32, user_text: String, history: Vec<crate::behaviour::ChatMessage>) {
-        let (Some(intent), Some(prompt)) = (self.slots.intent.take(), self.slots.prompt.take())
-        else {
-            // The previous plan is still running (cannot happen: one plan per turn).
-            return;
-        };
-        // A turn boundary: newer plug-in versions are picked up, off the session task (a new
-        // version is instantiated there), when the barge-in policy is not mid-call.
-        let barge_in = self.slots.barge_in.take();
-        let source = self.deps.behaviours.clone();
-        let session_id = self.start.session_id.clone();
-        let system_prompt = self.start.agent.system_prompt.clone();
-        let tx = self.bg_tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let (mut intent, mut prompt, barge_in) = match barge_in {
-                Some(barge_in) => {
-                    let mut b = Behaviours {
-                        intent,
-                        prompt,
-                        barge_in,
-                    };
-                    source.refresh(&session_id, &mut b);
-                    (b.intent, b.prompt, Some(b.barge_in))
-                }
-                None => (intent, prompt, None),
-            };
-            let t0 = Instant::now();
-            let found = intent.analyze(&IntentInput {
-                transcript: user_text.clone(),
-                turn,
-                history: history.clone(),
-            });
-            let output = prompt.shape(&PromptInput {
-                system_prompt,
-                history,
-                user_turn: user_text,
-                turn,
-                intent: found,
-            });
-            let plugins_ms = t0.elapsed().as_secs_f64() * 1000.0;
-            let _ = tx.blocking_send(Background::Planned {
-                turn,
-                output,
-                plugins_ms,
-                intent,
-                prompt,
-                barge_in,
-            });
-        });
-    }
-
-    fn ask_barge_in(&mut self, turn: u32, seq: u32, event: BargeInEvent) {
-        let Some(mut policy) = self.slots.barge_in.take() else {
-            self.slots.queued_ask = Some((turn, seq, event));
-            return;
-        };
-        let tx = self.bg_tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let decision = policy.decide(&event);
-            let _ = tx.blocking_send(Background::Decided {
-                turn,
-                seq,
-                decision,
-                policy,
-            });
-        });
     }
 }

@@ -16,8 +16,9 @@ pub enum Event {
     Stt(SttEvent),
     /// The client typed a user turn.
     UserText(String),
-    /// The client has played this much of the current reply's audio.
-    Playback { played_ms: u64 },
+    /// The client has played this much of reply `turn`'s audio (`None`: of the current reply,
+    /// from clients that do not name it).
+    Playback { turn: Option<u32>, played_ms: u64 },
     /// The intent and prompt plug-ins decided what to do with a user turn.
     ReplyPlanned {
         turn: u32,

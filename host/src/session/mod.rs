@@ -5,7 +5,9 @@ pub mod driver;
 pub mod events;
 pub mod memory;
 pub mod orchestrator;
+pub mod outbound;
 pub mod playout;
+mod plugin_worker;
 
 #[cfg(test)]
 mod orchestrator_tests;
@@ -16,6 +18,7 @@ use crate::config::{AgentProfile, Config};
 use crate::providers::{LlmProvider, SttProvider, TtsProvider};
 use crate::transport::protocol::ClientMessage;
 use orchestrator::OrchestratorConfig;
+pub use outbound::{Outbound, OutboundRx, OutboundTx};
 use std::sync::Arc;
 
 /// The providers every session uses (shared by the process).
@@ -54,12 +57,4 @@ pub enum Inbound {
         code: String,
         message: String,
     },
-}
-
-/// From the session to the transport.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outbound {
-    Json(String),
-    Audio(Vec<u8>),
-    Close { code: u16, reason: String },
 }

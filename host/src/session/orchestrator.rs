@@ -1,18 +1,30 @@
 //! The turn orchestrator: a pure, synchronous state machine per session. It is fed events with the
-//! time they happen and answers with actions; it does no I/O, so every transition is unit-tested.
+//! time they happen and answers with actions; it does no I/O, so every transition is unit-tested
+//! and the whole machine is driven through generated interleavings of events
+//! (`orchestrator_tests::simulation`).
 //!
 //! States: Listening (no reply), Thinking (a reply is being planned or generated, nothing heard
 //! yet) and Speaking (reply audio is going out). Barge-in, pauses and cancellation are sub-states
 //! of Speaking.
+//!
+//! The rules it keeps (docs/protocol.md states them for clients):
+//! - A user turn ends only when the VAD hears no speech: after the VAD's end of speech, the turn
+//!   waits (at most `finalize_wait_ms`) for the recogniser's answer to `Finalize`, so trailing
+//!   words are part of it. The one exception is the silence timeout: text without new words for
+//!   `silence_timeout_ms` ends the turn even under steady noise.
+//! - Every reply ends with exactly one `agent_done`; a reply that broke off (barge-in, error,
+//!   stall, a newer turn) is `interrupted` and memory keeps only what the user heard of it.
+//! - A barge-in the policy answers `wait` lives until the policy answers something else, even
+//!   after the user stops talking; the words it holds belong to the next user turn.
 
-use super::aggregator::{strip_markers, Sentence, SentenceAggregator};
+use super::aggregator::{strip_markers, Pushed, Sentence, SentenceAggregator};
 use super::events::{Action, Event};
 use super::memory::Memory;
 use super::playout::{heard_prefix, Playout};
 use crate::audio::{AudioFormat, VadTransition};
 use crate::behaviour::defaults::is_backchannel;
 use crate::behaviour::{BargeInDecision, BargeInEvent, PromptOutput, Role};
-use crate::providers::{LlmEvent, SttEvent};
+use crate::providers::{LlmEvent, ProviderError, ProviderErrorKind, SttEvent};
 use crate::transport::protocol::{close, ServerMessage, TurnMetrics, VadEventKind};
 use regex::Regex;
 use std::sync::Arc;
@@ -27,8 +39,14 @@ pub struct OrchestratorConfig {
     pub output: AudioFormat,
     /// End the user's turn after this much silence following interim text without a final.
     pub silence_timeout_ms: u64,
+    /// After the VAD's end of speech, how long the turn waits for the recogniser's final.
+    pub finalize_wait_ms: u64,
     /// A paused reply resumes after this long if no real words follow.
     pub pause_timeout_ms: u64,
+    /// An LLM stream silent this long (no token, no end) is ended with an error.
+    pub llm_stall_ms: u64,
+    /// A text-to-speech stream that owes audio and stays silent this long is ended with an error.
+    pub tts_stall_ms: u64,
     /// How far ahead of real time agent audio is sent.
     pub lead_ms: u64,
     pub chunk_ms: u32,
@@ -50,7 +68,10 @@ impl Default for OrchestratorConfig {
                 sample_rate: 16_000,
             },
             silence_timeout_ms: 2500,
+            finalize_wait_ms: 300,
             pause_timeout_ms: 2000,
+            llm_stall_ms: 10_000,
+            tts_stall_ms: 10_000,
             lead_ms: 200,
             chunk_ms: 20,
             max_sentence_chars: 120,
@@ -80,19 +101,17 @@ struct UserInput {
     speech_started_at: Option<u64>,
     speech_end_at: Option<u64>,
     last_text_at: Option<u64>,
+    /// Something says the utterance is over (the VAD's end of speech, the recogniser's
+    /// endpoint, or a final while the VAD heard nothing); the turn ends once the VAD is quiet
+    /// and no finalize result is awaited.
+    ended: bool,
+    /// After the VAD's end of speech: the recogniser's answer to `Finalize` is awaited until then.
+    finalize_until: Option<u64>,
 }
 
 impl UserInput {
     fn text(&self) -> String {
-        let mut t = self.finals.trim().to_string();
-        let interim = self.interim.trim();
-        if !interim.is_empty() {
-            if !t.is_empty() {
-                t.push(' ');
-            }
-            t.push_str(interim);
-        }
-        t
+        join_words(&self.finals, &self.interim)
     }
 
     fn has_text(&self) -> bool {
@@ -129,6 +148,17 @@ struct Marks {
     tts_first_audio: Option<u64>,
 }
 
+/// Where the reply's text-to-speech stream stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tts {
+    /// No sentence yet (no stream opened).
+    Idle,
+    /// Open; owes audio for text sent since this time (None: nothing owed).
+    Open { owed_since: Option<u64> },
+    /// Finished normally: all text was synthesised.
+    Done,
+}
+
 /// The reply being produced.
 #[derive(Debug)]
 struct Reply {
@@ -141,9 +171,12 @@ struct Reply {
     spoken: String,
     spoken_chars: usize,
     spans: Vec<Span>,
+    /// When the LLM stream was opened or last reported (None: no LLM stream open).
+    llm_last_at: Option<u64>,
     llm_done: bool,
-    tts_done: bool,
-    tts_started: bool,
+    /// The reply broke off (LLM error or stall): it ends interrupted at what was heard.
+    broken: bool,
+    tts: Tts,
     playout: Playout,
     marks: Marks,
 }
@@ -164,12 +197,28 @@ impl Reply {
             .is_some_and(|s| s.protected)
     }
 
+    fn tts_done(&self) -> bool {
+        self.tts == Tts::Done
+    }
+
     fn finished(&self, now: u64) -> bool {
         self.planned
             && self.llm_done
-            && self.tts_done
+            && self.tts_done()
             && !self.playout.queued()
             && now >= self.playout.play_end()
+    }
+
+    /// Characters of `spoken` the user has heard by `now`.
+    fn chars_heard(&self, now: u64) -> usize {
+        let heard_ms = self.playout.heard_ms(now);
+        self.playout
+            .chars_heard(heard_ms, &self.spoken, self.tts_done())
+    }
+
+    /// The words of the reply the user has heard by `now`.
+    fn heard(&self, now: u64) -> String {
+        heard_prefix(&self.spoken, self.chars_heard(now))
     }
 }
 
@@ -181,6 +230,18 @@ struct BargeIn {
     last_decision: Option<BargeInDecision>,
     last_asked_at: u64,
     paused_at: Option<u64>,
+    /// Words of utterances the user finished while the policy still answered `wait`: they
+    /// become the next user turn (at the interruption, or when the reply ends).
+    held: String,
+    held_speech_end: Option<u64>,
+}
+
+/// What is left of a reply that a barge-in stopped, in case the barge-in turns out to have
+/// been no words at all (the recogniser's final came back empty).
+#[derive(Debug)]
+struct Resumable {
+    /// Complete sentences the user had not heard yet.
+    text: String,
 }
 
 /// The per-session state machine.
@@ -194,9 +255,8 @@ pub struct Orchestrator {
     user: UserInput,
     reply: Option<Reply>,
     barge: Option<BargeIn>,
-    /// What the user said during a reply that neither interrupted it nor was a backchannel; it
-    /// becomes a turn when the reply ends.
-    held_user_text: String,
+    /// Set by a barge-in interruption until the user's turn ends.
+    resumable: Option<Resumable>,
     ask_seq: u32,
     draining: bool,
     closed: bool,
@@ -213,7 +273,7 @@ impl Orchestrator {
             user: UserInput::default(),
             reply: None,
             barge: None,
-            held_user_text: String::new(),
+            resumable: None,
             ask_seq: 0,
             draining: false,
             closed: false,
@@ -229,12 +289,24 @@ impl Orchestrator {
         self.reply.as_ref().map_or(State::Listening, Reply::state)
     }
 
+    /// Whether the session has closed (nothing more will happen).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether anything is still in progress: a reply, a barge-in being judged, or user words
+    /// not yet turned into a turn.
+    pub fn is_idle(&self) -> bool {
+        self.reply.is_none()
+            && self.barge.is_none()
+            && !self.user.has_text()
+            && self.user.finalize_until.is_none()
+    }
+
     /// Begin the session: speak the greeting if one is configured (as turn 0).
     pub fn start(&mut self, now: u64, out: &mut Vec<Action>) {
         if let Some(greeting) = self.cfg.greeting.clone().filter(|g| !g.trim().is_empty()) {
-            let mut reply = self.new_reply(0, now, None);
-            reply.planned = true;
-            self.reply = Some(reply);
+            self.reply = Some(self.new_reply(0, now, None));
             self.speak_direct(now, &greeting, out);
         }
     }
@@ -249,11 +321,21 @@ impl Orchestrator {
         };
         if let Some(r) = &self.reply {
             consider(r.playout.next_send_at());
-            if r.planned && r.llm_done && r.tts_done && !r.playout.queued() {
+            if r.planned && r.llm_done && r.tts_done() && !r.playout.queued() {
                 consider(Some(r.playout.play_end()));
+            }
+            if !r.llm_done {
+                consider(r.llm_last_at.map(|t| t + self.cfg.llm_stall_ms));
+            }
+            if let Tts::Open {
+                owed_since: Some(t),
+            } = r.tts
+            {
+                consider(Some(t + self.cfg.tts_stall_ms));
             }
         }
         consider(self.silence_deadline());
+        consider(self.user.finalize_until);
         if let Some(b) = &self.barge {
             if let Some(p) = b.paused_at {
                 consider(Some(p + self.cfg.pause_timeout_ms));
@@ -274,9 +356,12 @@ impl Orchestrator {
             Event::Vad(t) => self.on_vad(now, t, out),
             Event::Stt(e) => self.on_stt(now, e, out),
             Event::UserText(text) => self.on_user_text(now, text, out),
-            Event::Playback { played_ms } => {
+            Event::Playback { turn, played_ms } => {
                 if let Some(r) = &mut self.reply {
-                    r.playout.report_played(played_ms);
+                    // A report names its reply; one for another reply says nothing about this one.
+                    if turn.is_none_or(|t| t == r.turn) {
+                        r.playout.report_played(played_ms, now);
+                    }
                 }
             }
             Event::ReplyPlanned {
@@ -292,22 +377,23 @@ impl Orchestrator {
             } => {
                 if let Some(r) = self.reply_for(turn) {
                     r.marks.tts_first_audio.get_or_insert(now);
+                    if let Tts::Open { owed_since } = &mut r.tts {
+                        // Progress: the stall clock starts again.
+                        if owed_since.is_some() {
+                            *owed_since = Some(now);
+                        }
+                    }
                     r.playout.push(&bytes, alignment.as_ref());
                 }
             }
             Event::TtsDone { turn } => {
                 if let Some(r) = self.reply_for(turn) {
-                    r.tts_done = true;
+                    r.tts = Tts::Done;
                 }
             }
             Event::TtsError { turn, error } => {
-                if let Some(r) = self.reply_for(turn) {
-                    r.tts_done = true;
-                    out.push(Action::Send(ServerMessage::error(
-                        error.client_code(),
-                        format!("speech synthesis failed: {error}"),
-                        false,
-                    )));
+                if self.reply_for(turn).is_some() {
+                    self.tts_failed(now, error, out);
                 }
             }
             Event::BargeInDecided {
@@ -317,7 +403,7 @@ impl Orchestrator {
             } => self.on_decision(now, turn, seq, decision, out),
             Event::Tick => {}
             Event::Stop => {
-                self.cancel_reply(out);
+                self.cancel_reply(now, out);
                 self.close(close::NORMAL, "session stopped", out);
                 return;
             }
@@ -341,6 +427,7 @@ impl Orchestrator {
         if self.closed {
             return;
         }
+        self.watch_stalls(now, out);
         if let Some(r) = &mut self.reply {
             r.playout
                 .pump(now, |chunk| out.push(Action::SendAudio(chunk)));
@@ -348,9 +435,8 @@ impl Orchestrator {
         // Pause timeout: resume, or interrupt if real words followed.
         if let Some(paused_at) = self.barge.as_ref().and_then(|b| b.paused_at) {
             if now >= paused_at + self.cfg.pause_timeout_ms {
-                let text = self.user.text();
-                if !text.is_empty() && !is_backchannel(&text) {
-                    self.interrupt(now, out);
+                if self.barge_words().is_some_and(|t| is_real_words(&t)) {
+                    self.barge_interrupt(now, out);
                 } else {
                     self.resume(now, out);
                 }
@@ -366,13 +452,7 @@ impl Orchestrator {
                 self.ask_barge_in(now, out);
             }
         }
-        // Silence after interim text ends the turn.
-        if self.silence_deadline().is_some_and(|at| now >= at) {
-            if !self.user.interim.trim().is_empty() {
-                self.timed_out_text = Some(normalise(&self.user.text()));
-            }
-            self.end_user_turn(now, out);
-        }
+        self.check_user_turn(now, out);
         if self.reply.as_ref().is_some_and(|r| r.finished(now)) {
             self.finish_reply(now, out);
         }
@@ -382,12 +462,40 @@ impl Orchestrator {
         }
     }
 
-    /// When unfinished user text becomes a turn for want of a final: `silence_timeout_ms` after
-    /// the later of the last words and the end of speech. Not while the VAD still hears the
-    /// user, so a slow recogniser never cuts a user off mid-sentence.
+    /// End a reply whose provider went quiet without finishing or failing.
+    fn watch_stalls(&mut self, now: u64, out: &mut Vec<Action>) {
+        let Some(r) = &self.reply else { return };
+        let turn = r.turn;
+        let llm_stalled = !r.llm_done
+            && r
+                .llm_last_at
+                .is_some_and(|t| now >= t + self.cfg.llm_stall_ms);
+        let tts_stalled = matches!(r.tts, Tts::Open { owed_since: Some(t) } if now >= t + self.cfg.tts_stall_ms);
+        if llm_stalled {
+            out.push(Action::CancelLlm { turn });
+            let error = ProviderError::new(
+                ProviderErrorKind::Unavailable,
+                "llm",
+                "the language model stopped responding",
+            );
+            self.on_llm(now, turn, LlmEvent::Error(error), out);
+        }
+        if tts_stalled {
+            let error = ProviderError::new(
+                ProviderErrorKind::Unavailable,
+                "tts",
+                "speech synthesis stopped responding",
+            );
+            self.tts_failed(now, error, out);
+        }
+    }
+
+    /// When unfinished user text becomes a turn for want of an end: `silence_timeout_ms` after
+    /// the later of the last words and the end of speech. This is the one rule that ends a turn
+    /// while the VAD may still hear "speech": steady noise must not hold a turn open for ever.
     fn silence_deadline(&self) -> Option<u64> {
         let u = &self.user;
-        if u.vad_speaking || !u.has_text() {
+        if !u.has_text() {
             return None;
         }
         let last = u.last_text_at?.max(u.speech_end_at.unwrap_or(0));
@@ -398,8 +506,14 @@ impl Orchestrator {
         self.barge.as_ref().is_some_and(|b| {
             b.paused_at.is_none()
                 && matches!(b.last_decision, None | Some(BargeInDecision::Wait))
-                && self.user.vad_speaking
+                && (self.user.vad_speaking || self.user.has_text() || !b.held.is_empty())
         })
+    }
+
+    /// The words of the barge-in so far (held utterances and what the user is saying now).
+    fn barge_words(&self) -> Option<String> {
+        let b = self.barge.as_ref()?;
+        Some(join_words(&b.held, &self.user.text()))
     }
 
     fn reply_for(&mut self, turn: u32) -> Option<&mut Reply> {
@@ -415,9 +529,10 @@ impl Orchestrator {
             spoken: String::new(),
             spoken_chars: 0,
             spans: Vec::new(),
+            llm_last_at: None,
             llm_done: false,
-            tts_done: false,
-            tts_started: false,
+            broken: false,
+            tts: Tts::Idle,
             playout: Playout::new(self.cfg.output, self.cfg.lead_ms, self.cfg.chunk_ms),
             marks: Marks {
                 speech_end,
@@ -434,6 +549,7 @@ impl Orchestrator {
             VadTransition::SpeechStart { at_ms } => {
                 self.user.vad_speaking = true;
                 self.user.speech_started_at = Some(now);
+                self.user.ended = false;
                 out.push(Action::Send(ServerMessage::Vad {
                     event: VadEventKind::SpeechStart,
                     at_ms,
@@ -448,9 +564,12 @@ impl Orchestrator {
                     at_ms,
                 }));
                 out.push(Action::FinalizeStt);
-                if !self.user.finals.trim().is_empty() && self.user.interim.trim().is_empty() {
-                    self.end_user_turn(now, out);
+                // If the recogniser already saw the end and nothing was said since, its
+                // answer to the finalize adds nothing: the turn need not wait for it.
+                if !(self.user.ended && self.user.interim.trim().is_empty()) {
+                    self.user.finalize_until = Some(now + self.cfg.finalize_wait_ms);
                 }
+                self.user.ended = true;
             }
         }
     }
@@ -463,40 +582,55 @@ impl Orchestrator {
                     return;
                 }
                 self.timed_out_text = None;
+                if self.user.vad_speaking {
+                    // Words after the recogniser's endpoint: the utterance goes on.
+                    self.user.ended = false;
+                }
                 self.user.interim = text;
                 self.user.last_text_at = Some(now);
-                self.send_transcript(false, out);
+                self.send_transcript(out);
                 self.on_user_words(now, out);
             }
             SttEvent::Final {
-                text, speech_final, ..
+                text,
+                speech_final,
+                from_finalize,
+                ..
             } => {
                 if let Some(done) = self.timed_out_text.take() {
-                    let late = normalise(&text);
-                    if !self.user.has_text() && !late.is_empty() && done.contains(&late) {
+                    if !self.user.has_text() && is_late_final_of(&done, &text) {
                         return; // the late final of a turn already taken
                     }
                 }
                 if !text.trim().is_empty() {
-                    if !self.user.finals.is_empty() {
-                        self.user.finals.push(' ');
-                    }
-                    self.user.finals.push_str(text.trim());
+                    push_words(&mut self.user.finals, &text);
                     self.user.last_text_at = Some(now);
                 }
                 self.user.interim.clear();
-                if !self.user.has_text() {
-                    return;
+                if from_finalize || speech_final {
+                    self.user.finalize_until = None;
                 }
-                self.send_transcript(false, out);
-                self.on_user_words(now, out);
-                if speech_final || !self.user.vad_speaking {
-                    self.end_user_turn(now, out);
+                if speech_final || from_finalize || !self.user.vad_speaking {
+                    self.user.ended = true;
+                } else if !text.trim().is_empty() {
+                    // Words after the recogniser's endpoint: the utterance goes on.
+                    self.user.ended = false;
+                }
+                if !text.trim().is_empty() {
+                    self.send_transcript(out);
+                    self.on_user_words(now, out);
                 }
             }
             SttEvent::UtteranceEnd => {
-                if self.user.has_text() {
-                    self.end_user_turn(now, out);
+                // Nothing more of the utterance is coming: no finalize result to wait for, and
+                // an interim guess is all the text there will be (a late final for the same
+                // words is recognised as such).
+                self.user.ended = true;
+                self.user.finalize_until = None;
+                if !self.user.interim.trim().is_empty() {
+                    self.timed_out_text = Some(normalise(&self.user.interim));
+                    let interim = std::mem::take(&mut self.user.interim);
+                    push_words(&mut self.user.finals, &interim);
                 }
             }
             SttEvent::Error(error) => {
@@ -509,11 +643,34 @@ impl Orchestrator {
         }
     }
 
-    fn send_transcript(&self, is_final: bool, out: &mut Vec<Action>) {
+    /// End the user's turn once nothing holds it open: the VAD is quiet, something said the
+    /// utterance ended and no finalize result is awaited any more (or the silence timeout).
+    fn check_user_turn(&mut self, now: u64, out: &mut Vec<Action>) {
+        let timed_out = self.silence_deadline().is_some_and(|at| now >= at);
+        if self.user.finalize_until.is_some_and(|until| now >= until) {
+            self.user.finalize_until = None;
+        }
+        let u = &self.user;
+        // Interim words wait for their final (or the silence timeout): a guess is not a turn.
+        let waiting = u.vad_speaking
+            || u.finalize_until.is_some()
+            || !u.ended
+            || !u.interim.trim().is_empty();
+        if !timed_out && waiting {
+            return;
+        }
+        // A turn taken before its final came: the final, when it comes, is not a new turn.
+        if !self.user.interim.trim().is_empty() {
+            self.timed_out_text = Some(normalise(&self.user.text()));
+        }
+        self.end_user_turn(now, out);
+    }
+
+    fn send_transcript(&self, out: &mut Vec<Action>) {
         out.push(Action::Send(ServerMessage::Transcript {
             turn: self.next_turn,
             text: self.user.text(),
-            is_final,
+            is_final: false,
         }));
     }
 
@@ -531,19 +688,16 @@ impl Orchestrator {
             // No new turn starts while the server shuts down; the reply in flight finishes.
             return;
         }
-        // A typed turn is deliberate: it replaces whatever reply is in flight.
-        if self
-            .reply
-            .as_ref()
-            .is_some_and(|r| r.state() == State::Speaking)
-        {
-            self.interrupt(now, out);
-        }
-        self.user = UserInput {
-            finals: text,
-            ..Default::default()
-        };
-        self.end_user_turn(now, out);
+        // A typed turn is deliberate: it replaces whatever reply is in flight. Words the user
+        // had finished saying but that were not answered yet (held by a barge-in, or finals of
+        // an unfinished utterance) come first in it; an interim guess is dropped (its final
+        // will follow as words of their own).
+        let held = self.take_held();
+        let finals = std::mem::take(&mut self.user.finals);
+        self.user.reset();
+        self.end_reply_for_new_turn(now, out);
+        let text = join_words(&join_words(&held, &finals), &text);
+        self.start_turn(now, text, None, out);
     }
 
     /// New words from the user: judge them as a barge-in while the agent speaks.
@@ -559,6 +713,11 @@ impl Orchestrator {
         // An ignored barge-in stays ignored while it is only a backchannel; real words after
         // "yeah" ("yeah but what about...") are judged afresh.
         if !ignored || !is_backchannel(&self.user.text()) {
+            if let Some(b) = &mut self.barge {
+                if ignored {
+                    b.last_decision = None;
+                }
+            }
             self.ask_barge_in(now, out);
         }
     }
@@ -574,21 +733,25 @@ impl Orchestrator {
             last_decision: None,
             last_asked_at: now,
             paused_at: None,
+            held: String::new(),
+            held_speech_end: None,
         });
         self.ask_barge_in(now, out);
     }
 
     fn ask_barge_in(&mut self, now: u64, out: &mut Vec<Action>) {
+        let Some(words) = self.barge_words() else {
+            return;
+        };
         let Some(r) = &self.reply else { return };
         let Some(b) = &mut self.barge else { return };
         let heard_ms = r.playout.heard_ms(now);
-        let chars = r.playout.chars_heard(heard_ms, &r.spoken, r.tts_done);
+        let chars = r.playout.chars_heard(heard_ms, &r.spoken, r.tts_done());
         let spoken = heard_prefix(&r.spoken, chars);
         let remaining = r.spoken[spoken.len()..].trim().to_string();
-        let interim = self.user.text();
         let event = BargeInEvent {
-            word_count: interim.split_whitespace().count() as u32,
-            interim_text: interim,
+            word_count: words.split_whitespace().count() as u32,
+            interim_text: words,
             user_speech_ms: self
                 .user
                 .speech_started_at
@@ -616,14 +779,14 @@ impl Orchestrator {
         decision: BargeInDecision,
         out: &mut Vec<Action>,
     ) {
-        let Some(b) = &mut self.barge else { return };
+        let Some(b) = &self.barge else { return };
         if b.turn != turn || b.seq != seq || self.reply.as_ref().is_none_or(|r| r.turn != turn) {
             return; // an answer to an older question
         }
-        let protected_now = self.reply.as_ref().is_some_and(|r| {
-            let heard = r.playout.heard_ms(now);
-            r.protected_at(r.playout.chars_heard(heard, &r.spoken, r.tts_done))
-        });
+        let protected_now = self
+            .reply
+            .as_ref()
+            .is_some_and(|r| r.protected_at(r.chars_heard(now)));
         // The host keeps the protected-phrase promise whatever a plug-in answers.
         let decision = if self.cfg.protect_phrases
             && protected_now
@@ -635,24 +798,56 @@ impl Orchestrator {
         } else {
             decision
         };
-        b.last_decision = Some(decision);
+        let user_done = !b.held.is_empty() && !self.user.vad_speaking && !self.user.has_text();
+        if let Some(b) = &mut self.barge {
+            b.last_decision = Some(decision);
+        }
         match decision {
-            BargeInDecision::Interrupt => self.interrupt(now, out),
+            BargeInDecision::Interrupt => self.barge_interrupt(now, out),
+            // Pausing to listen for more words makes no sense once the user has finished:
+            // their words decide at once.
+            BargeInDecision::Pause if user_done => {
+                if self.barge_words().is_some_and(|t| is_real_words(&t)) {
+                    self.barge_interrupt(now, out);
+                } else {
+                    self.drop_barge(now, out);
+                }
+            }
             BargeInDecision::Pause => {
-                if b.paused_at.is_none() {
-                    b.paused_at = Some(now);
-                    if let Some(r) = &mut self.reply {
-                        r.playout.pause();
+                let turn = self.reply.as_ref().map_or(turn, |r| r.turn);
+                if let Some(b) = &mut self.barge {
+                    if b.paused_at.is_none() {
+                        b.paused_at = Some(now);
+                        if let Some(r) = &mut self.reply {
+                            r.playout.pause(now);
+                        }
+                        out.push(Action::Send(ServerMessage::Pause { turn }));
                     }
                 }
             }
             BargeInDecision::Ignore => {
-                if b.paused_at.is_some() {
+                if self.barge.as_ref().is_some_and(|b| b.paused_at.is_some()) {
                     self.resume(now, out);
+                }
+                // Words the user already finished are not a turn: the policy judged them not
+                // meant to take it (docs/protocol.md, "held words").
+                if user_done {
+                    self.drop_barge(now, out);
+                } else if let Some(b) = &mut self.barge {
+                    b.held.clear();
+                    b.held_speech_end = None;
                 }
             }
             BargeInDecision::Wait => {}
         }
+    }
+
+    /// The barge-in is over without interrupting: audio goes on, its words are dropped.
+    fn drop_barge(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.barge.as_ref().is_some_and(|b| b.paused_at.is_some()) {
+            self.resume(now, out);
+        }
+        self.barge = None;
     }
 
     fn resume(&mut self, now: u64, out: &mut Vec<Action>) {
@@ -661,12 +856,45 @@ impl Orchestrator {
             b.last_decision = Some(BargeInDecision::Ignore);
         }
         if let Some(r) = &mut self.reply {
-            r.playout.resume();
+            if r.playout.is_paused() {
+                r.playout.resume(now);
+                out.push(Action::Send(ServerMessage::Resume { turn: r.turn }));
+            }
             r.playout.pump(now, |c| out.push(Action::SendAudio(c)));
         }
     }
 
-    /// The user finished a turn.
+    /// The barge-in interrupts the reply. Its words are the user's next turn: at once when the
+    /// user already finished them, else when their utterance ends.
+    fn barge_interrupt(&mut self, now: u64, out: &mut Vec<Action>) {
+        let (held, held_end) = self
+            .barge
+            .take()
+            .map(|b| (b.held, b.held_speech_end))
+            .unwrap_or_default();
+        let resumable = self.interrupt(now, out);
+        self.resumable = resumable;
+        if held.is_empty() || self.draining {
+            return;
+        }
+        if self.user.vad_speaking || self.user.has_text() {
+            // The user is saying more: the held words open the turn that utterance ends.
+            self.user.finals = join_words(&held, &self.user.finals);
+        } else {
+            self.resumable = None;
+            self.start_turn(now, held, held_end, out);
+        }
+    }
+
+    /// Words held by the barge-in of the current reply, taken out of it.
+    fn take_held(&mut self) -> String {
+        self.barge
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.held))
+            .unwrap_or_default()
+    }
+
+    /// The user finished an utterance (its text may be empty).
     fn end_user_turn(&mut self, now: u64, out: &mut Vec<Action>) {
         let text = self.user.text();
         // A spoken turn the recogniser ended (endpointing) before the local VAD's hangover did:
@@ -675,42 +903,73 @@ impl Orchestrator {
         let speech_end = self.user.speech_end_at.or_else(|| spoken.then_some(now));
         self.user.reset();
         if text.is_empty() {
+            self.on_empty_utterance(now, out);
             return;
         }
-        // Speech during a reply that did not interrupt it.
-        if let Some(b) = self.barge.take() {
-            if self.reply.as_ref().is_some_and(|r| r.turn == b.turn) {
-                if b.paused_at.is_some() && !is_backchannel(&text) {
-                    self.barge = Some(b);
-                    self.interrupt(now, out);
+        self.resumable = None;
+        // Speech during a reply: the barge-in policy decides, now with the finished words.
+        let reply_turn = self.reply.as_ref().map(|r| r.turn);
+        let barge = self.barge.as_mut().filter(|b| Some(b.turn) == reply_turn);
+        if let Some(b) = barge {
+            push_words(&mut b.held, &text);
+            b.held_speech_end = speech_end;
+            let words = b.held.clone();
+            if b.paused_at.is_some() {
+                // Paused for more words: they came, and they decide at once.
+                if is_real_words(&words) {
+                    self.barge_interrupt(now, out);
                 } else {
-                    if b.paused_at.is_some() {
-                        self.barge = Some(b);
-                        self.resume(now, out);
-                        self.barge = None;
-                    }
-                    if !is_backchannel(&text) {
-                        push_words(&mut self.held_user_text, &text);
-                    }
-                    return;
+                    self.drop_barge(now, out);
                 }
+            } else if b.last_decision == Some(BargeInDecision::Ignore) && is_backchannel(&words) {
+                self.barge = None;
+            } else {
+                b.last_decision = None;
+                self.ask_barge_in(now, out);
             }
+            return;
         }
         if self.draining {
             return;
         }
-        // A reply to an earlier turn gives way to the new one; if it was already playing, memory
-        // keeps what the user heard of it.
+        self.end_reply_for_new_turn(now, out);
+        self.start_turn(now, text, speech_end, out);
+    }
+
+    /// An utterance ended with no words (noise, or a recogniser that revised its guess to
+    /// nothing). If it had interrupted a reply, the agent goes on with what it had left to say.
+    fn on_empty_utterance(&mut self, now: u64, out: &mut Vec<Action>) {
+        if let Some(b) = &self.barge {
+            if b.held.is_empty() && b.paused_at.is_none() {
+                self.barge = None;
+            }
+        }
+        let Some(Resumable { text }) = self.resumable.take() else {
+            return;
+        };
+        if self.reply.is_some() || self.draining || text.trim().is_empty() {
+            return;
+        }
+        let turn = self.next_turn;
+        self.next_turn += 1;
+        self.reply = Some(self.new_reply(turn, now, None));
+        self.speak_direct(now, &text, out);
+    }
+
+    /// A new user turn replaces the reply in flight: if it was already playing, memory keeps
+    /// what the user heard of it.
+    fn end_reply_for_new_turn(&mut self, now: u64, out: &mut Vec<Action>) {
+        self.barge = None;
+        self.resumable = None;
         if self
             .reply
             .as_ref()
             .is_some_and(|r| r.state() == State::Speaking)
         {
             self.interrupt(now, out);
-        } else if self.reply.is_some() {
-            self.cancel_reply(out);
+        } else {
+            self.cancel_reply(now, out);
         }
-        self.start_turn(now, text, speech_end, out);
     }
 
     fn start_turn(
@@ -753,10 +1012,11 @@ impl Orchestrator {
         if r.planned {
             return;
         }
-        r.planned = true;
         r.marks.plugins_ms = Some(plugins_ms);
         match output {
             PromptOutput::Llm { messages, settings } => {
+                r.planned = true;
+                r.llm_last_at = Some(now);
                 out.push(Action::StartLlm {
                     turn,
                     messages,
@@ -767,11 +1027,14 @@ impl Orchestrator {
         }
     }
 
-    /// Speak a fixed text (greeting, or a plug-in's direct reply) as if the LLM had produced it.
+    /// Speak a fixed text (greeting, a plug-in's direct reply, the rest of a reply a false
+    /// barge-in stopped) as if the LLM had produced it.
     fn speak_direct(&mut self, now: u64, text: &str, out: &mut Vec<Action>) {
-        let Some(turn) = self.reply.as_ref().map(|r| r.turn) else {
+        let Some(r) = &mut self.reply else {
             return;
         };
+        r.planned = true;
+        let turn = r.turn;
         self.on_llm(now, turn, LlmEvent::Token(text.to_string()), out);
         self.on_llm(
             now,
@@ -792,7 +1055,10 @@ impl Orchestrator {
         if r.llm_done {
             return;
         }
-        let pushed = match event {
+        if r.llm_last_at.is_some() {
+            r.llm_last_at = Some(now);
+        }
+        let pushed: Pushed = match event {
             LlmEvent::Token(token) => {
                 r.marks.llm_first_token.get_or_insert(now);
                 r.aggregator.push(&token)
@@ -803,12 +1069,14 @@ impl Orchestrator {
             }
             LlmEvent::Error(error) => {
                 r.llm_done = true;
+                r.broken = true;
                 out.push(Action::Send(ServerMessage::error(
                     error.client_code(),
                     format!("the reply could not be generated: {error}"),
                     false,
                 )));
-                r.aggregator.finish()
+                // Only whole sentences are spoken: a fragment is dropped.
+                r.aggregator.abandon()
             }
         };
         if !pushed.delta.is_empty() {
@@ -820,9 +1088,17 @@ impl Orchestrator {
         }
         for Sentence { text, protected } in pushed.sentences {
             let protected = protected || patterns.iter().any(|p| p.is_match(&text));
-            if !r.tts_started {
-                r.tts_started = true;
-                out.push(Action::StartTts { turn });
+            match &mut r.tts {
+                Tts::Idle => {
+                    r.tts = Tts::Open {
+                        owed_since: Some(now),
+                    };
+                    out.push(Action::StartTts { turn });
+                }
+                Tts::Open { owed_since } => {
+                    owed_since.get_or_insert(now);
+                }
+                Tts::Done => {}
             }
             r.marks.first_sentence.get_or_insert(now);
             if !r.spoken.is_empty() {
@@ -838,25 +1114,41 @@ impl Orchestrator {
             out.push(Action::SpeakSentence { turn, text });
         }
         if r.llm_done {
-            if r.tts_started {
+            if let Tts::Open { owed_since } = &mut r.tts {
+                owed_since.get_or_insert(now);
                 out.push(Action::FlushTts { turn });
             } else {
                 // Nothing to say: the reply is complete without audio.
-                r.tts_done = true;
+                r.tts = Tts::Done;
             }
         }
     }
 
-    /// Stop the reply the user barged in on; keep in memory only what they heard.
-    fn interrupt(&mut self, now: u64, out: &mut Vec<Action>) {
-        let Some(r) = self.reply.take() else { return };
-        if let Some(b) = &mut self.barge {
-            b.paused_at = None;
-            b.last_decision = Some(BargeInDecision::Interrupt);
+    /// Text-to-speech failed (or stalled): nothing more of the reply can be heard. It ends now,
+    /// interrupted at what the user heard; the client flushes what it buffered.
+    fn tts_failed(&mut self, now: u64, error: ProviderError, out: &mut Vec<Action>) {
+        out.push(Action::Send(ServerMessage::error(
+            error.client_code(),
+            format!("speech synthesis failed: {error}"),
+            false,
+        )));
+        if let Some(r) = &mut self.reply {
+            // What was synthesised is not all that was sent: heard text is estimated from time.
+            r.tts = Tts::Open { owed_since: None };
         }
-        let heard_ms = r.playout.heard_ms(now);
-        let chars = r.playout.chars_heard(heard_ms, &r.spoken, r.tts_done);
-        let heard = heard_prefix(&r.spoken, chars);
+        let held = self.take_held();
+        self.barge = None;
+        self.interrupt(now, out);
+        if !held.is_empty() && !self.draining {
+            self.start_turn(now, held, None, out);
+        }
+    }
+
+    /// Stop the reply now; memory keeps only what the user heard. Returns what was left unsaid.
+    fn interrupt(&mut self, now: u64, out: &mut Vec<Action>) -> Option<Resumable> {
+        let r = self.reply.take()?;
+        self.barge = None;
+        let heard = r.heard(now);
         out.push(Action::CancelLlm { turn: r.turn });
         out.push(Action::CancelTts { turn: r.turn });
         out.push(Action::Send(ServerMessage::Interrupt { turn: r.turn }));
@@ -867,41 +1159,54 @@ impl Orchestrator {
         }));
         self.memory.push(Role::Assistant, &strip_markers(&heard));
         out.push(Action::Metrics(metrics(&r)));
-        // The barge-in utterance goes on as the user's next turn.
-        self.barge = None;
+        let rest = r.spoken[heard.len()..].trim().to_string();
+        Some(Resumable { text: rest })
     }
 
-    /// Drop a reply nobody heard (or the session ends).
-    fn cancel_reply(&mut self, out: &mut Vec<Action>) {
+    /// Drop a reply (a newer turn replaces it, or the session ends). Its turn still gets an
+    /// `agent_done`, so the client knows what became of it; `interrupt` flushes any audio.
+    fn cancel_reply(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self
+            .reply
+            .as_ref()
+            .is_some_and(|r| r.state() == State::Speaking)
+        {
+            self.interrupt(now, out);
+            return;
+        }
         let Some(r) = self.reply.take() else { return };
         self.barge = None;
         out.push(Action::CancelLlm { turn: r.turn });
         out.push(Action::CancelTts { turn: r.turn });
-        if r.playout.started() || !r.text.is_empty() {
+        if !r.text.is_empty() {
+            // The client was shown text of it: drop it.
             out.push(Action::Send(ServerMessage::Interrupt { turn: r.turn }));
-            out.push(Action::Send(ServerMessage::AgentDone {
-                turn: r.turn,
-                text: String::new(),
-                interrupted: true,
-            }));
         }
+        out.push(Action::Send(ServerMessage::AgentDone {
+            turn: r.turn,
+            text: String::new(),
+            interrupted: true,
+        }));
     }
 
     fn finish_reply(&mut self, now: u64, out: &mut Vec<Action>) {
         let Some(r) = self.reply.take() else { return };
+        let held = self.take_held();
         self.barge = None;
+        // A reply that broke off keeps what was heard (all of its whole sentences, by now).
+        let text = if r.broken { r.heard(now) } else { r.text.clone() };
         out.push(Action::Send(ServerMessage::AgentDone {
             turn: r.turn,
-            text: r.text.clone(),
-            interrupted: false,
+            text: text.clone(),
+            interrupted: r.broken,
         }));
-        self.memory.push(Role::Assistant, &r.text);
+        self.memory.push(Role::Assistant, &text);
         out.push(Action::Metrics(metrics(&r)));
         if self.draining {
             self.close(close::GOING_AWAY, "server shutting down", out);
             return;
         }
-        let held = std::mem::take(&mut self.held_user_text);
+        // Words the user finished during the reply, still held back when it ended: the next turn.
         if !held.is_empty() {
             self.start_turn(now, held, None, out);
         }
@@ -925,11 +1230,38 @@ fn normalise(text: &str) -> String {
         .join(" ")
 }
 
+/// Whether `late` (a final) repeats words of `done` (a turn already taken from interim text):
+/// its words appear in `done` as a run of whole words ("no" is not in "i don't know").
+fn is_late_final_of(done: &str, late: &str) -> bool {
+    let late = normalise(late);
+    if late.is_empty() {
+        return false;
+    }
+    let done: Vec<&str> = done.split(' ').collect();
+    let late: Vec<&str> = late.split(' ').collect();
+    done.windows(late.len()).any(|w| w == late.as_slice())
+}
+
+/// Words that take the turn: not empty and not only a backchannel ("uh-huh", "yeah").
+fn is_real_words(text: &str) -> bool {
+    !text.trim().is_empty() && !is_backchannel(text)
+}
+
 fn push_words(buf: &mut String, text: &str) {
+    let text = text.trim();
+    if text.is_empty() {
+        return;
+    }
     if !buf.is_empty() {
         buf.push(' ');
     }
-    buf.push_str(text.trim());
+    buf.push_str(text);
+}
+
+fn join_words(a: &str, b: &str) -> String {
+    let mut s = a.trim().to_string();
+    push_words(&mut s, b);
+    s
 }
 
 fn metrics(r: &Reply) -> TurnMetrics {
@@ -948,5 +1280,17 @@ fn metrics(r: &Reply) -> TurnMetrics {
         tts_first_audio_ms: since(r.marks.tts_first_audio),
         first_audio_sent_ms: since(r.playout.first_sent_at()),
         host_processing_ms: 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_late_final_of;
+
+    #[test]
+    fn a_late_final_is_compared_by_whole_words() {
+        assert!(is_late_final_of("i don't know", "don't know"));
+        assert!(!is_late_final_of("i don't know", "no"));
+        assert!(!is_late_final_of("i don't know", ""));
     }
 }

@@ -23,11 +23,12 @@ pub struct Playout {
     /// When (session clock) the client will have played everything sent so far.
     play_end: u64,
     first_sent_at: Option<u64>,
-    paused: bool,
+    /// When the reply was paused (session clock), while it is.
+    paused_at: Option<u64>,
     /// End time (ms of reply audio) of each aligned character, in text order.
     char_ends: Vec<u32>,
-    /// The client's own report of how much it has played.
-    reported_played: Option<u64>,
+    /// The client's latest report of how much it has played, and when it arrived.
+    reported_played: Option<(u64, u64)>,
 }
 
 impl Playout {
@@ -47,7 +48,7 @@ impl Playout {
             sent_ms: 0.0,
             play_end: 0,
             first_sent_at: None,
-            paused: false,
+            paused_at: None,
             char_ends: Vec::new(),
             reported_played: None,
         }
@@ -77,7 +78,7 @@ impl Playout {
 
     /// Send what the pacing allows at `now`; calls `send` with each chunk.
     pub fn pump(&mut self, now: u64, mut send: impl FnMut(Vec<u8>)) {
-        if self.paused {
+        if self.paused_at.is_some() {
             return;
         }
         while !self.queue.is_empty() && self.play_end.saturating_sub(now) < self.lead_ms {
@@ -94,25 +95,39 @@ impl Playout {
     /// When the next chunk may be sent (None when nothing is queued or paused): the first
     /// instant at which `pump` sends, so a timer set for it never fires without work to do.
     pub fn next_send_at(&self) -> Option<u64> {
-        if self.paused || self.queue.is_empty() {
+        if self.paused_at.is_some() || self.queue.is_empty() {
             None
         } else {
             Some((self.play_end + 1).saturating_sub(self.lead_ms))
         }
     }
 
-    /// Stop sending, keep the rest queued.
-    pub fn pause(&mut self) {
-        self.paused = true;
+    /// Stop sending, keep the rest queued. The client pauses its player too (the `pause`
+    /// message), so what it had buffered is not heard until `resume`.
+    pub fn pause(&mut self, now: u64) {
+        self.paused_at.get_or_insert(now);
     }
 
-    /// Continue sending from where it stopped.
-    pub fn resume(&mut self) {
-        self.paused = false;
+    /// Continue sending from where it stopped; the client's buffered audio plays from now on.
+    pub fn resume(&mut self, now: u64) {
+        if let Some(at) = self.paused_at.take() {
+            let held = now.saturating_sub(at);
+            if self.play_end > at {
+                self.play_end += held;
+            }
+            // The client played nothing while paused: its report is projected from the resume.
+            if let Some((_, reported_at)) = &mut self.reported_played {
+                *reported_at = if *reported_at <= at {
+                    *reported_at + held
+                } else {
+                    now
+                };
+            }
+        }
     }
 
     pub fn is_paused(&self) -> bool {
-        self.paused
+        self.paused_at.is_some()
     }
 
     /// Whether any audio has gone to the client yet.
@@ -133,17 +148,21 @@ impl Playout {
         self.play_end
     }
 
-    pub fn report_played(&mut self, played_ms: u64) {
-        self.reported_played = Some(played_ms);
+    /// The client reported at `now` having played `played_ms` of this reply.
+    pub fn report_played(&mut self, played_ms: u64, now: u64) {
+        self.reported_played = Some((played_ms, now));
     }
 
-    /// How much of the reply the user has heard at `now`, in ms: the client's report when it gave
-    /// one, else what was sent minus what is still in the client's buffer.
+    /// How much of the reply the user has heard at `now`, in ms: the client's latest report
+    /// projected forward by the time since it arrived (the client keeps playing meanwhile), else
+    /// what was sent minus what is still in the client's buffer; never more than was sent, and
+    /// nothing is played while the reply is paused.
     pub fn heard_ms(&self, now: u64) -> u64 {
-        let estimate = (self.sent_ms as u64).saturating_sub(self.play_end.saturating_sub(now));
+        let now = self.paused_at.map_or(now, |at| now.min(at));
+        let sent = self.sent_ms as u64;
         match self.reported_played {
-            Some(r) => r.min(self.sent_ms as u64),
-            None => estimate,
+            Some((played, at)) => (played + now.saturating_sub(at)).min(sent),
+            None => sent.saturating_sub(self.play_end.saturating_sub(now)),
         }
     }
 
@@ -237,13 +256,17 @@ mod tests {
         p.push(&vec![0u8; 32_000], None);
         let mut sent = 0;
         p.pump(0, |c| sent += c.len());
-        p.pause();
+        p.pause(0);
         p.pump(1000, |c| sent += c.len());
         assert_eq!(sent, 6400);
         assert_eq!(p.next_send_at(), None);
-        p.resume();
+        assert_eq!(p.heard_ms(1000), 0, "a paused client plays nothing");
+        p.resume(1000);
+        assert_eq!(p.heard_ms(1100), 100, "its buffer plays on from the resume");
         p.pump(1000, |c| sent += c.len());
-        assert_eq!(sent, 12_800);
+        assert_eq!(sent, 6400, "the client still holds the 200 ms lead");
+        p.pump(1100, |c| sent += c.len());
+        assert_eq!(sent, 6400 + 640 * 5, "then real time again");
     }
 
     #[test]
@@ -280,8 +303,10 @@ mod tests {
         let mut p = Playout::new(pcm16k(), 200, 20);
         p.push(&vec![0u8; 32_000], None);
         p.pump(0, |_| {});
-        p.report_played(40);
+        p.report_played(40, 150);
         assert_eq!(p.heard_ms(150), 40);
+        assert_eq!(p.heard_ms(190), 80, "projected forward by the time since the report");
+        assert_eq!(p.heard_ms(5000), 200, "but never past what was sent");
     }
 
     #[test]

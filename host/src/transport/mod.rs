@@ -3,3 +3,4 @@
 pub mod protocol;
 pub mod twilio;
 pub mod v1;
+pub mod writer;

@@ -26,6 +26,9 @@ pub enum ClientMessage {
     },
     Playback {
         played_ms: u64,
+        /// The reply the report is about; reports for another reply are ignored.
+        #[serde(default)]
+        turn: Option<u32>,
     },
     Stop {},
 }
@@ -125,6 +128,14 @@ pub enum ServerMessage {
         interrupted: bool,
     },
     Interrupt {
+        turn: u32,
+    },
+    /// Stop playing the reply now, keeping what is buffered: the user may be taking the turn.
+    Pause {
+        turn: u32,
+    },
+    /// Play the paused reply on from where it stopped.
+    Resume {
         turn: u32,
     },
     TurnMetrics(TurnMetrics),

@@ -7,7 +7,8 @@ use super::protocol::{
 };
 use crate::audio::AudioFormat;
 use crate::server::AppState;
-use crate::session::{driver, Inbound, Outbound, StartParams};
+use super::writer;
+use crate::session::{driver, outbound, Inbound, Outbound, StartParams};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -17,7 +18,6 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 /// How long a client may take to send `start`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-const OUTBOUND_CAPACITY: usize = 256;
 const INBOUND_CAPACITY: usize = 64;
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -167,7 +167,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     metrics.sessions_active.inc();
 
     let (in_tx, in_rx) = mpsc::channel(INBOUND_CAPACITY);
-    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(OUTBOUND_CAPACITY);
+    let (out_tx, out_rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
     let session = tokio::spawn(driver::run(
         state.deps.clone(),
         start,
@@ -177,35 +177,16 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     ));
 
     // Writer: session output to the socket.
-    let mut force = state.force_signal();
-    let writer = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                o = out_rx.recv() => match o {
-                    Some(Outbound::Json(text)) => {
-                        if sink.send(Message::Text(text.into())).await.is_err() { break; }
-                    }
-                    Some(Outbound::Audio(bytes)) => {
-                        if sink.send(Message::Binary(bytes.into())).await.is_err() { break; }
-                    }
-                    Some(Outbound::Close { code, reason }) => {
-                        send_close(&mut sink, code, &reason).await;
-                        break;
-                    }
-                    None => {
-                        send_close(&mut sink, close::NORMAL, "").await;
-                        break;
-                    }
-                },
-                r = force.changed() => {
-                    if r.is_ok() {
-                        send_close(&mut sink, close::GOING_AWAY, "server shutting down").await;
-                        break;
-                    }
-                }
-            }
-        }
-    });
+    let mut writer = tokio::spawn(writer::run(
+        sink,
+        out_rx,
+        state.force_signal(),
+        |out| match out {
+            Outbound::Json(text) => vec![Message::Text(text.into())],
+            Outbound::Audio(bytes) => vec![Message::Binary(bytes.into())],
+            Outbound::Close { .. } => Vec::new(),
+        },
+    ));
 
     // Reader: socket frames to the session.
     let reader_out = out_tx.clone();
@@ -213,24 +194,21 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
         while let Some(frame) = stream.next().await {
             let Ok(frame) = frame else {
                 // Includes frames over the WebSocket layer's limit.
-                let _ = reader_out.try_send(Outbound::Json(
+                let _ = reader_out.json(
                     ServerMessage::error(
                         "frame_too_large",
                         "frame rejected by the WebSocket layer",
                         true,
                     )
                     .to_json(),
-                ));
-                let _ = reader_out.try_send(Outbound::Close {
-                    code: close::TOO_BIG,
-                    reason: "frame too large".into(),
-                });
+                );
+                reader_out.close(close::TOO_BIG, "frame too large");
                 break;
             };
             let inbound = match frame {
                 Message::Binary(bytes) => {
                     if bytes.len() > MAX_AUDIO_FRAME_BYTES {
-                        let _ = reader_out.try_send(Outbound::Json(
+                        let _ = reader_out.json(
                             ServerMessage::error(
                                 "frame_too_large",
                                 format!(
@@ -239,11 +217,8 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
                                 true,
                             )
                             .to_json(),
-                        ));
-                        let _ = reader_out.try_send(Outbound::Close {
-                            code: close::TOO_BIG,
-                            reason: "frame too large".into(),
-                        });
+                        );
+                        reader_out.close(close::TOO_BIG, "frame too large");
                         break;
                     }
                     Inbound::Audio(bytes)
@@ -288,16 +263,24 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
                 if e.is_panic() {
                     metrics.session_panics.inc();
                     tracing::error!("session task panicked");
-                    let _ = out_tx.try_send(Outbound::Json(
+                    let _ = out_tx.json(
                         ServerMessage::error("internal", "internal error; the session ended", true).to_json(),
-                    ));
-                    let _ = out_tx.try_send(Outbound::Close { code: close::INTERNAL, reason: "internal error".into() });
+                    );
+                    out_tx.close(close::INTERNAL, "internal error");
                 }
             }
         }
     }
     drop(out_tx);
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    // The slot is held until the socket is gone: the writer finishes its close (bounded by the
+    // send timeout) or is stopped, and with it the connection.
+    if tokio::time::timeout(2 * writer::SEND_TIMEOUT, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+        let _ = writer.await;
+    }
     metrics.sessions_active.dec();
     tracing::info!("session ended");
     drop(permit);

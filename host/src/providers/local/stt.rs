@@ -177,7 +177,7 @@ async fn run_stream(
                             Some(audio) => finals.push_back((audio, start)),
                             None if finals.is_empty() && pending.as_ref().is_none_or(|p| p.final_of.is_none()) => {
                                 // Nothing was heard: still answer, so the session is not left waiting.
-                                let empty = SttEvent::Final { text: String::new(), words: Vec::new(), speech_final: true };
+                                let empty = SttEvent::Final { text: String::new(), words: Vec::new(), speech_final: true, from_finalize: true };
                                 if events.send(empty).await.is_err() {
                                     return;
                                 }
@@ -226,6 +226,7 @@ fn final_event(text: String, start_ms: u32, samples: usize) -> SttEvent {
         words: words_of(&text, start_ms, samples),
         text,
         speech_final: true,
+        from_finalize: false,
     }
 }
 
@@ -378,6 +379,7 @@ mod tests {
                 text,
                 words,
                 speech_final,
+                ..
             }) => {
                 assert!(speech_final);
                 assert!(text.starts_with("heard "), "{text}");
@@ -410,7 +412,8 @@ mod tests {
             Some(SttEvent::Final {
                 text: String::new(),
                 words: vec![],
-                speech_final: true
+                speech_final: true,
+                from_finalize: true,
             })
         );
     }

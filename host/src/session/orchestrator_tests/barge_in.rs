@@ -47,19 +47,9 @@ fn an_accepted_barge_in_stops_the_reply_and_keeps_only_the_aligned_heard_words()
         Some(&ChatMessage::new(Role::Assistant, heard))
     );
 
-    // Nothing more of the old reply reaches the client, whatever its providers still send.
-    assert_eq!(audio_ms(&s.run_until(9000)), 0);
-    for event in [
-        llm_token(turn, " More."),
-        tts_audio(turn, 500, None),
-        Event::TtsDone { turn },
-        llm_done(turn),
-    ] {
-        assert!(s.feed(event).is_empty());
-    }
-
     // The barge-in utterance is the next turn, planned with the truncated history.
-    let out = s.at(9100, final_text("wait I need the earlier one", true));
+    s.at(4600, final_text("wait I need the earlier one", true));
+    let out = s.at(4650, vad_end(4600));
     assert_eq!(
         plans(&out),
         vec![(
@@ -71,6 +61,17 @@ fn an_accepted_barge_in_stops_the_reply_and_keeps_only_the_aligned_heard_words()
             ]
         )]
     );
+
+    // Nothing more of the old reply reaches the client, whatever its providers still send.
+    assert_eq!(audio_ms(&s.run_until(9000)), 0);
+    for event in [
+        llm_token(turn, " More."),
+        tts_audio(turn, 500, None),
+        Event::TtsDone { turn },
+        llm_done(turn),
+    ] {
+        assert!(s.feed(event).is_empty());
+    }
 }
 
 #[test]
@@ -85,15 +86,30 @@ fn the_clients_playback_report_decides_what_was_heard() {
             done: true,
         },
     );
-    // The client is behind the server's estimate (6000 ms at 7000): it played 4000 ms.
-    s.at(6900, Event::Playback { played_ms: 4000 });
+    // The client is behind the server's estimate (6000 ms at 7000): it played 4000 ms at 6900,
+    // so 4200 ms by 7100.
+    s.at(
+        6900,
+        Event::Playback {
+            turn: Some(turn),
+            played_ms: 4000,
+        },
+    );
+    // A late report about another reply says nothing about this one.
+    s.at(
+        6950,
+        Event::Playback {
+            turn: Some(turn - 1),
+            played_ms: 100,
+        },
+    );
     s.at(7000, vad_start(6000));
     let out = s.at(7100, interim("stop stop I said stop"));
     assert_eq!(
         agent_done(&out),
         vec![(turn, "Alpha bravo charlie".to_string(), true)]
     );
-    assert_eq!(s.asked.last().unwrap().0.agent_spoken_ms, 4000);
+    assert_eq!(s.asked.last().unwrap().0.agent_spoken_ms, 4200);
 }
 
 #[test]

@@ -226,6 +226,17 @@ pub fn final_text(text: &str, speech_final: bool) -> Event {
         text: text.into(),
         words: Vec::new(),
         speech_final,
+        from_finalize: false,
+    })
+}
+
+/// The recogniser's answer to the session's `Finalize`.
+pub fn finalize_result(text: &str) -> Event {
+    Event::Stt(SttEvent::Final {
+        text: text.into(),
+        words: Vec::new(),
+        speech_final: false,
+        from_finalize: true,
     })
 }
 

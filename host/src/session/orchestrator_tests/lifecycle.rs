@@ -16,7 +16,8 @@ fn a_new_turn_while_the_reply_is_generated_cancels_the_stale_reply() {
     assert_eq!(s.orch.state(), State::Thinking);
 
     s.at(300, vad_start(300));
-    let out = s.at(900, final_text("in Paris", true));
+    s.at(900, final_text("in Paris", true));
+    let out = s.at(950, vad_end(930));
     assert!(cancelled(&out, turn), "{out:?}");
     assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
     assert_eq!(
@@ -37,12 +38,20 @@ fn a_new_turn_while_the_reply_is_generated_cancels_the_stale_reply() {
 }
 
 #[test]
-fn a_planned_reply_nobody_saw_is_cancelled_quietly() {
+fn a_reply_replaced_before_anything_of_it_was_seen_still_gets_its_agent_done() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "hello");
     let out = s.at(10, Event::UserText("hello again".into()));
     assert!(out.contains(&Action::CancelLlm { turn }));
-    assert!(agent_done(&out).is_empty(), "the client saw nothing of it");
+    assert!(
+        !out.contains(&Action::Send(ServerMessage::Interrupt { turn })),
+        "nothing to flush"
+    );
+    assert_eq!(
+        agent_done(&out),
+        vec![(turn, String::new(), true)],
+        "the client learns what became of turn 1"
+    );
     assert_eq!(plans(&out)[0].0, turn + 1);
 }
 
@@ -81,6 +90,7 @@ fn speech_begun_before_the_reply_was_heard_keeps_what_was_heard() {
     );
     assert_eq!(s.orch.state(), State::Speaking);
     // No new words since the reply became audible; the recogniser closes the utterance.
+    s.at(1500, vad_end(1480));
     let out = s.at(1540, Event::Stt(crate::providers::SttEvent::UtteranceEnd));
     assert!(cancelled(&out, turn));
     assert_eq!(
@@ -104,7 +114,11 @@ fn stop_cancels_the_reply_and_closes_normally() {
     );
     let out = s.at(500, Event::Stop);
     assert!(cancelled(&out, turn));
-    assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
+    assert_eq!(
+        agent_done(&out),
+        vec![(turn, "Hi".to_string(), true)],
+        "what was heard in 500 ms at the estimated speaking rate"
+    );
     assert_eq!(
         out.last(),
         Some(&Action::Close {

@@ -5,6 +5,7 @@ use super::harness::*;
 use crate::behaviour::BargeInDecision;
 use crate::session::events::Action;
 use crate::session::orchestrator::{OrchestratorConfig, State};
+use crate::transport::protocol::ServerMessage;
 
 const REPLY: &str = "Your table for two is booked for eight tonight at the corner bistro.";
 
@@ -27,6 +28,10 @@ fn paused() -> (Session, u32, u64) {
         .expect("speech during a reply is judged");
     assert_eq!(question.agent_spoken_ms, 2000);
     out.extend(s.decide(turn, seq, BargeInDecision::Pause));
+    assert!(
+        messages(&out).contains(&&ServerMessage::Pause { turn }),
+        "the client pauses its player too"
+    );
     sent += audio_ms(&out);
     assert_eq!(s.orch.state(), State::Speaking);
     (s, turn, sent)
@@ -41,8 +46,12 @@ fn a_pause_stops_audio_at_once_and_resumes_where_it_stopped_if_no_words_follow()
     assert_eq!(audio_ms(&out), 0, "no audio while paused");
     assert!(agent_done(&out).is_empty());
 
-    // The pause timeout (2000 ms) passes without words: the reply continues.
+    // The pause timeout (2000 ms) passes without words: the reply continues, first from what
+    // the client buffered (the 200 ms lead), then with new audio.
     let out = s.run_until(4000);
+    assert!(messages(&out).contains(&&ServerMessage::Resume { turn }));
+    sent += audio_ms(&out);
+    let out = s.run_until(4100);
     assert!(audio_ms(&out) > 0, "audio resumes");
     sent += audio_ms(&out);
     let out = s.run_until(60_000);
@@ -66,10 +75,11 @@ fn real_words_during_a_pause_become_an_interruption() {
     assert_eq!(done.len(), 1, "{out:?}");
     let (_, heard, interrupted) = &done[0];
     assert!(interrupted);
-    // 2200 ms of 6000 were sent (the lead was in the client's buffer when it paused).
+    // 2000 ms of 6000 were heard (the client paused with the lead still in its buffer).
     assert_eq!(heard, "Your table for two is");
     assert!(cancelled(&out, turn));
     assert_eq!(s.orch.memory().last().unwrap().content, *heard);
+    s.at(4100, vad_end(4100));
     let out = s.at(4200, final_text("actually make it nine", true));
     assert_eq!(plans(&out)[0].1, "actually make it nine");
 }
@@ -79,9 +89,9 @@ fn a_final_backchannel_during_a_pause_resumes_at_once() {
     let (mut s, turn, _) = paused();
     s.at(2200, interim("mm-hmm"));
     s.at(2400, vad_end(2400));
-    let out = s.at(2500, final_text("mm-hmm", false));
+    let out = s.at(2500, finalize_result("mm-hmm"));
     assert!(
-        audio_ms(&out) > 0,
+        messages(&out).contains(&&ServerMessage::Resume { turn }),
         "the reply resumes without waiting for the timeout"
     );
     assert!(plans(&out).is_empty());
@@ -94,7 +104,7 @@ fn a_final_with_real_words_during_a_pause_interrupts_at_once() {
     let (mut s, turn, _) = paused();
     s.at(2200, interim("no the other one"));
     s.at(2400, vad_end(2400));
-    let out = s.at(2500, final_text("no the other one", false));
+    let out = s.at(2500, finalize_result("no the other one"));
     assert!(cancelled(&out, turn));
     assert!(agent_done(&out)[0].2);
     assert_eq!(plans(&out)[0].0, turn + 1);

@@ -126,7 +126,7 @@ fn spoken_turn_metrics_start_at_the_end_of_speech() {
     let mut s = Session::with_rules();
     s.at(0, vad_start(0));
     s.at(900, vad_end(880));
-    let out = s.at(1150, final_text("hello", false));
+    let out = s.at(1150, finalize_result("hello"));
     let turn = planned_turn(&out).unwrap();
     s.at(1200, planned_llm(turn));
     s.at(1400, llm_token(turn, "Hi."));
@@ -142,11 +142,13 @@ fn spoken_turn_metrics_start_at_the_end_of_speech() {
 }
 
 #[test]
-fn an_endpoint_before_the_vad_hangover_still_measures_from_the_end_of_speech() {
+fn an_endpoint_before_the_vad_hangover_ends_the_turn_at_the_end_of_speech() {
     let mut s = Session::with_rules();
     s.at(0, vad_start(0));
-    // The recogniser's endpointing fires while the local VAD is still in its hangover.
-    let out = s.at(800, final_text("hello", true));
+    // The recogniser's endpointing fires while the local VAD is still in its hangover: the
+    // turn ends when the VAD agrees, with no wait for a finalize result (nothing was said since).
+    assert!(plans(&s.at(600, final_text("hello", true))).is_empty());
+    let out = s.at(800, vad_end(780));
     let turn = planned_turn(&out).unwrap();
     s.at(850, planned_llm(turn));
     s.at(1000, llm_token(turn, "Hi."));
@@ -241,7 +243,7 @@ fn an_llm_error_is_reported_and_the_session_goes_on() {
         },
     );
     assert_eq!(error_codes(&out), vec!["provider_auth".to_string()]);
-    assert_eq!(agent_done(&out), vec![(turn, String::new(), false)]);
+    assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
     assert!(spoken_sentences(&out).is_empty());
     assert_eq!(s.orch.state(), State::Listening);
     assert!(closes(&out).is_empty());
@@ -250,56 +252,77 @@ fn an_llm_error_is_reported_and_the_session_goes_on() {
 }
 
 #[test]
-fn an_llm_error_mid_reply_keeps_what_was_said() {
+fn after_an_llm_error_only_whole_sentences_are_spoken_and_the_reply_is_interrupted() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "hello");
     s.at(5, planned_llm(turn));
-    s.feed(llm_token(turn, "Hi there."));
-    s.feed(llm_token(turn, " Let me"));
-    let out = s.at(
+    let mut out = s.feed(llm_token(turn, "Hi there."));
+    out.extend(s.feed(llm_token(turn, " Let me")));
+    out.extend(s.at(
         60,
         Event::Llm {
             turn,
             event: LlmEvent::Error(provider_error(ProviderErrorKind::Unavailable)),
         },
-    );
+    ));
     assert_eq!(error_codes(&out), vec!["provider_unavailable".to_string()]);
-    assert!(
-        out.contains(&Action::FlushTts { turn }),
-        "what was generated is still spoken"
+    assert_eq!(
+        spoken_sentences(&out),
+        vec!["Hi there.".to_string()],
+        "the fragment \"Let me\" is never spoken"
     );
+    assert!(out.contains(&Action::FlushTts { turn }));
     s.at(100, tts_audio(turn, 600, None));
     s.feed(Event::TtsDone { turn });
     let out = s.run_until(1000);
-    assert_eq!(agent_done(&out).len(), 1);
-    assert!(!agent_done(&out)[0].2, "the reply was not interrupted");
-    assert!(agent_done(&out)[0].1.starts_with("Hi there."));
+    assert_eq!(
+        agent_done(&out),
+        vec![(turn, "Hi there.".to_string(), true)],
+        "interrupted, with what was heard"
+    );
+    assert_eq!(
+        s.orch.memory().last(),
+        Some(&ChatMessage::new(Role::Assistant, "Hi there."))
+    );
+    assert_eq!(s.typed(1100, "go on"), turn + 1, "the next turn works");
 }
 
 #[test]
-fn a_tts_error_is_reported_and_the_reply_still_ends() {
+fn after_a_tts_error_the_reply_ends_interrupted_at_what_was_heard() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "hello");
     s.at(5, planned_llm(turn));
-    s.feed(llm_token(turn, "Hi there. How are you?"));
+    s.feed(llm_token(turn, "Hi there. How are you today, my friend?"));
     s.feed(llm_done(turn));
-    let mut sent = audio_ms(&s.at(20, tts_audio(turn, 300, None)));
+    // 300 ms synthesised, the 200 ms lead sent; 1 s later 1 s more would have been heard.
+    let mut sent = audio_ms(&s.at(20, tts_audio(turn, 1500, None)));
+    sent += audio_ms(&s.run_until(1020));
     let out = s.at(
-        30,
+        1020,
         Event::TtsError {
             turn,
             error: provider_error(ProviderErrorKind::Rejected),
         },
     );
-    sent += audio_ms(&out);
     assert_eq!(error_codes(&out), vec!["provider_rejected".to_string()]);
-    let out = s.run_until(1000);
-    sent += audio_ms(&out);
-    assert_eq!(sent, 300, "the audio already synthesised still plays");
-    assert_eq!(agent_done(&out).len(), 1);
+    assert!(cancelled(&out, turn), "the client drops what it buffered");
+    let done = agent_done(&out);
+    assert_eq!(done.len(), 1);
+    let (_, heard, interrupted) = &done[0];
+    assert!(interrupted);
+    assert!(
+        heard.len() < "Hi there. How are you today, my friend?".len() && heard.starts_with("Hi"),
+        "only what was heard, not the whole text: {heard:?}"
+    );
+    assert_eq!(
+        s.orch.memory().last(),
+        Some(&ChatMessage::new(Role::Assistant, heard.as_str()))
+    );
+    sent += audio_ms(&out) + audio_ms(&s.run_until(3000));
+    assert_eq!(sent, 1200, "no audio after the error");
     assert!(closes(&out).is_empty());
     assert_eq!(s.orch.state(), State::Listening);
-    assert_eq!(s.typed(1100, "hello?"), turn + 1);
+    assert_eq!(s.typed(3100, "hello?"), turn + 1);
 }
 
 #[test]

@@ -8,7 +8,8 @@ use super::messages::{self, ParseOutcome, StreamStart, TwilioEvent};
 use super::outbound::Translator;
 use crate::audio::{AudioFormat, Encoding};
 use crate::server::AppState;
-use crate::session::{driver, Outbound, StartParams};
+use crate::session::{driver, outbound, Outbound, StartParams};
+use crate::transport::writer;
 use crate::transport::protocol::close;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -19,7 +20,6 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 /// How long Twilio may take to send `start` after connecting.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-const OUTBOUND_CAPACITY: usize = 256;
 const INBOUND_CAPACITY: usize = 64;
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -122,7 +122,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     let marks = Arc::new(Mutex::new(PlaybackMarks::new(start.output.sample_rate)));
     let mut translator = Translator::new(start.session_id.clone(), marks.clone());
     let (in_tx, in_rx) = mpsc::channel(INBOUND_CAPACITY);
-    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(OUTBOUND_CAPACITY);
+    let (out_tx, out_rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
     let mut session = tokio::spawn(driver::run(
         state.deps.clone(),
         start,
@@ -132,37 +132,22 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     ));
 
     // Writer: session output to Twilio.
-    let mut force = state.force_signal();
-    let writer = tokio::spawn(async move {
-        loop {
-            let frames = tokio::select! {
-                o = out_rx.recv() => match o {
-                    Some(Outbound::Audio(bytes)) => translator.audio(&bytes),
-                    Some(Outbound::Json(text)) => translator.json(&text),
-                    Some(Outbound::Close { code, reason }) => {
-                        send_close(&mut sink, code, &reason).await;
-                        break;
-                    }
-                    None => {
-                        send_close(&mut sink, close::NORMAL, "").await;
-                        break;
-                    }
-                },
-                r = force.changed() => {
-                    if r.is_ok() {
-                        send_close(&mut sink, close::GOING_AWAY, "server shutting down").await;
-                        break;
-                    }
-                    continue;
-                }
+    let mut writer = tokio::spawn(writer::run(
+        sink,
+        out_rx,
+        state.force_signal(),
+        move |out| {
+            let frames = match out {
+                Outbound::Audio(bytes) => translator.audio(&bytes),
+                Outbound::Json(text) => translator.json(&text),
+                Outbound::Close { .. } => Vec::new(),
             };
-            for frame in frames {
-                if sink.send(Message::Text(frame.into())).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
+            frames
+                .into_iter()
+                .map(|f| Message::Text(f.into()))
+                .collect()
+        },
+    ));
 
     // Reader: Twilio events to the session.
     let reader = async move {
@@ -190,15 +175,19 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
             if result.as_ref().is_err_and(|e| e.is_panic()) {
                 metrics.session_panics.inc();
                 tracing::error!("session task panicked");
-                let _ = out_tx.try_send(Outbound::Close {
-                    code: close::INTERNAL,
-                    reason: "internal error".into(),
-                });
+                out_tx.close(close::INTERNAL, "internal error");
             }
         }
     }
     drop(out_tx);
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    // The slot is held until the socket is gone (see `transport::v1`).
+    if tokio::time::timeout(2 * writer::SEND_TIMEOUT, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+        let _ = writer.await;
+    }
     metrics.sessions_active.dec();
     tracing::info!("call ended");
     drop(permit);

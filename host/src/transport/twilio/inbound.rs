@@ -33,7 +33,9 @@ pub fn inbound(text: &str, marks: &Mutex<PlaybackMarks>) -> Option<Inbound> {
             let marks = marks.lock().unwrap_or_else(|p| p.into_inner());
             marks
                 .on_echo(&mark.name)
-                .map(|played_ms| Inbound::Message(ClientMessage::Playback { played_ms }))
+                .map(|(turn, played_ms)| {
+                    Inbound::Message(ClientMessage::Playback { played_ms, turn })
+                })
         }
         ParseOutcome::Event(TwilioEvent::Stop {}) => Some(Inbound::Message(ClientMessage::Stop {})),
         ParseOutcome::Event(_) | ParseOutcome::Ignored(_) => None,
@@ -60,7 +62,7 @@ mod tests {
         let name = marks.lock().unwrap().on_audio(1600).unwrap();
         let echo = format!(r#"{{"event":"mark","streamSid":"MZ1","mark":{{"name":"{name}"}}}}"#);
         match inbound(&echo, &marks) {
-            Some(Inbound::Message(ClientMessage::Playback { played_ms })) => {
+            Some(Inbound::Message(ClientMessage::Playback { played_ms, .. })) => {
                 assert_eq!(played_ms, 200)
             }
             other => panic!("mark not turned into playback: {other:?}"),

@@ -39,8 +39,20 @@ impl Translator {
     pub fn json(&mut self, text: &str) -> Vec<String> {
         let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
         match value.get("type").and_then(|t| t.as_str()) {
+            Some("agent_text") => {
+                if let Some(turn) = value["turn"].as_u64().and_then(|t| u32::try_from(t).ok()) {
+                    self.with_marks(|m| m.start_reply(turn));
+                }
+                Vec::new()
+            }
             Some("interrupt") => {
                 self.with_marks(PlaybackMarks::end_reply);
+                vec![messages::clear(&self.stream_sid)]
+            }
+            // A phone cannot pause: what Twilio buffered is cleared (up to the audio lead is
+            // skipped), and the host holds the rest until `resume`.
+            Some("pause") => {
+                self.with_marks(PlaybackMarks::forget_pending);
                 vec![messages::clear(&self.stream_sid)]
             }
             Some("agent_done") => {
@@ -91,7 +103,7 @@ mod tests {
         assert_eq!(decoded, chunk);
         assert_eq!(sent[5]["event"], "mark");
         let name = sent[5]["mark"]["name"].as_str().unwrap();
-        assert_eq!(marks.lock().unwrap().on_echo(name), Some(100));
+        assert_eq!(marks.lock().unwrap().on_echo(name), Some((None, 100)));
     }
 
     #[test]
@@ -101,6 +113,22 @@ mod tests {
         let sent = events(t.audio(&[0u8; 800]));
         let name = sent[1]["mark"]["name"].as_str().unwrap().to_string();
         let cleared = events(t.json(r#"{"type":"interrupt","turn":1}"#));
+        assert_eq!(
+            cleared,
+            vec![serde_json::json!({"event":"clear","streamSid":"MZ9"})]
+        );
+        assert_eq!(marks.lock().unwrap().on_echo(&name), None);
+    }
+
+    #[test]
+    fn pause_clears_the_phones_buffer_and_marks_name_the_reply() {
+        let marks = Arc::new(Mutex::new(PlaybackMarks::new(8000)));
+        let mut t = Translator::new("MZ9".into(), marks.clone());
+        assert!(t.json(r#"{"type":"agent_text","turn":2,"delta":"Hi"}"#).is_empty());
+        let sent = events(t.audio(&[0u8; 800]));
+        let name = sent[1]["mark"]["name"].as_str().unwrap().to_string();
+        assert_eq!(marks.lock().unwrap().on_echo(&name), Some((Some(2), 100)));
+        let cleared = events(t.json(r#"{"type":"pause","turn":2}"#));
         assert_eq!(
             cleared,
             vec![serde_json::json!({"event":"clear","streamSid":"MZ9"})]

@@ -90,11 +90,13 @@ impl Results {
             .unwrap_or_default();
         let speech_final = self.speech_final.unwrap_or(false);
         if self.is_final() {
-            let ends_something = speech_final || self.from_finalize.unwrap_or(false);
+            let from_finalize = self.from_finalize.unwrap_or(false);
+            let ends_something = speech_final || from_finalize;
             (!text.is_empty() || ends_something).then_some(SttEvent::Final {
                 text,
                 words,
                 speech_final,
+                from_finalize,
             })
         } else {
             (!text.is_empty()).then_some(SttEvent::Interim { text, words })
@@ -147,6 +149,7 @@ mod tests {
             text,
             words,
             speech_final,
+            from_finalize: false,
         }) = r.to_event(1000.0)
         else {
             panic!("not a final")
@@ -187,6 +190,7 @@ mod tests {
             r.to_event(0.0),
             Some(SttEvent::Final {
                 speech_final: false,
+                from_finalize: true,
                 ..
             })
         ));

@@ -1,0 +1,198 @@
+//! The session's output to its transport: a queue bounded by audio time, with a close that
+//! overtakes everything queued.
+//!
+//! Agent audio is paced at real time plus a small lead, so a client that reads its socket keeps
+//! this queue nearly empty. One that stops reading makes it grow: past `max_audio_ms` of queued
+//! audio (or a full queue) the session is told the client is too slow, and its close request
+//! reaches the writer at once instead of waiting behind the audio it could not deliver.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// Queued audio past which a client counts as not reading (ms).
+pub const MAX_QUEUED_AUDIO_MS: u64 = 1000;
+/// Queued messages at most (JSON events and audio chunks together).
+const CAPACITY: usize = 256;
+
+/// From the session to the transport.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    Json(String),
+    Audio(Vec<u8>),
+    Close { code: u16, reason: String },
+}
+
+/// Why an item could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The client does not read fast enough: the queue holds too much audio, or is full.
+    TooSlow,
+    /// The transport has gone.
+    Closed,
+}
+
+struct Item {
+    out: Outbound,
+    audio_ms: u64,
+}
+
+/// The session's end of the queue. Cheap to clone (the transport's reader shares it).
+#[derive(Clone)]
+pub struct OutboundTx {
+    tx: mpsc::Sender<Item>,
+    queued_audio_ms: Arc<AtomicU64>,
+    max_audio_ms: u64,
+    close: Arc<watch::Sender<Option<(u16, String)>>>,
+}
+
+/// The transport's end of the queue.
+pub struct OutboundRx {
+    rx: mpsc::Receiver<Item>,
+    queued_audio_ms: Arc<AtomicU64>,
+    close: watch::Receiver<Option<(u16, String)>>,
+}
+
+/// A queue that counts a client as too slow past `max_audio_ms` of undelivered audio.
+pub fn channel(max_audio_ms: u64) -> (OutboundTx, OutboundRx) {
+    let (tx, rx) = mpsc::channel(CAPACITY);
+    let (close_tx, close_rx) = watch::channel(None);
+    let queued = Arc::new(AtomicU64::new(0));
+    (
+        OutboundTx {
+            tx,
+            queued_audio_ms: queued.clone(),
+            max_audio_ms,
+            close: Arc::new(close_tx),
+        },
+        OutboundRx {
+            rx,
+            queued_audio_ms: queued,
+            close: close_rx,
+        },
+    )
+}
+
+impl OutboundTx {
+    /// Queue a JSON event.
+    pub fn json(&self, text: String) -> Result<(), SendError> {
+        self.push(Outbound::Json(text), 0)
+    }
+
+    /// Queue `ms` of agent audio.
+    pub fn audio(&self, bytes: Vec<u8>, ms: u64) -> Result<(), SendError> {
+        let queued = self.queued_audio_ms.load(Ordering::Relaxed);
+        if queued + ms > self.max_audio_ms {
+            return Err(SendError::TooSlow);
+        }
+        self.push(Outbound::Audio(bytes), ms)
+    }
+
+    fn push(&self, out: Outbound, audio_ms: u64) -> Result<(), SendError> {
+        if self.close.borrow().is_some() {
+            return Err(SendError::Closed);
+        }
+        self.queued_audio_ms.fetch_add(audio_ms, Ordering::Relaxed);
+        self.tx.try_send(Item { out, audio_ms }).map_err(|e| {
+            self.queued_audio_ms.fetch_sub(audio_ms, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(_) => SendError::TooSlow,
+                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+            }
+        })
+    }
+
+    /// Close the connection with `code`: the writer sends the close frame next, ahead of
+    /// anything still queued (which is dropped). The first close asked for wins.
+    pub fn close(&self, code: u16, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.close.send_if_modified(|c| {
+            if c.is_some() {
+                return false;
+            }
+            *c = Some((code, reason));
+            true
+        });
+    }
+
+    /// Audio queued and not yet taken by the writer (ms).
+    pub fn queued_audio_ms(&self) -> u64 {
+        self.queued_audio_ms.load(Ordering::Relaxed)
+    }
+}
+
+impl OutboundRx {
+    /// The next thing to write: a close request first, else the queued items in order. `None`
+    /// once every sender is gone and the queue is empty.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        loop {
+            if let Some((code, reason)) = self.close.borrow_and_update().clone() {
+                return Some(Outbound::Close { code, reason });
+            }
+            tokio::select! {
+                biased;
+                changed = self.close.changed() => {
+                    if changed.is_err() {
+                        // Every sender is gone without a close: drain what is left.
+                        let item = self.rx.recv().await;
+                        return self.take(item);
+                    }
+                }
+                item = self.rx.recv() => {
+                    return self.take(item);
+                }
+            }
+        }
+    }
+
+    fn take(&self, item: Option<Item>) -> Option<Outbound> {
+        let item = item?;
+        self.queued_audio_ms
+            .fetch_sub(item.audio_ms, Ordering::Relaxed);
+        Some(item.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn audio_past_the_bound_is_refused_as_too_slow() {
+        let (tx, mut rx) = channel(100);
+        for _ in 0..5 {
+            tx.audio(vec![0; 640], 20).unwrap();
+        }
+        assert_eq!(tx.audio(vec![0; 640], 20), Err(SendError::TooSlow));
+        assert!(tx.json("{}".into()).is_ok(), "events still fit");
+        assert!(matches!(rx.recv().await, Some(Outbound::Audio(_))));
+        assert_eq!(tx.queued_audio_ms(), 80);
+        assert!(tx.audio(vec![0; 640], 20).is_ok(), "room again once read");
+    }
+
+    #[tokio::test]
+    async fn a_close_overtakes_what_is_queued() {
+        let (tx, mut rx) = channel(1000);
+        tx.audio(vec![0; 640], 20).unwrap();
+        tx.json("{}".into()).unwrap();
+        tx.close(1008, "client not reading");
+        tx.close(1000, "later");
+        assert_eq!(
+            rx.recv().await,
+            Some(Outbound::Close {
+                code: 1008,
+                reason: "client not reading".into()
+            })
+        );
+        assert_eq!(tx.json("{}".into()), Err(SendError::Closed));
+    }
+
+    #[tokio::test]
+    async fn senders_gone_ends_the_queue_after_what_was_sent() {
+        let (tx, mut rx) = channel(1000);
+        tx.json("a".into()).unwrap();
+        drop(tx);
+        assert_eq!(rx.recv().await, Some(Outbound::Json("a".into())));
+        assert_eq!(rx.recv().await, None);
+    }
+}
