@@ -24,6 +24,7 @@ const state = {
   ws: null, wanted: false, retryMs: 1000, retryTimer: null, opened: false,
   outputRate: INPUT_RATE,
   reply: 0, // numbers the agent's replies, so playback reports name the reply being heard
+  replyTurn: null, // the host's turn number of the reply being streamed
   lastReport: 0, lastPlayed: 0,
   receivedSamples: 0, playedSamples: 0, playedBefore: 0, underruns: 0, framesSent: 0,
   rows: new Map(), // "user:N" / "agent:N" -> <li>
@@ -140,7 +141,11 @@ function onPlayed({ reply, samples, underruns }) {
   const now = performance.now();
   if (reply === state.reply && now - state.lastReport >= PLAYBACK_REPORT_MS) {
     state.lastReport = now;
-    send({ type: 'playback', played_ms: Math.floor((samples / state.outputRate) * 1000) });
+    send({
+      type: 'playback',
+      turn: state.replyTurn,
+      played_ms: Math.floor((samples / state.outputRate) * 1000),
+    });
   }
 }
 
@@ -188,10 +193,18 @@ function onServerMessage(m) {
       break;
     }
     case 'agent_text': {
+      state.replyTurn = m.turn;
       const li = row('agent', m.turn);
       li.append(document.createTextNode(m.delta));
       break;
     }
+    case 'pause':
+      // The user may be taking the turn: stop at once, keep what is buffered.
+      if (state.player) state.player.port.postMessage({ type: 'pause' });
+      break;
+    case 'resume':
+      if (state.player) state.player.port.postMessage({ type: 'resume' });
+      break;
     case 'interrupt':
       endReply(true);
       row('agent', m.turn).classList.add('interrupted');

@@ -67,6 +67,7 @@ class Pcm16Player extends AudioWorkletProcessor {
     this.reply = null; // reply being played
     this.played = 0; // source samples of `reply` played
     this.underruns = 0;
+    this.paused = false; // the host paused the reply: hold the queue, play silence
     this.lastReport = 0;
     this.port.onmessage = (e) => this.onMessage(e.data);
   }
@@ -78,7 +79,12 @@ class Pcm16Player extends AudioWorkletProcessor {
       if (this.waitingSince === null) this.waitingSince = currentTime;
     } else if (m.type === 'end') {
       this.ended.add(m.reply);
+    } else if (m.type === 'pause') {
+      this.paused = true;
+    } else if (m.type === 'resume') {
+      this.paused = false;
     } else if (m.type === 'flush') {
+      this.paused = false;
       this.queue = [];
       this.queued = 0;
       this.pos = 0;
@@ -111,7 +117,7 @@ class Pcm16Player extends AudioWorkletProcessor {
     const out = outputs[0][0];
     if (!this.playing && this.queue.length > 0 && this.ready()) this.playing = true;
     let i = 0;
-    if (this.playing) {
+    if (this.playing && !this.paused) {
       while (i < out.length && this.queue.length > 0) {
         const head = this.queue[0];
         if (head.reply !== this.reply) {

@@ -92,8 +92,6 @@ pub struct Metrics {
     pub stt_audio_dropped: Counter,
     /// Sessions closed because their client stopped reading.
     pub slow_clients: Counter,
-    /// Replies ended because a provider stream went quiet (LLM or TTS stall watchdog).
-    pub provider_stalls: Counter,
     pub host_ms: Histogram,
     pub first_audio_ms: Histogram,
     pub llm_first_token_ms: Histogram,
@@ -159,12 +157,7 @@ impl Metrics {
             "Sessions closed (1008) because the client stopped reading its socket",
             self.slow_clients.get(),
         );
-        counter(
-            "voice_provider_stalls_total",
-            "counter",
-            "Replies ended because an LLM or TTS stream stopped responding",
-            self.provider_stalls.get(),
-        );
+
         self.host_ms.render(
             "voice_turn_host_ms",
             "Host processing per turn (ms)",

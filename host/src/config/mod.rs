@@ -71,6 +71,9 @@ pub struct Config {
     pub models_dir: Option<PathBuf>,
 
     pub stt_silence_timeout_ms: u64,
+    pub stt_finalize_wait_ms: u64,
+    pub llm_stall_timeout_ms: u64,
+    pub tts_stall_timeout_ms: u64,
     pub tts_min_duration_ms: u64,
     pub tts_barge_threshold_words: u32,
     pub tts_protected_phrases: bool,
@@ -429,6 +432,9 @@ impl Config {
             elevenlabs_http,
             models_dir: r.opt("MODELS_DIR").map(PathBuf::from),
             stt_silence_timeout_ms: r.num("STT_SILENCE_TIMEOUT_MS", 2500)?,
+            stt_finalize_wait_ms: r.num("STT_FINALIZE_WAIT_MS", 300)?,
+            llm_stall_timeout_ms: r.num("LLM_STALL_TIMEOUT_MS", 10_000)?,
+            tts_stall_timeout_ms: r.num("TTS_STALL_TIMEOUT_MS", 10_000)?,
             tts_min_duration_ms: r.num("TTS_MIN_DURATION_MS", 3000)?,
             tts_barge_threshold_words: r.num("TTS_BARGE_THRESHOLD_WORDS", 5)?,
             tts_protected_phrases: r.boolean("TTS_PROTECTED_PHRASES", true)?,
@@ -549,6 +555,18 @@ impl Config {
             (
                 "STT_SILENCE_TIMEOUT_MS",
                 self.stt_silence_timeout_ms.to_string(),
+            ),
+            (
+                "STT_FINALIZE_WAIT_MS",
+                self.stt_finalize_wait_ms.to_string(),
+            ),
+            (
+                "LLM_STALL_TIMEOUT_MS",
+                self.llm_stall_timeout_ms.to_string(),
+            ),
+            (
+                "TTS_STALL_TIMEOUT_MS",
+                self.tts_stall_timeout_ms.to_string(),
             ),
             ("TTS_MIN_DURATION_MS", self.tts_min_duration_ms.to_string()),
             (

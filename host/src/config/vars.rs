@@ -113,6 +113,21 @@ pub const VARS: &[Var] = &[
         "end the user's turn after this much silence following interim text",
     ),
     v(
+        "STT_FINALIZE_WAIT_MS",
+        "300",
+        "after the end of speech, how long the turn waits for the recogniser's final words",
+    ),
+    v(
+        "LLM_STALL_TIMEOUT_MS",
+        "10000",
+        "end a reply whose LLM stream sends nothing for this long (error provider_unavailable)",
+    ),
+    v(
+        "TTS_STALL_TIMEOUT_MS",
+        "10000",
+        "end a reply whose speech synthesis owes audio and sends nothing for this long",
+    ),
+    v(
         "TTS_MIN_DURATION_MS",
         "3000",
         "never interrupt the agent before it has spoken this long",

@@ -68,6 +68,9 @@ pub fn orchestrator_config(cfg: &Config) -> OrchestratorConfig {
         .collect();
     OrchestratorConfig {
         silence_timeout_ms: cfg.stt_silence_timeout_ms,
+        finalize_wait_ms: cfg.stt_finalize_wait_ms,
+        llm_stall_ms: cfg.llm_stall_timeout_ms.max(1),
+        tts_stall_ms: cfg.tts_stall_timeout_ms.max(1),
         pause_timeout_ms: cfg.pause_timeout_ms,
         lead_ms: cfg.audio_lead_ms,
         protect_phrases: cfg.tts_protected_phrases,

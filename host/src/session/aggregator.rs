@@ -202,9 +202,16 @@ mod tests {
     fn abandon_keeps_a_complete_sentence_and_drops_a_fragment() {
         let mut a = SentenceAggregator::new(120);
         let first = a.push("It is sunny. The wind");
-        assert_eq!(first.sentences.len(), 1, "the first sentence is confirmed by its space");
+        assert_eq!(
+            first.sentences.len(),
+            1,
+            "the first sentence is confirmed by its space"
+        );
         let rest = a.abandon();
-        assert!(rest.sentences.is_empty(), "the fragment is never spoken: {rest:?}");
+        assert!(
+            rest.sentences.is_empty(),
+            "the fragment is never spoken: {rest:?}"
+        );
         a.push("Bring a coat.");
         let rest = a.abandon();
         assert_eq!(rest.sentences[0].text, "Bring a coat.");

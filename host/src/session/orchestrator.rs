@@ -153,8 +153,12 @@ struct Marks {
 enum Tts {
     /// No sentence yet (no stream opened).
     Idle,
-    /// Open; owes audio for text sent since this time (None: nothing owed).
-    Open { owed_since: Option<u64> },
+    /// Open. It owes audio since `owed_since` (None: nothing owed): for a sentence sent and
+    /// not yet answered with audio, and after the flush until it is done.
+    Open {
+        owed_since: Option<u64>,
+        flushed: bool,
+    },
     /// Finished normally: all text was synthesised.
     Done,
 }
@@ -313,6 +317,9 @@ impl Orchestrator {
 
     /// When the orchestrator next needs a `Tick` (session clock), if at all.
     pub fn next_wakeup(&self) -> Option<u64> {
+        if self.closed {
+            return None;
+        }
         let mut at: Option<u64> = None;
         let mut consider = |t: Option<u64>| {
             if let Some(t) = t {
@@ -329,6 +336,7 @@ impl Orchestrator {
             }
             if let Tts::Open {
                 owed_since: Some(t),
+                ..
             } = r.tts
             {
                 consider(Some(t + self.cfg.tts_stall_ms));
@@ -377,11 +385,14 @@ impl Orchestrator {
             } => {
                 if let Some(r) = self.reply_for(turn) {
                     r.marks.tts_first_audio.get_or_insert(now);
-                    if let Tts::Open { owed_since } = &mut r.tts {
-                        // Progress: the stall clock starts again.
-                        if owed_since.is_some() {
-                            *owed_since = Some(now);
-                        }
+                    if let Tts::Open {
+                        owed_since,
+                        flushed,
+                    } = &mut r.tts
+                    {
+                        // Audio answers what was sent; after the flush it is progress towards
+                        // the end, which is still owed.
+                        *owed_since = flushed.then_some(now);
                     }
                     r.playout.push(&bytes, alignment.as_ref());
                 }
@@ -467,10 +478,9 @@ impl Orchestrator {
         let Some(r) = &self.reply else { return };
         let turn = r.turn;
         let llm_stalled = !r.llm_done
-            && r
-                .llm_last_at
+            && r.llm_last_at
                 .is_some_and(|t| now >= t + self.cfg.llm_stall_ms);
-        let tts_stalled = matches!(r.tts, Tts::Open { owed_since: Some(t) } if now >= t + self.cfg.tts_stall_ms);
+        let tts_stalled = matches!(r.tts, Tts::Open { owed_since: Some(t), .. } if now >= t + self.cfg.tts_stall_ms);
         if llm_stalled {
             out.push(Action::CancelLlm { turn });
             let error = ProviderError::new(
@@ -1092,10 +1102,11 @@ impl Orchestrator {
                 Tts::Idle => {
                     r.tts = Tts::Open {
                         owed_since: Some(now),
+                        flushed: false,
                     };
                     out.push(Action::StartTts { turn });
                 }
-                Tts::Open { owed_since } => {
+                Tts::Open { owed_since, .. } => {
                     owed_since.get_or_insert(now);
                 }
                 Tts::Done => {}
@@ -1114,8 +1125,13 @@ impl Orchestrator {
             out.push(Action::SpeakSentence { turn, text });
         }
         if r.llm_done {
-            if let Tts::Open { owed_since } = &mut r.tts {
+            if let Tts::Open {
+                owed_since,
+                flushed,
+            } = &mut r.tts
+            {
                 owed_since.get_or_insert(now);
+                *flushed = true;
                 out.push(Action::FlushTts { turn });
             } else {
                 // Nothing to say: the reply is complete without audio.
@@ -1134,7 +1150,10 @@ impl Orchestrator {
         )));
         if let Some(r) = &mut self.reply {
             // What was synthesised is not all that was sent: heard text is estimated from time.
-            r.tts = Tts::Open { owed_since: None };
+            r.tts = Tts::Open {
+                owed_since: None,
+                flushed: false,
+            };
         }
         let held = self.take_held();
         self.barge = None;
@@ -1194,7 +1213,11 @@ impl Orchestrator {
         let held = self.take_held();
         self.barge = None;
         // A reply that broke off keeps what was heard (all of its whole sentences, by now).
-        let text = if r.broken { r.heard(now) } else { r.text.clone() };
+        let text = if r.broken {
+            r.heard(now)
+        } else {
+            r.text.clone()
+        };
         out.push(Action::Send(ServerMessage::AgentDone {
             turn: r.turn,
             text: text.clone(),

@@ -9,5 +9,7 @@ mod harness;
 mod barge_in;
 mod lifecycle;
 mod pause;
+mod races;
 mod replies;
+mod simulation;
 mod user_turns;

@@ -305,7 +305,11 @@ mod tests {
         p.pump(0, |_| {});
         p.report_played(40, 150);
         assert_eq!(p.heard_ms(150), 40);
-        assert_eq!(p.heard_ms(190), 80, "projected forward by the time since the report");
+        assert_eq!(
+            p.heard_ms(190),
+            80,
+            "projected forward by the time since the report"
+        );
         assert_eq!(p.heard_ms(5000), 200, "but never past what was sent");
     }
 

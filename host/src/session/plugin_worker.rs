@@ -234,7 +234,14 @@ mod tests {
                 }
             }
         }
-        assert_eq!(planned.last(), Some(&5), "the newest turn is always planned");
-        assert!(planned.windows(2).all(|w| w[0] < w[1]), "in order: {planned:?}");
+        assert_eq!(
+            planned.last(),
+            Some(&5),
+            "the newest turn is always planned"
+        );
+        assert!(
+            planned.windows(2).all(|w| w[0] < w[1]),
+            "in order: {planned:?}"
+        );
     }
 }

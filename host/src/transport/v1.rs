@@ -5,9 +5,9 @@
 use super::protocol::{
     close, ClientMessage, ServerMessage, MAX_AUDIO_FRAME_BYTES, MAX_TEXT_FRAME_BYTES,
 };
+use super::writer;
 use crate::audio::AudioFormat;
 use crate::server::AppState;
-use super::writer;
 use crate::session::{driver, outbound, Inbound, Outbound, StartParams};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;

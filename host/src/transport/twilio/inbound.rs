@@ -31,11 +31,9 @@ pub fn inbound(text: &str, marks: &Mutex<PlaybackMarks>) -> Option<Inbound> {
         }
         ParseOutcome::Event(TwilioEvent::Mark { mark }) => {
             let marks = marks.lock().unwrap_or_else(|p| p.into_inner());
-            marks
-                .on_echo(&mark.name)
-                .map(|(turn, played_ms)| {
-                    Inbound::Message(ClientMessage::Playback { played_ms, turn })
-                })
+            marks.on_echo(&mark.name).map(|(turn, played_ms)| {
+                Inbound::Message(ClientMessage::Playback { played_ms, turn })
+            })
         }
         ParseOutcome::Event(TwilioEvent::Stop {}) => Some(Inbound::Message(ClientMessage::Stop {})),
         ParseOutcome::Event(_) | ParseOutcome::Ignored(_) => None,

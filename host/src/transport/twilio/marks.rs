@@ -115,9 +115,17 @@ mod tests {
         m.forget_pending();
         assert_eq!(m.on_echo(&first), None, "echoed by the clear, not played");
         let next = m.on_audio(800).unwrap();
-        assert_eq!(m.on_echo(&next), Some((Some(3), 200)), "the reply's count goes on");
+        assert_eq!(
+            m.on_echo(&next),
+            Some((Some(3), 200)),
+            "the reply's count goes on"
+        );
         m.start_reply(4);
-        assert_eq!(m.on_echo(&next), None, "a mark of reply 3 says nothing of reply 4");
+        assert_eq!(
+            m.on_echo(&next),
+            None,
+            "a mark of reply 3 says nothing of reply 4"
+        );
     }
 
     #[test]

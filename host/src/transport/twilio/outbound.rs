@@ -124,7 +124,9 @@ mod tests {
     fn pause_clears_the_phones_buffer_and_marks_name_the_reply() {
         let marks = Arc::new(Mutex::new(PlaybackMarks::new(8000)));
         let mut t = Translator::new("MZ9".into(), marks.clone());
-        assert!(t.json(r#"{"type":"agent_text","turn":2,"delta":"Hi"}"#).is_empty());
+        assert!(t
+            .json(r#"{"type":"agent_text","turn":2,"delta":"Hi"}"#)
+            .is_empty());
         let sent = events(t.audio(&[0u8; 800]));
         let name = sent[1]["mark"]["name"].as_str().unwrap().to_string();
         assert_eq!(marks.lock().unwrap().on_echo(&name), Some((Some(2), 100)));
