@@ -3,21 +3,15 @@
 //! requested format and rate, turn metrics, and a barge-in that stops the audio and keeps only
 //! what was heard in memory.
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
-use std::collections::VecDeque;
+use serde_json::json;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
 use voice_tests::fake_openai::OpenAiScript;
 use voice_tests::host::CloudStack;
+use voice_tests::microphone::{is, Microphone};
 
-const LIMIT: Duration = Duration::from_secs(60);
 const STORY: &str =
     "Once upon a time there was a lighthouse keeper. Every night she climbed the stairs. \
     She lit the lamp for the ships at sea. One stormy night a small boat came close to the rocks. \
@@ -46,134 +40,6 @@ fn speech(dir: &Path, name: &str, text: &str) -> Option<Vec<i16>> {
     }
     let mut reader = hound::WavReader::open(&wav).ok()?;
     reader.samples::<i16>().collect::<Result<Vec<_>, _>>().ok()
-}
-
-/// What the test client heard.
-#[derive(Debug)]
-enum Heard {
-    Json(Value),
-    Audio(usize),
-}
-
-/// A client that streams 20 ms frames in real time: queued speech, else silence.
-struct Client {
-    queue: Arc<Mutex<VecDeque<i16>>>,
-    control: mpsc::UnboundedSender<Value>,
-    events: mpsc::UnboundedReceiver<Heard>,
-    log: Vec<Value>,
-    audio_bytes: usize,
-}
-
-impl Client {
-    async fn connect(url: &str) -> Self {
-        let (socket, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("connects to /agent");
-        let (mut sink, mut stream) = socket.split();
-        let start = json!({"type": "start", "audio": {"encoding": "pcm16", "sample_rate": 16000},
-                           "output": {"encoding": "mulaw", "sample_rate": 8000}});
-        sink.send(Message::text(start.to_string())).await.unwrap();
-        let queue: Arc<Mutex<VecDeque<i16>>> = Arc::new(Mutex::new(VecDeque::new()));
-        let pending = queue.clone();
-        let (control, mut outbox) = mpsc::unbounded_channel::<Value>();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    Some(msg) = outbox.recv() => {
-                        if sink.send(Message::text(msg.to_string())).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                }
-                let frame: Vec<u8> = {
-                    let mut q = pending.lock().unwrap();
-                    (0..320)
-                        .flat_map(|_| q.pop_front().unwrap_or(0).to_le_bytes())
-                        .collect()
-                };
-                if sink.send(Message::binary(frame)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        let (tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Some(Ok(msg)) = stream.next().await {
-                let heard = match msg {
-                    Message::Text(t) => {
-                        Heard::Json(serde_json::from_str(t.as_str()).unwrap_or(Value::Null))
-                    }
-                    Message::Binary(b) => Heard::Audio(b.len()),
-                    _ => continue,
-                };
-                if tx.send(heard).is_err() {
-                    return;
-                }
-            }
-        });
-        Self {
-            queue,
-            control,
-            events,
-            log: Vec::new(),
-            audio_bytes: 0,
-        }
-    }
-
-    fn send(&self, message: Value) {
-        self.control.send(message).expect("client is connected");
-    }
-
-    fn say(&self, audio: &[i16]) {
-        self.queue.lock().unwrap().extend(audio.iter().copied());
-    }
-
-    /// Reads until a JSON message satisfies `done`; returns it.
-    async fn until(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        loop {
-            let heard = tokio::time::timeout(LIMIT, self.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("timed out waiting for {what}; saw {:#?}", self.log))
-                .unwrap_or_else(|| {
-                    panic!("connection ended waiting for {what}; saw {:#?}", self.log)
-                });
-            match heard {
-                Heard::Audio(n) => self.audio_bytes += n,
-                Heard::Json(v) => {
-                    self.log.push(v.clone());
-                    if done(&v) {
-                        return v;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Reads until at least `bytes` more agent audio arrived.
-    async fn audio(&mut self, bytes: usize) {
-        let target = self.audio_bytes + bytes;
-        while self.audio_bytes < target {
-            match tokio::time::timeout(LIMIT, self.events.recv()).await {
-                Ok(Some(Heard::Audio(n))) => self.audio_bytes += n,
-                Ok(Some(Heard::Json(v))) => self.log.push(v),
-                _ => panic!("no agent audio; saw {:#?}", self.log),
-            }
-        }
-    }
-
-    fn of(&self, kind: &str, turn: u64) -> Vec<&Value> {
-        self.log
-            .iter()
-            .filter(|v| v["type"] == kind && v["turn"] == turn)
-            .collect()
-    }
-}
-
-fn is(kind: &'static str, turn: u64) -> impl Fn(&Value) -> bool {
-    move |v| v["type"] == kind && v["turn"] == turn
 }
 
 #[tokio::test]
@@ -211,7 +77,11 @@ async fn speech_in_agent_voice_out_with_barge_in() {
     )
     .await;
     let (openai, elevenlabs) = (&stack.openai, &stack.elevenlabs);
-    let mut client = Client::connect(&format!("ws://{}/agent", stack.host.addr)).await;
+    let mut client = Microphone::connect(
+        &format!("ws://{}/agent", stack.host.addr),
+        json!({"encoding": "mulaw", "sample_rate": 8000}),
+    )
+    .await;
 
     let ready = client.until("ready", |v| v["type"] == "ready").await;
     assert_eq!(
@@ -314,7 +184,11 @@ async fn refused_llm_key_reports_an_error_and_the_session_goes_on() {
         &[],
     )
     .await;
-    let mut client = Client::connect(&format!("ws://{}/agent", stack.host.addr)).await;
+    let mut client = Microphone::connect(
+        &format!("ws://{}/agent", stack.host.addr),
+        json!({"encoding": "mulaw", "sample_rate": 8000}),
+    )
+    .await;
     client.until("ready", |v| v["type"] == "ready").await;
 
     stack.openai.faults().push(voice_tests::Fault::Status {

@@ -1,0 +1,241 @@
+//! Conversations under real timing, through `/agent` against the local provider fakes: typed
+//! turns racing each other, a barge-in held back by the minimum speaking time, and a client that
+//! stops reading its socket.
+
+use serde_json::json;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use voice_tests::agent_client::AgentClient;
+use voice_tests::fake_deepgram::DeepgramScript;
+use voice_tests::fake_elevenlabs::ElevenLabsScript;
+use voice_tests::fake_openai::OpenAiScript;
+use voice_tests::host::CloudStack;
+use voice_tests::microphone::{is, Microphone};
+use voice_tests::{plugins, speech};
+
+const LIMIT: Duration = Duration::from_secs(30);
+const STORY: &str = "Once upon a time there was a lighthouse keeper who counted ships. \
+    Every night he wrote their names in a book. One night a ship came with no name at all. \
+    He rowed out to meet it and found it full of letters for him. He read them all winter long.";
+/// PCM16 at 16 kHz: bytes of one millisecond of agent audio.
+const BYTES_PER_MS: usize = 32;
+
+async fn stack(extra: &[(&str, &str)]) -> CloudStack {
+    CloudStack::start(
+        DeepgramScript::new(["what about the weather in paris today"]),
+        OpenAiScript::default()
+            .reply("story", STORY)
+            .reply("paris", "It is sunny in Paris.")
+            .reply("question", "Here is my answer."),
+        ElevenLabsScript::default(),
+        extra,
+    )
+    .await
+}
+
+/// Types `texts` back to back (one write each, no waiting); every turn must be accounted for,
+/// the last answered, and the session must answer the next turn.
+async fn typed_burst(texts: &[&str]) {
+    let s = stack(&[]).await;
+    let mut c = AgentClient::start(
+        s.host.addr,
+        json!({"encoding": "pcm16", "sample_rate": 16000}),
+        None,
+    )
+    .await;
+    for t in texts {
+        c.send_json(json!({"type": "text", "text": t})).await;
+    }
+    let last = texts.len() as u64;
+    let done = c
+        .wait_for(LIMIT, |m| m["type"] == "agent_done" && m["turn"] == last)
+        .await
+        .unwrap_or_else(|| panic!("turn {last} was never answered: {:#?}", c.messages));
+    assert_eq!(done["interrupted"], false, "{done}");
+    assert_eq!(done["text"], "Here is my answer.");
+    // Every turn was accounted for: each got its final transcript and exactly one agent_done.
+    for turn in 1..=last {
+        let finals = c
+            .messages
+            .iter()
+            .filter(|m| m["type"] == "transcript" && m["final"] == true && m["turn"] == turn)
+            .count();
+        let dones = c
+            .of_type("agent_done")
+            .into_iter()
+            .filter(|m| m["turn"] == turn)
+            .count();
+        assert_eq!((finals, dones), (1, 1), "turn {turn}: {:#?}", c.messages);
+    }
+    // And the session answers the next turn.
+    c.send_json(json!({"type": "text", "text": "one more question"}))
+        .await;
+    let next = last + 1;
+    let done = c
+        .wait_for(LIMIT, |m| m["type"] == "agent_done" && m["turn"] == next)
+        .await
+        .unwrap_or_else(|| panic!("the next turn was never answered: {:#?}", c.messages));
+    assert_eq!(done["interrupted"], false);
+    assert!(c.of_type("error").is_empty(), "{:#?}", c.of_type("error"));
+    c.close().await;
+}
+
+#[tokio::test]
+async fn two_typed_turns_sent_together_are_both_accounted_for_and_the_last_is_answered() {
+    typed_burst(&["first question", "second question"]).await;
+}
+
+#[tokio::test]
+async fn a_burst_of_five_typed_turns_is_answered() {
+    typed_burst(&[
+        "question one",
+        "question two",
+        "question three",
+        "question four",
+        "question five",
+    ])
+    .await;
+}
+
+/// Asks for a long story, then 0.5 s into the reply says seven words and stops before 3 s of
+/// agent speech. Returns the agent audio (bytes) received when the interrupt came.
+async fn seven_word_barge_in(extra: &[(&str, &str)]) -> usize {
+    let s = stack(extra).await;
+    let mut mic = Microphone::connect(
+        &format!("ws://{}/agent", s.host.addr),
+        json!({"encoding": "pcm16", "sample_rate": 16000}),
+    )
+    .await;
+    mic.until("ready", |v| v["type"] == "ready").await;
+    mic.send(json!({"type": "text", "text": "tell me a long story"}));
+    let story = mic
+        .until("the story's first words", |v| v["type"] == "agent_text")
+        .await["turn"]
+        .as_u64()
+        .unwrap();
+    mic.audio(500 * BYTES_PER_MS).await;
+    mic.say(&speech::utterance(1800, 0));
+    mic.until("the interrupt", is("interrupt", story)).await;
+    let at_interrupt = mic.audio_bytes;
+    let done = mic.until("the story's end", is("agent_done", story)).await;
+    assert_eq!(done["interrupted"], true, "{done}");
+    let heard = done["text"].as_str().unwrap();
+    assert!(
+        STORY.starts_with(heard) && heard.len() < STORY.len() / 2,
+        "remembered {heard:?}"
+    );
+    let fin = mic
+        .until("the barge-in's words as a turn", |v| {
+            v["type"] == "transcript" && v["final"] == true && v["turn"].as_u64() > Some(story)
+        })
+        .await;
+    assert_eq!(fin["text"], "what about the weather in paris today");
+    let answer = mic
+        .until(
+            "the answer",
+            is("agent_done", fin["turn"].as_u64().unwrap()),
+        )
+        .await;
+    assert_eq!(answer["text"], "It is sunny in Paris.");
+    let finals = mic
+        .log
+        .iter()
+        .filter(|v| v["type"] == "transcript" && v["final"] == true)
+        .count();
+    assert_eq!(finals, 2, "one utterance, one turn: {:#?}", mic.log);
+    at_interrupt
+}
+
+#[tokio::test]
+async fn a_seven_word_barge_in_interrupts_once_the_minimum_duration_has_passed() {
+    let received = seven_word_barge_in(&[]).await;
+    // The user stopped talking after about 2.3 s of agent speech; the interruption waited
+    // for the 3000 ms minimum (audio arrives up to the 200 ms lead ahead of being heard).
+    assert!(
+        received >= 3000 * BYTES_PER_MS,
+        "interrupted after only {} ms of agent audio",
+        received / BYTES_PER_MS
+    );
+}
+
+#[tokio::test]
+async fn a_seven_word_barge_in_interrupts_with_each_reference_barge_in_plugin() {
+    for name in ["barge-in-seed", "barge-in-smart"] {
+        let path = plugins::component(name);
+        // Interrupted, remembered only as heard, and the words answered (checked inside).
+        seven_word_barge_in(&[("BARGE_IN_PLUGIN", path.to_str().unwrap())]).await;
+    }
+}
+
+/// A raw client whose socket receive buffer is tiny and that never reads after `ready`.
+async fn stalled_reader(
+    addr: std::net::SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/agent"), stream)
+        .await
+        .expect("upgrade");
+    use futures_util::{SinkExt, StreamExt};
+    let start = json!({"type": "start", "audio": {"encoding": "pcm16", "sample_rate": 16000},
+                       "output": {"encoding": "pcm16", "sample_rate": 48000}});
+    ws.send(Message::text(start.to_string())).await.unwrap();
+    let ready = ws.next().await.unwrap().unwrap();
+    assert!(ready.to_text().unwrap().contains("ready"));
+    ws.send(Message::text(
+        json!({"type": "text", "text": "tell me a long story"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    ws
+}
+
+async fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_and_its_slot_freed() {
+    let s = CloudStack::start(
+        DeepgramScript::new(["unused"]),
+        // A reply long enough to outlast every socket buffer.
+        OpenAiScript::default().reply("story", STORY.repeat(12)),
+        ElevenLabsScript::default(),
+        &[("MAX_SESSIONS", "1")],
+    )
+    .await;
+    let ws = stalled_reader(s.host.addr).await;
+    // The server gives up on it: the slot comes back (the socket is gone), counted as slow.
+    voice_tests::eventually_async(
+        "the slow client is closed",
+        Duration::from_secs(120),
+        || async {
+            metric(s.host.addr, "voice_slow_clients_total").await == 1.0
+                && metric(s.host.addr, "voice_sessions_active").await == 0.0
+        },
+    )
+    .await;
+    // With MAX_SESSIONS=1, a new session is admitted only once the slot is free.
+    let mut c = AgentClient::start(
+        s.host.addr,
+        json!({"encoding": "pcm16", "sample_rate": 16000}),
+        None,
+    )
+    .await;
+    c.send_json(json!({"type": "text", "text": "a question"}))
+        .await;
+    assert!(c
+        .wait_for(LIMIT, |m| m["type"] == "agent_done")
+        .await
+        .is_some());
+    drop(ws);
+}
