@@ -31,19 +31,3 @@ pub async fn eventually(what: &str, limit: Duration, mut condition: impl FnMut()
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
-
-/// [`eventually`] for a condition that needs to await (an HTTP request to the host).
-pub async fn eventually_async<F, Fut>(what: &str, limit: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}

@@ -1,10 +1,10 @@
 //! Conversations under real timing, through `/agent` against the local provider fakes: typed
-//! turns racing each other, a barge-in held back by the minimum speaking time, and a client that
-//! stops reading its socket.
+//! turns racing each other, and a barge-in held back by the minimum speaking time.
+//! (A client that stops reading is covered where it can be timed: `transport::writer` and
+//! `session::outbound`.)
 
 use serde_json::json;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
 use voice_tests::agent_client::AgentClient;
 use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
@@ -165,77 +165,4 @@ async fn a_seven_word_barge_in_interrupts_with_each_reference_barge_in_plugin() 
         // Interrupted, remembered only as heard, and the words answered (checked inside).
         seven_word_barge_in(&[("BARGE_IN_PLUGIN", path.to_str().unwrap())]).await;
     }
-}
-
-/// A raw client whose socket receive buffer is tiny and that never reads after `ready`.
-async fn stalled_reader(
-    addr: std::net::SocketAddr,
-) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/agent"), stream)
-        .await
-        .expect("upgrade");
-    use futures_util::{SinkExt, StreamExt};
-    let start = json!({"type": "start", "audio": {"encoding": "pcm16", "sample_rate": 16000},
-                       "output": {"encoding": "pcm16", "sample_rate": 48000}});
-    ws.send(Message::text(start.to_string())).await.unwrap();
-    let ready = ws.next().await.unwrap().unwrap();
-    assert!(ready.to_text().unwrap().contains("ready"));
-    ws.send(Message::text(
-        json!({"type": "text", "text": "tell me a long story"}).to_string(),
-    ))
-    .await
-    .unwrap();
-    ws
-}
-
-async fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(f64::NAN)
-}
-
-#[tokio::test]
-async fn a_client_that_stops_reading_is_closed_and_its_slot_freed() {
-    let s = CloudStack::start(
-        DeepgramScript::new(["unused"]),
-        // A reply long enough to outlast every socket buffer.
-        OpenAiScript::default().reply("story", STORY.repeat(12)),
-        ElevenLabsScript::default(),
-        &[("MAX_SESSIONS", "1")],
-    )
-    .await;
-    let ws = stalled_reader(s.host.addr).await;
-    // The server gives up on it: the slot comes back (the socket is gone), counted as slow.
-    voice_tests::eventually_async(
-        "the slow client is closed",
-        Duration::from_secs(120),
-        || async {
-            metric(s.host.addr, "voice_slow_clients_total").await == 1.0
-                && metric(s.host.addr, "voice_sessions_active").await == 0.0
-        },
-    )
-    .await;
-    // With MAX_SESSIONS=1, a new session is admitted only once the slot is free.
-    let mut c = AgentClient::start(
-        s.host.addr,
-        json!({"encoding": "pcm16", "sample_rate": 16000}),
-        None,
-    )
-    .await;
-    c.send_json(json!({"type": "text", "text": "a question"}))
-        .await;
-    assert!(c
-        .wait_for(LIMIT, |m| m["type"] == "agent_done")
-        .await
-        .is_some());
-    drop(ws);
 }
