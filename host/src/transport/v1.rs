@@ -5,18 +5,18 @@
 use super::protocol::{
     close, ClientMessage, ServerMessage, MAX_AUDIO_FRAME_BYTES, MAX_TEXT_FRAME_BYTES,
 };
+use super::env::SessionEnv;
+use super::input_limits::InputLimits;
+use crate::admission::Admitted;
 use crate::audio::AudioFormat;
-use crate::server::AppState;
+use crate::config::Config;
 use crate::session::{driver, Inbound, Outbound, StartParams};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 
-/// How long a client may take to send `start`.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 const OUTBOUND_CAPACITY: usize = 256;
 const INBOUND_CAPACITY: usize = 64;
 
@@ -35,8 +35,13 @@ async fn send_close(sink: &mut Sink, code: u16, reason: &str) {
         .await;
 }
 
-/// Check a `start` message and turn it into session parameters.
-fn accept_start(state: &AppState, msg: ClientMessage) -> Result<StartParams, Box<ServerMessage>> {
+/// Check a `start` message and turn it into session parameters. The agent profile must be one
+/// the session's token allows.
+fn accept_start(
+    config: &Config,
+    admitted: &Admitted,
+    msg: ClientMessage,
+) -> Result<StartParams, Box<ServerMessage>> {
     let ClientMessage::Start {
         audio,
         output,
@@ -78,8 +83,17 @@ fn accept_start(state: &AppState, msg: ClientMessage) -> Result<StartParams, Box
         Some(id) => id,
         None => uuid::Uuid::new_v4().to_string(),
     };
-    let profile = state
-        .config
+    let agent = admitted
+        .agent(agent.as_deref())
+        .map_err(|code| {
+            Box::new(ServerMessage::error(
+                code,
+                "this session's token does not allow that agent",
+                false,
+            ))
+        })?
+        .map(str::to_string);
+    let profile = config
         .agent_profile(agent.as_deref())
         .ok_or_else(|| {
             Box::new(ServerMessage::error(
@@ -96,12 +110,12 @@ fn accept_start(state: &AppState, msg: ClientMessage) -> Result<StartParams, Box
     })
 }
 
-/// Serve one `/agent` connection.
-pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemaphorePermit) {
+/// Serve one admitted `/agent` connection.
+pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
     let (mut sink, mut stream) = socket.split();
 
     // Handshake: wait for a valid `start`.
-    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + admitted.limits.start_timeout;
     let start = loop {
         let frame = match tokio::time::timeout_at(deadline, stream.next()).await {
             Err(_) => {
@@ -127,7 +141,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
                     continue;
                 }
                 match ClientMessage::parse(&text) {
-                    Ok(m) => match accept_start(&state, m) {
+                    Ok(m) => match accept_start(&env.deps.config, &admitted, m) {
                         Ok(p) => break p,
                         Err(e) => {
                             send_json(&mut sink, &e).await;
@@ -161,7 +175,9 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     }
     let span = tracing::info_span!("session", id = %session_id);
     let _enter = span.enter();
-    tracing::info!(input = ?start.input, output = ?start.output, "session started");
+    let subject = admitted.claims.as_ref().map(|c| c.sub.as_str());
+    tracing::info!(input = ?start.input, output = ?start.output, subject, "session started");
+    let mut input_limits = InputLimits::new(admitted.limits, start.input);
     let metrics = crate::metrics::global();
     metrics.sessions_total.inc();
     metrics.sessions_active.inc();
@@ -169,15 +185,15 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     let (in_tx, in_rx) = mpsc::channel(INBOUND_CAPACITY);
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(OUTBOUND_CAPACITY);
     let session = tokio::spawn(driver::run(
-        state.deps.clone(),
+        env.deps.clone(),
         start,
         in_rx,
         out_tx.clone(),
-        state.drain_signal(),
+        env.drain.clone(),
     ));
 
     // Writer: session output to the socket.
-    let mut force = state.force_signal();
+    let mut force = env.force.clone();
     let writer = tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -210,7 +226,22 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     // Reader: socket frames to the session.
     let reader_out = out_tx.clone();
     let reader = async move {
-        while let Some(frame) = stream.next().await {
+        loop {
+            // Idle and session-length limits end the session from the reader's side.
+            let frame = tokio::select! {
+                f = stream.next() => f,
+                why = input_limits.expired() => {
+                    let _ = reader_out.try_send(Outbound::Json(
+                        why.error(input_limits.limits()).to_json(),
+                    ));
+                    let _ = reader_out.try_send(Outbound::Close {
+                        code: close::POLICY,
+                        reason: why.reason().into(),
+                    });
+                    break;
+                }
+            };
+            let Some(frame) = frame else { break };
             let Ok(frame) = frame else {
                 // Includes frames over the WebSocket layer's limit.
                 let _ = reader_out.try_send(Outbound::Json(
@@ -246,6 +277,12 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
                         });
                         break;
                     }
+                    if let Err(report) = input_limits.audio(bytes.len()) {
+                        if let Some(error) = report {
+                            let _ = reader_out.try_send(Outbound::Json(error.to_json()));
+                        }
+                        continue;
+                    }
                     Inbound::Audio(bytes)
                 }
                 Message::Text(text) => {
@@ -258,7 +295,17 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
                         }
                     } else {
                         match ClientMessage::parse(&text) {
-                            Ok(m) => Inbound::Message(m),
+                            Ok(m @ ClientMessage::Text { .. }) => match input_limits.text_turn() {
+                                Ok(()) => Inbound::Message(m),
+                                Err(error) => {
+                                    let _ = reader_out.try_send(Outbound::Json(error.to_json()));
+                                    continue;
+                                }
+                            },
+                            Ok(m) => {
+                                input_limits.touch();
+                                Inbound::Message(m)
+                            }
                             Err(e) => Inbound::Error {
                                 code: e.code.into(),
                                 message: e.message,
@@ -300,5 +347,5 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     metrics.sessions_active.dec();
     tracing::info!("session ended");
-    drop(permit);
+    drop(admitted);
 }

@@ -1,0 +1,224 @@
+//! What one client may send once its session runs: the reader checks every frame here. A session
+//! without audio or text for `IDLE_TIMEOUT_MS`, or older than its cap, is ended; audio sustained
+//! faster than twice real time and typed turns over the per-session rate are dropped with an
+//! error, so they cost no speech-to-text or LLM calls.
+
+use super::protocol::ServerMessage;
+use crate::admission::session_limits::{AUDIO_BURST, MAX_AUDIO_SPEED, TEXT_TURN_BURST};
+use crate::admission::SessionLimits;
+use crate::audio::AudioFormat;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// At most one `audio_too_fast` error a second, however many frames are dropped.
+const FAST_ERROR_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a session's time ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Idle,
+    MaxSession,
+}
+
+impl Expiry {
+    /// The fatal error the client gets before the close.
+    pub fn error(self, limits: &SessionLimits) -> ServerMessage {
+        let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis());
+        match self {
+            Self::Idle => ServerMessage::error(
+                "idle_timeout",
+                format!("no audio or text for {} ms", ms(limits.idle_timeout)),
+                true,
+            ),
+            Self::MaxSession => ServerMessage::error(
+                "session_time_limit",
+                format!("sessions may last {} ms", ms(limits.max_session)),
+                true,
+            ),
+        }
+    }
+
+    /// The close frame's reason text.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Idle => "idle timeout",
+            Self::MaxSession => "session time limit",
+        }
+    }
+}
+
+/// The per-session input checks.
+pub struct InputLimits {
+    limits: SessionLimits,
+    started: Instant,
+    last_input: Instant,
+    /// Audio accepted so far, in microseconds of the input format.
+    audio_us: u64,
+    /// Input bytes per second (0 when unknown: no pace check).
+    bytes_per_s: u64,
+    last_fast_error: Option<Instant>,
+    text: Option<DefaultDirectRateLimiter>,
+}
+
+impl InputLimits {
+    pub fn new(limits: SessionLimits, input: AudioFormat) -> Self {
+        let now = Instant::now();
+        let text = NonZeroU32::new(limits.text_turns_per_min).map(|n| {
+            let burst = NonZeroU32::new(TEXT_TURN_BURST).unwrap_or(NonZeroU32::MIN);
+            RateLimiter::direct(Quota::per_minute(n).allow_burst(burst))
+        });
+        Self {
+            limits,
+            started: now,
+            last_input: now,
+            audio_us: 0,
+            bytes_per_s: u64::from(input.sample_rate) * input.bytes_per_sample() as u64,
+            last_fast_error: None,
+            text,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &SessionLimits {
+        &self.limits
+    }
+
+    /// Resolves when the session has been idle too long or is over its cap; never when neither
+    /// limit is set. Build a new one after each input (the idle deadline moves).
+    pub async fn expired(&self) -> Expiry {
+        let idle = self.limits.idle_timeout.map(|d| (self.last_input + d, Expiry::Idle));
+        let max = self.limits.max_session.map(|d| (self.started + d, Expiry::MaxSession));
+        let next = match (idle, max) {
+            (Some(i), Some(m)) => Some(if m.0 <= i.0 { m } else { i }),
+            (a, b) => a.or(b),
+        };
+        match next {
+            Some((at, why)) => {
+                tokio::time::sleep_until(at).await;
+                why
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Account for an audio frame. `Err(Some(error))`: drop it and tell the client;
+    /// `Err(None)`: drop it quietly (the client was told within the last second).
+    pub fn audio(&mut self, bytes: usize) -> Result<(), Option<ServerMessage>> {
+        let now = Instant::now();
+        self.last_input = now;
+        if self.bytes_per_s == 0 {
+            return Ok(());
+        }
+        let frame_us = bytes as u64 * 1_000_000 / self.bytes_per_s;
+        let elapsed_us = now.duration_since(self.started).as_micros() as u64;
+        let allowed_us = MAX_AUDIO_SPEED * elapsed_us + AUDIO_BURST.as_micros() as u64;
+        if self.audio_us + frame_us <= allowed_us {
+            self.audio_us += frame_us;
+            return Ok(());
+        }
+        if self
+            .last_fast_error
+            .is_some_and(|t| now.duration_since(t) < FAST_ERROR_INTERVAL)
+        {
+            return Err(None);
+        }
+        self.last_fast_error = Some(now);
+        Err(Some(ServerMessage::error(
+            "audio_too_fast",
+            format!("audio arrives faster than {MAX_AUDIO_SPEED}x real time; frames are dropped"),
+            false,
+        )))
+    }
+
+    /// Account for a typed turn: `Err` with the error to send when over the rate (the turn is
+    /// dropped).
+    pub fn text_turn(&mut self) -> Result<(), ServerMessage> {
+        self.last_input = Instant::now();
+        match &self.text {
+            Some(limiter) if limiter.check().is_err() => Err(ServerMessage::error(
+                "rate_limited",
+                format!(
+                    "at most {} typed turns a minute; this one was dropped",
+                    self.limits.text_turns_per_min
+                ),
+                false,
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Any other message counts as activity.
+    pub fn touch(&mut self) {
+        self.last_input = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::Encoding;
+
+    fn limits() -> SessionLimits {
+        SessionLimits {
+            start_timeout: Duration::from_secs(5),
+            idle_timeout: Some(Duration::from_secs(10)),
+            max_session: Some(Duration::from_secs(60)),
+            text_turns_per_min: 6,
+        }
+    }
+
+    const PCM16K: AudioFormat = AudioFormat {
+        encoding: Encoding::Pcm16,
+        sample_rate: 16000,
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn audio_faster_than_twice_real_time_is_dropped_after_the_burst() {
+        let mut l = InputLimits::new(limits(), PCM16K);
+        // 20 ms frames of 640 bytes every 5 ms: four times real time.
+        let mut first_error = None;
+        for i in 0..400u32 {
+            if let Err(Some(e)) = l.audio(640) {
+                first_error.get_or_insert((i, e));
+            }
+            tokio::time::advance(Duration::from_millis(5)).await;
+        }
+        let (i, e) = first_error.expect("audio_too_fast reported");
+        assert!(e.to_json().contains("audio_too_fast"));
+        // 2 s burst + 2x: the excess reaches 2 s after 1 s of wall time (200 frames).
+        assert!((190..=210).contains(&i), "{i}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn real_time_audio_is_never_dropped() {
+        let mut l = InputLimits::new(limits(), PCM16K);
+        for _ in 0..3000 {
+            assert!(l.audio(640).is_ok());
+            tokio::time::advance(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_and_max_session_expire_in_order() {
+        let l = InputLimits::new(limits(), PCM16K);
+        assert_eq!(l.expired().await, Expiry::Idle);
+        let mut l = InputLimits::new(limits(), PCM16K);
+        for _ in 0..7 {
+            tokio::time::advance(Duration::from_secs(9)).await;
+            l.touch();
+        }
+        assert_eq!(l.expired().await, Expiry::MaxSession);
+    }
+
+    #[test]
+    fn typed_turns_over_the_burst_are_rate_limited() {
+        let mut l = InputLimits::new(limits(), PCM16K);
+        for _ in 0..TEXT_TURN_BURST {
+            assert!(l.text_turn().is_ok());
+        }
+        let e = l.text_turn().unwrap_err();
+        assert!(e.to_json().contains("rate_limited"));
+    }
+}
