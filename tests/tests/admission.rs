@@ -76,7 +76,7 @@ fn body_code(r: &Refused) -> String {
 
 async fn expect_error(c: &mut AgentClient, code: &str) -> Value {
     let e = c
-        .wait_for(LONG, |v| v["type"] == "error")
+        .wait_for(LONG, |v| v["type"] == "error" && v["code"] == code)
         .await
         .unwrap_or_else(|| panic!("no error {code}; got {:?}", c.messages));
     assert_eq!(e["code"], code, "{e}");
@@ -232,8 +232,8 @@ async fn audio_at_four_times_real_time_is_refused() {
     let mut c = AgentClient::start(s.host.addr, pcm16k(), None).await;
     let frame = vec![0u8; 640]; // 20 ms at 16 kHz
     let mut seen = false;
-    // 20 ms of audio every 5 ms for up to 40 s of audio; the error comes after about 2 s.
-    for _ in 0..2000 {
+    // 20 ms of audio every 5 ms for up to 80 s of audio; the error comes after about 10 s.
+    for _ in 0..4000 {
         c.send_audio(&frame).await;
         let due = tokio::time::Instant::now() + Duration::from_millis(5);
         c.drain_until(due).await;

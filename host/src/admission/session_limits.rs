@@ -11,8 +11,9 @@ pub const TEXT_TURN_BURST: u32 = 5;
 /// Client audio may run ahead of wall time by this factor, sustained.
 pub const MAX_AUDIO_SPEED: u64 = 2;
 
-/// Audio a client may send ahead of that pace in one go (a reconnect flushing its buffer).
-pub const AUDIO_BURST: Duration = Duration::from_secs(2);
+/// Audio a client may send ahead of that pace in one go (a reconnect flushing its buffer, or
+/// one maximum-size frame of 16 kHz PCM16, about 2 s).
+pub const AUDIO_BURST: Duration = Duration::from_secs(5);
 
 /// The limits of one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,7 +79,7 @@ impl Verifier {
         }
         let pem = public_pem.map(str::as_bytes);
         Some(Self {
-            hmac: secret.map(|s| DecodingKey::from_secret(s.as_bytes())),
+            hmac: secret.and_then(|s| DecodingKey::from_secret(s.as_bytes()).ok()),
             rsa: pem.and_then(|p| DecodingKey::from_rsa_pem(p).ok()),
             ec: pem.and_then(|p| DecodingKey::from_ec_pem(p).ok()),
         })
@@ -122,18 +122,16 @@ fn verify_with(token: &str, key: &DecodingKey, alg: Algorithm) -> Result<Claims,
 
 /// Verify an HS256 token with `secret` (Twilio stream tokens use a derived key).
 pub fn verify_hs256(secret: &[u8], token: &str) -> Result<Claims, TokenError> {
-    verify_with(token, &DecodingKey::from_secret(secret), Algorithm::HS256)
+    let key = DecodingKey::from_secret(secret).map_err(|_| TokenError::BadSignature)?;
+    verify_with(token, &key, Algorithm::HS256)
 }
 
 /// Mint an HS256 token (development tokens and Twilio stream tokens).
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> String {
-    // Encoding plain claims with an HMAC key cannot fail.
-    encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .unwrap_or_default()
+    // Encoding plain claims with a non-empty HMAC key cannot fail.
+    EncodingKey::from_secret(secret)
+        .and_then(|key| encode(&Header::new(Algorithm::HS256), claims, &key))
+        .unwrap_or_default()
 }
 
 /// Seconds since the Unix epoch.
@@ -201,7 +199,7 @@ mod tests {
         let t = encode(
             &Header::new(Algorithm::HS256),
             &NoExp { sub: "u" },
-            &EncodingKey::from_secret(SECRET.as_bytes()),
+            &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
         )
         .unwrap();
         assert_eq!(verifier().verify(&t), Err(TokenError::Malformed));

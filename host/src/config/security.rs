@@ -142,9 +142,7 @@ impl SecurityConfig {
 
     /// `NAME=value` lines for `voice-host config`; secrets show only whether they are set.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
-        let set = |o: &Option<String>| {
-            if o.is_some() { "(set)" } else { "(unset)" }.to_string()
-        };
+        let set = |o: &Option<String>| (if o.is_some() { "(set)" } else { "(unset)" }).to_string();
         vec![
             ("AUTH_SECRET", set(&self.auth_secret)),
             ("AUTH_PUBLIC_KEY", set(&self.auth_public_key)),

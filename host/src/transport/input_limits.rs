@@ -88,13 +88,7 @@ impl InputLimits {
     /// Resolves when the session has been idle too long or is over its cap; never when neither
     /// limit is set. Build a new one after each input (the idle deadline moves).
     pub async fn expired(&self) -> Expiry {
-        let idle = self.limits.idle_timeout.map(|d| (self.last_input + d, Expiry::Idle));
-        let max = self.limits.max_session.map(|d| (self.started + d, Expiry::MaxSession));
-        let next = match (idle, max) {
-            (Some(i), Some(m)) => Some(if m.0 <= i.0 { m } else { i }),
-            (a, b) => a.or(b),
-        };
-        match next {
+        match self.next_expiry() {
             Some((at, why)) => {
                 tokio::time::sleep_until(at).await;
                 why
@@ -103,10 +97,23 @@ impl InputLimits {
         }
     }
 
+    /// The nearest of the idle and session-length deadlines.
+    fn next_expiry(&self) -> Option<(Instant, Expiry)> {
+        let idle = self.limits.idle_timeout.map(|d| (self.last_input + d, Expiry::Idle));
+        let max = self.limits.max_session.map(|d| (self.started + d, Expiry::MaxSession));
+        match (idle, max) {
+            (Some(i), Some(m)) => Some(if m.0 <= i.0 { m } else { i }),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Account for an audio frame. `Err(Some(error))`: drop it and tell the client;
     /// `Err(None)`: drop it quietly (the client was told within the last second).
     pub fn audio(&mut self, bytes: usize) -> Result<(), Option<ServerMessage>> {
-        let now = Instant::now();
+        self.audio_at(bytes, Instant::now())
+    }
+
+    fn audio_at(&mut self, bytes: usize, now: Instant) -> Result<(), Option<ServerMessage>> {
         self.last_input = now;
         if self.bytes_per_s == 0 {
             return Ok(());
@@ -151,7 +158,11 @@ impl InputLimits {
 
     /// Any other message counts as activity.
     pub fn touch(&mut self) {
-        self.last_input = Instant::now();
+        self.touch_at(Instant::now());
+    }
+
+    fn touch_at(&mut self, now: Instant) {
+        self.last_input = now;
     }
 }
 
@@ -174,42 +185,47 @@ mod tests {
         sample_rate: 16000,
     };
 
-    #[tokio::test(start_paused = true)]
-    async fn audio_faster_than_twice_real_time_is_dropped_after_the_burst() {
+    #[test]
+    fn audio_faster_than_twice_real_time_is_dropped_after_the_burst() {
         let mut l = InputLimits::new(limits(), PCM16K);
+        let t0 = l.started;
         // 20 ms frames of 640 bytes every 5 ms: four times real time.
-        let mut first_error = None;
-        for i in 0..400u32 {
-            if let Err(Some(e)) = l.audio(640) {
-                first_error.get_or_insert((i, e));
+        let first_error = (0..1000u64).find_map(|i| {
+            match l.audio_at(640, t0 + Duration::from_millis(5 * i)) {
+                Err(Some(e)) => Some((i, e)),
+                _ => None,
             }
-            tokio::time::advance(Duration::from_millis(5)).await;
-        }
+        });
         let (i, e) = first_error.expect("audio_too_fast reported");
         assert!(e.to_json().contains("audio_too_fast"));
-        // 2 s burst + 2x: the excess reaches 2 s after 1 s of wall time (200 frames).
-        assert!((190..=210).contains(&i), "{i}");
+        // 5 s burst + 2x: the excess reaches 5 s after about 2.5 s of wall time (500 frames).
+        assert!((490..=510).contains(&i), "{i}");
+        // Reported at most once a second, dropped meanwhile.
+        assert_eq!(l.audio_at(640, t0 + Duration::from_millis(5 * i + 5)), Err(None));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn real_time_audio_is_never_dropped() {
+    #[test]
+    fn real_time_audio_is_never_dropped() {
         let mut l = InputLimits::new(limits(), PCM16K);
-        for _ in 0..3000 {
-            assert!(l.audio(640).is_ok());
-            tokio::time::advance(Duration::from_millis(20)).await;
+        let t0 = l.started;
+        for i in 0..3000u64 {
+            assert!(l.audio_at(640, t0 + Duration::from_millis(20 * i)).is_ok());
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn idle_and_max_session_expire_in_order() {
-        let l = InputLimits::new(limits(), PCM16K);
-        assert_eq!(l.expired().await, Expiry::Idle);
+    #[test]
+    fn idle_and_max_session_expire_in_order() {
         let mut l = InputLimits::new(limits(), PCM16K);
-        for _ in 0..7 {
-            tokio::time::advance(Duration::from_secs(9)).await;
-            l.touch();
-        }
-        assert_eq!(l.expired().await, Expiry::MaxSession);
+        let t0 = l.started;
+        assert_eq!(l.next_expiry(), Some((t0 + Duration::from_secs(10), Expiry::Idle)));
+        l.touch_at(t0 + Duration::from_secs(55));
+        assert_eq!(l.next_expiry(), Some((t0 + Duration::from_secs(60), Expiry::MaxSession)));
+        let none = SessionLimits {
+            idle_timeout: None,
+            max_session: None,
+            ..limits()
+        };
+        assert_eq!(InputLimits::new(none, PCM16K).next_expiry(), None);
     }
 
     #[test]
