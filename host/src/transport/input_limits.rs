@@ -200,8 +200,12 @@ mod tests {
         assert!(e.to_json().contains("audio_too_fast"));
         // 5 s burst + 2x: the excess reaches 5 s after about 2.5 s of wall time (500 frames).
         assert!((490..=510).contains(&i), "{i}");
-        // Reported at most once a second, dropped meanwhile.
-        assert_eq!(l.audio_at(640, t0 + Duration::from_millis(5 * i + 5)), Err(None));
+        // Reported at most once a second; the excess is dropped meanwhile.
+        let next_second: Vec<_> = (i + 1..i + 190)
+            .map(|k| l.audio_at(640, t0 + Duration::from_millis(5 * k)))
+            .collect();
+        assert!(next_second.iter().all(|r| !matches!(r, Err(Some(_)))));
+        assert!(next_second.iter().filter(|r| r.is_err()).count() > 50);
     }
 
     #[test]
