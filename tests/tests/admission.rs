@@ -96,7 +96,10 @@ async fn bad_tokens_get_401_before_the_upgrade() {
     let s = stack(&[("AUTH_SECRET", SECRET)]).await;
     let addr = s.host.addr;
     let expired = token(&claims(now_s() - 3600));
-    let forged = mint_hs256(b"some-other-secret-some-other-secret", &claims(now_s() + 600));
+    let forged = mint_hs256(
+        b"some-other-secret-some-other-secret",
+        &claims(now_s() + 600),
+    );
     let cases = [
         ("/agent".to_string(), "token_missing"),
         ("/agent?token=not-a-jwt".to_string(), "token_malformed"),
@@ -129,9 +132,10 @@ async fn a_valid_token_works_by_query_and_by_subprotocol() {
     converse(&mut c).await;
 
     let proto = format!("voice-host.v1, token.{}", valid_token());
-    let by_protocol = AgentClient::connect_with(addr, "/agent", &[("sec-websocket-protocol", &proto)])
-        .await
-        .expect("admitted with the subprotocol entry");
+    let by_protocol =
+        AgentClient::connect_with(addr, "/agent", &[("sec-websocket-protocol", &proto)])
+            .await
+            .expect("admitted with the subprotocol entry");
     // Only the non-secret protocol is echoed.
     assert_eq!(by_protocol.protocol.as_deref(), Some("voice-host.v1"));
     let mut c = by_protocol.start_session(pcm16k(), None).await;
@@ -152,7 +156,8 @@ async fn a_token_for_one_agent_cannot_start_another() {
     let e = expect_error(&mut c, "agent_not_allowed").await;
     assert_eq!(e["fatal"], false);
     // A start naming no agent runs the token's agent.
-    c.send_json(json!({"type": "start", "audio": pcm16k()})).await;
+    c.send_json(json!({"type": "start", "audio": pcm16k()}))
+        .await;
     c.expect_type("ready", LONG).await;
     converse(&mut c).await;
     let prompt = &s.openai.requests()[0].body["messages"][0]["content"];
@@ -189,7 +194,10 @@ async fn one_ip_past_its_cap_gets_429_while_another_is_served() {
     let r = refused(addr, "/agent", &[("x-forwarded-for", "198.51.100.1")]).await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert_eq!(body_code(&r), "too_many_sessions");
-    assert!(r.retry_after.as_deref().is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)));
+    assert!(r
+        .retry_after
+        .as_deref()
+        .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)));
     // Another client behind the same proxy is served.
     let other = AgentClient::connect_with(addr, "/agent", &[("x-forwarded-for", "198.51.100.2")])
         .await
@@ -201,8 +209,12 @@ async fn one_ip_past_its_cap_gets_429_while_another_is_served() {
 #[tokio::test]
 async fn the_connection_rate_per_ip_gets_429_with_retry_after() {
     let s = stack(&[("CONNECT_RATE_PER_MIN", "1"), ("CONNECT_BURST", "2")]).await;
-    let _a = AgentClient::connect(s.host.addr, None).await.expect("first");
-    let _b = AgentClient::connect(s.host.addr, None).await.expect("second");
+    let _a = AgentClient::connect(s.host.addr, None)
+        .await
+        .expect("first");
+    let _b = AgentClient::connect(s.host.addr, None)
+        .await
+        .expect("second");
     let r = refused(s.host.addr, "/agent", &[]).await;
     assert_eq!((r.status, body_code(&r).as_str()), (429, "rate_limited"));
     assert!(r.retry_after.is_some());
@@ -211,7 +223,9 @@ async fn the_connection_rate_per_ip_gets_429_with_retry_after() {
 #[tokio::test]
 async fn a_silent_socket_is_closed_at_start_timeout() {
     let s = stack(&[("START_TIMEOUT_MS", "300")]).await;
-    let mut c = AgentClient::connect(s.host.addr, None).await.expect("upgrade");
+    let mut c = AgentClient::connect(s.host.addr, None)
+        .await
+        .expect("upgrade");
     let e = expect_error(&mut c, "start_timeout").await;
     assert_eq!(e["fatal"], true);
     assert_eq!(c.expect_close(LONG).await.0, 1008);
@@ -237,7 +251,10 @@ async fn audio_at_four_times_real_time_is_refused() {
         c.send_audio(&frame).await;
         let due = tokio::time::Instant::now() + Duration::from_millis(5);
         c.drain_until(due).await;
-        if c.of_type("error").iter().any(|e| e["code"] == "audio_too_fast") {
+        if c.of_type("error")
+            .iter()
+            .any(|e| e["code"] == "audio_too_fast")
+        {
             seen = true;
             break;
         }
@@ -280,7 +297,10 @@ async fn post_voice(addr: SocketAddr, signature: Option<&str>) -> (u16, String) 
         req = req.header("x-twilio-signature", sig);
     }
     let resp = req.send().await.expect("webhook answers");
-    (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
 }
 
 fn twilio_signature() -> String {
@@ -302,7 +322,9 @@ async fn stream_close_code(addr: SocketAddr, custom: Value) -> Option<u16> {
     let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": STREAM_SID,
         "start": {"streamSid": STREAM_SID, "callSid": CALL_SID, "customParameters": custom,
                   "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
-    ws.send(Message::Text(start.to_string().into())).await.unwrap();
+    ws.send(Message::Text(start.to_string().into()))
+        .await
+        .unwrap();
     let stop = json!({"event": "stop", "sequenceNumber": "2", "streamSid": STREAM_SID,
         "stop": {"callSid": CALL_SID}});
     let _ = ws.send(Message::Text(stop.to_string().into())).await;
@@ -324,13 +346,21 @@ async fn twilio_webhook_signature_is_checked() {
     let s = twilio_stack().await;
     assert_eq!(post_voice(s.host.addr, None).await.0, 403);
     assert_eq!(
-        post_voice(s.host.addr, Some("bm90IHRoZSBzaWduYXR1cmU=")).await.0,
+        post_voice(s.host.addr, Some("bm90IHRoZSBzaWduYXR1cmU="))
+            .await
+            .0,
         403
     );
     let (status, xml) = post_voice(s.host.addr, Some(&twilio_signature())).await;
     assert_eq!(status, 200, "{xml}");
-    assert!(xml.contains("<Stream url=\"wss://voice.example.com/twilio\">"), "{xml}");
-    assert!(xml.contains("<Parameter name=\"agent\" value=\"sales\"/>"), "{xml}");
+    assert!(
+        xml.contains("<Stream url=\"wss://voice.example.com/twilio\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<Parameter name=\"agent\" value=\"sales\"/>"),
+        "{xml}"
+    );
     assert!(xml.contains("<Parameter name=\"token\" value=\""), "{xml}");
 }
 
@@ -355,12 +385,20 @@ async fn twilio_streams_need_the_token_of_their_call() {
         Some(1008)
     );
     assert_eq!(
-        stream_close_code(s.host.addr, json!({"agent": "support", "token": stream_token})).await,
+        stream_close_code(
+            s.host.addr,
+            json!({"agent": "support", "token": stream_token})
+        )
+        .await,
         Some(1008)
     );
     // The token the webhook handed out lets the call run until its stop (a normal close).
     assert_eq!(
-        stream_close_code(s.host.addr, json!({"agent": "sales", "token": stream_token})).await,
+        stream_close_code(
+            s.host.addr,
+            json!({"agent": "sales", "token": stream_token})
+        )
+        .await,
         Some(1000)
     );
 }

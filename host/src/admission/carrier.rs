@@ -36,9 +36,15 @@ mod tests {
     #[test]
     fn reads_the_query_then_the_subprotocol_list() {
         let uri: Uri = "/agent?x=1&token=a.b.c".parse().unwrap();
-        assert_eq!(presented_token(&uri, &HeaderMap::new()).as_deref(), Some("a.b.c"));
+        assert_eq!(
+            presented_token(&uri, &HeaderMap::new()).as_deref(),
+            Some("a.b.c")
+        );
         let mut h = HeaderMap::new();
-        h.insert("sec-websocket-protocol", "voice-host.v1, token.d.e.f".parse().unwrap());
+        h.insert(
+            "sec-websocket-protocol",
+            "voice-host.v1, token.d.e.f".parse().unwrap(),
+        );
         let bare: Uri = "/agent".parse().unwrap();
         assert_eq!(presented_token(&bare, &h).as_deref(), Some("d.e.f"));
         assert_eq!(presented_token(&bare, &HeaderMap::new()), None);

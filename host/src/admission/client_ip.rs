@@ -48,7 +48,12 @@ impl TrustedProxies {
     }
 
     /// A forwarded header's first value, when `peer` is a trusted proxy.
-    pub fn forwarded<'a>(&self, peer: IpAddr, headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    pub fn forwarded<'a>(
+        &self,
+        peer: IpAddr,
+        headers: &'a HeaderMap,
+        name: &str,
+    ) -> Option<&'a str> {
         if !self.contains(peer) {
             return None;
         }
@@ -66,7 +71,10 @@ mod tests {
     use super::*;
 
     fn proxies() -> TrustedProxies {
-        TrustedProxies::new(vec!["127.0.0.1/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()])
+        TrustedProxies::new(vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ])
     }
 
     fn xff(v: &str) -> HeaderMap {
@@ -81,22 +89,37 @@ mod tests {
 
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_claims() {
-        assert_eq!(proxies().client_ip(ip("203.0.113.9"), &xff("198.51.100.1")), ip("203.0.113.9"));
+        assert_eq!(
+            proxies().client_ip(ip("203.0.113.9"), &xff("198.51.100.1")),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
     fn a_trusted_peer_forwards_the_rightmost_untrusted_hop() {
         let p = proxies();
-        assert_eq!(p.client_ip(ip("127.0.0.1"), &xff("198.51.100.1")), ip("198.51.100.1"));
+        assert_eq!(
+            p.client_ip(ip("127.0.0.1"), &xff("198.51.100.1")),
+            ip("198.51.100.1")
+        );
         // A client-written first entry is ignored: the proxy chain appended the real one.
         assert_eq!(
             p.client_ip(ip("127.0.0.1"), &xff("1.2.3.4, 198.51.100.7, 10.1.1.1")),
             ip("198.51.100.7")
         );
-        assert_eq!(p.client_ip(ip("127.0.0.1"), &HeaderMap::new()), ip("127.0.0.1"));
-        assert_eq!(p.client_ip(ip("127.0.0.1"), &xff("garbage")), ip("127.0.0.1"));
+        assert_eq!(
+            p.client_ip(ip("127.0.0.1"), &HeaderMap::new()),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            p.client_ip(ip("127.0.0.1"), &xff("garbage")),
+            ip("127.0.0.1")
+        );
         // IPv4-mapped IPv6 peers count as their IPv4 address.
-        assert_eq!(p.client_ip(ip("::ffff:127.0.0.1"), &xff("198.51.100.2")), ip("198.51.100.2"));
+        assert_eq!(
+            p.client_ip(ip("::ffff:127.0.0.1"), &xff("198.51.100.2")),
+            ip("198.51.100.2")
+        );
     }
 
     #[test]
@@ -104,7 +127,13 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-proto", "https".parse().unwrap());
         let p = proxies();
-        assert_eq!(p.forwarded(ip("10.2.3.4"), &h, "x-forwarded-proto"), Some("https"));
-        assert_eq!(p.forwarded(ip("203.0.113.9"), &h, "x-forwarded-proto"), None);
+        assert_eq!(
+            p.forwarded(ip("10.2.3.4"), &h, "x-forwarded-proto"),
+            Some("https")
+        );
+        assert_eq!(
+            p.forwarded(ip("203.0.113.9"), &h, "x-forwarded-proto"),
+            None
+        );
     }
 }

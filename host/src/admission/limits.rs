@@ -128,7 +128,9 @@ mod tests {
     #[test]
     fn zero_means_unlimited() {
         let caps = PerIpSessions::new(0);
-        let slots: Vec<_> = (0..100).map(|_| caps.try_acquire(ip("::1")).unwrap()).collect();
+        let slots: Vec<_> = (0..100)
+            .map(|_| caps.try_acquire(ip("::1")).unwrap())
+            .collect();
         assert_eq!(slots.len(), 100);
         let rate = ConnectRate::new(0, 1);
         assert!((0..100).all(|_| rate.check(ip("::1")).is_ok()));

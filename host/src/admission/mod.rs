@@ -84,8 +84,10 @@ impl IntoResponse for Refusal {
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(s));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         resp
     }
@@ -107,9 +109,16 @@ pub struct Admitted {
 impl Admitted {
     /// The agent profile a `start` may run: the token's `agent` when the start names none; an
     /// error code when it names another.
-    pub fn agent<'a>(&'a self, requested: Option<&'a str>) -> Result<Option<&'a str>, &'static str> {
+    pub fn agent<'a>(
+        &'a self,
+        requested: Option<&'a str>,
+    ) -> Result<Option<&'a str>, &'static str> {
         let requested = requested.filter(|a| !a.is_empty());
-        let allowed = self.claims.as_ref().and_then(|c| c.agent.as_deref()).filter(|a| !a.is_empty());
+        let allowed = self
+            .claims
+            .as_ref()
+            .and_then(|c| c.agent.as_deref())
+            .filter(|a| !a.is_empty());
         match (allowed, requested) {
             (Some(a), Some(r)) if a != r => Err("agent_not_allowed"),
             (Some(a), _) => Ok(Some(a)),
@@ -147,7 +156,10 @@ impl Admission {
             allowed_origins: cfg.allowed_origins.clone(),
             proxies: TrustedProxies::new(s.trusted_proxies.clone()),
             verifier: token::Verifier::new(s.auth_secret.as_deref(), s.auth_public_key.as_deref()),
-            twilio: s.twilio_auth_token.as_deref().map(|t| Arc::new(TwilioAuth::new(t))),
+            twilio: s
+                .twilio_auth_token
+                .as_deref()
+                .map(|t| Arc::new(TwilioAuth::new(t))),
             public_url: s.public_url.clone(),
             max_sessions: cfg.max_sessions,
             capacity: Arc::new(Semaphore::new(cfg.max_sessions)),
@@ -299,9 +311,15 @@ impl Admission {
             .iter()
             .find(|(k, _)| k == "CallSid")
             .map(|(_, v)| v.as_str())
-            .filter(|s| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric()))
+            .filter(|s| {
+                !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric())
+            })
             .ok_or_else(|| {
-                Refusal::new(StatusCode::BAD_REQUEST, "bad_call_sid", "CallSid is missing or malformed")
+                Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_call_sid",
+                    "CallSid is missing or malformed",
+                )
             })?;
         Ok(Webhook {
             host,

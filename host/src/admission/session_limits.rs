@@ -59,10 +59,22 @@ mod tests {
             max_session: Some(Duration::from_secs(600)),
             text_turns_per_min: 0,
         };
-        assert_eq!(l.capped(Some(60)).max_session, Some(Duration::from_secs(60)));
-        assert_eq!(l.capped(Some(6000)).max_session, Some(Duration::from_secs(600)));
+        assert_eq!(
+            l.capped(Some(60)).max_session,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            l.capped(Some(6000)).max_session,
+            Some(Duration::from_secs(600))
+        );
         assert_eq!(l.capped(None), l);
-        let unlimited = SessionLimits { max_session: None, ..l };
-        assert_eq!(unlimited.capped(Some(30)).max_session, Some(Duration::from_secs(30)));
+        let unlimited = SessionLimits {
+            max_session: None,
+            ..l
+        };
+        assert_eq!(
+            unlimited.capped(Some(30)).max_session,
+            Some(Duration::from_secs(30))
+        );
     }
 }

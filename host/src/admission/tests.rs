@@ -54,9 +54,19 @@ fn without_auth_everyone_gets_in() {
 fn with_auth_tokens_are_required_and_checked() {
     let a = admission(&[("AUTH_SECRET", SECRET)]);
     let h = HeaderMap::new();
-    let code = |uri: &str| admit(&a, Route::Agent, uri, &h).err().map(|r| (r.status, r.code));
-    assert_eq!(code("/agent"), Some((StatusCode::UNAUTHORIZED, "token_missing")));
-    assert_eq!(code("/agent?token=abc"), Some((StatusCode::UNAUTHORIZED, "token_malformed")));
+    let code = |uri: &str| {
+        admit(&a, Route::Agent, uri, &h)
+            .err()
+            .map(|r| (r.status, r.code))
+    };
+    assert_eq!(
+        code("/agent"),
+        Some((StatusCode::UNAUTHORIZED, "token_missing"))
+    );
+    assert_eq!(
+        code("/agent?token=abc"),
+        Some((StatusCode::UNAUTHORIZED, "token_malformed"))
+    );
     let expired = token(None, -3600);
     assert_eq!(
         code(&format!("/agent?token={expired}")),
@@ -78,50 +88,82 @@ fn with_auth_tokens_are_required_and_checked() {
         code(&format!("/agent?token={forged}")),
         Some((StatusCode::UNAUTHORIZED, "token_invalid"))
     );
-    let good = admit(&a, Route::Agent, &format!("/agent?token={}", token(Some("sales"), 600)), &h)
-        .unwrap();
+    let good = admit(
+        &a,
+        Route::Agent,
+        &format!("/agent?token={}", token(Some("sales"), 600)),
+        &h,
+    )
+    .unwrap();
     assert_eq!(good.claims.as_ref().unwrap().sub, "user-1");
     // The token's max_session_s lowers the configured cap.
-    assert_eq!(good.limits.max_session, Some(std::time::Duration::from_secs(30)));
+    assert_eq!(
+        good.limits.max_session,
+        Some(std::time::Duration::from_secs(30))
+    );
     let mut by_protocol = HeaderMap::new();
     by_protocol.insert(
         "sec-websocket-protocol",
-        format!("voice-host.v1, token.{}", token(None, 600)).parse().unwrap(),
+        format!("voice-host.v1, token.{}", token(None, 600))
+            .parse()
+            .unwrap(),
     );
     assert!(admit(&a, Route::Agent, "/agent", &by_protocol).is_ok());
-    assert!(a.open_endpoints_warning().unwrap().contains("/twilio/voice"));
+    assert!(a
+        .open_endpoints_warning()
+        .unwrap()
+        .contains("/twilio/voice"));
 }
 
 #[test]
 fn a_token_limits_the_agent() {
     let a = admission(&[("AUTH_SECRET", SECRET)]);
     let h = HeaderMap::new();
-    let sales = admit(&a, Route::Agent, &format!("/agent?token={}", token(Some("sales"), 600)), &h)
-        .unwrap();
+    let sales = admit(
+        &a,
+        Route::Agent,
+        &format!("/agent?token={}", token(Some("sales"), 600)),
+        &h,
+    )
+    .unwrap();
     assert_eq!(sales.agent(None), Ok(Some("sales")));
     assert_eq!(sales.agent(Some("sales")), Ok(Some("sales")));
     assert_eq!(sales.agent(Some("support")), Err("agent_not_allowed"));
-    let any = admit(&a, Route::Agent, &format!("/agent?token={}", token(None, 600)), &h).unwrap();
+    let any = admit(
+        &a,
+        Route::Agent,
+        &format!("/agent?token={}", token(None, 600)),
+        &h,
+    )
+    .unwrap();
     assert_eq!(any.agent(Some("support")), Ok(Some("support")));
 }
 
 #[test]
 fn twilio_streams_defer_to_the_stream_token() {
-    let a = admission(&[("AUTH_SECRET", SECRET), ("TWILIO_AUTH_TOKEN", "twilio-token")]);
+    let a = admission(&[
+        ("AUTH_SECRET", SECRET),
+        ("TWILIO_AUTH_TOKEN", "twilio-token"),
+    ]);
     let ok = admit(&a, Route::Twilio, "/twilio", &HeaderMap::new()).unwrap();
     assert!(ok.stream_auth.is_some());
     assert!(a.open_endpoints_warning().is_none());
     // Without TWILIO_AUTH_TOKEN a stream needs a session token like /agent.
     let b = admission(&[("AUTH_SECRET", SECRET)]);
     assert_eq!(
-        admit(&b, Route::Twilio, "/twilio", &HeaderMap::new()).err().map(|r| r.code),
+        admit(&b, Route::Twilio, "/twilio", &HeaderMap::new())
+            .err()
+            .map(|r| r.code),
         Some("token_missing")
     );
 }
 
 #[test]
 fn per_ip_cap_uses_forwarded_addresses_only_from_trusted_proxies() {
-    let a = admission(&[("MAX_SESSIONS_PER_IP", "1"), ("TRUSTED_PROXIES", "127.0.0.1/32")]);
+    let a = admission(&[
+        ("MAX_SESSIONS_PER_IP", "1"),
+        ("TRUSTED_PROXIES", "127.0.0.1/32"),
+    ]);
     let mut one = HeaderMap::new();
     one.insert("x-forwarded-for", "198.51.100.1".parse().unwrap());
     let mut two = HeaderMap::new();
@@ -129,7 +171,10 @@ fn per_ip_cap_uses_forwarded_addresses_only_from_trusted_proxies() {
     let first = admit(&a, Route::Agent, "/agent", &one).unwrap();
     assert_eq!(first.client_ip, "198.51.100.1".parse::<IpAddr>().unwrap());
     let refused = admit(&a, Route::Agent, "/agent", &one).err().unwrap();
-    assert_eq!((refused.status, refused.code), (StatusCode::TOO_MANY_REQUESTS, "too_many_sessions"));
+    assert_eq!(
+        (refused.status, refused.code),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_sessions")
+    );
     assert!(refused.retry_after.is_some());
     let _second = admit(&a, Route::Agent, "/agent", &two).unwrap();
     drop(first);
@@ -152,8 +197,14 @@ fn the_connection_rate_is_limited_per_ip() {
     assert!(admit(&a, Route::Agent, "/agent", &h).is_ok());
     assert!(admit(&a, Route::Agent, "/agent", &h).is_ok());
     let r = admit(&a, Route::Agent, "/agent", &h).err().unwrap();
-    assert_eq!((r.status, r.code), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
-    assert!(r.retry_after.is_some_and(|s| (1..=60).contains(&s)), "{r:?}");
+    assert_eq!(
+        (r.status, r.code),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    assert!(
+        r.retry_after.is_some_and(|s| (1..=60).contains(&s)),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -163,7 +214,10 @@ fn draining_and_capacity_refuse_with_503() {
     let held = admit(&a, Route::Agent, "/agent", &h).unwrap();
     assert_eq!(a.active_sessions(), 1);
     let r = admit(&a, Route::Agent, "/agent", &h).err().unwrap();
-    assert_eq!((r.status, r.code, r.retry_after), (StatusCode::SERVICE_UNAVAILABLE, "at_capacity", Some(1)));
+    assert_eq!(
+        (r.status, r.code, r.retry_after),
+        (StatusCode::SERVICE_UNAVAILABLE, "at_capacity", Some(1))
+    );
     drop(held);
     // A refused session gave its per-IP slot back.
     assert!(admit(&a, Route::Agent, "/agent", &h).is_ok());
@@ -174,7 +228,10 @@ fn draining_and_capacity_refuse_with_503() {
 
 #[test]
 fn twilio_webhook_needs_a_valid_signature() {
-    let a = admission(&[("TWILIO_AUTH_TOKEN", "twilio-token"), ("PUBLIC_URL", "https://voice.example.com")]);
+    let a = admission(&[
+        ("TWILIO_AUTH_TOKEN", "twilio-token"),
+        ("PUBLIC_URL", "https://voice.example.com"),
+    ]);
     let uri: Uri = "/twilio/voice?agent=sales".parse().unwrap();
     let body = b"CallSid=CA0123&From=%2B15550100";
     let peer: IpAddr = "203.0.113.1".parse().unwrap();
@@ -183,17 +240,31 @@ fn twilio_webhook_needs_a_valid_signature() {
         ("From".to_string(), "+15550100".to_string()),
     ];
     let auth = TwilioAuth::new("twilio-token");
-    let sig = auth.expected_signature("https://voice.example.com/twilio/voice?agent=sales", &params);
+    let sig = auth.expected_signature(
+        "https://voice.example.com/twilio/voice?agent=sales",
+        &params,
+    );
     let mut h = HeaderMap::new();
     assert_eq!(
-        a.twilio_webhook(peer, &h, &uri, body, Some("sales")).err().map(|r| r.status),
+        a.twilio_webhook(peer, &h, &uri, body, Some("sales"))
+            .err()
+            .map(|r| r.status),
         Some(StatusCode::FORBIDDEN)
     );
-    h.insert("x-twilio-signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".parse().unwrap());
-    assert!(a.twilio_webhook(peer, &h, &uri, body, Some("sales")).is_err());
+    h.insert(
+        "x-twilio-signature",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".parse().unwrap(),
+    );
+    assert!(a
+        .twilio_webhook(peer, &h, &uri, body, Some("sales"))
+        .is_err());
     h.insert("x-twilio-signature", sig.parse().unwrap());
-    let ok = a.twilio_webhook(peer, &h, &uri, body, Some("sales")).unwrap();
+    let ok = a
+        .twilio_webhook(peer, &h, &uri, body, Some("sales"))
+        .unwrap();
     assert_eq!(ok.host, "voice.example.com");
     let t = ok.stream_token.unwrap();
-    assert!(auth.check_stream(Some(&t), Some("CA0123"), Some("sales")).is_ok());
+    assert!(auth
+        .check_stream(Some(&t), Some("CA0123"), Some("sales"))
+        .is_ok());
 }

@@ -100,8 +100,7 @@ impl TwilioAuth {
         agent: Option<&str>,
     ) -> Result<Claims, StreamRefusal> {
         let token = token.ok_or(StreamRefusal::Missing)?;
-        let claims =
-            token::verify_hs256(&self.stream_key, token).map_err(StreamRefusal::Token)?;
+        let claims = token::verify_hs256(&self.stream_key, token).map_err(StreamRefusal::Token)?;
         if claims.call_sid.is_none() || claims.call_sid.as_deref() != call_sid {
             return Err(StreamRefusal::WrongCall);
         }
@@ -187,7 +186,9 @@ mod tests {
     fn stream_tokens_are_bound_to_their_call_and_agent() {
         let auth = TwilioAuth::new("twilio-auth-token");
         let t = auth.mint_stream_token("CA1", Some("sales"));
-        assert!(auth.check_stream(Some(&t), Some("CA1"), Some("sales")).is_ok());
+        assert!(auth
+            .check_stream(Some(&t), Some("CA1"), Some("sales"))
+            .is_ok());
         assert_eq!(
             auth.check_stream(Some(&t), Some("CA2"), Some("sales")),
             Err(StreamRefusal::WrongCall)
@@ -196,7 +197,10 @@ mod tests {
             auth.check_stream(Some(&t), Some("CA1"), None),
             Err(StreamRefusal::WrongAgent)
         );
-        assert_eq!(auth.check_stream(None, Some("CA1"), None), Err(StreamRefusal::Missing));
+        assert_eq!(
+            auth.check_stream(None, Some("CA1"), None),
+            Err(StreamRefusal::Missing)
+        );
         let other = TwilioAuth::new("another-auth-token").mint_stream_token("CA1", Some("sales"));
         assert_eq!(
             auth.check_stream(Some(&other), Some("CA1"), Some("sales")),

@@ -672,7 +672,10 @@ mod tests {
             ("PROTECTED_PATTERNS", "(unclosed"),
             ("ADMIN_TOKEN", "short-admin-token"),
             ("AUTH_SECRET", "short-secret"),
-            ("AUTH_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----"),
+            (
+                "AUTH_PUBLIC_KEY",
+                "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----",
+            ),
             ("TRUSTED_PROXIES", "10.0.0.0/33"),
             ("PUBLIC_URL", "ftp://voice.example.com"),
             ("START_TIMEOUT_MS", "0"),
@@ -755,9 +758,15 @@ mod tests {
         ])
         .unwrap();
         let shown = c.describe();
-        assert!(!shown.contains(secret) && !shown.contains(twilio), "{shown}");
+        assert!(
+            !shown.contains(secret) && !shown.contains(twilio),
+            "{shown}"
+        );
         assert!(shown.contains("AUTH_SECRET=(set)"), "{shown}");
-        assert!(shown.contains("TRUSTED_PROXIES=10.0.0.0/8,127.0.0.1/32"), "{shown}");
+        assert!(
+            shown.contains("TRUSTED_PROXIES=10.0.0.0/8,127.0.0.1/32"),
+            "{shown}"
+        );
         let debug = format!("{c:?}");
         assert!(!debug.contains(secret) && !debug.contains(twilio));
         assert!(c.secrets().contains(&secret));

@@ -118,9 +118,9 @@ impl SecurityConfig {
         let admin_bind = r
             .opt("ADMIN_BIND")
             .map(|s| {
-                s.trim().parse::<SocketAddr>().map_err(|_| {
-                    err("ADMIN_BIND", "expected ADDRESS:PORT, e.g. 127.0.0.1:4011")
-                })
+                s.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|_| err("ADMIN_BIND", "expected ADDRESS:PORT, e.g. 127.0.0.1:4011"))
             })
             .transpose()?;
         Ok(Self {
@@ -162,7 +162,10 @@ impl SecurityConfig {
                     .join(","),
             ),
             ("MAX_SESSIONS_PER_IP", self.max_sessions_per_ip.to_string()),
-            ("CONNECT_RATE_PER_MIN", self.connect_rate_per_min.to_string()),
+            (
+                "CONNECT_RATE_PER_MIN",
+                self.connect_rate_per_min.to_string(),
+            ),
             ("CONNECT_BURST", self.connect_burst.to_string()),
             ("START_TIMEOUT_MS", self.start_timeout_ms.to_string()),
             ("IDLE_TIMEOUT_MS", self.idle_timeout_ms.to_string()),
@@ -190,8 +193,12 @@ fn public_key_pem(value: &str) -> Result<String, ConfigError> {
     let pem = if value.trim_start().starts_with("-----BEGIN") {
         value.to_string()
     } else {
-        std::fs::read_to_string(value.trim())
-            .map_err(|e| err(name, format!("not PEM text, and cannot read it as a file ({e})")))?
+        std::fs::read_to_string(value.trim()).map_err(|e| {
+            err(
+                name,
+                format!("not PEM text, and cannot read it as a file ({e})"),
+            )
+        })?
     };
     let rsa = jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).is_ok();
     let ec = jsonwebtoken::DecodingKey::from_ec_pem(pem.as_bytes()).is_ok();

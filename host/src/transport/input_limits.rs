@@ -99,8 +99,14 @@ impl InputLimits {
 
     /// The nearest of the idle and session-length deadlines.
     fn next_expiry(&self) -> Option<(Instant, Expiry)> {
-        let idle = self.limits.idle_timeout.map(|d| (self.last_input + d, Expiry::Idle));
-        let max = self.limits.max_session.map(|d| (self.started + d, Expiry::MaxSession));
+        let idle = self
+            .limits
+            .idle_timeout
+            .map(|d| (self.last_input + d, Expiry::Idle));
+        let max = self
+            .limits
+            .max_session
+            .map(|d| (self.started + d, Expiry::MaxSession));
         match (idle, max) {
             (Some(i), Some(m)) => Some(if m.0 <= i.0 { m } else { i }),
             (a, b) => a.or(b),
@@ -190,12 +196,13 @@ mod tests {
         let mut l = InputLimits::new(limits(), PCM16K);
         let t0 = l.started;
         // 20 ms frames of 640 bytes every 5 ms: four times real time.
-        let first_error = (0..1000u64).find_map(|i| {
-            match l.audio_at(640, t0 + Duration::from_millis(5 * i)) {
-                Err(Some(e)) => Some((i, e)),
-                _ => None,
-            }
-        });
+        let first_error =
+            (0..1000u64).find_map(
+                |i| match l.audio_at(640, t0 + Duration::from_millis(5 * i)) {
+                    Err(Some(e)) => Some((i, e)),
+                    _ => None,
+                },
+            );
         let (i, e) = first_error.expect("audio_too_fast reported");
         assert!(e.to_json().contains("audio_too_fast"));
         // 5 s burst + 2x: the excess reaches 5 s after about 2.5 s of wall time (500 frames).
@@ -221,9 +228,15 @@ mod tests {
     fn idle_and_max_session_expire_in_order() {
         let mut l = InputLimits::new(limits(), PCM16K);
         let t0 = l.started;
-        assert_eq!(l.next_expiry(), Some((t0 + Duration::from_secs(10), Expiry::Idle)));
+        assert_eq!(
+            l.next_expiry(),
+            Some((t0 + Duration::from_secs(10), Expiry::Idle))
+        );
         l.touch_at(t0 + Duration::from_secs(55));
-        assert_eq!(l.next_expiry(), Some((t0 + Duration::from_secs(60), Expiry::MaxSession)));
+        assert_eq!(
+            l.next_expiry(),
+            Some((t0 + Duration::from_secs(60), Expiry::MaxSession))
+        );
         let none = SessionLimits {
             idle_timeout: None,
             max_session: None,

@@ -2,11 +2,11 @@
 //! session task. Nothing a client sends can panic the server or affect another session: frames
 //! are validated here and a session's panic is contained in its own task.
 
+use super::env::SessionEnv;
+use super::input_limits::InputLimits;
 use super::protocol::{
     close, ClientMessage, ServerMessage, MAX_AUDIO_FRAME_BYTES, MAX_TEXT_FRAME_BYTES,
 };
-use super::env::SessionEnv;
-use super::input_limits::InputLimits;
 use crate::admission::Admitted;
 use crate::audio::AudioFormat;
 use crate::config::Config;
@@ -93,15 +93,13 @@ fn accept_start(
             ))
         })?
         .map(str::to_string);
-    let profile = config
-        .agent_profile(agent.as_deref())
-        .ok_or_else(|| {
-            Box::new(ServerMessage::error(
-                "unknown_agent",
-                format!("no agent profile named {:?}", agent.unwrap_or_default()),
-                false,
-            ))
-        })?;
+    let profile = config.agent_profile(agent.as_deref()).ok_or_else(|| {
+        Box::new(ServerMessage::error(
+            "unknown_agent",
+            format!("no agent profile named {:?}", agent.unwrap_or_default()),
+            false,
+        ))
+    })?;
     Ok(StartParams {
         session_id,
         input: audio,

@@ -24,9 +24,8 @@ pub fn valid_agent(name: &str) -> bool {
 /// over TLS, so the URL is always `wss://`. `host` and `agent` must have been validated; a
 /// stream token (base64url and dots) needs no escaping.
 pub fn document(host: &str, agent: Option<&str>, stream_token: Option<&str>) -> String {
-    let parameter = |name: &str, value: &str| {
-        format!("\n      <Parameter name=\"{name}\" value=\"{value}\"/>")
-    };
+    let parameter =
+        |name: &str, value: &str| format!("\n      <Parameter name=\"{name}\" value=\"{value}\"/>");
     let agent = agent.map(|a| parameter("agent", a)).unwrap_or_default();
     let token = stream_token
         .map(|t| parameter(STREAM_TOKEN_PARAMETER, t))
