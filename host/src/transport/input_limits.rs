@@ -113,13 +113,14 @@ impl InputLimits {
         }
     }
 
-    /// Account for an audio frame. `Err(Some(error))`: drop it and tell the client;
+    /// Account for an audio frame. `Err(Some(error))`: drop it and send the client that error
+    /// (JSON);
     /// `Err(None)`: drop it quietly (the client was told within the last second).
-    pub fn audio(&mut self, bytes: usize) -> Result<(), Option<ServerMessage>> {
+    pub fn audio(&mut self, bytes: usize) -> Result<(), Option<String>> {
         self.audio_at(bytes, Instant::now())
     }
 
-    fn audio_at(&mut self, bytes: usize, now: Instant) -> Result<(), Option<ServerMessage>> {
+    fn audio_at(&mut self, bytes: usize, now: Instant) -> Result<(), Option<String>> {
         self.last_input = now;
         if self.bytes_per_s == 0 {
             return Ok(());
@@ -138,16 +139,21 @@ impl InputLimits {
             return Err(None);
         }
         self.last_fast_error = Some(now);
-        Err(Some(ServerMessage::error(
-            "audio_too_fast",
-            format!("audio arrives faster than {MAX_AUDIO_SPEED}x real time; frames are dropped"),
-            false,
-        )))
+        Err(Some(
+            ServerMessage::error(
+                "audio_too_fast",
+                format!(
+                    "audio arrives faster than {MAX_AUDIO_SPEED}x real time; frames are dropped"
+                ),
+                false,
+            )
+            .to_json(),
+        ))
     }
 
-    /// Account for a typed turn: `Err` with the error to send when over the rate (the turn is
-    /// dropped).
-    pub fn text_turn(&mut self) -> Result<(), ServerMessage> {
+    /// Account for a typed turn: `Err` with the error (JSON) to send when over the rate (the turn
+    /// is dropped).
+    pub fn text_turn(&mut self) -> Result<(), String> {
         self.last_input = Instant::now();
         match &self.text {
             Some(limiter) if limiter.check().is_err() => Err(ServerMessage::error(
@@ -157,7 +163,8 @@ impl InputLimits {
                     self.limits.text_turns_per_min
                 ),
                 false,
-            )),
+            )
+            .to_json()),
             _ => Ok(()),
         }
     }
@@ -204,7 +211,7 @@ mod tests {
                 },
             );
         let (i, e) = first_error.expect("audio_too_fast reported");
-        assert!(e.to_json().contains("audio_too_fast"));
+        assert!(e.contains("audio_too_fast"));
         // 5 s burst + 2x: the excess reaches 5 s after about 2.5 s of wall time (500 frames).
         assert!((490..=510).contains(&i), "{i}");
         // Reported at most once a second; the excess is dropped meanwhile.
@@ -252,6 +259,6 @@ mod tests {
             assert!(l.text_turn().is_ok());
         }
         let e = l.text_turn().unwrap_err();
-        assert!(e.to_json().contains("rate_limited"));
+        assert!(e.contains("rate_limited"));
     }
 }

@@ -277,7 +277,7 @@ pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
                     }
                     if let Err(report) = input_limits.audio(bytes.len()) {
                         if let Some(error) = report {
-                            let _ = reader_out.try_send(Outbound::Json(error.to_json()));
+                            let _ = reader_out.try_send(Outbound::Json(error));
                         }
                         continue;
                     }
@@ -296,7 +296,7 @@ pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
                             Ok(m @ ClientMessage::Text { .. }) => match input_limits.text_turn() {
                                 Ok(()) => Inbound::Message(m),
                                 Err(error) => {
-                                    let _ = reader_out.try_send(Outbound::Json(error.to_json()));
+                                    let _ = reader_out.try_send(Outbound::Json(error));
                                     continue;
                                 }
                             },
