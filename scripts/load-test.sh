@@ -22,7 +22,7 @@ for _ in $(seq 100); do grep -q ELEVENLABS_API_KEY "$work/fakes.env" 2>/dev/null
 source <(grep '^export' "$work/fakes.env")
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-BIND=127.0.0.1 PORT="$port" MAX_SESSIONS=5000 LOG=warn \
+BIND=127.0.0.1 PORT="$port" MAX_SESSIONS=5000 MAX_SESSIONS_PER_IP=0 CONNECT_RATE_PER_MIN=0 LOG=warn \
   INTENT_PLUGIN="${INTENT_PLUGIN:-none}" PROMPT_PLUGIN="${PROMPT_PLUGIN:-none}" BARGE_IN_PLUGIN="${BARGE_IN_PLUGIN:-none}" \
   target/release/voice-host > "$work/host.log" 2>&1 &
 host_pid=$!

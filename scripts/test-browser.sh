@@ -63,6 +63,10 @@ grep -q "Ctrl-C stops them" "$work/fakes.env" || { cat "$work/fakes.log" >&2; ec
 # shellcheck disable=SC1091
 source <(grep '^export ' "$work/fakes.env")
 
+# The host requires session tokens, as a public deployment does: the page gets one minted from
+# the same secret (?token=) and must present it on the WebSocket.
+export AUTH_SECRET="browser-test-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+session_token="$(target/release/voice-host token --ttl 10m --sub browser-test)"
 NO_COLOR=1 BIND=127.0.0.1 PORT=0 LOG_FORMAT=text LOG=info PLUGIN_WATCH=false \
     INTENT_PLUGIN=none PROMPT_PLUGIN=none BARGE_IN_PLUGIN=none \
     target/release/voice-host >"$work/host.log" 2>&1 &
@@ -78,7 +82,15 @@ echo "== test-browser: host on $addr"
 
 mkdir -p artifacts
 status=0
-HOST_URL="http://$addr" SPEECH_WAV="$work/speech16k.wav" CHROMIUM="$CHROMIUM" \
+# Without a token the upgrade is refused before any session starts.
+refused="$(curl -s -o /dev/null -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+    -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "http://$addr/agent" || true)"
+if [[ "$refused" != "401" ]]; then
+    echo "test-browser: FAIL /agent without a token answered $refused, expected 401" >&2
+    exit 1
+fi
+echo "ok   /agent without a token is refused with 401"
+HOST_URL="http://$addr" SPEECH_WAV="$work/speech16k.wav" CHROMIUM="$CHROMIUM" SESSION_TOKEN="$session_token" \
     EXPECT_TRANSCRIPT="$transcript" EXPECT_AGENT="You said" \
     SCREENSHOT="$root/artifacts/browser.png" \
     node tests/browser/browser.test.mjs || status=$?

@@ -3,7 +3,8 @@
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  form: $('connect-form'), url: $('ws-url'), agent: $('agent'), start: $('start'), stop: $('stop'),
+  form: $('connect-form'), url: $('ws-url'), agent: $('agent'), token: $('token'),
+  start: $('start'), stop: $('stop'),
   state: $('state'), error: $('error'), mic: $('mic-level'), vad: $('vad'), stats: $('audio-stats'),
   transcript: $('transcript'), metrics: document.querySelector('#metrics tbody'),
 };
@@ -251,9 +252,12 @@ function onServerMessage(m) {
 function connect() {
   clearTimeout(state.retryTimer);
   const url = ui.url.value.trim();
+  // Browsers cannot set headers on a WebSocket: the session token travels as a subprotocol
+  // entry (docs/security.md); the server answers with "voice-host.v1" only.
+  const token = ui.token.value.trim();
   let ws;
   try {
-    ws = new WebSocket(url);
+    ws = token ? new WebSocket(url, ['voice-host.v1', `token.${token}`]) : new WebSocket(url);
   } catch (e) {
     fail(`"${url}" is not a WebSocket URL (it should look like ws://host:4010/agent).`);
     return;
@@ -338,6 +342,13 @@ async function stop() {
 const params = new URLSearchParams(location.search);
 ui.url.value = params.get('ws') || localStorage.getItem('voice-host.ws') || defaultUrl();
 ui.agent.value = params.get('agent') || '';
+ui.token.value = params.get('token') || '';
+if (params.has('token')) {
+  // Keep the token out of the address bar, history and bookmarks.
+  params.delete('token');
+  const rest = params.toString();
+  history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : ''));
+}
 ui.form.addEventListener('submit', (e) => { e.preventDefault(); start(); });
 ui.stop.addEventListener('click', () => { stop(); });
 window.addEventListener('pagehide', () => send({ type: 'stop' }));

@@ -1,6 +1,7 @@
 //! voice-host: a real-time voice agent host whose behaviour (intent analysis, prompt shaping and
 //! barge-in policy) is pluggable as sandboxed WebAssembly components.
 
+pub mod admission;
 pub mod audio;
 pub mod behaviour;
 pub mod cli;

@@ -40,6 +40,9 @@ enum Command {
     },
     /// Talk to a running host from a WAV file (a client and smoke test of `/agent`).
     Talk(voice_host::cli::talk::TalkArgs),
+    /// Mint a session token from AUTH_SECRET (development; in production the app's backend
+    /// mints them). Prints the token.
+    Token(voice_host::cli::token::TokenArgs),
 }
 
 #[derive(Subcommand)]
@@ -130,6 +133,16 @@ fn main() -> ExitCode {
             PluginsCommand::List { url, token } => plugins_list(&url, token),
         },
         Some(Command::Talk(args)) => voice_host::cli::talk::run(args),
+        Some(Command::Token(args)) => match Config::load(cli.config.as_deref()) {
+            Ok(c) => match c.security.auth_secret.as_deref() {
+                Some(secret) => {
+                    println!("{}", voice_host::cli::token::mint(secret, &args));
+                    ExitCode::SUCCESS
+                }
+                None => fail("token", "AUTH_SECRET is not set"),
+            },
+            Err(e) => fail("config error", e),
+        },
         Some(Command::Models { command }) => match command {
             ModelsCommand::Install { dir } => {
                 let dir = models_dir(dir);

@@ -49,8 +49,14 @@ async function conversation(browser) {
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
 
-  await page.goto(`${hostUrl}/?ws=${encodeURIComponent(wsUrl)}`);
+  const token = process.env.SESSION_TOKEN || '';
+  const tokenParam = token ? `&token=${encodeURIComponent(token)}` : '';
+  await page.goto(`${hostUrl}/?ws=${encodeURIComponent(wsUrl)}${tokenParam}`);
   check(await page.inputValue('#ws-url') === wsUrl, 'the endpoint comes from ?ws=');
+  if (token) {
+    check(await page.inputValue('#token') === token, 'the session token comes from ?token=');
+    check(!page.url().includes('token='), 'the token is removed from the address bar');
+  }
   // Remember whether an interim (greyed) transcript was ever shown before turning final.
   await page.evaluate(() => {
     window.sawInterim = false;

@@ -31,6 +31,8 @@ pub struct AgentClient {
     /// Number of binary frames received.
     pub audio_frames: usize,
     pub closed: Option<(u16, String)>,
+    /// The subprotocol the server selected, if any.
+    pub protocol: Option<String>,
 }
 
 /// Why an upgrade was refused: the HTTP status and body.
@@ -52,20 +54,38 @@ impl AgentClient {
         path: &str,
         origin: Option<&str>,
     ) -> Result<Self, Refused> {
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+        Self::connect_with(addr, path, &headers).await
+    }
+
+    /// Open `path` (with its query) on `addr` with extra request headers.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, Refused> {
         let mut req = format!("ws://{addr}{path}")
             .into_client_request()
             .expect("valid request");
-        if let Some(o) = origin {
-            req.headers_mut()
-                .insert("origin", o.parse().expect("valid origin"));
+        for (name, value) in headers {
+            req.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .expect("valid header name"),
+                value.parse().expect("valid header value"),
+            );
         }
         match tokio_tungstenite::connect_async(req).await {
-            Ok((ws, _)) => Ok(Self {
+            Ok((ws, resp)) => Ok(Self {
                 ws,
                 messages: Vec::new(),
                 audio: Vec::new(),
                 audio_frames: 0,
                 closed: None,
+                protocol: resp
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
             }),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(Refused {
                 status: resp.status().as_u16(),
@@ -90,7 +110,13 @@ impl AgentClient {
 
     /// Connect and start a session with these input/output formats; returns after `ready`.
     pub async fn start(addr: SocketAddr, audio: Value, output: Option<Value>) -> Self {
-        let mut c = Self::connect(addr, None).await.expect("upgrade accepted");
+        let c = Self::connect(addr, None).await.expect("upgrade accepted");
+        c.start_session(audio, output).await
+    }
+
+    /// Send `start` on this connection; returns after `ready`.
+    pub async fn start_session(self, audio: Value, output: Option<Value>) -> Self {
+        let mut c = self;
         let mut start = json!({"type": "start", "audio": audio});
         if let Some(o) = output {
             start["output"] = o;

@@ -13,7 +13,7 @@ use voice_tests::fake_openai::OpenAiScript;
 use voice_tests::host::CloudStack;
 use voice_tests::plugins;
 
-const TOKEN: &str = "test-admin-token-0123456789";
+const TOKEN: &str = "test-admin-token-0123456789abcdefghij";
 const LONG: Duration = Duration::from_secs(30);
 
 /// The same component with a custom section appended: a new version (new content hash) that

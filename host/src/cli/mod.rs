@@ -1,3 +1,4 @@
-//! Command-line clients of a running host.
+//! Command-line clients of a running host, and development helpers.
 
 pub mod talk;
+pub mod token;

@@ -2,6 +2,7 @@
 //! stop the process before it binds the port, with one line naming the variable and the problem.
 
 pub mod redact;
+pub mod security;
 pub mod source;
 pub mod vars;
 
@@ -95,6 +96,9 @@ pub struct Config {
     pub plugin_memory_mb: u64,
     pub plugin_deadline_ms: u64,
     pub plugin_watch: bool,
+
+    /// Admission and per-client limits (see `docs/security.md`).
+    pub security: security::SecurityConfig,
 }
 
 /// The system prompt when none is configured.
@@ -408,7 +412,16 @@ impl Config {
             max_sessions,
             drain_timeout_ms: r.num("DRAIN_TIMEOUT_MS", 10_000)?,
             log_format,
-            admin_token: r.key("ADMIN_TOKEN", |_| Ok(()))?,
+            admin_token: r.key("ADMIN_TOKEN", |k| {
+                if k.chars().count() < security::MIN_SECRET_CHARS {
+                    Err(format!(
+                        "must be at least {} characters",
+                        security::MIN_SECRET_CHARS
+                    ))
+                } else {
+                    Ok(())
+                }
+            })?,
             stt: r.provider("STT_PROVIDER", "deepgram", deepgram_api_key.is_some())?,
             llm: r.provider("LLM_PROVIDER", "openai", openai_configured)?,
             tts: r.provider("TTS_PROVIDER", "elevenlabs", elevenlabs_api_key.is_some())?,
@@ -469,6 +482,7 @@ impl Config {
             plugin_memory_mb: r.num("PLUGIN_MEMORY_MB", 16)?,
             plugin_deadline_ms: r.num("PLUGIN_DEADLINE_MS", 5)?,
             plugin_watch: r.boolean("PLUGIN_WATCH", true)?,
+            security: security::SecurityConfig::read(&r)?,
         })
     }
 
@@ -491,6 +505,7 @@ impl Config {
         .into_iter()
         .flatten()
         .map(String::as_str)
+        .chain(self.security.secrets())
         .collect()
     }
 
@@ -597,7 +612,8 @@ impl Config {
             ("PLUGIN_DEADLINE_MS", self.plugin_deadline_ms.to_string()),
             ("PLUGIN_WATCH", self.plugin_watch.to_string()),
         ];
-        let mut s: String = lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let lines = lines.into_iter().chain(self.security.describe());
+        let mut s: String = lines.map(|(k, v)| format!("{k}={v}\n")).collect();
         for name in self.agents.keys() {
             s.push_str(&format!("agent profile: {name}\n"));
         }
@@ -672,6 +688,18 @@ mod tests {
             ("LLM_TEMPERATURE", "7"),
             ("VAD_AGGRESSIVENESS", "9"),
             ("PROTECTED_PATTERNS", "(unclosed"),
+            ("ADMIN_TOKEN", "short-admin-token"),
+            ("AUTH_SECRET", "short-secret"),
+            (
+                "AUTH_PUBLIC_KEY",
+                "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----",
+            ),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("PUBLIC_URL", "ftp://voice.example.com"),
+            ("START_TIMEOUT_MS", "0"),
+            ("CONNECT_BURST", "0"),
+            ("ADMIN_BIND", "localhost"),
+            ("MAX_SESSIONS_PER_IP", "-1"),
         ];
         for (k, v) in cases {
             let e = cfg(&[(k, v)]).expect_err(&format!("{k}={v} should fail"));
@@ -735,6 +763,33 @@ mod tests {
             c.barge_in_plugin.config,
             vec![("threshold_words".into(), "3".into())]
         );
+    }
+
+    #[test]
+    fn security_secrets_are_redacted() {
+        let secret = "a-very-long-auth-secret-0123456789abcdef";
+        let twilio = "twilio-auth-token-0123456789";
+        let c = cfg(&[
+            ("AUTH_SECRET", secret),
+            ("TWILIO_AUTH_TOKEN", twilio),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+        ])
+        .unwrap();
+        let shown = c.describe();
+        assert!(
+            !shown.contains(secret) && !shown.contains(twilio),
+            "{shown}"
+        );
+        assert!(shown.contains("AUTH_SECRET=(set)"), "{shown}");
+        assert!(
+            shown.contains("TRUSTED_PROXIES=10.0.0.0/8,127.0.0.1/32"),
+            "{shown}"
+        );
+        let debug = format!("{c:?}");
+        assert!(!debug.contains(secret) && !debug.contains(twilio));
+        assert!(c.secrets().contains(&secret));
+        assert!(c.security.auth_required());
+        assert_eq!(c.security.start_timeout_ms, 5000);
     }
 
     #[test]

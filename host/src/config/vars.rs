@@ -48,7 +48,70 @@ pub const VARS: &[Var] = &[
     v("LOG_FORMAT", "text", "text or json"),
     secret(
         "ADMIN_TOKEN",
-        "bearer token for /admin endpoints (unset: admin endpoints disabled)",
+        "bearer token for /admin endpoints, at least 32 characters (unset: admin endpoints disabled)",
+    ),
+    v(
+        "ADMIN_BIND",
+        "",
+        "serve the /admin endpoints on this ADDRESS:PORT only (empty: on the main port)",
+    ),
+    secret(
+        "AUTH_SECRET",
+        "HS256 key (at least 32 characters) of session tokens; set: /agent and /twilio need a token",
+    ),
+    v(
+        "AUTH_PUBLIC_KEY",
+        "",
+        "RS256/ES256 public key (PEM text or file) of session tokens minted elsewhere",
+    ),
+    secret(
+        "TWILIO_AUTH_TOKEN",
+        "Twilio auth token; set: /twilio/voice checks X-Twilio-Signature and streams need its token",
+    ),
+    v(
+        "PUBLIC_URL",
+        "",
+        "public base URL (https://host) Twilio signs; empty: from Host (X-Forwarded-* from TRUSTED_PROXIES)",
+    ),
+    v(
+        "TRUSTED_PROXIES",
+        "",
+        "comma-separated CIDRs whose X-Forwarded-For/-Proto/-Host are believed",
+    ),
+    v(
+        "MAX_SESSIONS_PER_IP",
+        "10",
+        "concurrent sessions per client IP; past it 429 (0: no limit)",
+    ),
+    v(
+        "CONNECT_RATE_PER_MIN",
+        "60",
+        "new connections per client IP per minute; past it 429 (0: no limit)",
+    ),
+    v(
+        "CONNECT_BURST",
+        "20",
+        "connections one IP may open at once before the rate applies",
+    ),
+    v(
+        "START_TIMEOUT_MS",
+        "5000",
+        "time a client has to send start after connecting",
+    ),
+    v(
+        "IDLE_TIMEOUT_MS",
+        "60000",
+        "close a session after this long without audio or text (0: never)",
+    ),
+    v(
+        "MAX_SESSION_MS",
+        "3600000",
+        "longest session; a token's max_session_s can lower it (0: no limit)",
+    ),
+    v(
+        "TEXT_TURNS_PER_MIN",
+        "20",
+        "typed turns per session per minute, burst 5 (0: no limit)",
     ),
     v(
         "STT_PROVIDER",

@@ -33,14 +33,6 @@ pub fn admin_routes(registry: Arc<PluginRegistry>, admin_token: Option<String>) 
         .with_state(state)
 }
 
-/// Compares without an early exit, so response time does not reveal how much of a guess matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The response refusing the request, or `None` when it carries the admin token.
 fn refusal(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &state.token else {
@@ -52,7 +44,7 @@ fn refusal(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => None,
+        Some(p) if crate::admission::secret::secret_eq(p.as_bytes(), token.as_bytes()) => None,
         _ => Some(
             (
                 StatusCode::UNAUTHORIZED,

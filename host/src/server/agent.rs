@@ -1,75 +1,46 @@
-//! `GET /agent`: admission (origin, capacity, drain) before the WebSocket upgrade.
+//! `GET /agent`: admission before the WebSocket upgrade, then client protocol v1.
 
 use super::AppState;
+use crate::admission::{Refusal, Request, Route, PROTOCOL};
 use crate::transport::protocol::MAX_AUDIO_FRAME_BYTES;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::OwnedSemaphorePermit;
 
-fn refuse(status: StatusCode, code: &str, message: &str, retry_after: Option<u32>) -> Response {
-    crate::metrics::global().sessions_rejected.inc();
-    let body = Json(json!({"type": "error", "code": code, "message": message, "fatal": true}));
-    match retry_after {
-        Some(s) => (status, [(header::RETRY_AFTER, s.to_string())], body).into_response(),
-        None => (status, body).into_response(),
-    }
-}
-
-/// Admission shared by every session endpoint: refuse while draining, from a foreign `Origin`
-/// (requests without one, native clients and Twilio, pass) or at capacity; else a session slot.
-pub fn admit(state: &AppState, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, Box<Response>> {
-    if state.is_draining() {
-        return Err(Box::new(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining",
-            "the server is shutting down",
-            Some(5),
-        )));
-    }
-    if !state.config.allowed_origins.is_empty() {
-        if let Some(origin) = headers.get(header::ORIGIN) {
-            let allowed = origin
-                .to_str()
-                .is_ok_and(|o| state.config.allowed_origins.iter().any(|a| a == o));
-            if !allowed {
-                return Err(Box::new(refuse(
-                    StatusCode::FORBIDDEN,
-                    "origin_not_allowed",
-                    "this origin may not open sessions",
-                    None,
-                )));
-            }
-        }
-    }
-    state.try_admit().ok_or_else(|| {
-        Box::new(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "at_capacity",
-            "the server is at capacity",
-            Some(1),
-        ))
-    })
+/// Log a refusal by its code and client, never by its token.
+pub(super) fn refused(route: Route, peer: SocketAddr, r: Refusal) -> Response {
+    tracing::info!(?route, peer = %peer.ip(), code = r.code, status = r.status.as_u16(), "session refused");
+    r.into_response()
 }
 
 /// Admit or refuse a session, then upgrade.
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let permit = match admit(&state, &headers) {
-        Ok(p) => p,
-        Err(refused) => return *refused,
+    let request = Request {
+        route: Route::Agent,
+        peer: peer.ip(),
+        headers: &headers,
+        uri: &uri,
     };
+    let admitted = match state.admission.admit(&request) {
+        Ok(a) => a,
+        Err(r) => return refused(Route::Agent, peer, r),
+    };
+    let env = state.session_env();
     // Frames up to 1 MiB are read so an oversize audio frame gets a protocol error (1009)
     // rather than a dropped connection; larger ones are refused by the WebSocket layer.
-    ws.max_message_size(16 * MAX_AUDIO_FRAME_BYTES)
+    // A client that offered subprotocols gets `voice-host.v1` back, never its token entry.
+    ws.protocols([PROTOCOL])
+        .max_message_size(16 * MAX_AUDIO_FRAME_BYTES)
         .max_frame_size(16 * MAX_AUDIO_FRAME_BYTES)
-        .on_upgrade(move |socket| crate::transport::v1::serve(socket, state, permit))
+        .on_upgrade(move |socket| crate::transport::v1::serve(socket, env, admitted))
         .into_response()
 }

@@ -4,9 +4,9 @@
 mod agent;
 mod health;
 mod state;
+mod twilio;
 mod web;
 
-pub use agent::admit;
 pub use state::AppState;
 
 use crate::behaviour::defaults::{BargeInRules, BuiltinBehaviours};
@@ -141,60 +141,94 @@ pub fn prepare_with(
     Ok(Prepared { state, registry })
 }
 
-/// The router of all endpoints.
+/// The router of all endpoints; the admin routes too unless `ADMIN_BIND` gives them their own
+/// listener. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: admission
+/// needs the peer address.
 pub fn router(prepared: &Prepared) -> Router {
     let state = prepared.state.clone();
-    let mut app = Router::new()
+    let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/agent", get(agent::upgrade))
-        .route("/twilio", get(crate::transport::twilio::upgrade))
-        .route(
-            "/twilio/voice",
-            axum::routing::post(crate::transport::twilio::voice),
-        )
+        .route("/twilio", get(twilio::upgrade))
+        .route("/twilio/voice", axum::routing::post(twilio::voice))
         .merge(web::routes())
         .with_state(state.clone());
-    if let Some(registry) = &prepared.registry {
-        app = app.merge(crate::plugins::admin_routes(
-            registry.clone(),
-            state.config.admin_token.clone(),
-        ));
+    match (state.config.security.admin_bind, admin_router(prepared)) {
+        (None, Some(admin)) => app.merge(admin),
+        _ => app,
     }
-    app
+}
+
+/// The admin routes, when plug-ins are loaded.
+fn admin_router(prepared: &Prepared) -> Option<Router> {
+    prepared.registry.as_ref().map(|registry| {
+        crate::plugins::admin_routes(registry.clone(), prepared.state.config.admin_token.clone())
+    })
 }
 
 /// A running server (for embedding and tests).
 pub struct ServerHandle {
     pub addr: SocketAddr,
+    /// The admin listener's address when `ADMIN_BIND` is set.
+    pub admin_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl ServerHandle {
-    /// Start serving on `listener` (e.g. 127.0.0.1:0).
+    /// Start serving on `listener` (e.g. 127.0.0.1:0), and the admin routes on `ADMIN_BIND`
+    /// when it is set.
     pub fn spawn(prepared: Prepared, listener: TcpListener) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let app = router(&prepared);
         let state = prepared.state.clone();
+        if let Some(warning) = state.admission.open_endpoints_warning() {
+            tracing::warn!("{warning}");
+        }
+        let admin = match (state.config.security.admin_bind, admin_router(&prepared)) {
+            (Some(bind), Some(admin)) => {
+                // Bound here, synchronously, so a busy ADMIN_BIND fails the start.
+                let l = std::net::TcpListener::bind(bind)?;
+                l.set_nonblocking(true)?;
+                let l = TcpListener::from_std(l)?;
+                Some((l.local_addr()?, l, admin))
+            }
+            _ => None,
+        };
+        let admin_addr = admin.as_ref().map(|(a, _, _)| *a);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let drain_state = state.clone();
         let task = tokio::spawn(async move {
+            let admin_task = admin.map(|(_, l, r)| {
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(l, r).await {
+                        tracing::error!(error = %e, "admin listener failed");
+                    }
+                })
+            });
             let shutdown = async move {
                 let _ = stop_rx.await;
                 drain(&drain_state).await;
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            if let Err(e) = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
             {
                 tracing::error!(error = %e, "server failed");
+            }
+            if let Some(t) = admin_task {
+                t.abort();
             }
         });
         Ok(Self {
             addr,
+            admin_addr,
             state,
             stop: Some(stop_tx),
             task,

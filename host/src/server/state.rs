@@ -1,11 +1,13 @@
-//! Shared server state: configuration, session capacity, drain signals.
+//! Shared server state: configuration, admission (which holds the session capacity), drain
+//! signals.
 
+use crate::admission::Admission;
 use crate::config::Config;
 use crate::plugins::PluginRegistry;
 use crate::session::SessionDeps;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::transport::SessionEnv;
 use std::sync::Arc;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 
 /// State shared by all requests.
 pub struct AppState {
@@ -14,8 +16,8 @@ pub struct AppState {
     /// Reasons a provider is unavailable (reported by `/readyz`).
     pub provider_problems: Vec<String>,
     pub registry: Option<Arc<PluginRegistry>>,
-    capacity: Arc<Semaphore>,
-    draining: AtomicBool,
+    /// Who gets in; the session slots.
+    pub admission: Arc<Admission>,
     /// Becomes true when the server starts draining: sessions finish their turn and close.
     drain_tx: watch::Sender<bool>,
     /// Becomes true when the drain timeout passed: sessions close now.
@@ -30,32 +32,35 @@ impl AppState {
         registry: Option<Arc<PluginRegistry>>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            capacity: Arc::new(Semaphore::new(config.max_sessions)),
+            admission: Arc::new(Admission::new(&config)),
             config,
             deps,
             provider_problems,
             registry,
-            draining: AtomicBool::new(false),
             drain_tx: watch::channel(false).0,
             force_tx: watch::channel(false).0,
         })
     }
 
-    /// A session slot, or `None` at capacity.
-    pub fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
-        self.capacity.clone().try_acquire_owned().ok()
+    /// What an admitted session's transport gets from the server.
+    pub fn session_env(&self) -> SessionEnv {
+        SessionEnv {
+            deps: self.deps.clone(),
+            drain: self.drain_signal(),
+            force: self.force_signal(),
+        }
     }
 
     pub fn active_sessions(&self) -> usize {
-        self.config.max_sessions - self.capacity.available_permits()
+        self.admission.active_sessions()
     }
 
     pub fn at_capacity(&self) -> bool {
-        self.capacity.available_permits() == 0
+        self.admission.at_capacity()
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        self.admission.is_closed()
     }
 
     pub fn drain_signal(&self) -> watch::Receiver<bool> {
@@ -67,7 +72,7 @@ impl AppState {
     }
 
     pub fn begin_drain(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.admission.close();
         let _ = self.drain_tx.send(true);
     }
 
@@ -77,10 +82,7 @@ impl AppState {
 
     /// Resolves when no session holds a slot.
     pub async fn all_sessions_ended(&self) {
-        let all = self.config.max_sessions.min(u32::MAX as usize) as u32;
-        if let Ok(permits) = self.capacity.acquire_many(all).await {
-            drop(permits);
-        }
+        self.admission.all_sessions_ended().await;
     }
 
     /// Why the server is not ready, if it is not.

@@ -1,6 +1,11 @@
-//! Client protocols: native v1 (JSON control + binary audio over `/agent`).
+//! Client protocols: native v1 (JSON control + binary audio over `/agent`) and Twilio Media
+//! Streams. A transport serves one admitted connection with what the server handed it.
 
+pub mod env;
+pub mod input_limits;
 pub mod protocol;
 pub mod twilio;
 pub mod v1;
 pub mod writer;
+
+pub use env::SessionEnv;

@@ -2,22 +2,22 @@
 //! session task. Nothing a client sends can panic the server or affect another session: frames
 //! are validated here and a session's panic is contained in its own task.
 
+use super::env::SessionEnv;
+use super::input_limits::InputLimits;
 use super::protocol::{
     close, ClientMessage, ServerMessage, MAX_AUDIO_FRAME_BYTES, MAX_TEXT_FRAME_BYTES,
 };
 use super::writer;
+use crate::admission::Admitted;
 use crate::audio::AudioFormat;
-use crate::server::AppState;
+use crate::config::Config;
 use crate::session::{driver, outbound, Inbound, Outbound, StartParams};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 
-/// How long a client may take to send `start`.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 const INBOUND_CAPACITY: usize = 64;
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -35,8 +35,13 @@ async fn send_close(sink: &mut Sink, code: u16, reason: &str) {
         .await;
 }
 
-/// Check a `start` message and turn it into session parameters.
-fn accept_start(state: &AppState, msg: ClientMessage) -> Result<StartParams, Box<ServerMessage>> {
+/// Check a `start` message and turn it into session parameters. The agent profile must be one
+/// the session's token allows.
+fn accept_start(
+    config: &Config,
+    admitted: &Admitted,
+    msg: ClientMessage,
+) -> Result<StartParams, Box<ServerMessage>> {
     let ClientMessage::Start {
         audio,
         output,
@@ -78,16 +83,23 @@ fn accept_start(state: &AppState, msg: ClientMessage) -> Result<StartParams, Box
         Some(id) => id,
         None => uuid::Uuid::new_v4().to_string(),
     };
-    let profile = state
-        .config
-        .agent_profile(agent.as_deref())
-        .ok_or_else(|| {
+    let agent = admitted
+        .agent(agent.as_deref())
+        .map_err(|code| {
             Box::new(ServerMessage::error(
-                "unknown_agent",
-                format!("no agent profile named {:?}", agent.unwrap_or_default()),
+                code,
+                "this session's token does not allow that agent",
                 false,
             ))
-        })?;
+        })?
+        .map(str::to_string);
+    let profile = config.agent_profile(agent.as_deref()).ok_or_else(|| {
+        Box::new(ServerMessage::error(
+            "unknown_agent",
+            format!("no agent profile named {:?}", agent.unwrap_or_default()),
+            false,
+        ))
+    })?;
     Ok(StartParams {
         session_id,
         input: audio,
@@ -96,12 +108,12 @@ fn accept_start(state: &AppState, msg: ClientMessage) -> Result<StartParams, Box
     })
 }
 
-/// Serve one `/agent` connection.
-pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemaphorePermit) {
+/// Serve one admitted `/agent` connection.
+pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
     let (mut sink, mut stream) = socket.split();
 
     // Handshake: wait for a valid `start`.
-    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + admitted.limits.start_timeout;
     let start = loop {
         let frame = match tokio::time::timeout_at(deadline, stream.next()).await {
             Err(_) => {
@@ -127,7 +139,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
                     continue;
                 }
                 match ClientMessage::parse(&text) {
-                    Ok(m) => match accept_start(&state, m) {
+                    Ok(m) => match accept_start(&env.deps.config, &admitted, m) {
                         Ok(p) => break p,
                         Err(e) => {
                             send_json(&mut sink, &e).await;
@@ -161,7 +173,9 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     }
     let span = tracing::info_span!("session", id = %session_id);
     let _enter = span.enter();
-    tracing::info!(input = ?start.input, output = ?start.output, "session started");
+    let subject = admitted.claims.as_ref().map(|c| c.sub.as_str());
+    tracing::info!(input = ?start.input, output = ?start.output, subject, "session started");
+    let mut input_limits = InputLimits::new(admitted.limits, start.input);
     let metrics = crate::metrics::global();
     metrics.sessions_total.inc();
     metrics.sessions_active.inc();
@@ -169,18 +183,18 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     let (in_tx, in_rx) = mpsc::channel(INBOUND_CAPACITY);
     let (out_tx, out_rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
     let session = tokio::spawn(driver::run(
-        state.deps.clone(),
+        env.deps.clone(),
         start,
         in_rx,
         out_tx.clone(),
-        state.drain_signal(),
+        env.drain.clone(),
     ));
 
     // Writer: session output to the socket.
     let mut writer = tokio::spawn(writer::run(
         sink,
         out_rx,
-        state.force_signal(),
+        env.force.clone(),
         |out| match out {
             Outbound::Json(text) => vec![Message::Text(text.into())],
             Outbound::Audio(bytes) => vec![Message::Binary(bytes.into())],
@@ -191,7 +205,17 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     // Reader: socket frames to the session.
     let reader_out = out_tx.clone();
     let reader = async move {
-        while let Some(frame) = stream.next().await {
+        loop {
+            // Idle and session-length limits end the session from the reader's side.
+            let frame = tokio::select! {
+                f = stream.next() => f,
+                why = input_limits.expired() => {
+                    let _ = reader_out.json(why.error(input_limits.limits()).to_json());
+                    reader_out.close(close::POLICY, why.reason());
+                    break;
+                }
+            };
+            let Some(frame) = frame else { break };
             let Ok(frame) = frame else {
                 // Includes frames over the WebSocket layer's limit.
                 let _ = reader_out.json(
@@ -221,6 +245,12 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
                         reader_out.close(close::TOO_BIG, "frame too large");
                         break;
                     }
+                    if let Err(report) = input_limits.audio(bytes.len()) {
+                        if let Some(error) = report {
+                            let _ = reader_out.json(error);
+                        }
+                        continue;
+                    }
                     Inbound::Audio(bytes)
                 }
                 Message::Text(text) => {
@@ -233,7 +263,17 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
                         }
                     } else {
                         match ClientMessage::parse(&text) {
-                            Ok(m) => Inbound::Message(m),
+                            Ok(m @ ClientMessage::Text { .. }) => match input_limits.text_turn() {
+                                Ok(()) => Inbound::Message(m),
+                                Err(error) => {
+                                    let _ = reader_out.json(error);
+                                    continue;
+                                }
+                            },
+                            Ok(m) => {
+                                input_limits.touch();
+                                Inbound::Message(m)
+                            }
                             Err(e) => Inbound::Error {
                                 code: e.code.into(),
                                 message: e.message,
@@ -283,5 +323,5 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     }
     metrics.sessions_active.dec();
     tracing::info!("session ended");
-    drop(permit);
+    drop(admitted);
 }

@@ -6,20 +6,21 @@ use super::inbound::inbound;
 use super::marks::PlaybackMarks;
 use super::messages::{self, ParseOutcome, StreamStart, TwilioEvent};
 use super::outbound::Translator;
+use crate::admission::twilio::STREAM_TOKEN_PARAMETER;
+use crate::admission::Admitted;
 use crate::audio::{AudioFormat, Encoding};
-use crate::server::AppState;
+use crate::config::Config;
 use crate::session::{driver, outbound, Outbound, StartParams};
+use crate::transport::input_limits::InputLimits;
 use crate::transport::protocol::close;
 use crate::transport::writer;
+use crate::transport::SessionEnv;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
-
-/// How long Twilio may take to send `start` after connecting.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+use tokio::sync::mpsc;
 const INBOUND_CAPACITY: usize = 64;
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -34,8 +35,13 @@ async fn send_close(sink: &mut Sink, code: u16, reason: &str) {
         .await;
 }
 
-/// The session parameters for a stream, or why the call cannot be served.
-fn accept_start(state: &AppState, start: &StreamStart) -> Result<StartParams, String> {
+/// The session parameters for a stream, or why the call cannot be served. A stream let in
+/// without a session token must carry the stream token minted for its call.
+fn accept_start(
+    config: &Config,
+    admitted: &Admitted,
+    start: &StreamStart,
+) -> Result<StartParams, String> {
     let sid = &start.stream_sid;
     if sid.is_empty() || sid.len() > 128 || !sid.chars().all(|c| c.is_ascii_graphic()) {
         return Err("streamSid must be 1-128 printable ASCII characters".into());
@@ -56,8 +62,16 @@ fn accept_start(state: &AppState, start: &StreamStart) -> Result<StartParams, St
     };
     format.validate()?;
     let agent = start.custom_parameters.get("agent").map(String::as_str);
-    let profile = state
-        .config
+    if let Some(auth) = &admitted.stream_auth {
+        let token = start
+            .custom_parameters
+            .get(STREAM_TOKEN_PARAMETER)
+            .map(String::as_str);
+        auth.check_stream(token, start.call_sid.as_deref(), agent)
+            .map_err(|e| e.to_string())?;
+    }
+    let agent = admitted.agent(agent).map_err(|code| code.to_string())?;
+    let profile = config
         .agent_profile(agent)
         .ok_or_else(|| format!("no agent profile named {:?}", agent.unwrap_or_default()))?;
     Ok(StartParams {
@@ -69,8 +83,8 @@ fn accept_start(state: &AppState, start: &StreamStart) -> Result<StartParams, St
 }
 
 /// Read until Twilio's `start`; `None` when the stream ended or never started in time.
-async fn await_start(stream: &mut Stream) -> Option<StreamStart> {
-    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+async fn await_start(stream: &mut Stream, timeout: Duration) -> Option<StreamStart> {
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let frame = match tokio::time::timeout_at(deadline, stream.next()).await {
             Err(_) => {
@@ -93,14 +107,14 @@ async fn await_start(stream: &mut Stream) -> Option<StreamStart> {
     }
 }
 
-/// Serve one Twilio Media Streams connection.
-pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemaphorePermit) {
+/// Serve one admitted Twilio Media Streams connection.
+pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
     let (mut sink, mut stream) = socket.split();
-    let Some(stream_start) = await_start(&mut stream).await else {
+    let Some(stream_start) = await_start(&mut stream, admitted.limits.start_timeout).await else {
         send_close(&mut sink, close::POLICY, "no start event").await;
         return;
     };
-    let start = match accept_start(&state, &stream_start) {
+    let start = match accept_start(&env.deps.config, &admitted, &stream_start) {
         Ok(s) => s,
         Err(why) => {
             tracing::warn!(%why, "twilio stream refused");
@@ -118,24 +132,25 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     let metrics = crate::metrics::global();
     metrics.sessions_total.inc();
     metrics.sessions_active.inc();
+    let mut input_limits = InputLimits::new(admitted.limits, start.input);
 
     let marks = Arc::new(Mutex::new(PlaybackMarks::new(start.output.sample_rate)));
     let mut translator = Translator::new(start.session_id.clone(), marks.clone());
     let (in_tx, in_rx) = mpsc::channel(INBOUND_CAPACITY);
     let (out_tx, out_rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
     let mut session = tokio::spawn(driver::run(
-        state.deps.clone(),
+        env.deps.clone(),
         start,
         in_rx,
         out_tx.clone(),
-        state.drain_signal(),
+        env.drain.clone(),
     ));
 
     // Writer: session output to Twilio.
     let mut writer = tokio::spawn(writer::run(
         sink,
         out_rx,
-        state.force_signal(),
+        env.force.clone(),
         move |out| {
             let frames = match out {
                 Outbound::Audio(bytes) => translator.audio(&bytes),
@@ -149,9 +164,20 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
         },
     ));
 
-    // Reader: Twilio events to the session.
+    // Reader: Twilio events to the session; idle and length limits end the call.
+    let reader_out = out_tx.clone();
     let reader = async move {
-        while let Some(Ok(frame)) = stream.next().await {
+        loop {
+            let frame = tokio::select! {
+                f = stream.next() => f,
+                why = input_limits.expired() => {
+                    tracing::info!(reason = why.reason(), "call ended by a limit");
+                    reader_out.close(close::POLICY, why.reason());
+                    break;
+                }
+            };
+            let Some(Ok(frame)) = frame else { break };
+            input_limits.touch();
             let item = match frame {
                 Message::Text(text) => inbound(&text, &marks),
                 Message::Close(_) => break,
@@ -190,5 +216,5 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, permit: OwnedSemapho
     }
     metrics.sessions_active.dec();
     tracing::info!("call ended");
-    drop(permit);
+    drop(admitted);
 }

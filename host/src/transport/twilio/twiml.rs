@@ -1,9 +1,7 @@
-//! `POST /twilio/voice`: the TwiML a Twilio phone number's voice webhook needs to connect the
-//! call to this host's `/twilio` stream.
+//! The TwiML a Twilio phone number's voice webhook needs to connect the call to this host's
+//! `/twilio` stream (served by the server's `POST /twilio/voice` after admission).
 
-use axum::extract::Query;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use crate::admission::twilio::STREAM_TOKEN_PARAMETER;
 use serde::Deserialize;
 
 /// Query of the voice webhook: `?agent=NAME` picks an agent profile for the call.
@@ -13,17 +11,8 @@ pub struct VoiceQuery {
     pub agent: Option<String>,
 }
 
-/// A host name (with optional port) safe to put in a URL and an XML attribute.
-fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-}
-
 /// An agent profile name safe to put in an XML attribute.
-fn valid_agent(name: &str) -> bool {
+pub fn valid_agent(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -31,52 +20,20 @@ fn valid_agent(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }
 
-/// The public host Twilio reached: a proxy's `X-Forwarded-Host` when present, else `Host`.
-fn public_host(headers: &HeaderMap) -> Option<&str> {
-    let forwarded = headers
-        .get("x-forwarded-host")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim);
-    forwarded
-        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
-        .filter(|h| valid_host(h))
-}
-
-/// The TwiML document connecting a call to `wss://{host}/twilio`.
-pub fn document(host: &str, agent: Option<&str>) -> String {
-    let parameter = agent
-        .map(|a| format!("\n      <Parameter name=\"agent\" value=\"{a}\"/>"))
+/// The TwiML document connecting a call to `wss://{host}/twilio`. Media Streams only connect
+/// over TLS, so the URL is always `wss://`. `host` and `agent` must have been validated; a
+/// stream token (base64url and dots) needs no escaping.
+pub fn document(host: &str, agent: Option<&str>, stream_token: Option<&str>) -> String {
+    let parameter =
+        |name: &str, value: &str| format!("\n      <Parameter name=\"{name}\" value=\"{value}\"/>");
+    let agent = agent.map(|a| parameter("agent", a)).unwrap_or_default();
+    let token = stream_token
+        .map(|t| parameter(STREAM_TOKEN_PARAMETER, t))
         .unwrap_or_default();
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <Response>\n  <Connect>\n    <Stream url=\"wss://{host}/twilio\">{parameter}\n    </Stream>\n  </Connect>\n</Response>\n"
+         <Response>\n  <Connect>\n    <Stream url=\"wss://{host}/twilio\">{agent}{token}\n    </Stream>\n  </Connect>\n</Response>\n"
     )
-}
-
-/// Answer Twilio's voice webhook with `<Connect><Stream>` to this host. Media Streams only
-/// connect over TLS, so the stream URL is always `wss://`.
-pub async fn voice(headers: HeaderMap, Query(query): Query<VoiceQuery>) -> Response {
-    let Some(host) = public_host(&headers) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "a valid Host header is needed to build the stream URL",
-        )
-            .into_response();
-    };
-    let agent = query.agent.as_deref().filter(|a| !a.is_empty());
-    if agent.is_some_and(|a| !valid_agent(a)) {
-        return (
-            StatusCode::BAD_REQUEST,
-            "agent must be 1-64 letters, digits, '_' or '-'",
-        )
-            .into_response();
-    }
-    (
-        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
-        document(host, agent),
-    )
-        .into_response()
 }
 
 #[cfg(test)]
@@ -85,7 +42,7 @@ mod tests {
 
     #[test]
     fn document_connects_a_bidirectional_stream() {
-        let xml = document("voice.example.com", Some("sales"));
+        let xml = document("voice.example.com", Some("sales"), Some("a.b.c"));
         assert!(xml.contains("<Connect>"), "{xml}");
         assert!(
             xml.contains("<Stream url=\"wss://voice.example.com/twilio\">"),
@@ -95,21 +52,15 @@ mod tests {
             xml.contains("<Parameter name=\"agent\" value=\"sales\"/>"),
             "{xml}"
         );
-        assert!(!document("h:8443", None).contains("Parameter"));
+        assert!(
+            xml.contains("<Parameter name=\"token\" value=\"a.b.c\"/>"),
+            "{xml}"
+        );
+        assert!(!document("h:8443", None, None).contains("Parameter"));
     }
 
     #[test]
-    fn prefers_the_forwarded_host_and_rejects_markup() {
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, "10.0.0.5:4010".parse().unwrap());
-        assert_eq!(public_host(&h), Some("10.0.0.5:4010"));
-        h.insert(
-            "x-forwarded-host",
-            "voice.example.com, proxy.internal".parse().unwrap(),
-        );
-        assert_eq!(public_host(&h), Some("voice.example.com"));
-        h.insert("x-forwarded-host", "evil\"/><Hangup/>".parse().unwrap());
-        assert_eq!(public_host(&h), None);
+    fn agent_names_are_checked() {
         assert!(!valid_agent("a\"b"));
         assert!(valid_agent("support-2"));
     }
