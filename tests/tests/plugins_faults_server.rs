@@ -70,6 +70,8 @@ async fn one_faulting_session_leaves_others_on_the_plugin_and_readyz_up() {
             ("INTENT_PLUGIN", intent.to_str().unwrap()),
             ("PROMPT_PLUGIN", prompt.to_str().unwrap()),
             ("PLUGIN_QUARANTINE_BACKOFF_MS", "600000"),
+            // Every fault of this (slow, real-time) test stays inside the window.
+            ("PLUGIN_FAULT_WINDOW_MS", "3600000"),
         ],
     )
     .await;
@@ -78,13 +80,15 @@ async fn one_faulting_session_leaves_others_on_the_plugin_and_readyz_up() {
     let mut hostile = session(addr).await;
 
     // `sleep` makes the probe wait, which traps in the sandbox: a fault every turn.
-    for _ in 0..20 {
+    for i in 0..20 {
         turn(&mut hostile, "sleep").await;
-        turn(&mut bystander, "hello there").await;
-        assert!(
-            last_turn_had_plugin_intent(&s),
-            "the bystander's turn was analysed by the plug-in"
-        );
+        if i % 5 == 4 {
+            turn(&mut bystander, "hello there").await;
+            assert!(
+                last_turn_had_plugin_intent(&s),
+                "the bystander's turn was analysed by the plug-in"
+            );
+        }
     }
     let (status, body) = readyz(addr).await;
     assert_eq!(status, 200, "{body}");
