@@ -340,3 +340,20 @@ impl Drop for LineLogger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_table_is_capped() {
+        let mut sandbox = WasiSandbox::new("test@0".into());
+        for _ in 0..MAX_RESOURCES {
+            sandbox.table.push(0u8).expect("within the cap");
+        }
+        assert!(
+            sandbox.table.push(0u8).is_err(),
+            "one more live resource than the cap is refused"
+        );
+    }
+}
