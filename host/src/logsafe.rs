@@ -100,10 +100,7 @@ mod tests {
     fn records_keep_their_newline_and_colours_only() {
         let record = b"\x1b[32m INFO\x1b[0m session id=a\nb\x1b[2J\x07\n";
         let out = String::from_utf8(escape_record(record)).unwrap();
-        assert_eq!(
-            out,
-            "\x1b[32m INFO\x1b[0m session id=a\\nb\\x1b[2J\\x07\n"
-        );
+        assert_eq!(out, "\x1b[32m INFO\x1b[0m session id=a\\nb\\x1b[2J\\x07\n");
     }
 
     #[test]

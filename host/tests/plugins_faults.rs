@@ -76,12 +76,21 @@ fn twenty_faults_from_one_session_leave_every_other_session_on_the_plugin() {
         5
     );
     assert_eq!(
-        series(&reg, "voice_plugin_sessions_benched_total{slot=\"barge_in\"}"),
+        series(
+            &reg,
+            "voice_plugin_sessions_benched_total{slot=\"barge_in\"}"
+        ),
         1
     );
-    assert_eq!(series(&reg, "voice_plugin_fallbacks_total{slot=\"barge_in\"}"), 20);
+    assert_eq!(
+        series(&reg, "voice_plugin_fallbacks_total{slot=\"barge_in\"}"),
+        20
+    );
     assert_eq!(series(&reg, "voice_plugin_degraded{slot=\"barge_in\"}"), 0);
-    assert_eq!(series(&reg, "voice_plugin_quarantines_total{slot=\"barge_in\"}"), 0);
+    assert_eq!(
+        series(&reg, "voice_plugin_quarantines_total{slot=\"barge_in\"}"),
+        0
+    );
 }
 
 #[test]
@@ -130,7 +139,10 @@ fn three_faulting_sessions_quarantine_and_the_version_serves_again_by_itself() {
         BargeInDecision::Pause
     );
     assert_eq!(series(&reg, "voice_plugin_degraded{slot=\"barge_in\"}"), 0);
-    assert_eq!(series(&reg, "voice_plugin_quarantines_total{slot=\"barge_in\"}"), 1);
+    assert_eq!(
+        series(&reg, "voice_plugin_quarantines_total{slot=\"barge_in\"}"),
+        1
+    );
     assert_eq!(reg.status()[2].quarantines, 1);
 
     // Failing everywhere again: quarantined again, for twice as long.
@@ -141,7 +153,10 @@ fn three_faulting_sessions_quarantine_and_the_version_serves_again_by_itself() {
     let status = &reg.status()[2];
     assert!(status.quarantined);
     assert_eq!(status.quarantines, 2);
-    assert_eq!(series(&reg, "voice_plugin_quarantines_total{slot=\"barge_in\"}"), 2);
+    assert_eq!(
+        series(&reg, "voice_plugin_quarantines_total{slot=\"barge_in\"}"),
+        2
+    );
 }
 
 /// Spins `2 x cores` threads until the returned flag is set.
@@ -197,5 +212,8 @@ fn healthy_plugin_under_a_cpu_hog_has_no_deadline_faults() {
         "only the endless loop hit the deadline: {by_plugin} of 10000 answered by the plug-in"
     );
     assert_eq!(by_plugin, 10_000);
-    assert_eq!(series(&reg, "voice_plugin_calls_total{slot=\"barge_in\"}"), 10_001);
+    assert_eq!(
+        series(&reg, "voice_plugin_calls_total{slot=\"barge_in\"}"),
+        10_001
+    );
 }

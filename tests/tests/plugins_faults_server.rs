@@ -93,7 +93,10 @@ async fn one_faulting_session_leaves_others_on_the_plugin_and_readyz_up() {
     let (status, body) = readyz(addr).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["degraded"], json!([]), "{body}");
-    assert_eq!(metric(addr, "voice_plugin_degraded{slot=\"intent\"}").await, 0);
+    assert_eq!(
+        metric(addr, "voice_plugin_degraded{slot=\"intent\"}").await,
+        0
+    );
     assert_eq!(
         metric(addr, "voice_plugin_sessions_benched_total{slot=\"intent\"}").await,
         1,
@@ -110,14 +113,20 @@ async fn one_faulting_session_leaves_others_on_the_plugin_and_readyz_up() {
         c.close().await;
     }
     let (status, body) = readyz(addr).await;
-    assert_eq!(status, 200, "the built-in behaviour serves: still ready; {body}");
+    assert_eq!(
+        status, 200,
+        "the built-in behaviour serves: still ready; {body}"
+    );
     let degraded = body["degraded"].as_array().expect("degraded list");
     assert_eq!(degraded.len(), 1, "{body}");
     assert!(
         degraded[0].as_str().unwrap_or_default().contains("intent"),
         "{body}"
     );
-    assert_eq!(metric(addr, "voice_plugin_degraded{slot=\"intent\"}").await, 1);
+    assert_eq!(
+        metric(addr, "voice_plugin_degraded{slot=\"intent\"}").await,
+        1
+    );
     turn(&mut newcomer, "good evening").await;
     assert!(
         !last_turn_had_plugin_intent(&s),

@@ -597,7 +597,10 @@ impl Config {
                 "PLUGIN_QUARANTINE_SESSIONS",
                 self.plugin_quarantine_sessions.to_string(),
             ),
-            ("PLUGIN_FAULT_WINDOW_MS", self.plugin_fault_window_ms.to_string()),
+            (
+                "PLUGIN_FAULT_WINDOW_MS",
+                self.plugin_fault_window_ms.to_string(),
+            ),
             (
                 "PLUGIN_QUARANTINE_BACKOFF_MS",
                 self.plugin_quarantine_backoff_ms.to_string(),

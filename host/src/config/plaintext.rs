@@ -8,9 +8,24 @@ use url::{Host, Url};
 /// Refuses a configuration that would send a key over plaintext `http`/`ws` to another host.
 pub(super) fn check(cfg: &Config) -> Result<(), ConfigError> {
     let roles = [
-        ("DEEPGRAM_URL", cfg.stt, &cfg.deepgram_url, &cfg.deepgram_api_key),
-        ("OPENAI_BASE_URL", cfg.llm, &cfg.openai_base_url, &cfg.openai_api_key),
-        ("ELEVENLABS_URL", cfg.tts, &cfg.elevenlabs_url, &cfg.elevenlabs_api_key),
+        (
+            "DEEPGRAM_URL",
+            cfg.stt,
+            &cfg.deepgram_url,
+            &cfg.deepgram_api_key,
+        ),
+        (
+            "OPENAI_BASE_URL",
+            cfg.llm,
+            &cfg.openai_base_url,
+            &cfg.openai_api_key,
+        ),
+        (
+            "ELEVENLABS_URL",
+            cfg.tts,
+            &cfg.elevenlabs_url,
+            &cfg.elevenlabs_api_key,
+        ),
     ];
     for (name, choice, url, key) in roles {
         if choice == ProviderChoice::Cloud && key.is_some() && !key_safe_over(url) {
@@ -72,16 +87,14 @@ mod tests {
             ("OPENAI_BASE_URL", "http://llm.example.com/v1"),
             ("OPENAI_API_KEY", "key-0123456789abcdef"),
         ])
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert_eq!(e.variable, "OPENAI_BASE_URL");
         assert!(!e.to_string().contains('\n'), "one line: {e}");
         let e = config(&[
             ("DEEPGRAM_URL", "ws://stt.example.com"),
             ("DEEPGRAM_API_KEY", "dg0123456789abcdef"),
         ])
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert_eq!(e.variable, "DEEPGRAM_URL");
         // Loopback, or no key: allowed.
         config(&[

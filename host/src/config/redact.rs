@@ -68,7 +68,10 @@ mod tests {
         let keys = [
             ("OPENAI_API_KEY", "sk-proj-abcdefghijklmnopqrstuvwx1234"),
             ("DEEPGRAM_API_KEY", "dg0123456789abcdef0123456789abcdef5678"),
-            ("ELEVENLABS_API_KEY", "sk_0123456789abcdef0123456789abcdef9abc"),
+            (
+                "ELEVENLABS_API_KEY",
+                "sk_0123456789abcdef0123456789abcdef9abc",
+            ),
             ("ADMIN_TOKEN", "admin-token-0123456789abcdef0123456789"),
         ];
         let mut raw = super::super::source::RawSettings::default();

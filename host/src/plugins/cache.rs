@@ -176,7 +176,11 @@ mod tests {
         bad[good.len() / 2] ^= 0x01;
         fs::write(&path, &bad).unwrap();
         let (_, origin) = cache.load(&engine, EMPTY_COMPONENT, &hash).unwrap();
-        assert_eq!(origin, Origin::Compiled, "a flipped byte is never deserialized");
+        assert_eq!(
+            origin,
+            Origin::Compiled,
+            "a flipped byte is never deserialized"
+        );
         assert!(
             dir_verifies(&dir, &path),
             "the recompiled artifact replaced the tampered one"
@@ -214,7 +218,11 @@ mod tests {
         let hash = content_hash(EMPTY_COMPONENT);
         let (_, origin) = cache.load(&engine, EMPTY_COMPONENT, &hash).unwrap();
         assert_eq!(origin, Origin::Compiled);
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "nothing written there");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            0,
+            "nothing written there"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

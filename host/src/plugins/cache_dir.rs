@@ -131,10 +131,8 @@ mod tests {
     use super::*;
 
     fn temp(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "voice-host-cache-dir-{tag}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("voice-host-cache-dir-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
@@ -145,7 +143,11 @@ mod tests {
         let trusted = TrustedDir::open(&dir).expect("a fresh directory is trusted");
         let dir_mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(dir_mode, 0o700);
-        let key_mode = fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode() & 0o777;
+        let key_mode = fs::metadata(dir.join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(key_mode, 0o600);
         let again = TrustedDir::open(&dir).expect("reopened");
         assert_eq!(trusted.key, again.key, "the key persists");
@@ -164,7 +166,10 @@ mod tests {
         let err = TrustedDir::open(&dir).err().expect("refused");
         assert!(err.contains("mode 777"), "{err}");
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o770)).unwrap();
-        assert!(TrustedDir::open(&dir).is_err(), "group-writable is refused too");
+        assert!(
+            TrustedDir::open(&dir).is_err(),
+            "group-writable is refused too"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime::component::Component;
 
 use super::cache::{content_hash, Origin};
-use super::error::{one_line, PluginError};
 use super::deadline;
+use super::error::{one_line, PluginError};
 use super::faults::FaultWindow;
 use super::imports;
 use super::instance::{instantiate, InstantiateError};

@@ -124,7 +124,10 @@ mod tests {
     #[test]
     fn max_tokens_is_capped_by_the_host_limit() {
         let msg = vec![ChatMessage::new(Role::User, "hi")];
-        assert_eq!(parts(clamp(llm(msg.clone(), Some(1_000_000)), 300)).1, Some(300));
+        assert_eq!(
+            parts(clamp(llm(msg.clone(), Some(1_000_000)), 300)).1,
+            Some(300)
+        );
         assert_eq!(parts(clamp(llm(msg.clone(), Some(20)), 300)).1, Some(20));
         assert_eq!(parts(clamp(llm(msg, None), 300)).1, None);
     }
@@ -142,7 +145,11 @@ mod tests {
     fn too_many_messages_keep_system_and_newest() {
         let mut msgs = vec![ChatMessage::new(Role::System, "persona")];
         for i in 0..1000 {
-            let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
+            let role = if i % 2 == 0 {
+                Role::User
+            } else {
+                Role::Assistant
+            };
             msgs.push(ChatMessage::new(role, format!("turn {i}")));
         }
         let (out, _) = parts(clamp(llm(msgs, None), 300));
@@ -167,7 +174,9 @@ mod tests {
         assert_eq!(out[1].role, Role::User);
 
         let direct = clamp(PromptOutput::Direct { text: huge }, 300);
-        assert!(matches!(direct, PromptOutput::Direct { text } if text.chars().count() == MAX_CHARS));
+        assert!(
+            matches!(direct, PromptOutput::Direct { text } if text.chars().count() == MAX_CHARS)
+        );
     }
 
     #[test]
