@@ -12,7 +12,10 @@ RUN scripts/build-plugins.sh intent-keywords prompt-persona barge-in-seed barge-
 FROM debian:bookworm-slim
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         ca-certificates espeak-ng-data libespeak-ng1 libgomp1 curl && rm -rf /var/lib/apt/lists/*
-RUN useradd --system --home /srv voice
+# The compiled-plug-in cache holds native code: a directory only the service user can write.
+RUN useradd --system --home /srv voice \
+    && install -d -o voice -g voice -m 0700 /srv/cache /srv/cache/voice-host \
+        /srv/cache/voice-host/plugins
 COPY --from=build /src/target/release/voice-host /usr/local/bin/voice-host
 COPY --from=build /src/plugins/dist /srv/plugins
 COPY --from=build /models /srv/models

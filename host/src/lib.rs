@@ -6,6 +6,7 @@ pub mod audio;
 pub mod behaviour;
 pub mod cli;
 pub mod config;
+pub mod logsafe;
 pub mod metrics;
 pub mod plugins;
 pub mod providers;

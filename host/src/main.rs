@@ -87,7 +87,8 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        // Caller-supplied ids and plug-in output land in log fields: escape control characters.
+        LogFormat::Text => builder.with_writer(voice_host::logsafe::stdout).init(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Host configuration: environment over an optional TOML file, validated at start. Invalid values
 //! stop the process before it binds the port, with one line naming the variable and the problem.
 
+mod plaintext;
 pub mod redact;
 pub mod security;
 pub mod source;
@@ -41,8 +42,9 @@ pub struct SlotConfig {
     pub config: Vec<(String, String)>,
 }
 
-/// The validated configuration.
-#[derive(Debug, Clone)]
+/// The validated configuration. Its `Debug` shows the settings with keys redacted (see
+/// `redact.rs`).
+#[derive(Clone)]
 pub struct Config {
     pub bind: IpAddr,
     pub port: u16,
@@ -95,6 +97,10 @@ pub struct Config {
     pub barge_in_plugin: SlotConfig,
     pub plugin_memory_mb: u64,
     pub plugin_deadline_ms: u64,
+    pub plugin_session_fault_limit: u32,
+    pub plugin_quarantine_sessions: u32,
+    pub plugin_fault_window_ms: u64,
+    pub plugin_quarantine_backoff_ms: u64,
     pub plugin_watch: bool,
 
     /// Admission and per-client limits (see `docs/security.md`).
@@ -405,7 +411,7 @@ impl Config {
             .collect();
 
         let plugin_dir = r.str_or("PLUGIN_DIR", "plugins/dist");
-        Ok(Config {
+        let config = Config {
             bind,
             port,
             allowed_origins,
@@ -481,9 +487,15 @@ impl Config {
             ),
             plugin_memory_mb: r.num("PLUGIN_MEMORY_MB", 16)?,
             plugin_deadline_ms: r.num("PLUGIN_DEADLINE_MS", 5)?,
+            plugin_session_fault_limit: r.num("PLUGIN_SESSION_FAULT_LIMIT", 5)?,
+            plugin_quarantine_sessions: r.num("PLUGIN_QUARANTINE_SESSIONS", 3)?,
+            plugin_fault_window_ms: r.num("PLUGIN_FAULT_WINDOW_MS", 60_000)?,
+            plugin_quarantine_backoff_ms: r.num("PLUGIN_QUARANTINE_BACKOFF_MS", 30_000)?,
             plugin_watch: r.boolean("PLUGIN_WATCH", true)?,
             security: security::SecurityConfig::read(&r)?,
-        })
+        };
+        plaintext::check(&config)?;
+        Ok(config)
     }
 
     /// The agent profile a session asked for (`None`: the default one).
@@ -610,6 +622,22 @@ impl Config {
             ("BARGE_IN_PLUGIN", slot(&self.barge_in_plugin)),
             ("PLUGIN_MEMORY_MB", self.plugin_memory_mb.to_string()),
             ("PLUGIN_DEADLINE_MS", self.plugin_deadline_ms.to_string()),
+            (
+                "PLUGIN_SESSION_FAULT_LIMIT",
+                self.plugin_session_fault_limit.to_string(),
+            ),
+            (
+                "PLUGIN_QUARANTINE_SESSIONS",
+                self.plugin_quarantine_sessions.to_string(),
+            ),
+            (
+                "PLUGIN_FAULT_WINDOW_MS",
+                self.plugin_fault_window_ms.to_string(),
+            ),
+            (
+                "PLUGIN_QUARANTINE_BACKOFF_MS",
+                self.plugin_quarantine_backoff_ms.to_string(),
+            ),
             ("PLUGIN_WATCH", self.plugin_watch.to_string()),
         ];
         let lines = lines.into_iter().chain(self.security.describe());

@@ -24,6 +24,22 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
     out
 }
 
+/// The same view as `voice-host config`: every setting, keys redacted. A derived `Debug` would
+/// print keys wherever a `Config` is logged or shown in a panic message.
+impl std::fmt::Debug for super::Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let described = self.describe();
+        let mut map = f.debug_map();
+        for line in described.lines() {
+            match line.split_once('=') {
+                Some((name, value)) => map.entry(&name, &value),
+                None => map.entry(&"", &line),
+            };
+        }
+        map.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +61,30 @@ mod tests {
         let s = scrub(&msg, &[key]);
         assert!(!s.contains(key));
         assert!(s.contains("sk-...wxyz"));
+    }
+
+    #[test]
+    fn config_debug_redacts_every_key() {
+        let keys = [
+            ("OPENAI_API_KEY", "sk-proj-abcdefghijklmnopqrstuvwx1234"),
+            ("DEEPGRAM_API_KEY", "dg0123456789abcdef0123456789abcdef5678"),
+            (
+                "ELEVENLABS_API_KEY",
+                "sk_0123456789abcdef0123456789abcdef9abc",
+            ),
+            ("ADMIN_TOKEN", "admin-token-0123456789abcdef0123456789"),
+        ];
+        let mut raw = super::super::source::RawSettings::default();
+        raw.overlay_env(
+            keys.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            &super::super::vars::names(),
+        );
+        let config = super::super::Config::from_raw(&raw).expect("valid");
+        let shown = format!("{config:?} {config:#?}");
+        for (name, key) in keys {
+            assert!(!shown.contains(key), "{name} leaked: {shown}");
+            assert!(shown.contains(&redact(key)), "{name} shown redacted");
+        }
+        assert!(shown.contains("LLM_MAX_TOKENS"), "other settings are shown");
     }
 }

@@ -264,7 +264,31 @@ pub const VARS: &[Var] = &[
         "16",
         "linear memory cap per plug-in instance",
     ),
-    v("PLUGIN_DEADLINE_MS", "5", "time limit of one plug-in call"),
+    v(
+        "PLUGIN_DEADLINE_MS",
+        "5",
+        "CPU time limit of one plug-in call (wall-clock backstop: 10x, at least 100 ms)",
+    ),
+    v(
+        "PLUGIN_SESSION_FAULT_LIMIT",
+        "5",
+        "faults after which a session keeps the built-in behaviour for that slot",
+    ),
+    v(
+        "PLUGIN_QUARANTINE_SESSIONS",
+        "3",
+        "distinct faulting sessions that quarantine a plug-in version",
+    ),
+    v(
+        "PLUGIN_FAULT_WINDOW_MS",
+        "60000",
+        "window over which faulting sessions are counted",
+    ),
+    v(
+        "PLUGIN_QUARANTINE_BACKOFF_MS",
+        "30000",
+        "first quarantine's length; then retried, doubling up to 32x",
+    ),
     v(
         "PLUGIN_WATCH",
         "true",

@@ -9,6 +9,7 @@ use crate::behaviour::{
 
 use super::bindings::{barge_in, intent, prompt};
 use super::instance::SlotInstance;
+use super::prompt_clamp::clamp;
 use super::worlds::{
     barge_in_event, decision_back, intent_back, intent_input, prompt_input, prompt_output,
 };
@@ -33,10 +34,13 @@ impl IntentAnalyzer for PluginIntent {
     }
 }
 
-/// Prompt shaping by a plug-in; the pass-through prompt when it cannot answer.
+/// Prompt shaping by a plug-in; the pass-through prompt when it cannot answer. The plug-in's
+/// answer is clamped (see `prompt_clamp.rs`) before the session sees it.
 pub(crate) struct PluginPrompt {
     pub slot: SlotInstance<prompt::PromptShaper>,
     pub fallback: PassThroughPrompt,
+    /// The host's `LLM_MAX_TOKENS`.
+    pub max_tokens: u32,
 }
 
 impl PromptShaper for PluginPrompt {
@@ -44,7 +48,7 @@ impl PromptShaper for PluginPrompt {
         let wit_input = prompt_input(input);
         match self.slot.call(|b, store| b.call_shape(store, &wit_input)) {
             Some(out) => match prompt_output(out) {
-                Some(out) => out,
+                Some(out) => clamp(out, self.max_tokens),
                 None => {
                     self.slot.unusable_result("an LLM request without messages");
                     self.fallback.shape(input)

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 
+use super::deadline::{Budget, CallClock};
 use super::wasi::WasiSandbox;
 
 /// The intent-analyzer world; also defines the shared `types` and `log` interfaces.
@@ -59,6 +60,8 @@ pub(crate) struct HostState {
     pub log_lines: u32,
     /// WASI stand-ins, for components that import WASI; built on first use.
     pub wasi: Option<Box<WasiSandbox>>,
+    /// Deadline clock of the call in progress (see `deadline.rs`).
+    pub clock: CallClock,
 }
 
 impl HostState {
@@ -71,6 +74,7 @@ impl HostState {
             peak_memory: 0,
             log_lines: 0,
             wasi: None,
+            clock: CallClock::new(Budget::from_cpu(std::time::Duration::ZERO)),
         }
     }
 
@@ -126,6 +130,8 @@ impl log::Host for HostState {
             }
             message.truncate(cut);
         }
+        // A guest's line must not forge host log lines or drive the terminal.
+        let message = crate::logsafe::escape_control(&message);
         let plugin = &*self.label;
         match level {
             log::Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),

@@ -76,13 +76,6 @@ impl EngineHandle {
             stop,
         })
     }
-
-    /// Epoch ticks that make up a call deadline of `ms` milliseconds. One extra tick because
-    /// the current tick is already partly elapsed when the call starts.
-    pub fn deadline_ticks(ms: u64) -> u64 {
-        let tick = EPOCH_TICK.as_millis().max(1) as u64;
-        ms.max(1).div_ceil(tick) + 1
-    }
 }
 
 impl Drop for EngineHandle {

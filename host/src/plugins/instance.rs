@@ -1,12 +1,14 @@
 //! A session's instance of one slot's plug-in: its own store (so memory is bounded per session
 //! and freed when the session ends), limits on every call, and fault handling.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::Store;
 
 use super::bindings::HostState;
+use super::deadline;
 use super::error::one_line;
 use super::faults::FaultKind;
 use super::loaded::LoadedPlugin;
@@ -43,8 +45,8 @@ pub(crate) fn instantiate<W: World>(
     );
     let mut store = Store::new(&rt.engine.engine, state);
     store.limiter(|s| s);
-    store.epoch_deadline_trap();
-    store.set_epoch_deadline(rt.limits.init_deadline_ticks);
+    deadline::install(&mut store);
+    deadline::arm(&mut store, rt.limits.init_budget);
     let bindings = W::instantiate(&plugin.pre, &mut store)
         .map_err(|e| InstantiateError::Fault(FaultKind::Instantiate, one_line(&e)))?;
     match bindings.init(&mut store, &plugin.config) {
@@ -56,7 +58,7 @@ pub(crate) fn instantiate<W: World>(
             ))
         }
         Err(e) => {
-            let kind = match FaultKind::of_call(&e, store.data().memory_refused) {
+            let kind = match FaultKind::of_call(&e, store.data()) {
                 FaultKind::Trap => FaultKind::Init,
                 other => other,
             };
@@ -76,11 +78,19 @@ fn bounded(reason: &str) -> String {
     line.chars().take(200).collect()
 }
 
+/// Source of the numbers that tell sessions apart in fault windows: assigned by the host, so a
+/// client cannot make its faults look like another session's by reusing an id.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
 /// One slot of one session.
 pub(crate) struct SlotInstance<W: World> {
     rt: Arc<Runtime>,
     plugin: Arc<LoadedPlugin<W>>,
     live: Option<Live<W>>,
+    /// This session's number in the version's fault window.
+    session: u64,
+    /// Faults of this session with this version.
+    faults: u32,
     /// Whether a full pool was already reported for this slot (one warning, not one per call).
     pool_warned: bool,
 }
@@ -93,6 +103,8 @@ impl<W: World> SlotInstance<W> {
             rt,
             plugin,
             live: None,
+            session: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            faults: 0,
             pool_warned: false,
         };
         if !slot.plugin.faults.is_quarantined() {
@@ -108,6 +120,12 @@ impl<W: World> SlotInstance<W> {
 
     fn counters(&self) -> &SlotCounters {
         self.rt.metrics.slot(W::SLOT)
+    }
+
+    /// Whether this session has faulted often enough to keep the built-in behaviour for the
+    /// rest of its life with this version.
+    fn benched(&self) -> bool {
+        self.faults >= self.rt.limits.session_fault_limit
     }
 
     fn ensure_live(&mut self) -> bool {
@@ -141,26 +159,26 @@ impl<W: World> SlotInstance<W> {
     }
 
     /// Runs `call` on the live instance under the call deadline. `None` means the caller must
-    /// use the built-in default: the plug-in is quarantined, has no instance, or faulted (in
-    /// which case the fault is logged and counted and the instance is dropped, to be replaced
-    /// on the next call).
+    /// use the built-in default: the plug-in is quarantined, this session reached its fault
+    /// limit, there is no instance, or the call faulted (in which case the fault is logged and
+    /// counted and the instance is dropped, to be replaced on the next call).
     pub fn call<R>(
         &mut self,
         call: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Option<R> {
-        if self.plugin.faults.is_quarantined() || !self.ensure_live() {
+        if self.benched() || self.plugin.faults.is_quarantined() || !self.ensure_live() {
             SlotCounters::inc(&self.counters().fallbacks);
             return None;
         }
         SlotCounters::inc(&self.counters().calls);
-        let deadline = self.rt.limits.deadline_ticks;
+        let budget = self.rt.limits.call_budget;
         let live = self.live.as_mut()?;
         live.store.data_mut().begin_call();
-        live.store.set_epoch_deadline(deadline);
+        deadline::arm(&mut live.store, budget);
         match call(&live.bindings, &mut live.store) {
             Ok(value) => Some(value),
             Err(err) => {
-                let kind = FaultKind::of_call(&err, live.store.data().memory_refused);
+                let kind = FaultKind::of_call(&err, live.store.data());
                 // A trapped store is poisoned: drop it (freeing its pool slot) and start over.
                 self.live = None;
                 self.fault(kind, &one_line(&err));
@@ -181,8 +199,9 @@ impl<W: World> SlotInstance<W> {
         );
     }
 
-    fn fault(&self, kind: FaultKind, reason: &str) {
-        let counters = self.counters();
+    fn fault(&mut self, kind: FaultKind, reason: &str) {
+        self.faults = self.faults.saturating_add(1);
+        let counters = self.rt.metrics.slot(W::SLOT);
         counters.fault(kind);
         tracing::warn!(
             slot = %W::SLOT,
@@ -191,13 +210,26 @@ impl<W: World> SlotInstance<W> {
             error = reason,
             "plug-in fault; using the built-in behaviour for this call"
         );
-        if self.plugin.faults.record() {
+        if self.faults == self.rt.limits.session_fault_limit {
+            SlotCounters::inc(&counters.sessions_benched);
+            self.live = None;
+            tracing::warn!(
+                slot = %W::SLOT,
+                plugin = &*self.plugin.label,
+                faults = self.faults,
+                "plug-in faulted repeatedly in this session; the built-in behaviour serves this \
+                 session's slot until the session ends or a new version is loaded"
+            );
+        }
+        if let Some(backoff) = self.plugin.faults.record(self.session) {
             SlotCounters::inc(&counters.quarantines);
             tracing::error!(
                 slot = %W::SLOT,
                 plugin = &*self.plugin.label,
                 faults = self.plugin.faults.total(),
-                "plug-in quarantined; the built-in behaviour serves this slot until a reload"
+                retry_in_ms = backoff.as_millis() as u64,
+                "plug-in faulted in several sessions and is quarantined; the built-in behaviour \
+                 serves this slot until the version is retried"
             );
         }
     }

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime::component::Component;
 
 use super::cache::{content_hash, Origin};
+use super::deadline;
 use super::error::{one_line, PluginError};
 use super::faults::FaultWindow;
 use super::imports;
@@ -114,12 +115,13 @@ pub(crate) fn load_compiled<W: World>(
             .unwrap_or(0),
         origin,
     };
+    let label: Arc<str> = format!("{}@{}", info.name, info.short_hash()).into();
     let mut plugin = LoadedPlugin {
-        label: format!("{}@{}", info.name, info.short_hash()).into(),
+        faults: FaultWindow::new(rt.limits.quarantine, label.clone()),
+        label,
         pre,
         info,
         config: config.to_vec(),
-        faults: FaultWindow::new(rt.limits.fault_limit, rt.limits.fault_window),
         generation,
         checked_memory: 0,
     };
@@ -137,7 +139,7 @@ fn self_check<W: World>(rt: &Runtime, plugin: &LoadedPlugin<W>) -> Result<usize,
         InstantiateError::PoolExhausted => "the instance pool is full".to_string(),
         InstantiateError::Fault(kind, reason) => format!("{}: {reason}", kind.as_str()),
     })?;
-    live.store.set_epoch_deadline(rt.limits.init_deadline_ticks);
+    deadline::arm(&mut live.store, rt.limits.init_budget);
     live.bindings
         .self_check(&mut live.store)
         .map_err(|e| one_line(&e))?;

@@ -17,6 +17,8 @@ pub(crate) struct SlotCounters {
     pub fallbacks: AtomicU64,
     /// Times a version of this slot was quarantined.
     pub quarantines: AtomicU64,
+    /// Sessions that reached their fault limit and keep the built-in behaviour.
+    pub sessions_benched: AtomicU64,
     /// Per-session instances created.
     pub instantiations: AtomicU64,
     /// Instances not created because the pool was full.
@@ -55,7 +57,7 @@ impl Metrics {
     /// version is quarantined.
     pub fn render(&self, quarantined: impl Fn(Slot) -> bool) -> String {
         let mut out = String::new();
-        let simple: [(&str, &str, CounterOf); 6] = [
+        let simple: [(&str, &str, CounterOf); 7] = [
             (
                 "voice_plugin_calls_total",
                 "Calls into plug-in code.",
@@ -70,6 +72,11 @@ impl Metrics {
                 "voice_plugin_quarantines_total",
                 "Plug-in versions quarantined.",
                 |c| &c.quarantines,
+            ),
+            (
+                "voice_plugin_sessions_benched_total",
+                "Sessions that faulted repeatedly and keep the built-in behaviour.",
+                |c| &c.sessions_benched,
             ),
             (
                 "voice_plugin_instantiations_total",
@@ -118,17 +125,25 @@ impl Metrics {
                 );
             }
         }
-        let name = "voice_plugin_quarantined";
-        let _ = writeln!(
-            out,
-            "# HELP {name} 1 when the slot's plug-in is quarantined.\n# TYPE {name} gauge"
-        );
-        for slot in Slot::ALL {
-            let _ = writeln!(
-                out,
-                "{name}{{slot=\"{slot}\"}} {}",
-                u8::from(quarantined(slot))
-            );
+        let gauges = [
+            (
+                "voice_plugin_quarantined",
+                "1 when the slot's plug-in is quarantined.",
+            ),
+            (
+                "voice_plugin_degraded",
+                "1 when the built-in behaviour serves the slot in place of its plug-in.",
+            ),
+        ];
+        for (name, help) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for slot in Slot::ALL {
+                let _ = writeln!(
+                    out,
+                    "{name}{{slot=\"{slot}\"}} {}",
+                    u8::from(quarantined(slot))
+                );
+            }
         }
         out
     }

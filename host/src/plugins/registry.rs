@@ -39,6 +39,10 @@ pub struct SlotStatus {
     pub faults: u64,
     /// Whether the version is quarantined (built-in behaviour used instead).
     pub quarantined: bool,
+    /// Times this version was quarantined.
+    pub quarantines: u64,
+    /// When quarantined: milliseconds until the version is retried by itself.
+    pub retry_in_ms: Option<u64>,
     /// Why the last reload of this slot was rejected, if it was.
     pub last_error: Option<String>,
 }
@@ -87,6 +91,8 @@ impl<W: World> SlotCell<W> {
                 loaded_at: None,
                 faults: 0,
                 quarantined: false,
+                quarantines: 0,
+                retry_in_ms: None,
                 last_error,
             },
             Some(p) => SlotStatus {
@@ -98,6 +104,8 @@ impl<W: World> SlotCell<W> {
                 loaded_at: Some(p.info.loaded_at_ms),
                 faults: p.faults.total(),
                 quarantined: p.faults.is_quarantined(),
+                quarantines: p.faults.quarantines(),
+                retry_in_ms: p.faults.retry_in().map(|d| d.as_millis() as u64),
                 last_error,
             },
         }
@@ -168,18 +176,20 @@ impl PluginRegistry {
         ]
     }
 
-    /// One reason per quarantined slot, for `/readyz`.
+    /// One line per quarantined (degraded) slot, for the body of `/readyz`. The server stays
+    /// ready meanwhile: the built-in behaviour serves the slot.
     pub fn quarantined(&self) -> Vec<String> {
         self.status()
             .into_iter()
             .filter(|s| s.quarantined)
             .map(|s| {
                 format!(
-                    "plug-in {} ({}@{}) quarantined after {} faults; built-in behaviour in use",
+                    "plug-in {} ({}@{}) quarantined after faults in several sessions; built-in \
+                     behaviour in use, retried in {} s",
                     s.slot,
                     s.plugin.as_deref().unwrap_or("?"),
                     s.version.as_deref().unwrap_or("?"),
-                    s.faults
+                    s.retry_in_ms.unwrap_or(0).div_ceil(1000)
                 )
             })
             .collect()
@@ -212,7 +222,7 @@ impl PluginRegistry {
     }
 
     /// Counters of the runtime as Prometheus text (calls, fallbacks, faults by kind,
-    /// quarantines, instantiations, reloads, and a quarantined gauge per slot).
+    /// quarantines, instantiations, reloads, and quarantined and degraded gauges per slot).
     pub fn prometheus(&self) -> String {
         let status = self.status();
         self.rt
@@ -286,6 +296,7 @@ impl PluginRegistry {
             Some(p) => Box::new(PluginPrompt {
                 slot: SlotInstance::new(self.rt.clone(), p),
                 fallback: PassThroughPrompt,
+                max_tokens: self.rt.limits.prompt_max_tokens,
             }),
             None => Box::new(PassThroughPrompt),
         }

@@ -7,25 +7,33 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::cache::ComponentCache;
+use super::deadline::Budget;
 use super::engine::EngineHandle;
 use super::error::PluginError;
+use super::faults::QuarantinePolicy;
 use super::metrics::Metrics;
 use super::settings::PluginSettings;
 
 /// Lower bound of the instantiation/`init` deadline, in ms.
 const INIT_DEADLINE_MIN_MS: u64 = 100;
+/// The longest quarantine, as a multiple of the first.
+const BACKOFF_MAX_FACTOR: u32 = 32;
 
 /// Limits applied to every instance and call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub memory_bytes: usize,
     pub table_elements: usize,
-    pub deadline_ticks: u64,
-    /// Deadline of instantiation plus `init` and of the self-check: off the per-call path, so
-    /// more generous, and a busy machine does not make a healthy plug-in fail to load.
-    pub init_deadline_ticks: u64,
-    pub fault_limit: u32,
-    pub fault_window: Duration,
+    /// Time budget of one call.
+    pub call_budget: Budget,
+    /// Budget of instantiation plus `init` and of the self-check: off the per-call path, so
+    /// more generous.
+    pub init_budget: Budget,
+    /// Faults after which a session keeps the built-in behaviour for the slot.
+    pub session_fault_limit: u32,
+    pub quarantine: QuarantinePolicy,
+    /// Largest `max_tokens` a prompt plug-in may ask for.
+    pub prompt_max_tokens: u32,
 }
 
 /// Shared runtime state.
@@ -43,19 +51,28 @@ impl Runtime {
         let engine = EngineHandle::new(settings)?;
         let permits = Arc::new(Semaphore::new(engine.pool_instances as usize));
         Ok(Arc::new(Self {
-            cache: ComponentCache::new(settings.cache_dir.clone()),
+            cache: ComponentCache::open(settings.cache_dir.clone()),
             limits: Limits {
                 memory_bytes: usize::try_from(settings.memory_limit_bytes).unwrap_or(usize::MAX),
                 table_elements: settings.table_limit as usize,
-                deadline_ticks: EngineHandle::deadline_ticks(settings.call_deadline_ms),
-                init_deadline_ticks: EngineHandle::deadline_ticks(
+                call_budget: Budget::from_cpu(Duration::from_millis(
+                    settings.call_deadline_ms.max(1),
+                )),
+                init_budget: Budget::from_cpu(Duration::from_millis(
                     settings
                         .call_deadline_ms
                         .saturating_mul(10)
                         .max(INIT_DEADLINE_MIN_MS),
-                ),
-                fault_limit: settings.fault_limit,
-                fault_window: Duration::from_millis(settings.fault_window_ms),
+                )),
+                session_fault_limit: settings.session_fault_limit.max(1),
+                quarantine: QuarantinePolicy {
+                    sessions: settings.quarantine_sessions,
+                    window: Duration::from_millis(settings.fault_window_ms),
+                    backoff: Duration::from_millis(settings.quarantine_backoff_ms),
+                    backoff_max: Duration::from_millis(settings.quarantine_backoff_ms)
+                        * BACKOFF_MAX_FACTOR,
+                },
+                prompt_max_tokens: settings.prompt_max_tokens,
             },
             engine,
             permits,

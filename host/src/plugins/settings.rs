@@ -78,12 +78,21 @@ pub struct PluginSettings {
     pub memory_limit_bytes: u64,
     /// Table size cap (elements) of one plug-in instance.
     pub table_limit: u32,
-    /// Time budget of one plug-in call, in milliseconds (enforced with epochs).
+    /// CPU time budget of one plug-in call on its thread, in milliseconds (checked at epoch
+    /// ticks; a wall-clock backstop of ten times as much ends a call whatever its CPU use).
     pub call_deadline_ms: u64,
-    /// Faults within `fault_window_ms` after which a plug-in version is quarantined.
-    pub fault_limit: u32,
-    /// Window over which faults are counted, in milliseconds.
+    /// Faults after which a session keeps the built-in behaviour for that slot until it ends
+    /// or a new version is loaded.
+    pub session_fault_limit: u32,
+    /// Distinct sessions that must fault within `fault_window_ms` to quarantine a version.
+    pub quarantine_sessions: u32,
+    /// Window over which faulting sessions are counted, in milliseconds.
     pub fault_window_ms: u64,
+    /// First quarantine's length in milliseconds; the version is then retried by itself, and
+    /// each further quarantine doubles the length (up to 32 times this).
+    pub quarantine_backoff_ms: u64,
+    /// Largest `max_tokens` a prompt plug-in may request (the host's `LLM_MAX_TOKENS`).
+    pub prompt_max_tokens: u32,
     /// Where precompiled components are cached; `None` disables the disk cache.
     pub cache_dir: Option<PathBuf>,
     /// Concurrent sessions the instance pool is sized for.
@@ -112,8 +121,11 @@ impl Default for PluginSettings {
             memory_limit_bytes: 16 * 1024 * 1024,
             table_limit: 10_000,
             call_deadline_ms: 5,
-            fault_limit: 5,
+            session_fault_limit: 5,
+            quarantine_sessions: 3,
             fault_window_ms: 60_000,
+            quarantine_backoff_ms: 30_000,
+            prompt_max_tokens: 300,
             cache_dir: default_cache_dir(),
             max_sessions: 1024,
             watch: true,

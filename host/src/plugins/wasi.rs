@@ -42,6 +42,9 @@ use super::bindings::HostState;
 const MAX_LINE_BYTES: usize = 1024;
 /// Output lines logged per call (stdout and stderr together).
 const MAX_LINES_PER_CALL: u32 = 32;
+/// Live WASI resources (streams, pollables, descriptors) one store may hold. CPython's start-up
+/// holds a handful; reaching the cap makes the guest's call fail, which ends that call only.
+pub(crate) const MAX_RESOURCES: usize = 1024;
 /// Bytes the guest may hand over per write; it loops for more.
 const WRITE_PERMIT: usize = 4096;
 
@@ -183,11 +186,11 @@ impl WasiSandbox {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        Self {
-            ctx,
-            table: ResourceTable::new(),
-            lines,
-        }
+        let mut table = ResourceTable::new();
+        // wasmtime's default cap is a million handles per table; a guest that leaks handles
+        // would hold that much host memory per session.
+        table.set_max_capacity(MAX_RESOURCES);
+        Self { ctx, table, lines }
     }
 
     /// Resets the per-call output budget.
@@ -288,7 +291,7 @@ impl LineLogger {
         }
         let line = &line[..line.len().min(MAX_LINE_BYTES)];
         let text = String::from_utf8_lossy(line);
-        let text = text.trim_end();
+        let text = crate::logsafe::escape_control(text.trim_end());
         let plugin = &*self.out.label;
         match self.out.stream {
             OutputKind::Stdout => {
@@ -335,5 +338,22 @@ impl Drop for LineLogger {
             let line = std::mem::take(&mut self.pending);
             self.emit(&line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_table_is_capped() {
+        let mut sandbox = WasiSandbox::new("test@0".into());
+        for _ in 0..MAX_RESOURCES {
+            sandbox.table.push(0u8).expect("within the cap");
+        }
+        assert!(
+            sandbox.table.push(0u8).is_err(),
+            "one more live resource than the cap is refused"
+        );
     }
 }

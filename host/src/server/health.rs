@@ -13,9 +13,11 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// 200 when sessions can be served, else 503 with the reasons.
+/// 200 when sessions can be served, else 503 with the reasons. Either way `degraded` lists the
+/// slots whose quarantined plug-in is replaced by the built-in behaviour.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let reasons = state.not_ready_reasons();
+    let degraded = state.degraded_plugins();
     let providers = json!({
         "stt": state.deps.providers.stt.name(),
         "llm": state.deps.providers.llm.name(),
@@ -28,6 +30,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
                 "status": "ready",
                 "sessions": state.active_sessions(),
                 "providers": providers,
+                "degraded": degraded,
             })),
         )
     } else {
@@ -37,6 +40,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
                 "status": "unavailable",
                 "reasons": reasons,
                 "providers": providers,
+                "degraded": degraded,
             })),
         )
     }

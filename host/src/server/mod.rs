@@ -53,6 +53,11 @@ pub fn plugin_settings(cfg: &Config) -> PluginSettings {
         ),
         memory_limit_bytes: cfg.plugin_memory_mb * 1024 * 1024,
         call_deadline_ms: cfg.plugin_deadline_ms,
+        session_fault_limit: cfg.plugin_session_fault_limit,
+        quarantine_sessions: cfg.plugin_quarantine_sessions,
+        fault_window_ms: cfg.plugin_fault_window_ms,
+        quarantine_backoff_ms: cfg.plugin_quarantine_backoff_ms,
+        prompt_max_tokens: cfg.llm_max_tokens,
         max_sessions: cfg.max_sessions.min(u32::MAX as usize) as u32,
         watch: cfg.plugin_watch,
         ..PluginSettings::default()

@@ -98,13 +98,15 @@ impl AppState {
             ));
         }
         reasons.extend(self.provider_problems.iter().cloned());
-        if let Some(r) = &self.registry {
-            reasons.extend(
-                r.quarantined()
-                    .into_iter()
-                    .map(|p| format!("plug-in quarantined: {p}")),
-            );
-        }
         reasons
+    }
+
+    /// Slots whose plug-in is quarantined. Not a readiness problem: the built-in behaviour
+    /// serves them, and failing readiness would let one client's faults pull every replica.
+    pub fn degraded_plugins(&self) -> Vec<String> {
+        self.registry
+            .as_ref()
+            .map(|r| r.quarantined())
+            .unwrap_or_default()
     }
 }
