@@ -147,22 +147,17 @@ pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
     ));
 
     // Writer: session output to Twilio.
-    let mut writer = tokio::spawn(writer::run(
-        sink,
-        out_rx,
-        env.force.clone(),
-        move |out| {
-            let frames = match out {
-                Outbound::Audio(bytes) => translator.audio(&bytes),
-                Outbound::Json(text) => translator.json(&text),
-                Outbound::Close { .. } => Vec::new(),
-            };
-            frames
-                .into_iter()
-                .map(|f| Message::Text(f.into()))
-                .collect()
-        },
-    ));
+    let mut writer = tokio::spawn(writer::run(sink, out_rx, env.force.clone(), move |out| {
+        let frames = match out {
+            Outbound::Audio(bytes) => translator.audio(&bytes),
+            Outbound::Json(text) => translator.json(&text),
+            Outbound::Close { .. } => Vec::new(),
+        };
+        frames
+            .into_iter()
+            .map(|f| Message::Text(f.into()))
+            .collect()
+    }));
 
     // Reader: Twilio events to the session; idle and length limits end the call.
     let reader_out = out_tx.clone();
