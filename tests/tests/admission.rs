@@ -402,3 +402,29 @@ async fn twilio_streams_need_the_token_of_their_call() {
         Some(1000)
     );
 }
+
+#[tokio::test]
+async fn admin_routes_live_only_on_the_admin_listener() {
+    let token = "admin-token-0123456789abcdef0123456789";
+    // Admin routes exist when a plug-in is configured.
+    let plugin = voice_tests::plugins::component("barge-in-seed");
+    let s = stack(&[
+        ("ADMIN_TOKEN", token),
+        ("ADMIN_BIND", "127.0.0.1:0"),
+        ("BARGE_IN_PLUGIN", plugin.to_str().unwrap()),
+    ])
+    .await;
+    let admin = s.host.admin_addr.expect("an admin listener");
+    let status = |addr: SocketAddr| async move {
+        reqwest::Client::new()
+            .get(format!("http://{addr}/admin/plugins"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("http request")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status(admin).await, 200, "served on ADMIN_BIND");
+    assert_eq!(status(s.host.addr).await, 404, "not on the public port");
+}

@@ -36,7 +36,8 @@ async fn stack(extra: &[(&str, &str)]) -> CloudStack {
 /// Types `texts` back to back (one write each, no waiting); every turn must be accounted for,
 /// the last answered, and the session must answer the next turn.
 async fn typed_burst(texts: &[&str]) {
-    let s = stack(&[]).await;
+    // Above the per-session typed-turn rate limit's burst of 5 (docs/security.md).
+    let s = stack(&[("TEXT_TURNS_PER_MIN", "600")]).await;
     let mut c = AgentClient::start(
         s.host.addr,
         json!({"encoding": "pcm16", "sample_rate": 16000}),

@@ -28,7 +28,8 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
 struct Driver {
     deps: Arc<SessionDeps>,
     start: StartParams,
-    epoch: Instant,
+    /// The session clock's zero. Tokio's clock, so a test can drive the session on virtual time.
+    epoch: tokio::time::Instant,
     orch: Orchestrator,
     out: OutboundTx,
     /// Bytes of one ms of output audio.
@@ -100,7 +101,7 @@ pub async fn run(
         output: OutputPipeline::new(start.output),
         out_bytes_per_ms,
         orch: Orchestrator::new(orch_cfg),
-        epoch: Instant::now(),
+        epoch: tokio::time::Instant::now(),
         out,
         stt_events: Some(stt_events),
         stt_in,
@@ -130,7 +131,7 @@ pub async fn run(
             .map(|at| d.epoch + Duration::from_millis(at));
         let sleep = async move {
             match wake_at {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -232,7 +233,7 @@ impl Driver {
                 // without bound: its session ends, and the close overtakes the queued audio.
                 tracing::warn!(session = %self.start.session_id, "client too slow, closing");
                 crate::metrics::global().slow_clients.inc();
-                self.out.close(close::POLICY, "client not reading");
+                self.out.close_now(close::POLICY, "client not reading");
                 self.closing = true;
             }
             Err(SendError::Closed) => self.closing = true,

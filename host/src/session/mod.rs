@@ -10,6 +10,8 @@ pub mod playout;
 mod plugin_worker;
 
 #[cfg(test)]
+mod driver_tests;
+#[cfg(test)]
 mod orchestrator_tests;
 
 use crate::audio::AudioFormat;

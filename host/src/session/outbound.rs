@@ -4,9 +4,11 @@
 //! Agent audio is paced at real time plus a small lead, so a client that reads its socket keeps
 //! this queue nearly empty. One that stops reading makes it grow: past `max_audio_ms` of queued
 //! audio (or a full queue) the session is told the client is too slow, and its close request
-//! reaches the writer at once instead of waiting behind the audio it could not deliver.
+//! ([`OutboundTx::close_now`]) reaches the writer at once instead of waiting behind the audio it
+//! could not deliver. An ordinary close ([`OutboundTx::close`]) goes out after what is queued, so
+//! an `error` or `shutdown` sent before it is not lost.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
@@ -43,6 +45,8 @@ pub struct OutboundTx {
     tx: mpsc::Sender<Item>,
     queued_audio_ms: Arc<AtomicU64>,
     max_audio_ms: u64,
+    /// A close was queued: nothing more is accepted.
+    closing: Arc<AtomicBool>,
     close: Arc<watch::Sender<Option<(u16, String)>>>,
 }
 
@@ -63,6 +67,7 @@ pub fn channel(max_audio_ms: u64) -> (OutboundTx, OutboundRx) {
             tx,
             queued_audio_ms: queued.clone(),
             max_audio_ms,
+            closing: Arc::new(AtomicBool::new(false)),
             close: Arc::new(close_tx),
         },
         OutboundRx {
@@ -89,7 +94,7 @@ impl OutboundTx {
     }
 
     fn push(&self, out: Outbound, audio_ms: u64) -> Result<(), SendError> {
-        if self.close.borrow().is_some() {
+        if self.closing.load(Ordering::Relaxed) || self.close.borrow().is_some() {
             return Err(SendError::Closed);
         }
         self.queued_audio_ms.fetch_add(audio_ms, Ordering::Relaxed);
@@ -102,9 +107,30 @@ impl OutboundTx {
         })
     }
 
-    /// Close the connection with `code`: the writer sends the close frame next, ahead of
-    /// anything still queued (which is dropped). The first close asked for wins.
+    /// Close the connection with `code` once everything queued so far has been written.
+    /// Nothing sent after it goes out.
     pub fn close(&self, code: u16, reason: impl Into<String>) {
+        let reason = reason.into();
+        if self.closing.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let item = Item {
+            out: Outbound::Close {
+                code,
+                reason: reason.clone(),
+            },
+            audio_ms: 0,
+        };
+        if self.tx.try_send(item).is_err() {
+            // No room behind the queue: the close cannot wait.
+            self.close_now(code, reason);
+        }
+    }
+
+    /// Close the connection with `code` now: the writer sends the close frame next, ahead of
+    /// anything still queued (which is dropped). The first close asked for wins.
+    pub fn close_now(&self, code: u16, reason: impl Into<String>) {
+        self.closing.store(true, Ordering::Relaxed);
         let reason = reason.into();
         self.close.send_if_modified(|c| {
             if c.is_some() {
@@ -175,8 +201,8 @@ mod tests {
         let (tx, mut rx) = channel(1000);
         tx.audio(vec![0; 640], 20).unwrap();
         tx.json("{}".into()).unwrap();
-        tx.close(1008, "client not reading");
-        tx.close(1000, "later");
+        tx.close_now(1008, "client not reading");
+        tx.close_now(1000, "later");
         assert_eq!(
             rx.recv().await,
             Some(Outbound::Close {
@@ -185,6 +211,22 @@ mod tests {
             })
         );
         assert_eq!(tx.json("{}".into()), Err(SendError::Closed));
+    }
+
+    #[tokio::test]
+    async fn an_ordinary_close_goes_out_after_what_is_queued() {
+        let (tx, mut rx) = channel(1000);
+        tx.json("error".into()).unwrap();
+        tx.close(1008, "no start message");
+        assert_eq!(tx.json("late".into()), Err(SendError::Closed));
+        assert_eq!(rx.recv().await, Some(Outbound::Json("error".into())));
+        assert_eq!(
+            rx.recv().await,
+            Some(Outbound::Close {
+                code: 1008,
+                reason: "no start message".into()
+            })
+        );
     }
 
     #[tokio::test]

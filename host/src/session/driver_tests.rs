@@ -1,0 +1,333 @@
+//! The session task itself (the driver, its plug-in worker and its output queue) under generated
+//! interleavings, on tokio's paused clock: scripted providers answer late, fail or go silent,
+//! typed turns come in bursts, the client reports playback for old replies. What the client
+//! receives is checked: every turn ends with exactly one `agent_done`, replies never overlap, no
+//! agent audio arrives between a reply's end and the next reply's first text, and the session
+//! answers a last question once the script is over.
+//!
+//! The orchestrator alone is driven far harder by `orchestrator_tests::simulation`; this run is
+//! about the I/O around it (the plug-in worker's queue, stale provider channels, timers).
+
+use super::driver;
+use super::outbound::{self, Outbound, OutboundRx};
+use super::{Inbound, Providers, SessionDeps, StartParams};
+use crate::audio::{AudioFormat, Encoding};
+use crate::behaviour::defaults::BuiltinBehaviours;
+use crate::config::source::RawSettings;
+use crate::config::Config;
+use crate::providers::{
+    LlmEvent, LlmProvider, LlmRequest, ProviderError, ProviderErrorKind, SttEvent, SttInput,
+    SttParams, SttProvider, SttStream, TtsEvent, TtsInput, TtsParams, TtsProvider, TtsStream,
+};
+use crate::transport::protocol::ClientMessage;
+use proptest::prelude::*;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// How the scripted providers behave in one run.
+#[derive(Debug, Clone)]
+struct Script {
+    /// LLM: delay before the first token (ms), then how the stream ends: 0 done, 1 error, 2 silent.
+    llm_delay: u64,
+    llm_end: u8,
+    /// TTS: delay per sentence (ms); 0 done, 1 error, 2 silent.
+    tts_delay: u64,
+    tts_end: u8,
+    /// Client actions: (wait ms, action); 0..=2 typed turn, 3 playback report for an old turn.
+    steps: Vec<(u64, u8)>,
+}
+
+fn script() -> impl Strategy<Value = Script> {
+    (
+        0u64..400,
+        prop::sample::select(vec![0u8, 0, 0, 1, 2]),
+        0u64..300,
+        prop::sample::select(vec![0u8, 0, 0, 1, 2]),
+        prop::collection::vec((0u64..1500, 0u8..4), 1..8),
+    )
+        .prop_map(|(llm_delay, llm_end, tts_delay, tts_end, steps)| Script {
+            llm_delay,
+            llm_end,
+            tts_delay,
+            tts_end,
+            steps,
+        })
+}
+
+struct ScriptedLlm(Script);
+
+impl LlmProvider for ScriptedLlm {
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+
+    fn stream(&self, request: LlmRequest) -> mpsc::Receiver<LlmEvent> {
+        let (tx, rx) = mpsc::channel(16);
+        let s = self.0.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(s.llm_delay)).await;
+            let text = format!("Answer {}. It has two sentences.", request.turn);
+            for token in text.split_inclusive(' ') {
+                if tx.send(LlmEvent::Token(token.into())).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                if s.llm_end != 0 && token.ends_with(". ") {
+                    break; // the stream breaks after the first sentence
+                }
+            }
+            let end = match s.llm_end {
+                0 => LlmEvent::Done {
+                    finish_reason: Some("stop".into()),
+                    usage: None,
+                },
+                1 => LlmEvent::Error(ProviderError::new(
+                    ProviderErrorKind::Unavailable,
+                    "scripted",
+                    "broke",
+                )),
+                _ => {
+                    // Silent: hold the stream open until the session drops it.
+                    tx.closed().await;
+                    return;
+                }
+            };
+            let _ = tx.send(end).await;
+        });
+        rx
+    }
+}
+
+struct ScriptedTts(Script);
+
+impl TtsProvider for ScriptedTts {
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+
+    fn open(&self, _params: TtsParams) -> TtsStream {
+        let (input, mut inputs) = mpsc::channel::<TtsInput>(16);
+        let (tx, events) = mpsc::channel(16);
+        let s = self.0.clone();
+        tokio::spawn(async move {
+            let mut sentences = 0;
+            while let Some(i) = inputs.recv().await {
+                tokio::time::sleep(Duration::from_millis(s.tts_delay)).await;
+                let event = match i {
+                    TtsInput::Text(t) => {
+                        sentences += 1;
+                        if s.tts_end != 0 && sentences > 1 {
+                            if s.tts_end == 1 {
+                                let _ = tx
+                                    .send(TtsEvent::Error(ProviderError::new(
+                                        ProviderErrorKind::Unavailable,
+                                        "scripted",
+                                        "broke",
+                                    )))
+                                    .await;
+                            }
+                            tx.closed().await;
+                            return;
+                        }
+                        TtsEvent::Audio {
+                            samples: vec![1000; t.chars().count() * 16 * 60],
+                            sample_rate: 16_000,
+                            alignment: None,
+                        }
+                    }
+                    TtsInput::Flush => TtsEvent::Done,
+                };
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+        });
+        TtsStream { input, events }
+    }
+}
+
+/// Speech-to-text that hears nothing (this run types its turns).
+struct Deaf;
+
+impl SttProvider for Deaf {
+    fn name(&self) -> &'static str {
+        "deaf"
+    }
+
+    fn open(&self, _params: SttParams) -> SttStream {
+        let (input, mut inputs) = mpsc::channel::<SttInput>(64);
+        let (tx, events) = mpsc::channel::<SttEvent>(16);
+        tokio::spawn(async move {
+            while inputs.recv().await.is_some() {}
+            drop(tx);
+        });
+        SttStream { input, events }
+    }
+}
+
+/// What the client saw, checked as it arrives.
+#[derive(Default)]
+struct Client {
+    finals: Vec<u64>,
+    done: HashMap<u64, u32>,
+    active: Option<u64>,
+    /// The last reply ended and no new one has shown text yet.
+    between: bool,
+}
+
+impl Client {
+    fn see(&mut self, out: Outbound) -> Result<(), String> {
+        match out {
+            Outbound::Audio(_) => {
+                if self.active.is_none() && self.between {
+                    return Err("agent audio after the reply ended".into());
+                }
+            }
+            Outbound::Json(text) => {
+                let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                let turn = v["turn"].as_u64();
+                match v["type"].as_str() {
+                    Some("transcript") if v["final"] == true => {
+                        self.finals.push(turn.unwrap_or_default())
+                    }
+                    Some("agent_text") => {
+                        if self.active.is_some_and(|a| Some(a) != turn) {
+                            return Err(format!("reply {turn:?} overlaps {:?}", self.active));
+                        }
+                        self.active = turn;
+                        self.between = false;
+                    }
+                    Some("agent_done") => {
+                        let t = turn.unwrap_or_default();
+                        *self.done.entry(t).or_default() += 1;
+                        if self.done[&t] > 1 {
+                            return Err(format!("turn {t} ended twice"));
+                        }
+                        if self.active == turn {
+                            self.active = None;
+                        }
+                        self.between = true;
+                    }
+                    Some("interrupt") => {
+                        if self.active == turn {
+                            self.active = None;
+                        }
+                        self.between = true;
+                    }
+                    _ => {}
+                }
+            }
+            Outbound::Close { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+async fn drain(rx: &mut OutboundRx, client: &mut Client, for_ms: u64) -> Result<(), String> {
+    let until = tokio::time::Instant::now() + Duration::from_millis(for_ms);
+    loop {
+        match tokio::time::timeout_at(until, rx.recv()).await {
+            Ok(Some(out)) => client.see(out)?,
+            Ok(None) | Err(_) => return Ok(()),
+        }
+    }
+}
+
+async fn run(script: Script) -> Result<(), String> {
+    let config = Arc::new(Config::from_raw(&RawSettings::default()).map_err(|e| e.to_string())?);
+    let deps = Arc::new(SessionDeps {
+        providers: Providers {
+            stt: Arc::new(Deaf),
+            llm: Arc::new(ScriptedLlm(script.clone())),
+            tts: Arc::new(ScriptedTts(script.clone())),
+        },
+        behaviours: Arc::new(BuiltinBehaviours::default()),
+        orchestrator: crate::server::orchestrator_config(&config),
+        config: config.clone(),
+    });
+    let format = AudioFormat {
+        encoding: Encoding::Pcm16,
+        sample_rate: 16_000,
+    };
+    let start = StartParams {
+        session_id: "sim".into(),
+        input: format,
+        output: format,
+        agent: config
+            .agent_profile(None)
+            .cloned()
+            .ok_or("no default agent")?,
+    };
+    let (in_tx, in_rx) = mpsc::channel(64);
+    let (out_tx, mut out_rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS * 100);
+    let (_drain_tx, drain_rx) = watch::channel(false);
+    let session = tokio::spawn(driver::run(deps, start, in_rx, out_tx, drain_rx));
+    let mut client = Client::default();
+    let mut typed = 0;
+    for (wait, action) in &script.steps {
+        drain(&mut out_rx, &mut client, *wait).await?;
+        let message = if *action < 3 {
+            typed += 1;
+            ClientMessage::Text {
+                text: format!("question {typed}"),
+            }
+        } else {
+            ClientMessage::Playback {
+                played_ms: 500,
+                turn: Some(typed.max(1) - 1),
+            }
+        };
+        in_tx
+            .send(Inbound::Message(message))
+            .await
+            .map_err(|_| "the session ended")?;
+    }
+    // Past every stall watchdog: the session must be listening again.
+    drain(&mut out_rx, &mut client, 30_000).await?;
+    for t in &client.finals {
+        if client.done.get(t) != Some(&1) {
+            return Err(format!("turn {t} has no agent_done: {:?}", client.done));
+        }
+    }
+    if let Some(a) = client.active {
+        return Err(format!("reply {a} never ended"));
+    }
+    // And it answers a last question.
+    in_tx
+        .send(Inbound::Message(ClientMessage::Text {
+            text: "last question".into(),
+        }))
+        .await
+        .map_err(|_| "the session ended")?;
+    drain(&mut out_rx, &mut client, 30_000).await?;
+    let last = client.finals.last().copied().ok_or("no turn")?;
+    if client.done.get(&last) != Some(&1) {
+        return Err(format!("the last question (turn {last}) was not answered"));
+    }
+    drop(in_tx);
+    let _ = session.await;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_session_task_answers_every_turn_under_generated_timing(script in script()) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        if let Err(why) = rt.block_on(run(script)) {
+            prop_assert!(false, "{why}");
+        }
+    }
+}
