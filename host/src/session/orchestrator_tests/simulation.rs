@@ -232,7 +232,10 @@ enum Owner {
 impl Sim {
     fn new(p: Profile) -> Self {
         let cfg = OrchestratorConfig {
-            greeting: (p.seed % 4 == 0).then(|| "Hello there. How can I help?".to_string()),
+            greeting: p
+                .seed
+                .is_multiple_of(4)
+                .then(|| "Hello there. How can I help?".to_string()),
             ..OrchestratorConfig::default()
         };
         Self {
