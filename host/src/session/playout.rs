@@ -153,16 +153,16 @@ impl Playout {
         self.reported_played = Some((played_ms, now));
     }
 
-    /// How much of the reply the user has heard at `now`, in ms: the client's latest report
-    /// projected forward by the time since it arrived (the client keeps playing meanwhile), else
-    /// what was sent minus what is still in the client's buffer; never more than was sent, and
-    /// nothing is played while the reply is paused.
+    /// How much of the reply the user has heard at `now`, in ms: what was sent minus what is
+    /// still in the client's buffer, or less when the client's latest report (projected forward
+    /// by the time since it arrived) says it is behind. A client can be behind the pacing, never
+    /// ahead of it. Nothing is played while the reply is paused.
     pub fn heard_ms(&self, now: u64) -> u64 {
         let now = self.paused_at.map_or(now, |at| now.min(at));
-        let sent = self.sent_ms as u64;
+        let estimate = (self.sent_ms as u64).saturating_sub(self.play_end.saturating_sub(now));
         match self.reported_played {
-            Some((played, at)) => (played + now.saturating_sub(at)).min(sent),
-            None => sent.saturating_sub(self.play_end.saturating_sub(now)),
+            Some((played, at)) => (played + now.saturating_sub(at)).min(estimate),
+            None => estimate,
         }
     }
 

@@ -762,3 +762,53 @@ proptest! {
         }
     }
 }
+
+// ---- shrunk failures of generated runs, kept as named cases ----
+
+fn profile_of(seed: u64) -> Profile {
+    Profile {
+        seed,
+        plan_delay: 0,
+        decide_delay: 0,
+        policy: 0,
+        first_token: 0,
+        token_gap: 0,
+        tts_delay: 0,
+        ms_per_char: 60,
+        aligned: false,
+        finalize_answer: None,
+    }
+}
+
+/// A stopped session kept the silence timer of the words it had: the session task would spin.
+#[test]
+fn regression_a_stopped_session_keeps_no_timer() {
+    let script = Script {
+        profile: profile_of(493_481_913_581),
+        steps: vec![(0, Input::Interim(0)), (0, Input::Stop)],
+    };
+    run(&script).unwrap();
+}
+
+/// A playback report made before any audio was sent was projected forward from then, so the
+/// lead still in the client's buffer counted as heard.
+#[test]
+fn regression_an_early_playback_report_does_not_count_the_unplayed_lead() {
+    let script = Script {
+        profile: Profile {
+            plan_delay: 43,
+            first_token: 701,
+            token_gap: 43,
+            tts_delay: 249,
+            ms_per_char: 55,
+            ..profile_of(1_389_250_621_123_174_687)
+        },
+        steps: vec![
+            (0, Input::Typed(1)),
+            (218, Input::Playback { of: 0, pct: 0 }),
+            (1427, Input::VadStart),
+            (1419, Input::Stop),
+        ],
+    };
+    run(&script).unwrap();
+}
