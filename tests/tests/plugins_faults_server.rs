@@ -70,6 +70,9 @@ async fn one_faulting_session_leaves_others_on_the_plugin_and_readyz_up() {
             ("INTENT_PLUGIN", intent.to_str().unwrap()),
             ("PROMPT_PLUGIN", prompt.to_str().unwrap()),
             ("PLUGIN_QUARANTINE_BACKOFF_MS", "600000"),
+            // A CPython call costs milliseconds of CPU: the faults here are traps, never the
+            // deadline, which a Python plug-in's healthy call can pass at the 5 ms default.
+            ("PLUGIN_DEADLINE_MS", "500"),
             // Every fault of this (slow, real-time) test stays inside the window.
             ("PLUGIN_FAULT_WINDOW_MS", "3600000"),
         ],
