@@ -4,6 +4,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# Everything a test needs is installed below, so a missing prerequisite is a failure, never a
+# skip (tests and scripts read CI=true that way).
+export CI=true
 
 scripts/install-deps.sh
 echo "== building plug-ins (wasm32-wasip2)"

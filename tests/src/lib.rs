@@ -12,6 +12,7 @@ pub mod faults;
 pub mod host;
 pub mod microphone;
 pub mod plugins;
+pub mod prerequisite;
 pub mod server;
 pub mod speech;
 

@@ -1,8 +1,10 @@
 //! Plug-in components for server-level tests: the copies `scripts/build-plugins.sh` put in
-//! `plugins/dist`, built on demand when a test runs before that script.
+//! `plugins/dist` when they are newer than every source they come from, otherwise built on
+//! demand, so a plain `cargo test` after editing a plug-in or a WIT file never runs a stale build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::SystemTime;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,7 +19,12 @@ pub fn component(name: &str) -> PathBuf {
     let root = workspace_root();
     let file = format!("{}.wasm", name.replace('-', "_"));
     let built = root.join("plugins/dist").join(&file);
-    if built.is_file() {
+    let sources = [
+        root.join("plugins").join(name),
+        root.join("plugins/python").join(name),
+        root.join("wit"),
+    ];
+    if is_newer_than_all(&built, &sources) {
         return built;
     }
     if root.join("plugins/python").join(name).is_dir() {
@@ -52,4 +59,65 @@ fn run(cmd: &mut Command) {
         "building a plug-in failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Whether `file` exists and was written after every file under `sources` (missing source
+/// directories are ignored).
+fn is_newer_than_all(file: &Path, sources: &[PathBuf]) -> bool {
+    let Ok(built) = std::fs::metadata(file).and_then(|m| m.modified()) else {
+        return false;
+    };
+    sources
+        .iter()
+        .all(|dir| newest_under(dir).is_none_or(|newest| newest <= built))
+}
+
+/// The newest modification time of the files under `path` (itself when a file); build outputs
+/// and caches are not sources.
+fn newest_under(path: &Path) -> Option<SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            !matches!(name.to_str(), Some("target" | "__pycache__" | ".venv"))
+        })
+        .filter_map(|e| newest_under(&e.path()))
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_older_than_a_source_is_stale() {
+        let dir = std::env::temp_dir().join(format!("voice-plugin-fresh-{}", std::process::id()));
+        let src = dir.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        let built = dir.join("built.wasm");
+        std::fs::write(&built, b"wasm").unwrap();
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&built)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::write(src.join("lib.rs"), b"// edited").unwrap();
+        assert!(!is_newer_than_all(&built, std::slice::from_ref(&src)));
+        assert!(!is_newer_than_all(&dir.join("missing.wasm"), &[]));
+        std::fs::File::options()
+            .write(true)
+            .open(&built)
+            .unwrap()
+            .set_modified(SystemTime::now() + std::time::Duration::from_secs(60))
+            .unwrap();
+        assert!(is_newer_than_all(&built, &[src, dir.join("no-such-dir")]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

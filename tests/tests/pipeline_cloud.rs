@@ -56,7 +56,10 @@ async fn speech_in_agent_voice_out_with_barge_in() {
         match speech(&dir, name, text) {
             Some(a) => audio.push(a),
             None => {
-                eprintln!("\n\n*** SKIPPED: espeak-ng and sox are needed (apt-get install -y espeak-ng sox) ***\n");
+                voice_tests::prerequisite::missing(
+                    "speech_in_agent_voice_out_with_barge_in",
+                    "espeak-ng and sox are needed to speak the test utterances",
+                );
                 return;
             }
         }
