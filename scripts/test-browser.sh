@@ -52,13 +52,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Speech for the fake microphone, with silence around it so each loop of the file is one turn.
-espeak-ng -v en-us -s 150 -w "$work/raw.wav" "what is the weather in paris"
-sox "$work/raw.wav" -r 16000 -c 1 -b 16 "$work/speech16k.wav" pad 0.5 3.0
+# The fake microphone (the file loops): three utterances with silences placed so that the first
+# reply ends before the second question, and the third utterance is spoken over the story.
+ask_weather="what is the weather in paris"
+ask_story="please tell me a story"
+barge_in="wait stop please tell me the time instead"
+story="Once upon a time there was a lighthouse keeper. Every night she climbed the stairs. She lit the lamp for the ships at sea. One stormy night a small boat came close to the rocks. She rang the bell until the sailors saw the light."
+speak() { # name text pad-before pad-after
+    espeak-ng -v en-us -s 150 -w "$work/$1-raw.wav" "$2"
+    sox "$work/$1-raw.wav" -r 16000 -c 1 -b 16 "$work/$1.wav" pad "$3" "$4"
+}
+speak weather "$ask_weather" 0.5 8.0
+speak story "$ask_story" 0 5.0
+speak stop "$barge_in" 0 14.0
+sox "$work/weather.wav" "$work/story.wav" "$work/stop.wav" "$work/speech16k.wav"
 
-transcript="what is the weather in paris"
-target/release/fake-providers --utterance "$transcript" --utterance "$transcript" \
-    --utterance "$transcript" --utterance "$transcript" >"$work/fakes.env" 2>"$work/fakes.log" &
+target/release/fake-providers --utterance "$ask_weather" --utterance "$ask_story" \
+    --utterance "$barge_in" --reply "story=$story" >"$work/fakes.env" 2>"$work/fakes.log" &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q "Ctrl-C stops them" "$work/fakes.env" && break; sleep 0.1; done
 grep -q "Ctrl-C stops them" "$work/fakes.env" || { cat "$work/fakes.log" >&2; echo "test-browser: fake providers did not start" >&2; exit 1; }
@@ -93,7 +103,7 @@ if [[ "$refused" != "401" ]]; then
 fi
 echo "ok   /agent without a token is refused with 401"
 HOST_URL="http://$addr" SPEECH_WAV="$work/speech16k.wav" CHROMIUM="$CHROMIUM" SESSION_TOKEN="$session_token" \
-    EXPECT_TRANSCRIPT="$transcript" EXPECT_AGENT="You said" \
+    EXPECT_TRANSCRIPTS="$ask_weather|$ask_story|$barge_in" STORY="$story" \
     SCREENSHOT="$root/artifacts/browser.png" \
     node tests/browser/browser.test.mjs || status=$?
 if ((status != 0)); then

@@ -28,6 +28,7 @@ const state = {
   replyTurn: null, // the host's turn number of the reply being streamed
   lastReport: 0, lastPlayed: 0,
   receivedSamples: 0, playedSamples: 0, playedBefore: 0, underruns: 0, framesSent: 0,
+  droppedSamples: 0, // queued agent audio dropped by barge-ins (never played)
   rows: new Map(), // "user:N" / "agent:N" -> <li>
 };
 
@@ -73,6 +74,7 @@ function updateStats() {
   ui.stats.dataset.playedMs = String(Math.round((played / state.outputRate) * 1000));
   ui.stats.dataset.underruns = String(state.underruns);
   ui.stats.dataset.framesSent = String(state.framesSent);
+  ui.stats.dataset.droppedMs = String(Math.round((state.droppedSamples / state.outputRate) * 1000));
   ui.stats.textContent = `Agent audio: ${sec(state.receivedSamples)} s received, ${sec(played)} s played`
     + (state.underruns ? `, ${state.underruns} gaps` : '');
 }
@@ -105,7 +107,7 @@ async function startAudio() {
     processorOptions: { sourceRate: state.outputRate, prebufferMs: 80 },
   });
   capture.port.onmessage = (e) => onCaptured(e.data);
-  player.port.onmessage = (e) => onPlayed(e.data);
+  player.port.onmessage = (e) => (e.data.type === 'dropped' ? onDropped(e.data) : onPlayed(e.data));
   // The capture node's output is silent; connecting it keeps the graph pulling it.
   const mute = new GainNode(ctx, { gain: 0 });
   ctx.createMediaStreamSource(mic).connect(capture).connect(mute).connect(ctx.destination);
@@ -127,6 +129,11 @@ function onCaptured({ frame, level }) {
     state.ws.send(frame);
     state.framesSent += 1;
   }
+}
+
+function onDropped({ samples }) {
+  state.droppedSamples += samples;
+  updateStats();
 }
 
 function onPlayed({ reply, samples, underruns }) {
@@ -213,6 +220,7 @@ function onServerMessage(m) {
     case 'agent_done': {
       if (!m.interrupted) {
         endReply(false);
+        row('agent', m.turn).classList.add('done');
         break;
       }
       // Show what the user heard (what the agent remembers) and strike the rest.

@@ -84,6 +84,8 @@ class Pcm16Player extends AudioWorkletProcessor {
     } else if (m.type === 'resume') {
       this.paused = false;
     } else if (m.type === 'flush') {
+      // Tell the page how much unplayed audio the barge-in dropped (never heard by the user).
+      if (this.queued > 0) this.port.postMessage({ type: 'dropped', samples: Math.max(0, this.queued - Math.floor(this.pos)) });
       this.paused = false;
       this.queue = [];
       this.queued = 0;

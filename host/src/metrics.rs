@@ -92,6 +92,8 @@ pub struct Metrics {
     pub stt_audio_dropped: Counter,
     /// Sessions closed because their client stopped reading.
     pub slow_clients: Counter,
+    /// `playback` reports received: clients telling the host how much of a reply was heard.
+    pub playback_reports: Counter,
     pub host_ms: Histogram,
     pub first_audio_ms: Histogram,
     pub llm_first_token_ms: Histogram,
@@ -156,6 +158,12 @@ impl Metrics {
             "counter",
             "Sessions closed (1008) because the client stopped reading its socket",
             self.slow_clients.get(),
+        );
+        counter(
+            "voice_playback_reports_total",
+            "counter",
+            "Playback reports received from clients (how much of a reply was heard)",
+            self.playback_reports.get(),
         );
 
         self.host_ms.render(

@@ -267,6 +267,7 @@ impl Driver {
                 }
             }
             ClientMessage::Playback { played_ms, turn } => {
+                crate::metrics::global().playback_reports.inc();
                 self.feed(Event::Playback { turn, played_ms })
             }
             ClientMessage::Stop {} => self.feed(Event::Stop),

@@ -2,8 +2,9 @@
 //! locally without any provider account, and prints the environment to point it at them.
 //!
 //! Usage: `cargo run -p voice-tests --bin fake-providers -- [--deepgram-port N]
-//! [--openai-port N] [--elevenlabs-port N] [--utterance TEXT]...` (ports default to 0, any free
-//! port). Stops on Ctrl-C.
+//! [--openai-port N] [--elevenlabs-port N] [--utterance TEXT]... [--reply WHEN=TEXT]...` (ports
+//! default to 0, any free port). `--reply` makes the model answer TEXT when the user's last
+//! message contains WHEN (otherwise it echoes "You said: ..."). Stops on Ctrl-C.
 
 use std::process::ExitCode;
 use voice_tests::fake_deepgram::{DeepgramScript, FakeDeepgram};
@@ -20,6 +21,7 @@ struct Args {
     openai_port: u16,
     elevenlabs_port: u16,
     utterances: Vec<String>,
+    replies: Vec<(String, String)>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -28,6 +30,7 @@ fn parse_args() -> Result<Args, String> {
         openai_port: 0,
         elevenlabs_port: 0,
         utterances: Vec::new(),
+        replies: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -41,10 +44,17 @@ fn parse_args() -> Result<Args, String> {
             "--openai-port" => args.openai_port = port(value()?)?,
             "--elevenlabs-port" => args.elevenlabs_port = port(value()?)?,
             "--utterance" => args.utterances.push(value()?),
+            "--reply" => {
+                let v = value()?;
+                let (when, text) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("--reply: expected WHEN=TEXT, got {v}"))?;
+                args.replies.push((when.to_string(), text.to_string()));
+            }
             "-h" | "--help" => {
                 return Err(
                     "usage: fake-providers [--deepgram-port N] [--openai-port N] \
-                            [--elevenlabs-port N] [--utterance TEXT]..."
+                            [--elevenlabs-port N] [--utterance TEXT]... [--reply WHEN=TEXT]..."
                         .into(),
                 )
             }
@@ -72,7 +82,11 @@ async fn main() -> ExitCode {
         let deepgram = FakeDeepgram::start_on(args.deepgram_port, script).await?;
         let openai = FakeOpenAi::start_on(
             args.openai_port,
-            OpenAiScript::default().with_key(OPENAI_KEY),
+            OpenAiScript {
+                replies: args.replies,
+                ..OpenAiScript::default()
+            }
+            .with_key(OPENAI_KEY),
         )
         .await?;
         let elevenlabs = FakeElevenLabs::start_on(
