@@ -10,6 +10,7 @@ pub mod logsafe;
 pub mod metrics;
 pub mod plugins;
 pub mod providers;
+pub mod resume;
 pub mod server;
 pub mod session;
 pub mod transport;

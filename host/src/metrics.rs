@@ -94,6 +94,10 @@ pub struct Metrics {
     pub slow_clients: Counter,
     /// `playback` reports received: clients telling the host how much of a reply was heard.
     pub playback_reports: Counter,
+    /// Sessions resumed after a dropped connection.
+    pub resumes: Counter,
+    /// Resumes refused (expired, wrong token, store unavailable): a new session started.
+    pub resumes_refused: Counter,
     pub host_ms: Histogram,
     pub first_audio_ms: Histogram,
     pub llm_first_token_ms: Histogram,
@@ -164,6 +168,18 @@ impl Metrics {
             "counter",
             "Playback reports received from clients (how much of a reply was heard)",
             self.playback_reports.get(),
+        );
+        counter(
+            "voice_sessions_resumed_total",
+            "counter",
+            "Sessions resumed after a dropped connection",
+            self.resumes.get(),
+        );
+        counter(
+            "voice_resumes_refused_total",
+            "counter",
+            "Resumes refused (expired, wrong token, store unavailable): a new session started",
+            self.resumes_refused.get(),
         );
 
         self.host_ms.render(

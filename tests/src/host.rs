@@ -15,19 +15,23 @@ pub const ELEVENLABS_KEY: &str = "sk_0123456789abcdef0123456789abcdef0123456789a
 
 /// A validated configuration from `NAME=value` pairs; plug-ins default to the built-in ones
 /// unless the pairs name them.
-pub fn config(pairs: &[(&str, &str)]) -> Config {
+pub fn config<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Config {
     config_with_toml("", pairs)
 }
 
 /// [`config`] on top of a TOML configuration file's text (agent profiles, plug-in tables).
-pub fn config_with_toml(toml: &str, pairs: &[(&str, &str)]) -> Config {
+pub fn config_with_toml<K: AsRef<str>, V: AsRef<str>>(toml: &str, pairs: &[(K, V)]) -> Config {
     let mut all: Vec<(String, String)> = vec![
         ("INTENT_PLUGIN".into(), "none".into()),
         ("PROMPT_PLUGIN".into(), "none".into()),
         ("BARGE_IN_PLUGIN".into(), "none".into()),
         ("PLUGIN_WATCH".into(), "false".into()),
     ];
-    all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    all.extend(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())),
+    );
     let mut raw = RawSettings::from_toml(toml).expect("valid test TOML");
     raw.overlay_env(all, &vars::names());
     Config::from_raw(&raw).expect("valid test configuration")
@@ -81,17 +85,11 @@ impl CloudStack {
         let elevenlabs = FakeElevenLabs::start(elevenlabs.with_key(ELEVENLABS_KEY))
             .await
             .expect("fake elevenlabs");
-        let (dg, oa, el) = (deepgram.url(), openai.base_url(), elevenlabs.url());
-        let mut pairs: Vec<(&str, &str)> = vec![
-            ("DEEPGRAM_URL", &dg),
-            ("DEEPGRAM_API_KEY", DEEPGRAM_KEY),
-            ("OPENAI_BASE_URL", &oa),
-            ("OPENAI_API_KEY", OPENAI_KEY),
-            ("ELEVENLABS_URL", &el),
-            ("ELEVENLABS_API_KEY", ELEVENLABS_KEY),
-        ];
-        pairs.extend_from_slice(extra);
-        let host = start(config_with_toml(toml, &pairs)).await;
+        let host = start(config_with_toml(
+            toml,
+            &provider_pairs(&deepgram, &openai, &elevenlabs, extra),
+        ))
+        .await;
         Self {
             deepgram,
             openai,
@@ -99,4 +97,34 @@ impl CloudStack {
             host,
         }
     }
+
+    /// Another host (a second replica) on the same fake providers, with its own settings.
+    pub async fn another_host(&self, extra: &[(&str, &str)]) -> ServerHandle {
+        start(config(&provider_pairs(
+            &self.deepgram,
+            &self.openai,
+            &self.elevenlabs,
+            extra,
+        )))
+        .await
+    }
+}
+
+/// Settings pointing a host at the fakes, then `extra`.
+fn provider_pairs(
+    deepgram: &FakeDeepgram,
+    openai: &FakeOpenAi,
+    elevenlabs: &FakeElevenLabs,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("DEEPGRAM_URL".into(), deepgram.url()),
+        ("DEEPGRAM_API_KEY".into(), DEEPGRAM_KEY.into()),
+        ("OPENAI_BASE_URL".into(), openai.base_url()),
+        ("OPENAI_API_KEY".into(), OPENAI_KEY.into()),
+        ("ELEVENLABS_URL".into(), elevenlabs.url()),
+        ("ELEVENLABS_API_KEY".into(), ELEVENLABS_KEY.into()),
+    ];
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    pairs
 }

@@ -13,6 +13,7 @@ pub mod host;
 pub mod microphone;
 pub mod plugins;
 pub mod prerequisite;
+pub mod redis;
 pub mod server;
 pub mod speech;
 

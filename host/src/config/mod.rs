@@ -3,6 +3,7 @@
 
 mod plaintext;
 pub mod redact;
+pub mod resume;
 pub mod security;
 pub mod source;
 pub mod vars;
@@ -105,6 +106,8 @@ pub struct Config {
 
     /// Admission and per-client limits (see `docs/security.md`).
     pub security: security::SecurityConfig,
+    /// Session resume (`RESUME_TTL_S`, `REDIS_URL`).
+    pub resume: resume::ResumeConfig,
 }
 
 /// The system prompt when none is configured.
@@ -493,6 +496,7 @@ impl Config {
             plugin_quarantine_backoff_ms: r.num("PLUGIN_QUARANTINE_BACKOFF_MS", 30_000)?,
             plugin_watch: r.boolean("PLUGIN_WATCH", true)?,
             security: security::SecurityConfig::read(&r)?,
+            resume: resume::ResumeConfig::read(&r)?,
         };
         plaintext::check(&config)?;
         Ok(config)
@@ -518,6 +522,7 @@ impl Config {
         .flatten()
         .map(String::as_str)
         .chain(self.security.secrets())
+        .chain(self.resume.secrets())
         .collect()
     }
 
@@ -640,7 +645,10 @@ impl Config {
             ),
             ("PLUGIN_WATCH", self.plugin_watch.to_string()),
         ];
-        let lines = lines.into_iter().chain(self.security.describe());
+        let lines = lines
+            .into_iter()
+            .chain(self.security.describe())
+            .chain(self.resume.describe());
         let mut s: String = lines.map(|(k, v)| format!("{k}={v}\n")).collect();
         for name in self.agents.keys() {
             s.push_str(&format!("agent profile: {name}\n"));

@@ -74,6 +74,15 @@ pub const VARS: &[Var] = &[
         "public base URL (https://host) Twilio signs; empty: from Host (X-Forwarded-* from TRUSTED_PROXIES)",
     ),
     v(
+        "RESUME_TTL_S",
+        "120",
+        "how long a dropped session can be resumed with its resume token (0: off)",
+    ),
+    secret(
+        "REDIS_URL",
+        "redis://[:PASSWORD@]HOST[:PORT] holding resume records, shared by replicas (unset: process memory)",
+    ),
+    v(
         "TRUSTED_PROXIES",
         "",
         "comma-separated CIDRs whose X-Forwarded-For/-Proto/-Host are believed",

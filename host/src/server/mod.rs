@@ -135,8 +135,11 @@ pub fn prepare_with(
         } else {
             (Arc::new(fallback), None)
         };
+    let resume = crate::resume::ResumeStore::new(cfg.resume.redis_url.as_deref(), cfg.resume.ttl())
+        .map_err(StartError)?;
     let cfg = Arc::new(cfg);
     let deps = Arc::new(SessionDeps {
+        resume: Arc::new(resume),
         orchestrator: orchestrator_config(&cfg),
         config: cfg.clone(),
         providers,

@@ -10,6 +10,7 @@ use crate::audio::{Encoding, InputPipeline, OutputPipeline, VadConfig};
 use crate::providers::{
     LlmEvent, LlmRequest, SttInput, SttParams, SttStream, TtsEvent, TtsInput, TtsParams, TtsStream,
 };
+use crate::resume::{Saver, Snapshot};
 use crate::transport::protocol::{close, ClientMessage, ServerMessage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +49,12 @@ struct Driver {
     host_busy: Duration,
     actions: Vec<Action>,
     closing: bool,
+    /// Writes the session's snapshot for resume (resumable sessions only).
+    saver: Option<Saver>,
+    /// The memory revision last handed to the saver.
+    saved_revision: u64,
+    /// The client sent `stop`: the conversation is over, nothing to resume.
+    stopped_by_client: bool,
 }
 
 /// Run a session until the client leaves or the orchestrator closes it.
@@ -97,10 +104,21 @@ pub async fn run(
             Encoding::Pcm16 => 2,
             Encoding::Mulaw => 1,
         };
+    let orch = match start.resume.as_ref().and_then(|r| r.restored.as_ref()) {
+        Some(snap) => Orchestrator::resumed(orch_cfg, &snap.memory, snap.next_turn),
+        None => Orchestrator::new(orch_cfg),
+    };
+    let saver = start.resume.as_ref().map(|r| {
+        Saver::spawn(
+            deps.resume.clone(),
+            start.session_id.clone(),
+            r.token.hash().to_string(),
+        )
+    });
     let mut d = Driver {
         output: OutputPipeline::new(start.output),
         out_bytes_per_ms,
-        orch: Orchestrator::new(orch_cfg),
+        orch,
         epoch: tokio::time::Instant::now(),
         out,
         stt_events: Some(stt_events),
@@ -116,12 +134,16 @@ pub async fn run(
         host_busy: Duration::ZERO,
         actions: Vec::with_capacity(32),
         closing: false,
+        saver,
+        saved_revision: u64::MAX,
+        stopped_by_client: false,
         deps,
         start,
     };
     let now = d.now();
     d.orch.start(now, &mut d.actions);
     d.apply_actions();
+    d.save_if_changed();
 
     let mut draining = false;
     while !d.closing {
@@ -197,6 +219,9 @@ pub async fn run(
         }
     }
     let _ = d.stt_in.try_send(SttInput::Close);
+    if let Some(saver) = d.saver.take() {
+        saver.finish(d.stopped_by_client).await;
+    }
 }
 
 impl Driver {
@@ -210,6 +235,24 @@ impl Driver {
         self.orch.handle(now, event, &mut self.actions);
         self.host_busy += t0.elapsed();
         self.apply_actions();
+        self.save_if_changed();
+    }
+
+    /// Hands the saver a new snapshot when the memory changed (once per turn, not per event).
+    fn save_if_changed(&mut self) {
+        let (Some(saver), Some(resume)) = (&self.saver, &self.start.resume) else {
+            return;
+        };
+        let revision = self.orch.memory().revision();
+        if revision == self.saved_revision {
+            return;
+        }
+        self.saved_revision = revision;
+        saver.save(Snapshot {
+            agent: resume.agent.clone(),
+            next_turn: self.orch.next_turn(),
+            memory: self.orch.memory().messages(),
+        });
     }
 
     fn send_json(&mut self, m: ServerMessage) {
@@ -270,7 +313,10 @@ impl Driver {
                 crate::metrics::global().playback_reports.inc();
                 self.feed(Event::Playback { turn, played_ms })
             }
-            ClientMessage::Stop {} => self.feed(Event::Stop),
+            ClientMessage::Stop {} => {
+                self.stopped_by_client = true;
+                self.feed(Event::Stop)
+            }
         }
     }
 

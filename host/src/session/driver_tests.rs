@@ -246,6 +246,7 @@ async fn run(script: Script) -> Result<(), String> {
         },
         behaviours: Arc::new(BuiltinBehaviours::default()),
         orchestrator: crate::server::orchestrator_config(&config),
+        resume: Arc::new(crate::resume::ResumeStore::new(None, config.resume.ttl()).unwrap()),
         config: config.clone(),
     });
     let format = AudioFormat {
@@ -260,6 +261,7 @@ async fn run(script: Script) -> Result<(), String> {
             .agent_profile(None)
             .cloned()
             .ok_or("no default agent")?,
+        resume: None,
     };
     let (in_tx, in_rx) = mpsc::channel(64);
     let (out_tx, mut out_rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS * 100);

@@ -11,6 +11,8 @@ pub struct Memory {
     chars: usize,
     max_messages: usize,
     max_chars: usize,
+    /// Counts changes, so a writer can tell whether there is anything new to save.
+    revision: u64,
 }
 
 impl Memory {
@@ -21,7 +23,22 @@ impl Memory {
             chars: 0,
             max_messages: max_turns.max(1) * 2,
             max_chars: max_chars.max(1),
+            revision: 0,
         }
+    }
+
+    /// A memory holding `messages` (a resumed session's), within the same bounds.
+    pub fn restored(max_turns: usize, max_chars: usize, messages: &[ChatMessage]) -> Self {
+        let mut m = Self::new(max_turns, max_chars);
+        for msg in messages {
+            m.push(msg.role, &msg.content);
+        }
+        m
+    }
+
+    /// Changes so far (every push counts).
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// Append a message, evicting the oldest ones past the bounds.
@@ -30,6 +47,7 @@ impl Memory {
         if content.is_empty() {
             return;
         }
+        self.revision += 1;
         // Consecutive messages of the same role merge (e.g. a typed turn after an ignored one).
         if let Some(last) = self.messages.back_mut() {
             if last.role == role {

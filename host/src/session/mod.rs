@@ -18,6 +18,7 @@ use crate::audio::AudioFormat;
 use crate::behaviour::BehaviourSource;
 use crate::config::{AgentProfile, Config};
 use crate::providers::{LlmProvider, SttProvider, TtsProvider};
+use crate::resume::{ResumeStore, ResumeToken, Snapshot};
 use crate::transport::protocol::ClientMessage;
 use orchestrator::OrchestratorConfig;
 pub use outbound::{Outbound, OutboundRx, OutboundTx};
@@ -38,6 +39,8 @@ pub struct SessionDeps {
     pub behaviours: Arc<dyn BehaviourSource>,
     /// The orchestrator settings shared by all sessions (output format and greeting are per session).
     pub orchestrator: OrchestratorConfig,
+    /// Where resumable sessions keep their snapshot.
+    pub resume: Arc<ResumeStore>,
 }
 
 /// What the client asked for in its `start` message.
@@ -47,6 +50,19 @@ pub struct StartParams {
     pub input: AudioFormat,
     pub output: AudioFormat,
     pub agent: AgentProfile,
+    /// Set when the session can be resumed after a dropped connection (`/agent` sessions).
+    pub resume: Option<SessionResume>,
+}
+
+/// A resumable session's token, and what it resumed from.
+#[derive(Debug, Clone)]
+pub struct SessionResume {
+    /// The token `ready` hands out; its hash owns the session's record.
+    pub token: ResumeToken,
+    /// The snapshot claimed from a dropped connection (`None`: a new conversation).
+    pub restored: Option<Snapshot>,
+    /// The agent profile's name (`None`: the default profile), kept in the snapshot.
+    pub agent: Option<String>,
 }
 
 /// From the transport to the session.

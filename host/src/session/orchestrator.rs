@@ -23,7 +23,7 @@ use super::memory::Memory;
 use super::playout::{heard_prefix, Playout};
 use crate::audio::{AudioFormat, VadTransition};
 use crate::behaviour::defaults::is_backchannel;
-use crate::behaviour::{BargeInDecision, BargeInEvent, PromptOutput, Role};
+use crate::behaviour::{BargeInDecision, BargeInEvent, ChatMessage, PromptOutput, Role};
 use crate::providers::{LlmEvent, ProviderError, ProviderErrorKind, SttEvent};
 use crate::transport::protocol::{close, ServerMessage, TurnMetrics, VadEventKind};
 use regex::Regex;
@@ -284,9 +284,26 @@ impl Orchestrator {
         }
     }
 
-    /// The conversation memory (for tests and diagnostics).
+    /// A session resumed after a dropped connection: its memory and turn numbers go on.
+    /// The greeting is not spoken again.
+    pub fn resumed(cfg: OrchestratorConfig, memory: &[ChatMessage], next_turn: u32) -> Self {
+        let mut o = Self::new(OrchestratorConfig {
+            greeting: None,
+            ..cfg
+        });
+        o.memory = Memory::restored(o.cfg.memory_turns, o.cfg.memory_chars, memory);
+        o.next_turn = next_turn.max(1);
+        o
+    }
+
+    /// The conversation memory (what a resumed session keeps, and for tests).
     pub fn memory(&self) -> &Memory {
         &self.memory
+    }
+
+    /// The number the next turn will get.
+    pub fn next_turn(&self) -> u32 {
+        self.next_turn
     }
 
     pub fn state(&self) -> State {

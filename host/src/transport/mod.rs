@@ -4,6 +4,7 @@
 pub mod env;
 pub mod input_limits;
 pub mod protocol;
+mod resume_start;
 pub mod twilio;
 pub mod v1;
 pub mod writer;

@@ -20,6 +20,9 @@ pub enum ClientMessage {
         session_id: Option<String>,
         #[serde(default)]
         agent: Option<String>,
+        /// Resume a session whose connection dropped (`ready` gave its id and token).
+        #[serde(default)]
+        resume: Option<ResumeRequest>,
     },
     Text {
         text: String,
@@ -31,6 +34,22 @@ pub enum ClientMessage {
         turn: Option<u32>,
     },
     Stop {},
+}
+
+/// `"resume":{"session_id":...,"token":...}` of a `start`.
+#[derive(Clone, PartialEq, Deserialize)]
+pub struct ResumeRequest {
+    pub session_id: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for ResumeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResumeRequest")
+            .field("session_id", &self.session_id)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Why a client text frame could not be understood.
@@ -107,6 +126,12 @@ pub enum ServerMessage {
         session_id: String,
         output: AudioFormat,
         protocol: u32,
+        /// Presented in a later `start` to resume this session after a dropped connection;
+        /// a new one with every `ready` (absent when resume is off).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
+        /// Whether this session goes on from a dropped one (its memory kept).
+        resumed: bool,
     },
     Vad {
         event: VadEventKind,

@@ -5,13 +5,15 @@
 use super::env::SessionEnv;
 use super::input_limits::InputLimits;
 use super::protocol::{
-    close, ClientMessage, ServerMessage, MAX_AUDIO_FRAME_BYTES, MAX_TEXT_FRAME_BYTES,
+    close, ClientMessage, ResumeRequest, ServerMessage, MAX_AUDIO_FRAME_BYTES, MAX_TEXT_FRAME_BYTES,
 };
+use super::resume_start;
 use super::writer;
 use crate::admission::Admitted;
 use crate::audio::AudioFormat;
 use crate::config::Config;
-use crate::session::{driver, outbound, Inbound, Outbound, StartParams};
+use crate::resume::ResumeToken;
+use crate::session::{driver, outbound, Inbound, Outbound, SessionResume, StartParams};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -41,12 +43,13 @@ fn accept_start(
     config: &Config,
     admitted: &Admitted,
     msg: ClientMessage,
-) -> Result<StartParams, Box<ServerMessage>> {
+) -> Result<(StartParams, Option<ResumeRequest>), Box<ServerMessage>> {
     let ClientMessage::Start {
         audio,
         output,
         session_id,
         agent,
+        resume,
     } = msg
     else {
         return Err(Box::new(ServerMessage::error(
@@ -93,6 +96,7 @@ fn accept_start(
             ))
         })?
         .map(str::to_string);
+    let agent_name = agent.clone();
     let profile = config.agent_profile(agent.as_deref()).ok_or_else(|| {
         Box::new(ServerMessage::error(
             "unknown_agent",
@@ -100,12 +104,21 @@ fn accept_start(
             false,
         ))
     })?;
-    Ok(StartParams {
-        session_id,
-        input: audio,
-        output,
-        agent: profile.clone(),
-    })
+    let session_resume = config.resume.enabled().then(|| SessionResume {
+        token: ResumeToken::generate(),
+        restored: None,
+        agent: agent_name,
+    });
+    Ok((
+        StartParams {
+            session_id,
+            input: audio,
+            output,
+            agent: profile.clone(),
+            resume: session_resume,
+        },
+        resume,
+    ))
 }
 
 /// Serve one admitted `/agent` connection.
@@ -162,14 +175,33 @@ pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
         }
     };
 
+    let (mut start, resume_request) = start;
+    let resume_refused = match &resume_request {
+        Some(request) => resume_start::apply(&env.deps, &admitted, &mut start, request)
+            .await
+            .err(),
+        None => None,
+    };
     let session_id = start.session_id.clone();
     let ready = ServerMessage::Ready {
         session_id: session_id.clone(),
         output: start.output,
         protocol: 1,
+        resume_token: start.resume.as_ref().map(|r| r.token.secret().to_string()),
+        resumed: start.resume.as_ref().is_some_and(|r| r.restored.is_some()),
     };
     if !send_json(&mut sink, &ready).await {
         return;
+    }
+    if let Some(e) = resume_refused {
+        crate::metrics::global().resumes_refused.inc();
+        send_json(
+            &mut sink,
+            &ServerMessage::error(e.code(), e.message(), false),
+        )
+        .await;
+    } else if resume_request.is_some() {
+        crate::metrics::global().resumes.inc();
     }
     let span = tracing::info_span!("session", id = %session_id);
     let _enter = span.enter();

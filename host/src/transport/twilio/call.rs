@@ -79,6 +79,8 @@ fn accept_start(
         input: format,
         output: format,
         agent: profile.clone(),
+        // A phone call cannot come back on a new socket: nothing to resume.
+        resume: None,
     })
 }
 
