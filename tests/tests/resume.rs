@@ -295,10 +295,17 @@ async fn a_session_resumes_on_another_host_sharing_redis_and_a_down_store_only_c
     c.close().await;
     sessions_ended(a_addr, base).await;
 
-    // The token host B handed out works on host A.
+    // The token host B handed out works on host A; the first one, used on B, does not.
     let (d, back) = open(a_addr, Some(&resume_of(&again))).await;
     assert_eq!(back["resumed"], true, "{back}");
     d.close().await;
+    sessions_ended(a_addr, base).await;
+    let (mut reused, stale) = open(a_addr, Some(&resume_of(&ready))).await;
+    assert_eq!(
+        refused(&mut reused, &stale, &ready["session_id"]).await,
+        "resume_rejected"
+    );
+    reused.close().await;
     sessions_ended(a_addr, base).await;
 
     // Redis goes away: a resume is refused as unavailable and the new session still talks.

@@ -224,9 +224,33 @@ mod tests {
                 },
                 output: None,
                 session_id: None,
-                agent: None
+                agent: None,
+                resume: None,
             }
         );
+    }
+
+    #[test]
+    fn parses_a_resume_and_keeps_its_token_out_of_debug_output() {
+        let m = ClientMessage::parse(
+            r#"{"type":"start","audio":{"encoding":"pcm16","sample_rate":16000},"resume":{"session_id":"s1","token":"secret-token"}}"#,
+        )
+        .unwrap();
+        let ClientMessage::Start {
+            resume: Some(r), ..
+        } = &m
+        else {
+            panic!("a resume: {m:?}");
+        };
+        assert_eq!(
+            (r.session_id.as_str(), r.token.as_str()),
+            ("s1", "secret-token")
+        );
+        assert!(!format!("{m:?}").contains("secret-token"));
+        let bad = ClientMessage::parse(
+            r#"{"type":"start","audio":{"encoding":"pcm16","sample_rate":16000},"resume":{"session_id":"s1"}}"#,
+        );
+        assert!(bad.is_err(), "a resume needs its token");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::behaviour::{ChatMessage, GenerationSettings, Role};
 use crate::providers::LlmEvent;
 use crate::providers::ProviderErrorKind;
 use crate::session::events::{Action, Event};
-use crate::session::orchestrator::{OrchestratorConfig, State};
+use crate::session::orchestrator::{Orchestrator, OrchestratorConfig, State};
 
 #[test]
 fn an_llm_reply_streams_text_and_speaks_each_sentence_as_it_ends() {
@@ -349,4 +349,25 @@ fn events_of_an_old_reply_are_ignored() {
         let out = s.at(600, event);
         assert!(out.is_empty(), "{out:?}");
     }
+}
+
+#[test]
+fn a_resumed_session_keeps_its_memory_and_turn_numbers_and_does_not_greet_again() {
+    let cfg = OrchestratorConfig {
+        greeting: Some("Hello! How can I help?".into()),
+        ..Default::default()
+    };
+    let memory = vec![
+        ChatMessage::new(Role::User, "my name is Ada"),
+        ChatMessage::new(Role::Assistant, "Nice to meet you, Ada."),
+    ];
+    let mut s = Session::new(cfg.clone(), Policy::Rules(Default::default()));
+    s.orch = Orchestrator::resumed(cfg, &memory, 7);
+    let out = s.start();
+    assert_eq!(agent_text(&out), "", "no greeting on resume: {out:?}");
+    let turn = s.typed(100, "what is my name");
+    assert_eq!(turn, 7, "turn numbers go on");
+    let mut expected = memory.clone();
+    expected.push(ChatMessage::new(Role::User, "what is my name"));
+    assert_eq!(s.orch.memory().messages(), expected);
 }
