@@ -69,19 +69,36 @@ pub enum RetryAfter {
     Refused,
 }
 
-/// Reads `retry-after-ms` (milliseconds) and then `retry-after` (seconds, fractions allowed), as
-/// the OpenAI SDK does. HTTP-date values are ignored (the backoff schedule applies instead).
+/// Reads `retry-after-ms` (milliseconds) and then `retry-after`, as the OpenAI SDK does:
+/// seconds (fractions allowed) or an HTTP date (RFC 9110), counted from now.
 pub fn retry_after(headers: &HeaderMap) -> RetryAfter {
-    let read = |name: &str| {
+    retry_after_at(headers, std::time::SystemTime::now())
+}
+
+/// [`retry_after`] with the current time given (an HTTP date is relative to it).
+fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> RetryAfter {
+    let text = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v > 0.0)
+            .map(str::trim)
     };
-    let delay = read("retry-after-ms")
+    let seconds = |v: &str| v.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0);
+    let date = |v: &str| {
+        httpdate::parse_http_date(v)
+            .ok()
+            // A date already past means "now": retry after the shortest wait.
+            .map(|at| {
+                at.duration_since(now)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+                    .max(0.001)
+            })
+    };
+    let delay = text("retry-after-ms")
+        .and_then(seconds)
         .map(|ms| ms / 1000.0)
-        .or_else(|| read("retry-after"));
+        .or_else(|| text("retry-after").and_then(|v| seconds(v).or_else(|| date(v))));
     match delay {
         None => RetryAfter::Absent,
         Some(secs) if secs > MAX_RETRY_AFTER.as_secs_f64() => RetryAfter::Refused,
@@ -149,11 +166,36 @@ mod tests {
         let mut long = HeaderMap::new();
         long.insert("retry-after", HeaderValue::from_static("600"));
         assert_eq!(retry_after(&long), RetryAfter::Refused);
-        let mut date = HeaderMap::new();
-        date.insert(
+        let mut junk = HeaderMap::new();
+        junk.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&junk), RetryAfter::Absent);
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date_counts_from_now() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
             "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:03 GMT"),
         );
-        assert_eq!(retry_after(&date), RetryAfter::Absent);
+        assert_eq!(
+            retry_after_at(&h, now),
+            RetryAfter::After(Duration::from_secs(3))
+        );
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 08:28:00 GMT"),
+        );
+        assert_eq!(retry_after_at(&h, now), RetryAfter::Refused, "an hour away");
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:27:00 GMT"),
+        );
+        assert_eq!(
+            retry_after_at(&h, now),
+            RetryAfter::After(Duration::from_millis(1)),
+            "a date already past: retry at once"
+        );
     }
 }

@@ -32,7 +32,8 @@ pub struct OpenAiSettings {
     pub model: String,
     /// Default sampling temperature; a request's own settings override it.
     pub temperature: Option<f32>,
-    /// Default reply length limit (sent as `max_tokens`, which compatible servers accept too).
+    /// Default reply length limit (`max_completion_tokens` to api.openai.com, `max_tokens` to
+    /// compatible servers).
     pub max_tokens: Option<u32>,
     /// Retries after the first attempt, before any token arrived.
     pub max_retries: u32,

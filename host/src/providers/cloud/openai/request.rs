@@ -62,9 +62,22 @@ pub(super) fn body(
         body["temperature"] = json!(t);
     }
     if let Some(n) = overrides.max_tokens.or(settings.max_tokens) {
-        body["max_tokens"] = json!(n);
+        body[max_tokens_field(&settings.base_url)] = json!(n);
     }
     body
+}
+
+/// OpenAI's own API deprecated `max_tokens` for `max_completion_tokens` (reasoning models refuse
+/// the old name); compatible servers (vLLM, llama.cpp, Ollama, older gateways) often know only
+/// `max_tokens`.
+fn max_tokens_field(base_url: &str) -> &'static str {
+    let host = url::Url::parse(base_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    match host.as_deref() {
+        Some("api.openai.com") => "max_completion_tokens",
+        _ => "max_tokens",
+    }
 }
 
 #[cfg(test)]
@@ -95,7 +108,22 @@ mod tests {
         assert_eq!(b["stream"], true);
         assert_eq!(b["stream_options"]["include_usage"], true);
         assert!((b["temperature"].as_f64().unwrap() - 0.9).abs() < 1e-6);
-        assert_eq!(b["max_tokens"], 100);
+        assert_eq!(
+            b["max_completion_tokens"], 100,
+            "OpenAI's endpoint gets the current name: {b}"
+        );
+        assert!(b.get("max_tokens").is_none(), "{b}");
+        let compatible = body(
+            &OpenAiSettings {
+                base_url: "http://127.0.0.1:8080/v1".into(),
+                ..settings.clone()
+            },
+            None,
+            &GenerationSettings::default(),
+            &messages,
+        );
+        assert_eq!(compatible["max_tokens"], 100, "{compatible}");
+        assert!(compatible.get("max_completion_tokens").is_none());
         assert_eq!(
             b["messages"][0],
             json!({"role":"system","content":"be brief"})
@@ -107,7 +135,11 @@ mod tests {
             &GenerationSettings::default(),
             &messages,
         );
-        assert!(plain.get("temperature").is_none() && plain.get("max_tokens").is_none());
+        assert!(
+            plain.get("temperature").is_none()
+                && plain.get("max_tokens").is_none()
+                && plain.get("max_completion_tokens").is_none()
+        );
         let profile = body(
             &OpenAiSettings::default(),
             Some("gpt-4.1-mini"),
