@@ -139,6 +139,12 @@ pub fn deepgram_message(data: &[u8]) {
     let _ = deepgram::read_server_text(text, 16_000 * 3600, 16_000);
 }
 
+/// Samples a Deepgram connection starting at session sample `connection_base` still keeps for
+/// resending after reading `text` with `kept` samples held (`None` for a skipped frame).
+pub fn deepgram_kept_after(text: &str, connection_base: u64, kept: usize) -> Option<u64> {
+    deepgram::read_server_text(text, connection_base, kept).map(|(_, kept)| kept)
+}
+
 /// An ElevenLabs stream-input text frame, for a PCM 16 kHz and a mu-law 8 kHz session.
 pub fn elevenlabs_message(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {

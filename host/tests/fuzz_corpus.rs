@@ -47,3 +47,20 @@ fn every_corpus_directory_belongs_to_a_target() {
         );
     }
 }
+
+// Crashes the fuzzer found, kept as named cases. Release builds wrap on overflow instead of
+// panicking, so each asserts what the user would notice, not only the absence of a panic.
+
+/// A final result whose window reaches absurdly far (`start: 1e300`) on a connection that began
+/// an hour into the session overflowed `connection_base + covered`: a panic with overflow checks,
+/// and in release a wrapped index that released none of the audio the server had covered, so it
+/// would be sent again after a reconnect.
+#[test]
+fn deepgram_final_result_with_a_huge_window_releases_all_kept_audio() {
+    let text = r#"{"type":"Results","is_final":true,"start":1e300,"duration":-5,"channel":{"alternatives":[]}}"#;
+    let hour = 16_000 * 3600;
+    assert_eq!(
+        voice_host::fuzzing::deepgram_kept_after(text, hour, 16_000),
+        Some(0)
+    );
+}

@@ -297,7 +297,8 @@ pub(super) fn offset_ms(connection_base: u64) -> f64 {
 pub(super) fn release_covered(buffer: &mut ResendBuffer, connection_base: u64, results: &Results) {
     if results.is_final() {
         let covered = (results.end_secs() * STT_SAMPLE_RATE as f64).round() as u64;
-        buffer.release_until(connection_base + covered);
+        // A hostile window (`start: 1e300`) saturates `covered`; it releases everything.
+        buffer.release_until(connection_base.saturating_add(covered));
     }
 }
 
