@@ -6,6 +6,8 @@ pub mod audio;
 pub mod behaviour;
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logsafe;
 pub mod metrics;
 pub mod plugins;

@@ -21,7 +21,7 @@ pub use input::InputPipeline;
 pub use output::OutputPipeline;
 pub use resample::Resampler;
 pub use vad::{VadConfig, VadTransition, VoiceGate};
-pub use wav::{read_wav_mono_i16, write_wav_mono_i16};
+pub use wav::{decode_wav_mono_i16, read_wav_mono_i16, write_wav_mono_i16};
 
 /// Length of one pipeline frame in ms.
 pub const FRAME_MS: u32 = 20;

@@ -10,8 +10,21 @@ use anyhow::{bail, Context};
 /// to mono.
 pub fn read_wav_mono_i16(path: impl AsRef<Path>) -> anyhow::Result<(Vec<i16>, u32)> {
     let path = path.as_ref();
-    let mut reader =
+    let reader =
         hound::WavReader::open(path).with_context(|| format!("opening {}", path.display()))?;
+    mono_i16(reader, path)
+}
+
+/// [`read_wav_mono_i16`] for a WAV file already in memory.
+pub fn decode_wav_mono_i16(bytes: &[u8]) -> anyhow::Result<(Vec<i16>, u32)> {
+    let reader = hound::WavReader::new(std::io::Cursor::new(bytes)).context("reading WAV")?;
+    mono_i16(reader, Path::new("<memory>"))
+}
+
+fn mono_i16<R: std::io::Read>(
+    mut reader: hound::WavReader<R>,
+    path: &Path,
+) -> anyhow::Result<(Vec<i16>, u32)> {
     let spec = reader.spec();
     let channels = usize::from(spec.channels);
     if channels == 0 {

@@ -99,6 +99,14 @@ pub struct Usage {
     pub completion_tokens: u32,
 }
 
+impl Usage {
+    /// Adds another report's counts (a reply that took several requests).
+    pub fn add(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+    }
+}
+
 /// What the LLM stream reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LlmEvent {

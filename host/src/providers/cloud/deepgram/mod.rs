@@ -11,7 +11,7 @@ mod resend;
 mod stream;
 
 use super::ws::ws_base;
-use crate::providers::{SttParams, SttProvider, SttStream, STT_SAMPLE_RATE};
+use crate::providers::{SttEvent, SttParams, SttProvider, SttStream, STT_SAMPLE_RATE};
 use std::fmt;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -22,6 +22,28 @@ pub const NAME: &str = "deepgram";
 /// Frames the session may queue before its sends wait (about 5 s of 20 ms frames).
 const INPUT_CAPACITY: usize = 256;
 const EVENT_CAPACITY: usize = 64;
+
+/// Reads one server text frame as the stream does, against a connection whose audio starts at
+/// session sample `connection_base` with `kept` samples still held for resending: the session
+/// event it yields, if any, and the samples still kept afterwards. `None` for a frame the stream
+/// skips as unparseable. An entry point for replaying hostile frames (see `crate::fuzzing`).
+pub(crate) fn read_server_text(
+    text: &str,
+    connection_base: u64,
+    kept: usize,
+) -> Option<(Option<SttEvent>, u64)> {
+    let message = serde_json::from_str::<messages::ServerMessage>(text).ok()?;
+    let mut buffer = resend::ResendBuffer::new(kept.max(1));
+    buffer.push(&vec![0; kept]);
+    let event = match message {
+        messages::ServerMessage::Results(results) => {
+            stream::release_covered(&mut buffer, connection_base, &results);
+            results.to_event(stream::offset_ms(connection_base))
+        }
+        _ => None,
+    };
+    Some((event, buffer.end() - buffer.start()))
+}
 
 /// Deepgram connection settings.
 #[derive(Clone)]

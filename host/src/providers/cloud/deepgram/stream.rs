@@ -1,7 +1,7 @@
 //! The per-session task: owns the WebSocket, forwards audio and control messages, maps results
 //! onto session events and reconnects when the stream drops.
 
-use super::messages::ServerMessage;
+use super::messages::{Results, ServerMessage};
 use super::resend::ResendBuffer;
 use super::{DeepgramSettings, NAME};
 use crate::providers::cloud::backoff::RetryPolicy;
@@ -255,12 +255,8 @@ impl Listener {
         self.reported = false;
         let event = match message {
             ServerMessage::Results(results) => {
-                let offset_ms = self.connection_base as f64 * 1000.0 / STT_SAMPLE_RATE as f64;
-                if results.is_final() {
-                    let covered = (results.end_secs() * STT_SAMPLE_RATE as f64).round() as u64;
-                    self.buffer.release_until(self.connection_base + covered);
-                }
-                results.to_event(offset_ms)
+                release_covered(&mut self.buffer, self.connection_base, &results);
+                results.to_event(offset_ms(self.connection_base))
             }
             ServerMessage::SpeechStarted {} => Some(SttEvent::SpeechStarted),
             ServerMessage::UtteranceEnd {} => Some(SttEvent::UtteranceEnd),
@@ -288,6 +284,21 @@ impl Listener {
 
     fn scrubbed(&self, e: impl std::fmt::Display) -> String {
         scrub(&e.to_string(), self.key())
+    }
+}
+
+/// Where a connection's audio starts in the session, in ms.
+pub(super) fn offset_ms(connection_base: u64) -> f64 {
+    connection_base as f64 * 1000.0 / STT_SAMPLE_RATE as f64
+}
+
+/// Lets go of the kept audio a final result covers (the server has it for good); the result's
+/// window is counted from `connection_base`, where this connection's audio starts.
+pub(super) fn release_covered(buffer: &mut ResendBuffer, connection_base: u64, results: &Results) {
+    if results.is_final() {
+        let covered = (results.end_secs() * STT_SAMPLE_RATE as f64).round() as u64;
+        // A hostile window (`start: 1e300`) saturates `covered`; it releases everything.
+        buffer.release_until(connection_base.saturating_add(covered));
     }
 }
 

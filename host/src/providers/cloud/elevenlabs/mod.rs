@@ -11,7 +11,7 @@ mod messages;
 mod output;
 mod websocket;
 
-use crate::providers::{TtsParams, TtsProvider, TtsStream};
+use crate::providers::{ProviderError, TtsEvent, TtsParams, TtsProvider, TtsStream};
 use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
@@ -95,6 +95,24 @@ impl fmt::Debug for ElevenLabsSettings {
             .field("voice_settings", &self.voice_settings)
             .finish_non_exhaustive()
     }
+}
+
+/// Reads one stream-input server text frame as the WebSocket transport does, for a session that
+/// prefers `preferred_rate`: the audio event it carries, or the error a close after it would
+/// report. `None` for a frame the transport skips. An entry point for replaying hostile frames
+/// (see `crate::fuzzing`).
+pub(crate) fn read_server_text(
+    text: &str,
+    preferred_rate: u32,
+) -> Option<Result<Option<TtsEvent>, ProviderError>> {
+    let params = TtsParams {
+        session_id: String::new(),
+        turn: 0,
+        voice: None,
+        preferred_rate,
+    };
+    let mut job = output::Job::new(Arc::new(ElevenLabsSettings::default()), &params);
+    websocket::read_text(&mut job, text)
 }
 
 /// ElevenLabs text-to-speech provider; cheap to share across sessions.

@@ -154,26 +154,16 @@ async fn serve(
             }
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
-                    let mut message: ServerMessage = match serde_json::from_str(text.as_str()) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::warn!(session = %job.session_id, provider = NAME, error = %e,
-                                "skipping an unparseable server message");
-                            continue;
-                        }
+                    let Some(mut message) = parse(job, text.as_str()) else {
+                        continue;
                     };
                     if message.error.is_some() {
                         server_error = Some(message);
                         continue;
                     }
                     if let Some(audio) = message.audio.take().filter(|a| !a.is_empty()) {
-                        let bytes = match base64::engine::general_purpose::STANDARD.decode(audio.as_bytes()) {
-                            Ok(b) => b,
-                            Err(e) => {
-                                tracing::warn!(session = %job.session_id, provider = NAME, error = %e,
-                                    "skipping audio that is not valid base64");
-                                continue;
-                            }
+                        let Some(bytes) = decode_audio(job, &audio) else {
+                            continue;
                         };
                         sent.audio_received = true;
                         if let Some(event) = job.audio_event(&bytes, message.take_alignment()) {
@@ -207,6 +197,45 @@ async fn serve(
             },
         }
     }
+}
+
+/// A server text frame; an unparseable one is logged and skipped.
+fn parse(job: &Job, text: &str) -> Option<ServerMessage> {
+    serde_json::from_str(text)
+        .inspect_err(|e| {
+            tracing::warn!(session = %job.session_id, provider = NAME, error = %e,
+                "skipping an unparseable server message");
+        })
+        .ok()
+}
+
+/// A frame's base64 audio; audio that is not base64 is logged and skipped.
+fn decode_audio(job: &Job, audio: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(audio.as_bytes())
+        .inspect_err(|e| {
+            tracing::warn!(session = %job.session_id, provider = NAME, error = %e,
+                "skipping audio that is not valid base64");
+        })
+        .ok()
+}
+
+/// One text frame outside a live socket, through the same steps as [`serve`]: the audio event,
+/// or the error the policy close that follows an error message reports.
+pub(super) fn read_text(
+    job: &mut Job,
+    text: &str,
+) -> Option<Result<Option<TtsEvent>, ProviderError>> {
+    let mut message = parse(job, text)?;
+    if message.error.is_some() {
+        let error = closed_error(job, Some(CloseCode::Policy), "", Some(message));
+        return Some(Err(error));
+    }
+    let audio = message.audio.take().filter(|a| !a.is_empty());
+    let Some(bytes) = audio.map(|a| decode_audio(job, &a)) else {
+        return Some(Ok(None));
+    };
+    Some(Ok(job.audio_event(&bytes?, message.take_alignment())))
 }
 
 /// Flush what is buffered, then end the input: the server answers with the last audio,

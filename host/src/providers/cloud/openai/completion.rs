@@ -287,9 +287,7 @@ impl Completion {
                 }
                 let part = reply.take(chunk);
                 if let Some(usage) = part.usage {
-                    let total = self.usage.get_or_insert_with(Usage::default);
-                    total.prompt_tokens += usage.prompt_tokens;
-                    total.completion_tokens += usage.completion_tokens;
+                    self.usage.get_or_insert_with(Usage::default).add(usage);
                 }
                 if part.finish_reason.is_some() {
                     finish_reason = part.finish_reason;

@@ -11,7 +11,7 @@ mod completion;
 mod request;
 
 use super::backoff::RetryPolicy;
-use crate::providers::{LlmEvent, LlmProvider, LlmRequest};
+use crate::providers::{LlmEvent, LlmProvider, LlmRequest, Usage};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,60 @@ use tokio::sync::mpsc;
 pub const NAME: &str = "openai";
 
 const EVENT_CAPACITY: usize = 128;
+
+/// What a streamed completion body amounted to (see [`read_stream`]).
+#[derive(Debug, Default)]
+pub(crate) struct StreamSummary {
+    pub text: String,
+    pub usage: Option<Usage>,
+    pub finish_reason: Option<String>,
+    pub tool_calls: usize,
+    /// `[DONE]` was seen.
+    pub done: bool,
+    /// The error a mid-stream `{"error":…}` chunk reports.
+    pub error: Option<String>,
+}
+
+/// Reads a completion body arriving in `pieces` through the same decoder and chunk parsing as a
+/// live stream, without the network. An entry point for replaying hostile bodies (see
+/// `crate::fuzzing`).
+pub(crate) fn read_stream<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> StreamSummary {
+    let mut decoder = super::sse::SseDecoder::new();
+    let mut reply = chunk::Reply::default();
+    let mut summary = StreamSummary::default();
+    let mut payloads = Vec::new();
+    'body: for piece in pieces {
+        decoder.push(piece, &mut payloads);
+        for data in payloads.drain(..) {
+            let data = data.trim();
+            if data.starts_with("[DONE]") {
+                summary.done = true;
+                break 'body;
+            }
+            let Ok(chunk) = serde_json::from_str::<chunk::Chunk>(data) else {
+                continue;
+            };
+            if let Some(err) = &chunk.error {
+                let detail = err.message.as_deref().unwrap_or_default();
+                summary.error = Some(super::redact::clip(detail, 300));
+                break 'body;
+            }
+            let part = reply.take(chunk);
+            if let Some(usage) = part.usage {
+                summary.usage.get_or_insert_with(Usage::default).add(usage);
+            }
+            if part.finish_reason.is_some() {
+                summary.finish_reason = part.finish_reason;
+            }
+            summary
+                .text
+                .push_str(part.text.as_deref().unwrap_or_default());
+        }
+    }
+    decoder.finish();
+    summary.tool_calls = reply.tool_calls().len();
+    summary
+}
 
 /// OpenAI (or compatible) endpoint settings.
 #[derive(Clone)]

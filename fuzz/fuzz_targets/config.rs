@@ -1,0 +1,4 @@
+//! Arbitrary bytes through `voice_host::fuzzing::config`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| voice_host::fuzzing::config(data));

@@ -1,0 +1,4 @@
+//! Arbitrary bytes through `voice_host::fuzzing::wav`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| voice_host::fuzzing::wav(data));
