@@ -6,8 +6,8 @@
 
 /// Lowest fundamental of a speaking voice, Hz (the usual pitch floor of speech analysis).
 pub const MIN_F0: f64 = 75.0;
-/// Highest fundamental of an adult speaking voice, Hz. The range is under an octave wide so
-/// that a voice in it leaves it when the rate is declared half or double what it is.
+/// Highest fundamental of an adult speaking voice, Hz. A voice near the middle (140 Hz)
+/// declared at half or double its rate is heard at 70 or 280 Hz: outside the range.
 pub const MAX_F0: f64 = 250.0;
 /// Periodicity is searched over this band (wider than the voice range, so that audio at the
 /// wrong rate shows its true, out-of-range pitch instead of a subharmonic inside the range).
