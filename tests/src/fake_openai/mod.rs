@@ -3,6 +3,7 @@
 //! 400 what the real API refuses (see [`validate`]) and records every request and whether the
 //! client hung up.
 
+mod messages;
 mod replies;
 pub mod validate;
 
