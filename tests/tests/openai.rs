@@ -256,12 +256,29 @@ async fn malformed_chunk_is_skipped_and_mid_stream_failures_are_handled() {
     let (text, end) = collect(&llm, request("hello")).await;
     assert!(matches!(end, LlmEvent::Done { .. }), "{end:?}");
     assert!(text.starts_with("You said: hello."));
+    let outcomes = |fake: &FakeOpenAi| -> Vec<Option<String>> {
+        fake.requests().into_iter().map(|r| r.outcome).collect()
+    };
+    // Skipped within the one stream, not answered by asking again.
+    assert_eq!(fake.requests().len(), 1, "{:?}", outcomes(&fake));
 
     // Cut before any token: retried transparently.
     fake.faults().push(Fault::DropMidStream { after: 2 });
     let (text, end) = collect(&llm, request("again")).await;
     assert!(matches!(end, LlmEvent::Done { .. }), "{end:?}");
     assert!(text.starts_with("You said: again."), "{text}");
+    let reqs = fake.requests();
+    assert_eq!(
+        reqs.len(),
+        3,
+        "the cut request and its retry: {:?}",
+        outcomes(&fake)
+    );
+    assert_eq!(reqs[1].body["messages"], reqs[2].body["messages"]);
+    eventually("the fake records the cut", Duration::from_secs(20), || {
+        fake.requests()[1].outcome.as_deref() == Some("dropped-by-fault")
+    })
+    .await;
 
     // An error event after tokens were spoken cannot be retried: reported.
     fake.faults().push(Fault::StreamError { after: 60 });
@@ -271,6 +288,7 @@ async fn malformed_chunk_is_skipped_and_mid_stream_failures_are_handled() {
         panic!("{end:?}")
     };
     assert_eq!(e.kind, ProviderErrorKind::Unavailable);
+    assert_eq!(fake.requests().len(), 4, "{:?}", outcomes(&fake));
 }
 
 #[tokio::test]

@@ -442,7 +442,11 @@ impl Config {
             openai_api_key,
             llm_model: r.str_or("LLM_MODEL", "gpt-4o-mini"),
             llm_temperature: r.float("LLM_TEMPERATURE", 0.7, (0.0, 2.0))?,
-            llm_max_tokens: r.num("LLM_MAX_TOKENS", 300)?,
+            llm_max_tokens: match r.num("LLM_MAX_TOKENS", 300)? {
+                // Sent as `max_tokens`, which the API refuses below 1.
+                0 => return Err(err("LLM_MAX_TOKENS", "must be at least 1")),
+                n => n,
+            },
             elevenlabs_url: r.url(
                 "ELEVENLABS_URL",
                 "https://api.elevenlabs.io",
@@ -722,6 +726,7 @@ mod tests {
             ("ELEVENLABS_API_KEY", "sk-abcdefghijklmnop"),
             ("TTS_PROTECTED_PHRASES", "maybe"),
             ("LLM_TEMPERATURE", "7"),
+            ("LLM_MAX_TOKENS", "0"),
             ("VAD_AGGRESSIVENESS", "9"),
             ("PROTECTED_PATTERNS", "(unclosed"),
             ("ADMIN_TOKEN", "short-admin-token"),

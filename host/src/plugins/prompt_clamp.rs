@@ -1,9 +1,14 @@
 //! Bounds on what a prompt plug-in may ask of the LLM, applied where its output enters the host
-//! so the session can trust it: `max_tokens` at most the host's `LLM_MAX_TOKENS`, at most
-//! [`MAX_MESSAGES`] messages and [`MAX_CHARS`] characters. When there is too much, the newest
-//! message and the system messages are kept first, then the rest of the history newest first.
+//! so the session can trust it: `max_tokens` from 1 to the host's `LLM_MAX_TOKENS`,
+//! `temperature` within the API's 0..=2 (a value outside would have the request refused), at
+//! most [`MAX_MESSAGES`] messages and [`MAX_CHARS`] characters. When there is too much, the
+//! newest message and the system messages are kept first, then the rest of the history newest
+//! first.
 
 use crate::behaviour::{ChatMessage, PromptOutput, Role};
+
+/// The sampling temperature range chat-completions APIs accept.
+const TEMPERATURE: (f32, f32) = (0.0, 2.0);
 
 /// Messages one LLM request from a plug-in may hold.
 pub const MAX_MESSAGES: usize = 64;
@@ -23,7 +28,12 @@ pub(crate) fn clamp(out: PromptOutput, max_tokens: u32) -> PromptOutput {
             messages,
             mut settings,
         } => {
-            settings.max_tokens = settings.max_tokens.map(|t| t.min(max_tokens));
+            // The API refuses a limit of 0 as it refuses one above its own.
+            settings.max_tokens = settings.max_tokens.map(|t| t.clamp(1, max_tokens.max(1)));
+            settings.temperature = settings
+                .temperature
+                .filter(|t| t.is_finite())
+                .map(|t| t.clamp(TEMPERATURE.0, TEMPERATURE.1));
             PromptOutput::Llm {
                 messages: clamp_messages(messages),
                 settings,
@@ -130,6 +140,29 @@ mod tests {
         );
         assert_eq!(parts(clamp(llm(msg.clone(), Some(20)), 300)).1, Some(20));
         assert_eq!(parts(clamp(llm(msg, None), 300)).1, None);
+    }
+
+    #[test]
+    fn generation_settings_stay_within_what_the_api_accepts() {
+        let msg = vec![ChatMessage::new(Role::User, "hi")];
+        assert_eq!(parts(clamp(llm(msg.clone(), Some(0)), 300)).1, Some(1));
+        let settings = |t: f32| match clamp(
+            PromptOutput::Llm {
+                messages: msg.clone(),
+                settings: GenerationSettings {
+                    temperature: Some(t),
+                    max_tokens: None,
+                },
+            },
+            300,
+        ) {
+            PromptOutput::Llm { settings, .. } => settings.temperature,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(settings(7.5), Some(2.0));
+        assert_eq!(settings(-1.0), Some(0.0));
+        assert_eq!(settings(0.4), Some(0.4));
+        assert_eq!(settings(f32::NAN), None);
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! A local Deepgram live-streaming server (`/v1/listen`) speaking the documented protocol:
-//! handshake auth and query validation, energy-driven interim/final `Results`, `SpeechStarted`,
-//! `UtteranceEnd`, `KeepAlive`/`Finalize`/`CloseStream`, `Metadata` and the idle close
-//! (1011 `NET-0001`).
+//! handshake auth and query validation (HTTP 400 for a value it cannot read), interim/final
+//! `Results` for audio that is voice as the query declared it, `SpeechStarted`, `UtteranceEnd`,
+//! `KeepAlive`/`Finalize`/`CloseStream` (anything else is refused with a 1008 close),
+//! `Metadata` and the idle close (1011 `NET-0001`).
 
+mod control;
+mod linear16;
+mod query;
 mod transcriber;
+pub mod voice;
 
 pub use transcriber::Script;
 
@@ -15,6 +20,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use control::Control;
+use linear16::Linear16;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
@@ -83,12 +90,13 @@ pub struct DeepgramConnection {
     pub refused: Option<u16>,
     pub audio_bytes: usize,
     pub binary_frames: usize,
-    /// Control messages received, by `type` (`KeepAlive`, `Finalize`, `CloseStream`).
+    /// Control messages received, by `type` (`KeepAlive`, `Finalize`, `CloseStream`), or
+    /// `refused` for a text frame that is none of them.
     pub control: Vec<String>,
     /// Text frames sent to the client.
     pub sent: Vec<Value>,
     /// How the connection ended: `client-close`, `close-stream`, `idle`, `dropped-by-fault`,
-    /// `client-gone`, `shutdown`; `None` while open.
+    /// `client-gone`, `shutdown`, `refused-message`, `refused` (handshake); `None` while open.
     pub ended: Option<String>,
 }
 
@@ -245,63 +253,30 @@ async fn listen(
             );
         }
     }
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let flag = |name: &str| param(name) == Some("true");
-    let sample_rate = match (param("encoding"), param("sample_rate")) {
-        (Some(_), None) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "INVALID_QUERY_PARAMETER",
-                "sample_rate is required with encoding.",
-            )
+    let asked = match query::parse(&query) {
+        Ok(q) => q,
+        Err(message) => {
+            return refuse(StatusCode::BAD_REQUEST, "INVALID_QUERY_PARAMETER", &message)
         }
-        (_, Some(rate)) => match rate.parse::<u32>() {
-            Ok(r) if (8000..=48_000).contains(&r) => r,
-            _ => {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_QUERY_PARAMETER",
-                    "Invalid sample_rate.",
-                )
-            }
-        },
-        (None, None) => 16_000,
-    };
-    if let Some(enc) = param("encoding") {
-        if enc != "linear16" {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "INVALID_QUERY_PARAMETER",
-                "This fake decodes linear16 only.",
-            );
-        }
-    }
-    let endpointing_ms = match param("endpointing") {
-        Some("false") => u32::MAX / 2,
-        Some(v) => v.parse().unwrap_or(10),
-        None => 10,
     };
     let options = Options {
-        sample_rate,
-        interim_results: flag("interim_results"),
-        endpointing_ms,
-        utterance_end_ms: param("utterance_end_ms").and_then(|v| v.parse().ok()),
-        vad_events: flag("vad_events"),
-        smart_format: flag("smart_format"),
+        sample_rate: asked.sample_rate,
+        interim_results: asked.interim_results,
+        // Off means no pause ever ends an utterance by itself.
+        endpointing_ms: asked.endpointing_ms.unwrap_or(u32::MAX / 2),
+        utterance_end_ms: asked.utterance_end_ms,
+        vad_events: asked.vad_events,
+        smart_format: asked.smart_format,
         speech_rms: shared.script.speech_rms,
         request_id: uuid::Uuid::new_v4().to_string(),
     };
+    let channels = asked.channels;
     let ws = if subprotocol_key.is_some() {
         ws.protocols(["token"])
     } else {
         ws
     };
-    ws.on_upgrade(move |socket| serve(socket, shared, id, options, fault))
+    ws.on_upgrade(move |socket| serve(socket, shared, id, options, channels, fault))
 }
 
 /// Serves one upgraded connection.
@@ -310,9 +285,11 @@ async fn serve(
     shared: Arc<Shared>,
     id: usize,
     options: Options,
+    channels: u32,
     fault: Option<Fault>,
 ) {
     let request_id = options.request_id.clone();
+    let mut decoder = Linear16::new(channels);
     let mut transcriber = Transcriber::new(options, shared.transcripts.clone());
     let mut hasher = Sha256::new();
     let mut received = 0usize;
@@ -366,39 +343,38 @@ async fn serve(
                         break "dropped-by-fault";
                     }
                 }
-                let samples: Vec<i16> = bytes
-                    .chunks_exact(2)
-                    .map(|p| i16::from_le_bytes([p[0], p[1]]))
-                    .collect();
-                transcriber.push(&samples, &mut out);
+                transcriber.push(&decoder.push(&bytes), &mut out);
             }
-            Ok(Some(Ok(Message::Text(text)))) => {
-                let kind = serde_json::from_str::<Value>(text.as_str())
-                    .ok()
-                    .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
-                    .unwrap_or_else(|| "unknown".into());
-                shared.update(id, |c| c.control.push(kind.clone()));
-                match kind.as_str() {
-                    "Finalize" => transcriber.finalize(&mut out),
-                    "CloseStream" => {
-                        transcriber.close(&mut out);
-                        if send_all(&mut socket, &shared, id, out).await.is_err() {
-                            break "client-gone";
-                        }
-                        let _ = close_with_metadata(
-                            &mut socket,
-                            &shared,
-                            id,
-                            &request_id,
-                            &hasher,
-                            &transcriber,
-                        )
-                        .await;
-                        break "close-stream";
-                    }
-                    _ => {}
+            Ok(Some(Ok(Message::Text(text)))) => match control::parse(text.as_str()) {
+                Err(reason) => {
+                    shared.update(id, |c| c.control.push("refused".into()));
+                    let _ = refuse_message(&mut socket, &shared, id, &reason).await;
+                    break "refused-message";
                 }
-            }
+                Ok(kind) => {
+                    shared.update(id, |c| c.control.push(kind.name().into()));
+                    match kind {
+                        Control::KeepAlive => {}
+                        Control::Finalize => transcriber.finalize(&mut out),
+                        Control::CloseStream => {
+                            transcriber.close(&mut out);
+                            if send_all(&mut socket, &shared, id, out).await.is_err() {
+                                break "client-gone";
+                            }
+                            let _ = close_with_metadata(
+                                &mut socket,
+                                &shared,
+                                id,
+                                &request_id,
+                                &hasher,
+                                &transcriber,
+                            )
+                            .await;
+                            break "close-stream";
+                        }
+                    }
+                }
+            },
             Ok(Some(Ok(_))) => {}
         }
         if malformed_pending && !out.is_empty() {
@@ -416,6 +392,25 @@ async fn serve(
         }
     };
     shared.update(id, |c| c.ended = Some(ended.to_string()));
+}
+
+/// Refuses a text frame: an `Error` message in the shape older SDKs read, then a 1008 close
+/// whose reason says what was wrong (current clients see only the close).
+async fn refuse_message(
+    socket: &mut WebSocket,
+    shared: &Shared,
+    id: usize,
+    reason: &str,
+) -> Result<(), axum::Error> {
+    let error = json!({"type": "Error", "variant": "INVALID_MESSAGE",
+                       "description": reason, "message": reason});
+    send_all(socket, shared, id, vec![error]).await?;
+    socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 1008,
+            reason: reason.chars().take(120).collect::<String>().into(),
+        })))
+        .await
 }
 
 async fn send_all(

@@ -1,7 +1,9 @@
-//! The fake's "recogniser": finds utterances by energy in the received audio and answers each
-//! with the next scripted transcript, timed by audio time (not wall time), so results do not
-//! depend on how fast the client sends.
+//! The fake's "recogniser": finds utterances in the received audio (loud frames that are voice
+//! at the declared rate, see [`super::voice`]) and answers each with the next scripted
+//! transcript, timed by audio time (not wall time), so results do not depend on how fast the
+//! client sends.
 
+use super::voice;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -65,6 +67,8 @@ pub struct Transcriber {
     script: Script,
     frame: Vec<i16>,
     frame_len: usize,
+    /// The previous frame and the current one: voice is judged over 40 ms.
+    window: Vec<i16>,
     /// Audio received so far, ms.
     now_ms: f64,
     /// Everything before this is finalised.
@@ -87,6 +91,7 @@ impl Transcriber {
             script,
             frame: Vec::with_capacity(frame_len),
             frame_len,
+            window: vec![0; 2 * frame_len],
             now_ms: 0.0,
             window_start_ms: 0.0,
             current: None,
@@ -118,7 +123,10 @@ impl Transcriber {
         let frame_ms = 20.0;
         let start = self.now_ms;
         self.now_ms += frame_ms;
-        let speech = rms >= self.opts.speech_rms;
+        self.window.drain(..frame.len());
+        self.window.extend_from_slice(frame);
+        let speech =
+            rms >= self.opts.speech_rms && voice::is_voice(&self.window, self.opts.sample_rate);
         let endpoint = f64::from(self.opts.endpointing_ms.max(100));
         match (&mut self.current, speech) {
             (None, true) => {

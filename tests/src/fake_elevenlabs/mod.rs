@@ -1,7 +1,9 @@
 //! A local ElevenLabs text-to-speech server: the `stream-input` WebSocket (init message with
 //! voice settings and key, text, `flush`, end of input, base64 audio with alignment, `isFinal`,
-//! 1008 errors) and `POST /v1/text-to-speech/{voice}/stream` (raw audio bytes).
+//! 1008 errors, messages refused as the service refuses them: see [`messages`]) and
+//! `POST /v1/text-to-speech/{voice}/stream` (raw audio bytes).
 
+pub mod messages;
 pub mod synth;
 
 use crate::faults::{Fault, Faults};
@@ -57,7 +59,8 @@ pub struct ElevenLabsRequest {
     pub audio_messages_sent: usize,
     pub audio_bytes_sent: usize,
     /// `final` (isFinal sent and closed), `client-close`, `client-gone`, `refused <code>`,
-    /// `auth`, `idle`, `dropped-by-fault`, `completed` (HTTP); `None` while open.
+    /// `auth`, `idle`, `invalid` (a message refused), `dropped-by-fault`, `completed` (HTTP);
+    /// `None` while open.
     pub ended: Option<String>,
 }
 
@@ -239,7 +242,7 @@ const SCHEDULE_CHARS: usize = 120;
 
 async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: WsOptions) {
     let mut buffer = String::new();
-    let mut initialised = false;
+    let mut init: Option<Value> = None;
     let mut sent_audio = 0usize;
     let mut malformed_pending = matches!(opts.fault, Some(Fault::Malformed));
     let drop_after = match opts.fault {
@@ -267,19 +270,23 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
             Ok(v) => v,
             Err(_) => {
                 let _ =
-                    close_with_error(&mut socket, "invalid_message", "Message is not valid JSON.")
+                    close_with_error(&mut socket, "invalid_input_message", messages::UNPARSEABLE)
                         .await;
                 break "invalid".into();
             }
         };
         shared.update(id, |r| r.messages.push(message.clone()));
+        if let Err(refusal) = messages::check(&message, init.as_ref()) {
+            let _ = close_with_error(&mut socket, refusal.code, &refusal.message).await;
+            break "invalid".into();
+        }
         let text = message
             .get("text")
             .and_then(Value::as_str)
-            .unwrap_or(" ")
+            .unwrap_or_default()
             .to_string();
-        if !initialised {
-            initialised = true;
+        if init.is_none() {
+            init = Some(message.clone());
             if let Some(expected) = &shared.script.api_key {
                 let in_message = message
                     .get("xi-api-key")

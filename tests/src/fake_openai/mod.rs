@@ -1,8 +1,11 @@
 //! A local OpenAI-compatible chat-completions server (`POST /v1/chat/completions`): streams SSE
-//! in small, oddly split chunks, emits tool calls on demand, answers 401/429/500 and records
-//! every request and whether the client hung up.
+//! in small, oddly split chunks, emits tool calls on demand, answers 401/429/500, refuses with
+//! 400 what the real API refuses (see [`validate`]) and records every request and whether the
+//! client hung up.
 
+mod messages;
 mod replies;
+pub mod validate;
 
 use crate::faults::{Fault, Faults};
 use crate::server::{ServerHandle, Shutdown};
@@ -141,6 +144,17 @@ impl FakeOpenAi {
     }
 }
 
+/// The API's 400 body for a refused request.
+fn invalid_response(invalid: validate::Invalid) -> Response {
+    let body = json!({"error": {"message": invalid.message, "type": "invalid_request_error",
+                                "param": invalid.param, "code": invalid.code}});
+    let mut response = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert("x-request-id", HeaderValue::from_static("req_fake_invalid"));
+    response
+}
+
 fn error_response(
     code: u16,
     retry_after: Option<Duration>,
@@ -188,6 +202,7 @@ async fn completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Unparseable bodies are logged as `null` and refused by validation below.
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let id = {
         let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
@@ -224,18 +239,24 @@ async fn completions(
         shared.set_outcome(id, &format!("status {code}"));
         return error_response(code, retry_after, presented);
     }
+    if let Err(invalid) = validate::request(&body) {
+        shared.set_outcome(id, "status 400");
+        return invalid_response(invalid);
+    }
+    if body.get("stream") != Some(&json!(true)) {
+        // Valid for the real API (a whole JSON completion), but this fake only streams.
+        shared.set_outcome(id, "status 400");
+        return invalid_response(validate::Invalid {
+            message: "This local server answers streamed requests only ('stream': true).".into(),
+            param: Some("stream".into()),
+            code: None,
+        });
+    }
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    if messages.is_empty()
-        || body.get("model").and_then(Value::as_str).is_none()
-        || body.get("stream") != Some(&json!(true))
-    {
-        shared.set_outcome(id, "status 400");
-        return error_response(400, None, presented);
-    }
     let model = body["model"].as_str().unwrap_or("gpt-4o-mini");
     let completion = Completion::new(model);
     let prompt_tokens = messages.len() as u32 * 10;
