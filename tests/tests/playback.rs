@@ -102,7 +102,11 @@ async fn a_playback_report_sets_what_was_heard_and_what_is_remembered() {
         .wait_for(LIMIT, |m| m["type"] == "agent_done" && m["text"] == ANSWER)
         .await;
     assert!(answered.is_some(), "{:?}", c.messages);
-    let last = s.openai.requests().pop().expect("the question reached the LLM");
+    let last = s
+        .openai
+        .requests()
+        .pop()
+        .expect("the question reached the LLM");
     let remembered: Vec<&Value> = last.body["messages"]
         .as_array()
         .unwrap()
@@ -150,7 +154,9 @@ async fn a_malformed_playback_report_is_an_error_and_the_session_goes_on() {
         let e = c.expect_type("error", LIMIT).await;
         assert_eq!(e["code"], "bad_message", "{bad}: {e}");
         assert_eq!(e["fatal"], false, "{bad}: {e}");
-        assert!(e["message"].as_str().is_some_and(|m| m.contains("playback")));
+        assert!(e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("playback")));
     }
     // A well-formed report with no reply playing is accepted silently, and the session serves.
     c.send_json(json!({"type": "playback", "played_ms": 0}))
