@@ -39,13 +39,19 @@ pub fn config_with_toml<K: AsRef<str>, V: AsRef<str>>(toml: &str, pairs: &[(K, V
 
 /// Serve `cfg` on 127.0.0.1:0.
 pub async fn start(cfg: Config) -> ServerHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    start_on(cfg, listener).await
+}
+
+/// Serve `cfg` on a listener the test prepared (e.g. with small socket buffers, which accepted
+/// connections inherit).
+pub async fn start_on(cfg: Config, listener: tokio::net::TcpListener) -> ServerHandle {
     let prepared = tokio::task::spawn_blocking(move || server::prepare(cfg))
         .await
         .expect("prepare task")
         .expect("server prepares");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
     ServerHandle::spawn(prepared, listener).expect("server starts")
 }
 
@@ -76,6 +82,21 @@ impl CloudStack {
         toml: &str,
         extra: &[(&str, &str)],
     ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        Self::start_on(listener, deepgram, openai, elevenlabs, toml, extra).await
+    }
+
+    /// [`CloudStack::start_with_toml`] with the host serving on `listener`.
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        deepgram: DeepgramScript,
+        openai: OpenAiScript,
+        elevenlabs: ElevenLabsScript,
+        toml: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let deepgram = FakeDeepgram::start(deepgram.with_key(DEEPGRAM_KEY))
             .await
             .expect("fake deepgram");
@@ -85,10 +106,10 @@ impl CloudStack {
         let elevenlabs = FakeElevenLabs::start(elevenlabs.with_key(ELEVENLABS_KEY))
             .await
             .expect("fake elevenlabs");
-        let host = start(config_with_toml(
-            toml,
-            &provider_pairs(&deepgram, &openai, &elevenlabs, extra),
-        ))
+        let host = start_on(
+            config_with_toml(toml, &provider_pairs(&deepgram, &openai, &elevenlabs, extra)),
+            listener,
+        )
         .await;
         Self {
             deepgram,

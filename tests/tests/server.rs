@@ -114,6 +114,7 @@ async fn capacity_is_enforced_with_retry_after() {
         .expect("second session refused");
     assert_eq!(refused.status, 503);
     assert_eq!(refused.retry_after.as_deref(), Some("1"));
+    assert_eq!(body_code(&refused.body), "at_capacity", "{}", refused.body);
     let (status, body) = get(s.host.addr, "/readyz").await;
     assert_eq!(status, 503);
     assert!(
@@ -131,6 +132,12 @@ async fn capacity_is_enforced_with_retry_after() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(admitted, "slot was not released");
+}
+
+/// The `code` of a refused upgrade's JSON body.
+fn body_code(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).expect("JSON error body");
+    v["code"].as_str().unwrap_or_default().to_string()
 }
 
 async fn expect_error(c: &mut AgentClient, code: &str) -> serde_json::Value {
@@ -285,6 +292,41 @@ async fn graceful_shutdown_finishes_the_turn_then_closes_1001() {
     s.host.wait().await;
     // Nothing listens any more.
     assert!(AgentClient::connect(addr, None).await.is_err());
+}
+
+#[tokio::test]
+async fn while_draining_new_sessions_get_503_with_retry_after() {
+    let mut s = stack(&[("DRAIN_TIMEOUT_MS", "30000")]).await;
+    let addr = s.host.addr;
+    let mut busy = AgentClient::start(addr, pcm16k(), None).await;
+    // The fake echoes the question: a reply of about 20 s keeps the drain going.
+    let long = format!("tell me about {}", "the sea and the ships ".repeat(12));
+    busy.send_json(json!({"type": "text", "text": long})).await;
+    busy.expect_type("agent_text", LONG).await;
+    s.host.begin_shutdown();
+    busy.expect_type("shutdown", LONG).await;
+    // The listener still answers while the turn in flight finishes: with a refusal.
+    let refused = AgentClient::connect(addr, None)
+        .await
+        .err()
+        .expect("no new session while draining");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.retry_after.as_deref(), Some("5"));
+    assert_eq!(body_code(&refused.body), "draining", "{}", refused.body);
+    let (status, body) = get(addr, "/readyz").await;
+    assert_eq!(status, 503);
+    assert!(
+        body["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "draining"),
+        "{body}"
+    );
+    // The session leaving ends the drain.
+    busy.send_json(json!({"type": "stop"})).await;
+    busy.expect_close(LONG).await;
+    s.host.wait().await;
 }
 
 #[tokio::test]

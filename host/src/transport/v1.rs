@@ -13,12 +13,15 @@ use crate::admission::Admitted;
 use crate::audio::AudioFormat;
 use crate::config::Config;
 use crate::resume::ResumeToken;
-use crate::session::{driver, outbound, Inbound, Outbound, SessionResume, StartParams};
+use crate::session::{
+    driver, outbound, Inbound, Outbound, OutboundTx, SessionResume, StartParams,
+};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 const INBOUND_CAPACITY: usize = 64;
 
@@ -119,6 +122,33 @@ fn accept_start(
         },
         resume,
     ))
+}
+
+/// Wait for the session task to end, or for the reader to end first (the client left or broke
+/// protocol; the session then has a moment to wind down). A session that panicked is counted,
+/// and its client told (`internal`) and closed with 1011.
+async fn supervise(
+    mut session: JoinHandle<()>,
+    reader: impl std::future::Future<Output = ()>,
+    out: &OutboundTx,
+) {
+    tokio::select! {
+        _ = reader => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut session).await;
+            session.abort();
+        }
+        result = &mut session => {
+            if result.is_err_and(|e| e.is_panic()) {
+                crate::metrics::global().session_panics.inc();
+                tracing::error!("session task panicked");
+                let _ = out.json(
+                    ServerMessage::error("internal", "internal error; the session ended", true)
+                        .to_json(),
+                );
+                out.close(close::INTERNAL, "internal error");
+            }
+        }
+    }
 }
 
 /// Serve one admitted `/agent` connection.
@@ -323,26 +353,7 @@ pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
         // Dropping `in_tx` tells the session the client left.
     };
 
-    let mut session = session;
-    tokio::select! {
-        _ = reader => {
-            // The client left or broke protocol: let the session wind down.
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut session).await;
-            session.abort();
-        }
-        result = &mut session => {
-            if let Err(e) = result {
-                if e.is_panic() {
-                    metrics.session_panics.inc();
-                    tracing::error!("session task panicked");
-                    let _ = out_tx.json(
-                        ServerMessage::error("internal", "internal error; the session ended", true).to_json(),
-                    );
-                    out_tx.close(close::INTERNAL, "internal error");
-                }
-            }
-        }
-    }
+    supervise(session, reader, &out_tx).await;
     drop(out_tx);
     // The slot is held until the socket is gone: the writer finishes its close (bounded by the
     // send timeout) or is stopped, and with it the connection.
@@ -356,4 +367,39 @@ pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
     metrics.sessions_active.dec();
     tracing::info!("session ended");
     drop(admitted);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No client input is known to panic a session; the catch is checked here with a task
+    /// that does.
+    #[tokio::test]
+    async fn a_session_that_panics_ends_with_internal_and_1011() {
+        let (tx, mut rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
+        let before = crate::metrics::global().session_panics.get();
+        let session = tokio::spawn(async { panic!("a fault inside the session") });
+        supervise(session, std::future::pending(), &tx).await;
+        let Some(Outbound::Json(text)) = rx.recv().await else {
+            panic!("no error event")
+        };
+        let error: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(error["type"], "error");
+        assert_eq!(error["code"], "internal");
+        assert_eq!(error["fatal"], true);
+        assert!(matches!(
+            rx.recv().await,
+            Some(Outbound::Close { code: 1011, .. })
+        ));
+        assert!(crate::metrics::global().session_panics.get() > before);
+    }
+
+    #[tokio::test]
+    async fn a_session_that_ends_normally_is_not_reported() {
+        let (tx, mut rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
+        supervise(tokio::spawn(async {}), std::future::pending(), &tx).await;
+        drop(tx);
+        assert_eq!(rx.recv().await, None, "no error and no close of its own");
+    }
 }

@@ -1,0 +1,570 @@
+//! Every configuration variable the README documents (and every one the host reads) reaches
+//! what it configures. One table: each variable is set and its effect observed through a client
+//! or the provider fakes, or the table names the test that observes it elsewhere, or says
+//! plainly why it is not observed end to end. A variable missing from the table fails the test,
+//! so a new one cannot be added untested by accident.
+
+use futures_util::future::LocalBoxFuture;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use voice_host::admission::token::{mint_hs256, now_s, Claims};
+use voice_tests::agent_client::{AgentClient, Refused};
+use voice_tests::fake_deepgram::DeepgramScript;
+use voice_tests::fake_elevenlabs::ElevenLabsScript;
+use voice_tests::fake_openai::OpenAiScript;
+use voice_tests::host::{CloudStack, DEEPGRAM_KEY, ELEVENLABS_KEY, OPENAI_KEY};
+use voice_tests::{eventually, speech, Fault};
+
+const LIMIT: Duration = Duration::from_secs(20);
+const REPLY: &str = "It is sunny in Paris today.";
+const SECRET: &str = "config-test-secret-0123456789abcdef";
+/// A P-256 key pair made for this test only.
+const EC_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgG6vAxyUJhDrcoPdC
+txP48d8FJGAF7VvNPaapWWtohI6hRANCAAQEPOcLm2IrVe2qsZ/VptoAH3c0HK2t
+nM4Qqd0t0+ij/eK4+3fBuH0grWeCGNbs3Rx/MzjZpGhaGutQGirjHKJc
+-----END PRIVATE KEY-----";
+const EC_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEBDznC5tiK1XtqrGf1abaAB93NByt
+rZzOEKndLdPoo/3iuPt3wbh9IK1nghjW7N0cfzM42aRoWhrrUBoq4xyiXA==
+-----END PUBLIC KEY-----";
+
+/// How a row's variables are shown to take effect.
+enum How {
+    /// Set here and observed through a session, a client or a fake.
+    Here(fn() -> LocalBoxFuture<'static, ()>),
+    /// Observed by this test elsewhere.
+    Elsewhere(&'static str),
+    /// Not observed end to end, and why.
+    NotObserved(&'static str),
+}
+
+fn cases() -> Vec<(&'static [&'static str], How)> {
+    use How::*;
+    vec![
+        (&["BIND", "PORT", "LOG_FORMAT"], Elsewhere("host/tests/cli.rs sigterm_drains_and_exits_0: the binary listens on BIND:PORT and logs JSON lines")),
+        (&["ALLOWED_ORIGINS"], Here(|| Box::pin(allowed_origins()))),
+        (&["MAX_SESSIONS"], Here(|| Box::pin(max_sessions()))),
+        (&["DRAIN_TIMEOUT_MS"], Elsewhere("tests/tests/server.rs drain_timeout_closes_sessions_still_speaking")),
+        (&["ADMIN_TOKEN"], Elsewhere("tests/tests/plugins_hot_swap_server.rs and admission.rs: admin calls need the bearer token")),
+        (&["ADMIN_BIND"], Elsewhere("tests/tests/admission.rs: the admin routes on their own listener")),
+        (&["AUTH_SECRET"], Here(|| Box::pin(auth_secret()))),
+        (&["AUTH_PUBLIC_KEY"], Here(|| Box::pin(auth_public_key()))),
+        (&["TWILIO_AUTH_TOKEN", "PUBLIC_URL"], Elsewhere("tests/tests/admission.rs: the signed Twilio webhook and its stream token")),
+        (&["TRUSTED_PROXIES"], Elsewhere("tests/tests/admission.rs one_ip_past_its_cap_gets_429_while_another_is_served")),
+        (&["MAX_SESSIONS_PER_IP"], Here(|| Box::pin(max_sessions_per_ip()))),
+        (&["CONNECT_RATE_PER_MIN", "CONNECT_BURST"], Here(|| Box::pin(connect_rate()))),
+        (&["START_TIMEOUT_MS"], Here(|| Box::pin(start_timeout()))),
+        (&["IDLE_TIMEOUT_MS"], Here(|| Box::pin(idle_timeout()))),
+        (&["MAX_SESSION_MS"], Here(|| Box::pin(max_session()))),
+        (&["TEXT_TURNS_PER_MIN"], Here(|| Box::pin(text_turns()))),
+        (&["STT_PROVIDER", "MODELS_DIR"], Here(|| Box::pin(local_stt()))),
+        (&["LLM_PROVIDER"], Here(|| Box::pin(local_llm()))),
+        (&["TTS_PROVIDER"], Here(|| Box::pin(local_tts()))),
+        (&["DEEPGRAM_URL", "DEEPGRAM_API_KEY", "DEEPGRAM_MODEL", "STT_LANGUAGE"], Here(|| Box::pin(deepgram()))),
+        (&["OPENAI_BASE_URL", "OPENAI_API_KEY", "LLM_MODEL", "LLM_TEMPERATURE", "LLM_MAX_TOKENS"], Here(|| Box::pin(openai()))),
+        (&["ELEVENLABS_URL", "ELEVENLABS_API_KEY", "VOICE_ID", "ELEVENLABS_MODEL_ID"], Here(|| Box::pin(elevenlabs()))),
+        (&["ELEVENLABS_TRANSPORT"], Here(|| Box::pin(elevenlabs_http()))),
+        (&["STT_SILENCE_TIMEOUT_MS"], NotObserved("the fake recogniser always finalises, so the silence timeout never decides a turn; orchestrator unit tests cover it")),
+        (&["STT_FINALIZE_WAIT_MS"], NotObserved("the fake recogniser answers Finalize at once, so the wait never runs out; orchestrator unit tests cover it")),
+        (&["LLM_STALL_TIMEOUT_MS"], Here(|| Box::pin(llm_stall()))),
+        (&["TTS_STALL_TIMEOUT_MS"], Here(|| Box::pin(tts_stall()))),
+        (&["TTS_MIN_DURATION_MS", "TTS_BARGE_THRESHOLD_WORDS", "TTS_PROTECTED_PHRASES"], Elsewhere("tests/tests/pipeline_cloud.rs speech_in_agent_voice_out_with_barge_in (0, 2 and false let a short barge-in interrupt at once); conversation.rs for the defaults")),
+        (&["PROTECTED_PATTERNS"], NotObserved("only the built-in patterns are exercised end to end (pipeline_cloud.rs); custom patterns by orchestrator unit tests")),
+        (&["BARGE_IN_PAUSE_TIMEOUT_MS"], NotObserved("a pause needs the barge-in plug-in's pause answer; orchestrator_tests/pause.rs covers the timeout")),
+        (&["AUDIO_LEAD_MS"], NotObserved("its only effect is timing (how early audio is sent); session::playout unit tests cover the pacing")),
+        (&["VAD_START_FRAMES"], Here(|| Box::pin(vad_start_frames()))),
+        (&["VAD_HANGOVER_MS"], Here(|| Box::pin(vad_hangover()))),
+        (&["VAD_AGGRESSIVENESS"], NotObserved("the synthetic voice is speech in every mode; audio::vad unit tests cover the modes")),
+        (&["MEMORY_TURNS"], Here(|| Box::pin(memory_turns()))),
+        (&["MEMORY_CHARS"], Here(|| Box::pin(memory_chars()))),
+        (&["SYSTEM_PROMPT"], Here(|| Box::pin(system_prompt()))),
+        (&["GREETING"], Here(|| Box::pin(greeting()))),
+        (&["PLUGIN_DIR"], NotObserved("the default plug-in paths; the tests name each plug-in's path instead")),
+        (&["INTENT_PLUGIN", "PROMPT_PLUGIN", "PLUGIN_DEADLINE_MS", "PLUGIN_FAULT_WINDOW_MS", "PLUGIN_QUARANTINE_BACKOFF_MS"], Elsewhere("tests/tests/plugins_faults_server.rs and plugins_python_server.rs")),
+        (&["BARGE_IN_PLUGIN"], Elsewhere("tests/tests/conversation.rs a_seven_word_barge_in_interrupts_with_each_reference_barge_in_plugin")),
+        (&["PLUGIN_WATCH"], Elsewhere("tests/tests/plugins_hot_swap_server.rs")),
+        (&["PLUGIN_MEMORY_MB", "PLUGIN_SESSION_FAULT_LIMIT", "PLUGIN_QUARANTINE_SESSIONS"], NotObserved("host/tests/plugins_hostile.rs and plugins_faults.rs set the same limits through PluginSettings, not through the variables")),
+    ]
+}
+
+/// The variables named in the first column of the README's configuration table.
+fn readme_variables() -> BTreeSet<String> {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("## Configuration")
+        .nth(1)
+        .expect("README has a Configuration section");
+    let section = section.split("\n## ").next().unwrap();
+    let mut names = BTreeSet::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let first = row.split('|').nth(1).unwrap();
+        for name in first.split('`').skip(1).step_by(2) {
+            names.insert(name.trim().to_string());
+        }
+    }
+    assert!(names.len() > 40, "README table not found: {names:?}");
+    names
+}
+
+#[tokio::test]
+async fn every_configuration_variable_reaches_what_it_configures() {
+    let cases = cases();
+    let listed: Vec<&str> = cases.iter().flat_map(|(v, _)| v.iter().copied()).collect();
+    let unique: BTreeSet<&str> = listed.iter().copied().collect();
+    assert_eq!(unique.len(), listed.len(), "a variable is listed twice");
+    let mut documented = readme_variables();
+    documented.extend(
+        voice_host::config::vars::names()
+            .iter()
+            .map(|n| n.to_string()),
+    );
+    let missing: Vec<&String> = documented
+        .iter()
+        .filter(|n| !unique.contains(n.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "variables without a case: {missing:?}");
+    let stale: Vec<&&str> = unique
+        .iter()
+        .filter(|n| !documented.contains(**n))
+        .collect();
+    assert!(stale.is_empty(), "cases for unknown variables: {stale:?}");
+    for (vars, how) in &cases {
+        match how {
+            How::Here(check) => {
+                eprintln!("checking {vars:?}");
+                check().await;
+            }
+            How::Elsewhere(test) => eprintln!("{vars:?}: observed by {test}"),
+            How::NotObserved(why) => eprintln!("{vars:?}: not observed end to end: {why}"),
+        }
+    }
+}
+
+// ---- helpers ----
+
+async fn stack(extra: &[(&str, &str)]) -> CloudStack {
+    CloudStack::start(
+        DeepgramScript::new(["hello there"]),
+        OpenAiScript::default().reply("weather", REPLY),
+        ElevenLabsScript::default(),
+        extra,
+    )
+    .await
+}
+
+fn pcm16k() -> Value {
+    json!({"encoding": "pcm16", "sample_rate": 16000})
+}
+
+async fn session(s: &CloudStack) -> AgentClient {
+    AgentClient::start(s.host.addr, pcm16k(), None).await
+}
+
+/// A typed turn on a new session; returns the session after the reply.
+async fn typed_turn(s: &CloudStack, text: &str) -> AgentClient {
+    let mut c = session(s).await;
+    c.send_json(json!({"type": "text", "text": text})).await;
+    c.expect_type("agent_done", LIMIT).await;
+    c
+}
+
+async fn refused(s: &CloudStack, path: &str, origin: Option<&str>) -> Refused {
+    let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+    match AgentClient::connect_with(s.host.addr, path, &headers).await {
+        Ok(_) => panic!("{path} was admitted"),
+        Err(r) => r,
+    }
+}
+
+fn code(r: &Refused) -> String {
+    let v: Value = serde_json::from_str(&r.body).expect("JSON error body");
+    v["code"].as_str().unwrap_or_default().to_string()
+}
+
+fn pcm(samples: &[i16]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+/// The `vad` events of a session that streams `audio` (then 1 s of silence) in real time.
+async fn vad_events(extra: &[(&str, &str)], audio: Vec<i16>) -> Vec<String> {
+    let s = stack(extra).await;
+    let mut c = session(&s).await;
+    let mut audio = audio;
+    audio.extend(speech::silence(1000));
+    c.stream_realtime(&pcm(&audio), 640).await;
+    c.of_type("vad")
+        .iter()
+        .map(|v| v["event"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The LLM requests after three typed turns.
+async fn three_turns(extra: &[(&str, &str)]) -> Vec<Value> {
+    let s = stack(extra).await;
+    let mut c = session(&s).await;
+    for (i, text) in ["first question", "second question", "third question"]
+        .iter()
+        .enumerate()
+    {
+        c.send_json(json!({"type": "text", "text": text})).await;
+        c.wait_for(LIMIT, |m| m["type"] == "agent_done" && m["turn"] == i + 1)
+            .await
+            .expect("answered");
+    }
+    s.openai.requests().into_iter().map(|r| r.body).collect()
+}
+
+// ---- the cases ----
+
+async fn allowed_origins() {
+    let s = stack(&[("ALLOWED_ORIGINS", "https://app.example")]).await;
+    let r = refused(&s, "/agent", Some("https://evil.example")).await;
+    assert_eq!((r.status, code(&r).as_str()), (403, "origin_not_allowed"));
+    assert!(
+        AgentClient::connect(s.host.addr, Some("https://app.example"))
+            .await
+            .is_ok()
+    );
+}
+
+async fn max_sessions() {
+    let s = stack(&[("MAX_SESSIONS", "1")]).await;
+    let _first = session(&s).await;
+    let r = refused(&s, "/agent", None).await;
+    assert_eq!((r.status, code(&r).as_str()), (503, "at_capacity"));
+}
+
+async fn auth_secret() {
+    let s = stack(&[("AUTH_SECRET", SECRET)]).await;
+    let r = refused(&s, "/agent", None).await;
+    assert_eq!((r.status, code(&r).as_str()), (401, "token_missing"));
+    let claims = Claims {
+        sub: "user-1".into(),
+        exp: now_s() + 600,
+        nbf: None,
+        iat: None,
+        agent: None,
+        max_session_s: None,
+        call_sid: None,
+    };
+    let path = format!("/agent?token={}", mint_hs256(SECRET.as_bytes(), &claims));
+    assert!(AgentClient::connect_with(s.host.addr, &path, &[])
+        .await
+        .is_ok());
+}
+
+async fn auth_public_key() {
+    let s = stack(&[("AUTH_PUBLIC_KEY", EC_PUBLIC)]).await;
+    let r = refused(&s, "/agent", None).await;
+    assert_eq!((r.status, code(&r).as_str()), (401, "token_missing"));
+    let claims = json!({"sub": "user-1", "exp": now_s() + 600});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let c = AgentClient::connect_with(s.host.addr, &format!("/agent?token={token}"), &[])
+        .await
+        .expect("a token signed by the key's owner is admitted");
+    c.start_session(pcm16k(), None).await;
+    // A token signed with anything else is not.
+    let forged = mint_hs256(SECRET.as_bytes(), &serde_json::from_value(claims).unwrap());
+    let r = refused(&s, &format!("/agent?token={forged}"), None).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
+async fn max_sessions_per_ip() {
+    let s = stack(&[("MAX_SESSIONS_PER_IP", "1")]).await;
+    let _first = session(&s).await;
+    let r = refused(&s, "/agent", None).await;
+    assert_eq!((r.status, code(&r).as_str()), (429, "too_many_sessions"));
+}
+
+async fn connect_rate() {
+    let s = stack(&[("CONNECT_BURST", "1"), ("CONNECT_RATE_PER_MIN", "1")]).await;
+    let _first = AgentClient::connect(s.host.addr, None).await.unwrap();
+    let r = refused(&s, "/agent", None).await;
+    assert_eq!((r.status, code(&r).as_str()), (429, "rate_limited"));
+    // One connection a minute: the next is most of a minute away (at the default rate, 1 s).
+    let wait: u64 = r.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!(wait >= 30, "Retry-After {wait}");
+}
+
+async fn start_timeout() {
+    let s = stack(&[("START_TIMEOUT_MS", "300")]).await;
+    let mut c = AgentClient::connect(s.host.addr, None).await.unwrap();
+    // A client slow to start (2 s, well within the default 5 s) is timed out by the setting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    c.send_json(json!({"type": "start", "audio": pcm16k()}))
+        .await;
+    let e = c.expect_type("error", LIMIT).await;
+    assert_eq!(e["code"], "start_timeout", "{e}");
+    assert_eq!(c.expect_close(LIMIT).await.0, 1008);
+    assert!(c.of_type("ready").is_empty());
+}
+
+async fn idle_timeout() {
+    let s = stack(&[("IDLE_TIMEOUT_MS", "300")]).await;
+    let mut c = session(&s).await;
+    let e = c.expect_type("error", LIMIT).await;
+    assert_eq!(e["code"], "idle_timeout");
+    assert_eq!(e["message"], "no audio or text for 300 ms");
+    assert_eq!(c.expect_close(LIMIT).await.0, 1008);
+}
+
+async fn max_session() {
+    let s = stack(&[("MAX_SESSION_MS", "400")]).await;
+    let mut c = session(&s).await;
+    let e = c.expect_type("error", LIMIT).await;
+    assert_eq!(e["code"], "session_time_limit");
+    assert_eq!(e["message"], "sessions may last 400 ms");
+    assert_eq!(c.expect_close(LIMIT).await.0, 1008);
+}
+
+async fn text_turns() {
+    // Seven turns at once: past the default's burst of 5, and no limit with 0.
+    let s = stack(&[("TEXT_TURNS_PER_MIN", "0")]).await;
+    let mut c = session(&s).await;
+    for i in 0..7 {
+        c.send_json(json!({"type": "text", "text": format!("question {i}")}))
+            .await;
+    }
+    c.wait_for(LIMIT, |m| m["type"] == "agent_done" && m["turn"] == 7)
+        .await
+        .unwrap_or_else(|| panic!("the last turn was not answered: {:?}", c.messages));
+    assert!(c.of_type("error").is_empty(), "{:?}", c.of_type("error"));
+}
+
+/// An empty models directory named for this process and `what`.
+fn empty_models(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "voice-host-config-models-{}-{what}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn local_stt() {
+    let dir = empty_models("stt");
+    let s = stack(&[
+        ("STT_PROVIDER", "local"),
+        ("MODELS_DIR", dir.to_str().unwrap()),
+    ])
+    .await;
+    let mut c = session(&s).await;
+    let e = c.expect_type("error", LIMIT).await;
+    assert_eq!(e["code"], "provider_not_installed");
+    // The message names the models directory it looked in.
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains(dir.to_str().unwrap()),
+        "{e}"
+    );
+    assert!(s.deepgram.connections().is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn local_llm() {
+    let dir = empty_models("llm");
+    let s = stack(&[
+        ("LLM_PROVIDER", "local"),
+        ("MODELS_DIR", dir.to_str().unwrap()),
+    ])
+    .await;
+    let mut c = session(&s).await;
+    c.send_json(json!({"type": "text", "text": "what is the weather"}))
+        .await;
+    let e = c.expect_type("error", LIMIT).await;
+    assert_eq!(e["code"], "provider_not_installed");
+    assert!(s.openai.requests().is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn local_tts() {
+    // espeak-ng needs no model files: the reply is spoken locally.
+    let s = stack(&[("TTS_PROVIDER", "local")]).await;
+    let c = typed_turn(&s, "what is the weather").await;
+    assert!(!c.audio.is_empty(), "the local voice spoke");
+    assert!(s.elevenlabs.requests().is_empty());
+}
+
+async fn deepgram() {
+    let s = stack(&[
+        ("DEEPGRAM_MODEL", "nova-2-phonecall"),
+        ("STT_LANGUAGE", "de"),
+    ])
+    .await;
+    let mut c = session(&s).await;
+    c.stream_realtime(&pcm(&speech::utterance(300, 200)), 640)
+        .await;
+    eventually("a Deepgram connection", LIMIT, || {
+        !s.deepgram.connections().is_empty()
+    })
+    .await;
+    let conn = &s.deepgram.connections()[0];
+    assert_eq!(conn.param("model"), Some("nova-2-phonecall"));
+    assert_eq!(conn.param("language"), Some("de"));
+    assert_eq!(
+        conn.header("authorization"),
+        Some(format!("Token {DEEPGRAM_KEY}").as_str())
+    );
+}
+
+async fn openai() {
+    let s = stack(&[
+        ("LLM_MODEL", "my-model-1"),
+        ("LLM_TEMPERATURE", "0.25"),
+        ("LLM_MAX_TOKENS", "77"),
+    ])
+    .await;
+    typed_turn(&s, "what is the weather").await;
+    let r = &s.openai.requests()[0];
+    assert_eq!(r.body["model"], "my-model-1");
+    assert_eq!(r.body["temperature"], 0.25);
+    assert_eq!(r.body["max_tokens"], 77);
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {OPENAI_KEY}").as_str())
+    );
+}
+
+async fn elevenlabs() {
+    let s = stack(&[
+        ("VOICE_ID", "configVoice42"),
+        ("ELEVENLABS_MODEL_ID", "eleven_turbo_v2_5"),
+    ])
+    .await;
+    let c = typed_turn(&s, "what is the weather").await;
+    assert!(!c.audio.is_empty());
+    let r = &s.elevenlabs.requests()[0];
+    assert_eq!(r.transport, "websocket");
+    assert!(r.path.contains("/configVoice42/"), "{}", r.path);
+    assert_eq!(r.param("model_id"), Some("eleven_turbo_v2_5"));
+    let key_sent = r.header("xi-api-key") == Some(ELEVENLABS_KEY)
+        || r.messages.iter().any(|m| m["xi_api_key"] == ELEVENLABS_KEY);
+    assert!(key_sent, "{:?}", r.headers);
+}
+
+async fn elevenlabs_http() {
+    let s = stack(&[("ELEVENLABS_TRANSPORT", "http")]).await;
+    let c = typed_turn(&s, "what is the weather").await;
+    assert!(!c.audio.is_empty());
+    let requests = s.elevenlabs.requests();
+    assert!(
+        requests.iter().all(|r| r.transport == "http"),
+        "{requests:?}"
+    );
+}
+
+async fn llm_stall() {
+    // The LLM answers after 5 s: within the default 10 s, past the 300 ms set here.
+    let s = stack(&[("LLM_STALL_TIMEOUT_MS", "300")]).await;
+    s.openai.faults().push(Fault::Delay(Duration::from_secs(5)));
+    let mut c = session(&s).await;
+    c.send_json(json!({"type": "text", "text": "what is the weather"}))
+        .await;
+    let first = c
+        .wait_for(LIMIT, |m| m["type"] == "error" || m["type"] == "agent_done")
+        .await
+        .expect("the turn ended");
+    assert_eq!(first["type"], "error", "{:?}", c.messages);
+    assert_eq!(first["code"], "provider_unavailable", "{first}");
+    let done = c.expect_type("agent_done", LIMIT).await;
+    assert_eq!(done["interrupted"], true);
+}
+
+async fn tts_stall() {
+    // The voice answers after 5 s: within the default 10 s, past the 300 ms set here.
+    let s = stack(&[("TTS_STALL_TIMEOUT_MS", "300")]).await;
+    s.elevenlabs
+        .faults()
+        .push(Fault::Delay(Duration::from_secs(5)));
+    let mut c = session(&s).await;
+    c.send_json(json!({"type": "text", "text": "what is the weather"}))
+        .await;
+    let first = c
+        .wait_for(LIMIT, |m| m["type"] == "error" || m["type"] == "agent_done")
+        .await
+        .expect("the turn ended");
+    assert_eq!(first["type"], "error", "{:?}", c.messages);
+    let done = c.expect_type("agent_done", LIMIT).await;
+    assert_eq!(done["interrupted"], true);
+}
+
+async fn vad_start_frames() {
+    // 160 ms of voice: speech with the default 3 frames, not with 15.
+    let blip = || {
+        let mut a = speech::silence(300);
+        a.extend(speech::voiced(160));
+        a
+    };
+    assert_eq!(
+        vad_events(&[], blip()).await,
+        ["speech_start", "speech_end"]
+    );
+    assert!(vad_events(&[("VAD_START_FRAMES", "15")], blip())
+        .await
+        .is_empty());
+}
+
+async fn vad_hangover() {
+    // Two words 400 ms apart: one run of speech with the default 600 ms, two with 200.
+    let words = || {
+        let mut a = speech::silence(300);
+        a.extend(speech::utterance(800, 400));
+        a.extend(speech::voiced(800));
+        a
+    };
+    let events = vad_events(&[("VAD_HANGOVER_MS", "200")], words()).await;
+    assert_eq!(
+        events,
+        ["speech_start", "speech_end", "speech_start", "speech_end"]
+    );
+    let events = vad_events(&[], words()).await;
+    assert_eq!(events, ["speech_start", "speech_end"]);
+}
+
+fn mentions(body: &Value, text: &str) -> bool {
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["content"].as_str().unwrap_or_default().contains(text))
+}
+
+async fn memory_turns() {
+    let requests = three_turns(&[("MEMORY_TURNS", "1")]).await;
+    assert!(mentions(&requests[1], "first question"), "{}", requests[1]);
+    assert!(!mentions(&requests[2], "first question"), "{}", requests[2]);
+    assert!(mentions(&requests[2], "second question"), "{}", requests[2]);
+}
+
+async fn memory_chars() {
+    // Each echoed reply is about 60 characters: 100 keep only the latest exchange.
+    let requests = three_turns(&[("MEMORY_CHARS", "100")]).await;
+    assert!(!mentions(&requests[2], "first question"), "{}", requests[2]);
+    assert!(mentions(&requests[2], "third question"), "{}", requests[2]);
+}
+
+async fn system_prompt() {
+    let s = stack(&[("SYSTEM_PROMPT", "You keep a lighthouse.")]).await;
+    typed_turn(&s, "what is the weather").await;
+    let body = &s.openai.requests()[0].body;
+    assert_eq!(body["messages"][0]["role"], "system");
+    assert_eq!(body["messages"][0]["content"], "You keep a lighthouse.");
+}
+
+async fn greeting() {
+    let s = stack(&[("GREETING", "Welcome aboard.")]).await;
+    let mut c = session(&s).await;
+    let done = c.expect_type("agent_done", LIMIT).await;
+    assert_eq!(done["turn"], 0);
+    assert_eq!(done["text"], "Welcome aboard.");
+    assert!(!c.audio.is_empty(), "the greeting was spoken");
+}
