@@ -183,7 +183,7 @@ async fn swapping_plugins_under_load_drops_no_session() {
         .map(|i| tokio::spawn(chatter(addr, i, answered_tx.clone(), stop_rx.clone())))
         .collect();
     let mut seen = [0usize; CHATTERS];
-    while seen.iter().any(|&n| n == 0) {
+    while seen.contains(&0) {
         seen[answered.recv().await.expect("a chatter's turn")] += 1;
     }
 
