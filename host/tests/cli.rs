@@ -1,8 +1,7 @@
-//! The `voice-host` binary: fail-fast configuration, help, `config`, and exit on SIGTERM.
+//! The `voice-host` binary: fail-fast configuration, help and `config`. (Draining on SIGTERM
+//! needs providers to talk to: `tests/tests/sigterm.rs` runs the binary against the fakes.)
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_voice-host");
 
@@ -96,50 +95,4 @@ fn config_command_redacts_secrets() {
     assert!(!text.contains(key));
     assert!(text.contains("LLM_PROVIDER=openai"));
     assert!(text.contains("STT_PROVIDER=deepgram"));
-}
-
-#[test]
-fn sigterm_drains_and_exits_0() {
-    let mut cmd = Command::new(BIN);
-    base_env(&mut cmd);
-    let mut child = cmd
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start voice-host");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut listening = false;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("voice-host listening") {
-            let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
-            assert!(v["fields"]["addr"]
-                .as_str()
-                .unwrap()
-                .starts_with("127.0.0.1:"));
-            listening = true;
-            break;
-        }
-    }
-    assert!(listening, "server never logged that it listens");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut waited = Duration::ZERO;
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(
-            waited < Duration::from_secs(30),
-            "did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-        waited += Duration::from_millis(50);
-    };
-    assert_eq!(code, Some(0));
 }

@@ -368,6 +368,28 @@ fn check_names_the_slot_each_reference_plugin_fits() {
     let _ = config(&[]);
 }
 
+/// Where the barge-in slot's current version came from, in the status listing and the
+/// per-origin load counters: (`origin`, loads from the cache, loads compiled).
+fn barge_in_origin(registry: &PluginRegistry) -> (String, u64, u64) {
+    let status = registry.status();
+    let slot = status
+        .iter()
+        .find(|s| s.slot == Slot::BargeIn)
+        .expect("barge-in slot listed");
+    let text = registry.prometheus();
+    let loads = |origin: &str| {
+        plugins_common::metric(
+            &text,
+            &format!("voice_plugin_loads_total{{slot=\"barge_in\",origin=\"{origin}\"}}"),
+        )
+    };
+    (
+        slot.origin.expect("a plug-in serves the slot").to_string(),
+        loads("cache"),
+        loads("compiled"),
+    )
+}
+
 #[test]
 fn precompiled_cache_is_used_on_restart() {
     let dir = plugins_common::TempDir::new("cache");
@@ -377,6 +399,7 @@ fn precompiled_cache_is_used_on_restart() {
         ..settings()
     };
     let first = PluginRegistry::start(with_cache(), BuiltinBehaviours::default()).unwrap();
+    assert_eq!(barge_in_origin(&first), ("compiled".into(), 0, 1));
     // The directory also holds the cache's MAC key.
     let artifacts: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -390,9 +413,10 @@ fn precompiled_cache_is_used_on_restart() {
         .to_string_lossy()
         .starts_with(&hash));
     drop(first);
-    // A corrupt artifact is detected and replaced, not loaded.
-    std::fs::write(artifacts[0].path(), b"not a compiled component").unwrap();
+
+    // A restart loads the artifact instead of compiling, and the plug-in answers.
     let second = PluginRegistry::start(with_cache(), BuiltinBehaviours::default()).unwrap();
+    assert_eq!(barge_in_origin(&second), ("cache".into(), 1, 0));
     let mut b = second.for_session("s");
     assert_eq!(
         b.barge_in.decide(&event("yeah", 0, 0, false)),
@@ -408,5 +432,25 @@ fn precompiled_cache_is_used_on_restart() {
         plugins_common::metric(&text, "voice_plugin_fallbacks_total{slot=\"barge_in\"}"),
         0
     );
+    drop(b);
+    drop(second);
+
+    // A corrupt artifact is detected and replaced (compiled again), not loaded.
+    std::fs::write(artifacts[0].path(), b"not a compiled component").unwrap();
+    let third = PluginRegistry::start(with_cache(), BuiltinBehaviours::default()).unwrap();
+    assert_eq!(barge_in_origin(&third), ("compiled".into(), 0, 1));
+    let mut b = third.for_session("s");
+    assert_eq!(
+        b.barge_in.decide(&event("yeah", 0, 0, false)),
+        BargeInDecision::Ignore
+    );
     assert!(std::fs::metadata(artifacts[0].path()).unwrap().len() > 1000);
+    drop(b);
+    drop(third);
+    let fourth = PluginRegistry::start(with_cache(), BuiltinBehaviours::default()).unwrap();
+    assert_eq!(
+        barge_in_origin(&fourth),
+        ("cache".into(), 1, 0),
+        "the rewritten artifact is used"
+    );
 }

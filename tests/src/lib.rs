@@ -5,6 +5,7 @@
 //! conformance assertions, takes faults on demand, and shuts down when its handle is dropped.
 
 pub mod agent_client;
+pub mod binary;
 pub mod fake_deepgram;
 pub mod fake_elevenlabs;
 pub mod fake_openai;

@@ -1,6 +1,7 @@
 //! End to end with no keys and no fakes: the server runs the offline providers (Whisper,
 //! Gemma, espeak-ng); a client speaks an espeak-ng recording into `/agent` and hears the reply,
-//! then interrupts a reply by speaking over it.
+//! then interrupts a reply by speaking over it: the recogniser's interim transcripts reach the
+//! barge-in word threshold while the user is still speaking.
 //!
 //! Needs the offline models (`voice-host models install`) and espeak-ng
 //! (`scripts/install-deps.sh`). Where they are missing the test is skipped with a notice,
@@ -67,10 +68,14 @@ async fn start_server() -> ServerHandle {
         ("STT_PROVIDER", "local"),
         ("LLM_PROVIDER", "local"),
         ("TTS_PROVIDER", "local"),
+        // A short offline reply may be interrupted at any point.
         ("TTS_MIN_DURATION_MS", "0"),
-        // Interrupt as soon as the user's speech starts: the local recogniser's interim words
-        // come about once a second, and a short offline reply can be over by then.
-        ("TTS_BARGE_THRESHOLD_WORDS", "0"),
+        // The barge-in is decided by the recogniser's interim words. Not the default five: the
+        // local recogniser transcribes the speech so far once a second, one pass at a time, so
+        // five words arrive some three seconds into the user's speech, after a typical offline
+        // reply (one sentence, three to four seconds) has ended; the built-in policy does not
+        // pause the reply to listen longer.
+        ("TTS_BARGE_THRESHOLD_WORDS", "2"),
         // The offline providers are under test here; the built-in behaviours stand in for plug-ins.
         ("INTENT_PLUGIN", "none"),
         ("PROMPT_PLUGIN", "none"),
@@ -162,11 +167,36 @@ async fn spoken_question_gets_a_spoken_reply_and_barge_in_stops_it() {
         })
         .await;
     mic.audio(2 * OUTPUT_RATE as usize / 10).await;
-    mic.say(&speak("no stop please stop talking now"));
+    let asked_at = mic.log.len();
+    // Long enough for interim transcripts while the user is still speaking.
+    mic.say(&speak(
+        "no stop please stop talking now I would like to ask you about something else instead",
+    ));
     mic.until("the interrupt", |v| {
         v["type"] == "interrupt" && v["turn"] == fin["turn"]
     })
     .await;
+    // What the recogniser had heard of the barge-in when the reply was interrupted: interim
+    // transcripts only (its final comes at the end of the speech), the last with at least the
+    // threshold of words.
+    let heard: Vec<&Value> = mic.log[asked_at..]
+        .iter()
+        .filter(|v| v["type"] == "transcript")
+        .collect();
+    eprintln!("transcripts of the barge-in before the interrupt: {heard:?}");
+    assert!(
+        heard.iter().all(|v| v["final"] == false),
+        "interim words, not the final, interrupted the reply: {heard:?}"
+    );
+    let last = heard
+        .last()
+        .and_then(|v| v["text"].as_str())
+        .expect("an interim transcript fed the barge-in")
+        .to_lowercase();
+    assert!(
+        last.split_whitespace().count() >= 2,
+        "the interim that interrupted has the threshold of words: {last:?}"
+    );
     let second = mic
         .until("the second reply's end", |v| {
             v["type"] == "agent_done" && v["turn"] == fin["turn"]

@@ -1,33 +1,42 @@
 //! Hot swap through the running server: while sessions take turns, the prompt plug-in file is
-//! replaced (write-then-rename) with a new version and then with a broken file. No session is
-//! dropped or sees an error, the new version is served, and the broken one is refused while the
-//! previous version stays.
+//! replaced (write-then-rename) with a version that gives the model another persona, and then
+//! with a broken file. No session is dropped or sees an error; a session spanning the swap has
+//! its turn in flight answered by the old version and its next turns shaped by the new one; the
+//! broken file is refused while the new version stays.
 
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 use voice_tests::agent_client::AgentClient;
 use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
-use voice_tests::fake_openai::OpenAiScript;
+use voice_tests::fake_openai::{OpenAiRequest, OpenAiScript};
 use voice_tests::host::CloudStack;
 use voice_tests::plugins;
 
 const TOKEN: &str = "test-admin-token-0123456789abcdefghij";
 const LONG: Duration = Duration::from_secs(30);
+const REPLY: &str = "Sure. Here is a short answer.";
+const OLD: &str = "You are a friendly voice assistant";
+const NEW: &str = "You are a cheerful voice assistant";
 
-/// The same component with a custom section appended: a new version (new content hash) that
-/// behaves the same, as a rebuilt plug-in would.
-fn new_version(bytes: &[u8]) -> Vec<u8> {
-    let name = b"voice-host-version";
-    let payload = b"2";
+/// The same plug-in built with another default persona: the text differs, its length (and so
+/// every offset in the component) does not.
+fn other_persona(bytes: &[u8]) -> Vec<u8> {
+    let at: Vec<usize> = bytes
+        .windows(OLD.len())
+        .enumerate()
+        .filter(|(_, w)| *w == OLD.as_bytes())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        at.len(),
+        1,
+        "the persona text appears once in the component"
+    );
     let mut out = bytes.to_vec();
-    let body_len = 1 + name.len() + payload.len();
-    out.push(0); // custom section id
-    out.push(body_len as u8);
-    out.push(name.len() as u8);
-    out.extend_from_slice(name);
-    out.extend_from_slice(payload);
+    out[at[0]..at[0] + NEW.len()].copy_from_slice(NEW.as_bytes());
     out
 }
 
@@ -62,30 +71,83 @@ fn prompt_version(status: &Value) -> String {
     prompt["version"].as_str().unwrap().to_string()
 }
 
-/// A session taking `turns` typed turns one after another; returns the agent_done texts.
-async fn talk(addr: std::net::SocketAddr, turns: usize) -> Vec<String> {
-    let mut c = AgentClient::start(
+/// A typed turn by session `who`, numbered `n`, as the model sees it.
+fn question(who: &str, n: usize) -> String {
+    format!("{who} question {n}")
+}
+
+async fn session(addr: std::net::SocketAddr) -> AgentClient {
+    AgentClient::start(
         addr,
         json!({"encoding": "pcm16", "sample_rate": 16000}),
         None,
     )
-    .await;
-    let mut replies = Vec::new();
-    for i in 0..turns {
-        c.send_json(json!({"type": "text", "text": format!("question number {i}")}))
-            .await;
-        let done = c.expect_type("agent_done", LONG).await;
-        assert_eq!(done["interrupted"], false);
-        replies.push(done["text"].as_str().unwrap().to_string());
-    }
+    .await
+}
+
+/// Sends turn `n` of `who` and waits for its reply, which must be whole.
+async fn turn(c: &mut AgentClient, who: &str, n: usize) {
+    c.send_json(json!({"type": "text", "text": question(who, n)}))
+        .await;
+    let done = c.expect_type("agent_done", LONG).await;
+    assert_eq!(done["interrupted"], false, "{who}: {done}");
+    assert_eq!(done["text"], REPLY, "{who}");
+}
+
+/// The session ended well: no error, still open.
+async fn no_trouble(c: AgentClient, who: &str) {
     assert!(
         c.of_type("error").is_empty(),
-        "errors: {:?}",
+        "{who} errors: {:?}",
         c.of_type("error")
     );
-    assert!(c.closed.is_none(), "session was closed: {:?}", c.closed);
+    assert!(c.closed.is_none(), "{who} was closed: {:?}", c.closed);
     c.close().await;
-    replies
+}
+
+/// Session `index` taking turns until told to stop; reports each answered turn. Returns how
+/// many turns it took.
+async fn chatter(
+    addr: std::net::SocketAddr,
+    index: usize,
+    answered: mpsc::UnboundedSender<usize>,
+    mut stop: watch::Receiver<bool>,
+) -> usize {
+    let who = format!("chatter{index}");
+    let mut c = session(addr).await;
+    let mut n = 0;
+    while n == 0 || !*stop.borrow_and_update() {
+        turn(&mut c, &who, n).await;
+        answered.send(index).unwrap();
+        n += 1;
+    }
+    no_trouble(c, &who).await;
+    n
+}
+
+/// The persona each of `who`'s turns was shaped with, in order: `OLD`, `NEW` or the system
+/// message itself when it has neither.
+fn personas(requests: &[OpenAiRequest], who: &str) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| {
+            let messages = r.body["messages"].as_array().expect("messages");
+            let last = messages.last().expect("a user turn");
+            last["content"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&format!("{who} question")))
+        })
+        .map(|r| {
+            let system = r.body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or_default();
+            [OLD, NEW]
+                .into_iter()
+                .find(|p| system.starts_with(p))
+                .unwrap_or(system)
+                .to_string()
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +160,7 @@ async fn swapping_plugins_under_load_drops_no_session() {
     let file_str = file.to_str().unwrap().to_string();
     let s = CloudStack::start(
         DeepgramScript::new(["hello"]),
-        OpenAiScript::default().reply("question", "Sure. Here is a short answer."),
+        OpenAiScript::default().reply("question", REPLY),
         ElevenLabsScript::default(),
         &[
             ("PROMPT_PLUGIN", &file_str),
@@ -113,18 +175,42 @@ async fn swapping_plugins_under_load_drops_no_session() {
     assert_eq!(status, 200, "{before}");
     let v1 = prompt_version(&before);
 
-    let sessions: Vec<_> = (0..4).map(|_| tokio::spawn(talk(addr, 4))).collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Sessions mid-conversation: each has had a turn answered before the swap.
+    const CHATTERS: usize = 3;
+    let (answered_tx, mut answered) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let chatters: Vec<_> = (0..CHATTERS)
+        .map(|i| tokio::spawn(chatter(addr, i, answered_tx.clone(), stop_rx.clone())))
+        .collect();
+    let mut seen = [0usize; CHATTERS];
+    while seen.contains(&0) {
+        seen[answered.recv().await.expect("a chatter's turn")] += 1;
+    }
+
+    // The spanning session: a turn, then a turn whose reply is streaming during the swap.
+    let mut span = session(addr).await;
+    turn(&mut span, "span", 0).await;
+    span.send_json(json!({"type": "text", "text": question("span", 1)}))
+        .await;
+    span.expect_type("agent_text", LONG).await;
 
     // A new version: accepted and served.
-    replace(&file, &new_version(&original));
+    replace(&file, &other_persona(&original));
     let (status, after) = admin(addr, "POST", "/admin/plugins/reload").await;
     assert_eq!(status, 200, "{after}");
     let (_, listed) = admin(addr, "GET", "/admin/plugins").await;
     let v2 = prompt_version(&listed);
     assert_ne!(v1, v2, "the new version is loaded");
+    // Turns answered from here on may have begun before the reload; the one after began later.
+    while answered.try_recv().is_ok() {}
 
-    // A broken file: refused, the previous version stays.
+    // The turn in flight ends normally; the next one is shaped by the new version.
+    let done = span.expect_type("agent_done", LONG).await;
+    assert_eq!(done["interrupted"], false, "{done}");
+    assert_eq!(done["text"], REPLY);
+    turn(&mut span, "span", 2).await;
+
+    // A broken file: refused, the new version stays and keeps serving.
     replace(&file, &original[..original.len() / 2]);
     let (status, refused) = admin(addr, "POST", "/admin/plugins/reload").await;
     assert_eq!(status, 422, "{refused}");
@@ -134,27 +220,45 @@ async fn swapping_plugins_under_load_drops_no_session() {
         v2,
         "a broken file never replaces a working version"
     );
+    turn(&mut span, "span", 3).await;
+    no_trouble(span, "span").await;
 
-    // Sessions started after the swaps are served too.
-    let late = tokio::spawn(talk(addr, 2));
-    for s in sessions {
-        let replies = s.await.expect("session task");
-        assert_eq!(replies.len(), 4);
-        assert!(
-            replies.iter().all(|r| r == "Sure. Here is a short answer."),
-            "{replies:?}"
-        );
+    // A session started after the swaps has the new version from its first turn.
+    let mut late = session(addr).await;
+    turn(&mut late, "late", 0).await;
+    no_trouble(late, "late").await;
+
+    // Each chatter has begun (and finished) a turn after the swap before it is stopped.
+    let mut since = [0usize; CHATTERS];
+    while since.iter().any(|&n| n < 2) {
+        since[answered.recv().await.expect("a chatter's turn")] += 1;
     }
-    assert_eq!(late.await.unwrap().len(), 2);
+    stop_tx.send(true).unwrap();
+    let mut chatter_turns = Vec::new();
+    for c in chatters {
+        chatter_turns.push(c.await.expect("chatter task"));
+    }
 
-    // Every LLM request had the persona the plug-in puts into the system message.
     let requests = s.openai.requests();
-    assert_eq!(requests.len(), 4 * 4 + 2);
-    for r in &requests {
-        let system = r.body["messages"][0]["content"]
-            .as_str()
-            .unwrap_or_default();
-        assert!(system.contains("friendly voice assistant"), "{system}");
+    assert_eq!(
+        personas(&requests, "span"),
+        [OLD, OLD, NEW, NEW],
+        "before the swap, in flight during it, after it, after the refused file"
+    );
+    assert_eq!(personas(&requests, "late"), [NEW]);
+    for (i, turns) in chatter_turns.iter().enumerate() {
+        let seen = personas(&requests, &format!("chatter{i}"));
+        assert_eq!(seen.len(), *turns, "one request per turn");
+        // Old until the session's first turn boundary after the swap, then new for good.
+        let switched = seen.iter().position(|p| p == NEW).unwrap_or(seen.len());
+        assert!(
+            switched >= 1 && switched < seen.len(),
+            "chatter{i} spans the swap: {seen:?}"
+        );
+        assert!(
+            seen[..switched].iter().all(|p| p == OLD) && seen[switched..].iter().all(|p| p == NEW),
+            "chatter{i}: {seen:?}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -216,11 +216,27 @@ async fn oversize_audio_frame_closes_with_1009_and_spares_other_sessions() {
     let s = stack(&[]).await;
     let mut other = AgentClient::start(s.host.addr, pcm16k(), None).await;
     let mut c = AgentClient::start(s.host.addr, pcm16k(), None).await;
-    c.send_audio(&vec![0u8; 64 * 1024]).await; // exactly the limit is fine
-    c.send_audio(&vec![0u8; 64 * 1024 + 2]).await;
+    // Exactly the limit is accepted: the session goes on to answer the next message (frames
+    // are handled in order, so a refused frame would have closed the socket before it).
+    c.send_audio(&vec![0u8; 64 * 1024]).await;
+    c.send_json(json!({"type": "dance"})).await;
+    expect_error(&mut c, "unknown_type").await;
+    assert!(
+        c.closed.is_none(),
+        "closed by a frame of the limit: {:?}",
+        c.closed
+    );
+    // One byte more is refused and ends the session.
+    c.send_audio(&vec![0u8; 64 * 1024 + 1]).await;
     let e = expect_error(&mut c, "frame_too_large").await;
     assert_eq!(e["fatal"], true);
     assert_eq!(c.expect_close(LONG).await.0, 1009);
+    let refusals: Vec<_> = c
+        .of_type("error")
+        .into_iter()
+        .filter(|e| e["code"] == "frame_too_large")
+        .collect();
+    assert_eq!(refusals.len(), 1, "only the oversize frame was refused");
     // The other session is untouched.
     other
         .send_json(json!({"type": "text", "text": "what is the weather"}))
@@ -229,15 +245,45 @@ async fn oversize_audio_frame_closes_with_1009_and_spares_other_sessions() {
     assert_eq!(done["interrupted"], false);
 }
 
-#[tokio::test]
-async fn typed_turn_streams_text_audio_and_metrics() {
-    let s = stack(&[]).await;
-    let mut c = AgentClient::start(
-        s.host.addr,
-        pcm16k(),
-        Some(json!({"encoding": "mulaw", "sample_rate": 8000})),
-    )
-    .await;
+/// G.711 mu-law byte to a linear sample (the test's own decoder, independent of the host's).
+fn mulaw_decode(byte: u8) -> i16 {
+    let b = !byte;
+    let exponent = (b >> 4) & 0x07;
+    let mantissa = i32::from(b & 0x0F);
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    if b & 0x80 != 0 {
+        -magnitude as i16
+    } else {
+        magnitude as i16
+    }
+}
+
+/// The repetition period (in samples) of a periodic signal: the lag in `min..=max` with the
+/// strongest normalised autocorrelation, and that correlation.
+fn period(samples: &[i16], min: usize, max: usize) -> (usize, f64) {
+    let x: Vec<f64> = samples.iter().map(|&s| f64::from(s)).collect();
+    (min..=max)
+        .map(|lag| {
+            let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
+            for i in lag..x.len() {
+                xy += x[i] * x[i - lag];
+                xx += x[i] * x[i];
+                yy += x[i - lag] * x[i - lag];
+            }
+            (lag, xy / (xx * yy).sqrt().max(1.0))
+        })
+        .fold((0, f64::MIN), |best, c| if c.1 > best.1 { c } else { best })
+}
+
+/// One typed turn in a session with this output format: (`ready.output`, agent audio bytes,
+/// `turn_metrics`, ms from connecting to the metrics as the client measured them).
+async fn one_turn(
+    addr: std::net::SocketAddr,
+    output: serde_json::Value,
+) -> (serde_json::Value, Vec<u8>, serde_json::Value, f64) {
+    let began = std::time::Instant::now();
+    let mut c = AgentClient::start(addr, pcm16k(), Some(output)).await;
+    let ready = c.of_type("ready")[0].clone();
     c.send_json(json!({"type": "text", "text": "what is the weather in paris"}))
         .await;
     let transcript = c
@@ -256,10 +302,42 @@ async fn typed_turn_streams_text_audio_and_metrics() {
         c.of_type("agent_text").len() > 1,
         "the reply streamed in pieces"
     );
-    // mu-law 8 kHz: one byte per sample; the fake voice speaks ~60 ms per character.
-    let seconds = c.audio.len() as f64 / 8000.0;
-    assert!(seconds > 1.0, "got {seconds} s of audio");
     let metrics = c.expect_type("turn_metrics", LONG).await;
+    let elapsed_ms = began.elapsed().as_secs_f64() * 1000.0;
+    (ready["output"].clone(), c.audio, metrics, elapsed_ms)
+}
+
+#[tokio::test]
+async fn typed_turn_streams_text_and_mulaw_audio_at_8khz() {
+    let s = stack(&[]).await;
+    let mulaw8k = json!({"encoding": "mulaw", "sample_rate": 8000});
+    let (output, ulaw, _, _) = one_turn(s.host.addr, mulaw8k.clone()).await;
+    assert_eq!(output, mulaw8k, "ready.output names the format asked for");
+    // The same reply as 16-bit PCM at 16 kHz, to measure the reply's duration independently.
+    let (_, pcm, _, _) = one_turn(s.host.addr, pcm16k()).await;
+    let reply_ms = pcm.len() as f64 / 32.0;
+    assert!(reply_ms > 1000.0, "{reply_ms} ms of PCM reply");
+    // Mu-law at 8 kHz: one byte a sample, 8 bytes a ms, for the same duration (to a frame).
+    let ulaw_ms = ulaw.len() as f64 / 8.0;
+    assert!(
+        (ulaw_ms - reply_ms).abs() <= 40.0,
+        "{} mu-law bytes are {ulaw_ms} ms at 8 kHz; the reply lasts {reply_ms} ms",
+        ulaw.len()
+    );
+    // Decoded as mu-law at 8 kHz the audio is the fake voice: a buzz repeating at 180 Hz,
+    // every 8000 / 180 = 44.4 samples (PCM bytes read as mu-law have no such period).
+    let voice: Vec<i16> = ulaw.iter().map(|&b| mulaw_decode(b)).collect();
+    let (lag, correlation) = period(&voice[..voice.len().min(8000)], 20, 70);
+    assert!(
+        (44..=45).contains(&lag) && correlation > 0.9,
+        "period {lag} samples (correlation {correlation:.2}); the voice repeats every 44.4"
+    );
+}
+
+#[tokio::test]
+async fn turn_metrics_time_the_turn_and_the_hosts_own_work() {
+    let s = stack(&[]).await;
+    let (_, _, metrics, elapsed_ms) = one_turn(s.host.addr, pcm16k()).await;
     assert_eq!(metrics["turn"], 1);
     for field in [
         "llm_first_token_ms",
@@ -268,7 +346,16 @@ async fn typed_turn_streams_text_audio_and_metrics() {
     ] {
         assert!(metrics[field].is_u64(), "{field} missing: {metrics}");
     }
-    assert!(metrics["host_processing_ms"].as_f64().unwrap() >= 0.0);
+    // The host's own processing time is measured (it did work: parsing, shaping the prompt,
+    // encoding audio), and is part of the session's lifetime so far, which the client saw
+    // from its side of the socket.
+    let host_ms = metrics["host_processing_ms"]
+        .as_f64()
+        .expect("host_processing_ms present");
+    assert!(
+        host_ms.is_finite() && host_ms > 0.0 && host_ms < elapsed_ms,
+        "host_processing_ms {host_ms} in a session of {elapsed_ms} ms: {metrics}"
+    );
 }
 
 #[tokio::test]

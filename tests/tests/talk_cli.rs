@@ -1,17 +1,21 @@
-//! `voice-host talk` against a host wired to the fake providers: it streams a WAV file, prints
-//! the conversation and writes the agent's voice to a WAV file; failures are reported in plain
-//! words with the right exit status.
+//! `voice-host talk`, run as the binary, against a host wired to the fake providers: it streams
+//! a WAV file, prints the conversation and writes the agent's voice to a WAV file; its exit
+//! status is 0 when the agent answered with audio, 1 when it did not, 2 when the session could
+//! not run, with the reason as one line on stderr.
 
 use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
 use voice_host::audio::{read_wav_mono_i16, write_wav_mono_i16};
-use voice_host::cli::talk::{talk, TalkArgs, TalkError};
 use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
 use voice_tests::fake_openai::OpenAiScript;
 use voice_tests::host::CloudStack;
-use voice_tests::speech;
+use voice_tests::{speech, Fault};
 
 const REPLY: &str = "It is sunny in Paris today.";
+/// Liveness bound on one run of the client (its own `--wait` is shorter).
+const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("voice-talk-{}", std::process::id()));
@@ -19,18 +23,29 @@ fn temp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-fn args(url: String, wav: Option<PathBuf>, out: PathBuf) -> TalkArgs {
-    TalkArgs {
-        url,
-        wav,
-        text: None,
-        out,
-        agent: None,
-        rate: 16_000,
-        tail_ms: 1_000,
-        wait: 20,
-        json: false,
-    }
+/// Runs `voice-host talk` with `args`; kills it if it outlives [`RUN_LIMIT`].
+async fn talk(args: &[&str]) -> Output {
+    let child = tokio::process::Command::new(voice_tests::binary::voice_host())
+        .arg("talk")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(RUN_LIMIT, child)
+        .await
+        .expect("voice-host talk ended")
+        .expect("voice-host talk ran")
+}
+
+/// The single line `voice-host talk: <reason>` on stderr.
+fn reason(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {stderr:?}");
+    let line = lines[0];
+    assert!(line.starts_with("voice-host talk: "), "{line}");
+    line.to_string()
 }
 
 async fn stack() -> CloudStack {
@@ -43,7 +58,7 @@ async fn stack() -> CloudStack {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spoken_question_gets_a_printed_and_recorded_answer() {
     let s = stack().await;
     // An 8 kHz file: the client sends it at its own rate and the host resamples.
@@ -55,17 +70,23 @@ async fn a_spoken_question_gets_a_printed_and_recorded_answer() {
     write_wav_mono_i16(&wav, &question, 8000).unwrap();
     let out = temp("answer.wav");
     let _ = std::fs::remove_file(&out);
+    let url = format!("ws://{}/agent", s.host.addr);
 
-    let mut printed = Vec::new();
-    let a = args(
-        format!("ws://{}/agent", s.host.addr),
-        Some(wav),
-        out.clone(),
-    );
-    let summary = talk(&a, &mut printed).await.expect("talk runs");
-    let text = String::from_utf8(printed).unwrap();
-
-    assert!(summary.answered(), "{summary:?}\n{text}");
+    let run = talk(&[
+        "--url",
+        &url,
+        "--wav",
+        wav.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--wait",
+        "20",
+    ])
+    .await;
+    let text = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{text}\n{stderr}");
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
     assert!(text.contains("connected: session "), "{text}");
     assert!(
         text.contains("you:   what is the weather in paris\n"),
@@ -85,24 +106,41 @@ async fn a_spoken_question_gets_a_printed_and_recorded_answer() {
         ms + 200 >= expected,
         "{ms} ms of audio for a {expected} ms reply"
     );
-    assert_eq!(summary.audio_ms, ms);
+    assert!(
+        text.contains(&format!(
+            "{:.1} s of agent audio written",
+            ms as f64 / 1000.0
+        )),
+        "the summary states the audio written: {text}"
+    );
     assert!(
         voice.iter().any(|&v| v.unsigned_abs() > 1000),
         "audible audio"
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typed_turn_works_without_a_wav() {
     let s = stack().await;
     let out = temp("typed.wav");
-    let mut a = args(format!("ws://{}/agent", s.host.addr), None, out.clone());
-    a.text = Some("how is the weather".into());
-    a.json = true;
-    let mut printed = Vec::new();
-    let summary = talk(&a, &mut printed).await.expect("talk runs");
-    assert!(summary.answered(), "{summary:?}");
-    let events: Vec<serde_json::Value> = String::from_utf8(printed)
+    let url = format!("ws://{}/agent", s.host.addr);
+    let run = talk(&[
+        "--url",
+        &url,
+        "--text",
+        "how is the weather",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8(run.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).expect("--json prints one JSON event a line"))
@@ -115,47 +153,95 @@ async fn a_typed_turn_works_without_a_wav() {
     assert_eq!(done["text"], REPLY);
 }
 
-#[tokio::test]
-async fn failures_are_explained() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_without_audio_exits_1() {
+    let s = stack().await;
+    // The model refuses the turn (not retryable): no reply, no audio.
+    s.openai.faults().push(Fault::Status {
+        code: 400,
+        retry_after: None,
+    });
+    let out = temp("unanswered.wav");
+    let _ = std::fs::remove_file(&out);
+    let url = format!("ws://{}/agent", s.host.addr);
+    let run = talk(&[
+        "--url",
+        &url,
+        "--text",
+        "how is the weather",
+        "--wait",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert_eq!(
+        reason(&run),
+        "voice-host talk: the agent did not answer with audio"
+    );
+    assert_eq!(s.openai.requests().len(), 1, "the turn reached the model");
+    assert!(!out.exists(), "no audio file when nothing was received");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_exit_2_with_the_reason() {
     let out = temp("never.wav");
+    let _ = std::fs::remove_file(&out);
     // Nothing listens on this port once the listener is dropped.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut a = args(
-        format!("ws://127.0.0.1:{port}/agent?token=s3cret"),
-        None,
-        out.clone(),
-    );
-    a.text = Some("hello".into());
-    let err = talk(&a, &mut Vec::new()).await.expect_err("no host");
-    let msg = err.to_string();
-    assert!(matches!(err, TalkError::Connect(_)), "{msg}");
-    assert!(msg.contains(&format!("127.0.0.1:{port}/agent")), "{msg}");
+    let url = format!("ws://127.0.0.1:{port}/agent?token=s3cret");
+    let run = talk(&[
+        "--url",
+        &url,
+        "--text",
+        "hello",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    let line = reason(&run);
+    assert!(line.contains(&format!("127.0.0.1:{port}/agent")), "{line}");
     assert!(
-        !msg.contains("s3cret"),
-        "query strings are not echoed: {msg}"
+        !line.contains("s3cret"),
+        "query strings are not echoed: {line}"
     );
 
     let missing = temp("missing.wav");
-    let a = args(
-        "ws://127.0.0.1:9/agent".into(),
-        Some(missing.clone()),
-        out.clone(),
-    );
-    let err = talk(&a, &mut Vec::new()).await.expect_err("no such file");
-    assert!(matches!(err, TalkError::Input { .. }), "{err}");
-    assert!(err.to_string().contains("missing.wav"), "{err}");
+    let run = talk(&[
+        "--url",
+        "ws://127.0.0.1:9/agent",
+        "--wav",
+        missing.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    assert!(reason(&run).contains("missing.wav"), "{run:?}");
 
     // A host that refuses the session says why.
     let s = stack().await;
-    let mut a = args(format!("ws://{}/agent", s.host.addr), None, out.clone());
-    a.text = Some("hello".into());
-    a.agent = Some("nobody".into());
-    let err = talk(&a, &mut Vec::new()).await.expect_err("refused");
-    assert!(err.to_string().contains("unknown_agent"), "{err}");
-    assert!(err.to_string().contains("nobody"), "{err}");
+    let url = format!("ws://{}/agent", s.host.addr);
+    let run = talk(&[
+        "--url",
+        &url,
+        "--text",
+        "hello",
+        "--agent",
+        "nobody",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    let line = reason(&run);
+    assert!(line.contains("unknown_agent"), "{line}");
+    assert!(line.contains("nobody"), "{line}");
     assert!(!out.exists(), "no audio file when nothing was received");
 }

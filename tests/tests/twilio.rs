@@ -18,7 +18,7 @@ use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
 use voice_tests::fake_openai::OpenAiScript;
 use voice_tests::host::CloudStack;
-use voice_tests::speech;
+use voice_tests::{speech, Fault};
 
 const STREAM_SID: &str = "MZ00000000000000000000000000000001";
 const LONG_REPLY: &str = "Once upon a time there was a lighthouse keeper who counted ships. \
@@ -282,6 +282,12 @@ async fn a_call_hears_the_reply_in_mulaw_and_barge_in_clears_it() {
         call.marks_received
     );
     assert_eq!(call.clears, 0);
+    // The model refuses the next turn (not retryable): the barge-in turn gets no reply, so any
+    // audio after the `clear` could only be the interrupted reply going on.
+    stack.openai.faults().push(Fault::Status {
+        code: 400,
+        retry_after: None,
+    });
 
     // The caller talks over the agent: Twilio is told to drop what it buffered.
     call.stream(&phone_audio(&speech::utterance(1500, 0)), |c| c.clears > 0)
@@ -301,6 +307,7 @@ async fn a_call_hears_the_reply_in_mulaw_and_barge_in_clears_it() {
     })
     .await;
     let requests = stack.openai.requests();
+    assert_eq!(requests.len(), 2, "one request per turn");
     let messages = requests[1].body["messages"].as_array().expect("messages");
     let remembered = messages
         .iter()
@@ -317,8 +324,19 @@ async fn a_call_hears_the_reply_in_mulaw_and_barge_in_clears_it() {
         "the remembered text is the start of the reply: {remembered:?}"
     );
 
+    call.silence_until("the refused request's end", LIMIT, |_| {
+        stack.openai.requests()[1].outcome.is_some()
+    })
+    .await;
+
     call.stop().await;
     assert!(call.closed, "the host ends the stream after stop");
+    // Frames sent before the `clear` arrive before it (one ordered stream), so nothing of the
+    // interrupted reply may follow it, up to the end of the call.
+    assert_eq!(
+        call.media_after_clear, 0,
+        "media after the last clear: the interrupted reply kept streaming"
+    );
 }
 
 #[tokio::test]

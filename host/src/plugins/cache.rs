@@ -28,6 +28,19 @@ pub(crate) enum Origin {
     Compiled,
 }
 
+impl Origin {
+    /// Both origins, in the order of their per-slot load counters.
+    pub const ALL: [Origin; 2] = [Origin::Cache, Origin::Compiled];
+
+    /// The name in `plugins list`, the admin listing and the `origin` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Cache => "cache",
+            Origin::Compiled => "compiled",
+        }
+    }
+}
+
 /// Compiles components, reusing precompiled artifacts from a trusted directory when present.
 /// An artifact is stored with an HMAC-SHA256 tag (see `cache_dir.rs`); one whose tag does not
 /// verify is recompiled and overwritten, never deserialized.

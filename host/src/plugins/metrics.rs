@@ -3,6 +3,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::cache::Origin;
 use super::faults::FaultKind;
 use super::settings::Slot;
 
@@ -26,6 +27,8 @@ pub(crate) struct SlotCounters {
     /// Reloads that swapped in a new version, and reloads rejected.
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
+    /// Versions loaded (at start or by a reload), by origin, indexed like `Origin::ALL`.
+    pub loads: [AtomicU64; 2],
 }
 
 impl SlotCounters {
@@ -36,6 +39,12 @@ impl SlotCounters {
 
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A version of the slot was loaded, from the precompiled cache or compiled now.
+    pub fn loaded(&self, origin: Origin) {
+        let index = Origin::ALL.iter().position(|o| *o == origin).unwrap_or(0);
+        self.loads[index].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -109,6 +118,21 @@ impl Metrics {
         for slot in Slot::ALL {
             let value = self.slot(slot).reloads_ok.load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}{{slot=\"{slot}\"}} {value}");
+        }
+        let name = "voice_plugin_loads_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Plug-in versions loaded, from the precompiled cache or compiled.\n# TYPE {name} counter"
+        );
+        for slot in Slot::ALL {
+            for (i, origin) in Origin::ALL.iter().enumerate() {
+                let value = self.slot(slot).loads[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{name}{{slot=\"{slot}\",origin=\"{}\"}} {value}",
+                    origin.as_str()
+                );
+            }
         }
         let name = "voice_plugin_faults_total";
         let _ = writeln!(

@@ -35,6 +35,9 @@ pub struct SlotStatus {
     pub hash: Option<String>,
     /// When the version was loaded, in ms since the Unix epoch.
     pub loaded_at: Option<u64>,
+    /// Where the loaded version's machine code came from: `cache` (the precompiled artifact)
+    /// or `compiled` (compiled at load).
+    pub origin: Option<&'static str>,
     /// Faults of this version since it was loaded.
     pub faults: u64,
     /// Whether the version is quarantined (built-in behaviour used instead).
@@ -89,6 +92,7 @@ impl<W: World> SlotCell<W> {
                 version: None,
                 hash: None,
                 loaded_at: None,
+                origin: None,
                 faults: 0,
                 quarantined: false,
                 quarantines: 0,
@@ -102,6 +106,7 @@ impl<W: World> SlotCell<W> {
                 version: Some(p.info.short_hash().to_string()),
                 hash: Some(p.info.hash.clone()),
                 loaded_at: Some(p.info.loaded_at_ms),
+                origin: Some(p.info.origin.as_str()),
                 faults: p.faults.total(),
                 quarantined: p.faults.is_quarantined(),
                 quarantines: p.faults.quarantines(),
@@ -263,6 +268,7 @@ impl PluginRegistry {
                     origin = ?plugin.info.origin,
                     "plug-in loaded"
                 );
+                counters.loaded(plugin.info.origin);
                 *cell.current.write().unwrap_or_else(|p| p.into_inner()) = Some(plugin);
                 cell.set_error(None);
                 if !initial {

@@ -82,21 +82,40 @@ mod tests {
 
     #[test]
     fn jobs_run_on_named_threads_with_their_state() {
-        let pool = WorkerPool::spawn("test-pool", 2, 4, || Ok(0u32)).unwrap();
+        // Each thread's state records the thread that built it and counts the jobs it served.
+        let pool = WorkerPool::spawn("test-pool", 2, 8, || {
+            Ok((thread::current().name().unwrap_or("").to_string(), 0u32))
+        })
+        .unwrap();
         let (tx, rx) = mpsc::channel();
-        for _ in 0..4 {
+        let jobs = 6;
+        for _ in 0..jobs {
             let tx = tx.clone();
-            pool.try_submit(Box::new(move |count: &mut u32| {
-                *count += 1;
+            pool.try_submit(Box::new(move |state: &mut (String, u32)| {
+                state.1 += 1;
                 let name = thread::current().name().unwrap_or("").to_string();
-                tx.send(name).unwrap();
+                tx.send((name, state.0.clone(), state.1)).unwrap();
             }))
             .unwrap();
         }
-        for _ in 0..4 {
-            let name = rx.recv().unwrap();
-            assert!(name.starts_with("test-pool-"), "{name}");
+        let mut served: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+        for _ in 0..jobs {
+            let (thread_name, built_on, count) = rx.recv().unwrap();
+            assert!(thread_name.starts_with("test-pool-"), "{thread_name}");
+            assert_eq!(built_on, thread_name, "a job gets its own thread's state");
+            served.entry(thread_name).or_default().push(count);
         }
+        // The state lives as long as its thread: each job sees the count its predecessors on
+        // that thread left, so the counts per thread run 1, 2, 3, ...
+        for (name, counts) in &served {
+            let expected: Vec<u32> = (1..=counts.len() as u32).collect();
+            assert_eq!(counts, &expected, "{name}");
+        }
+        assert_eq!(served.values().map(Vec::len).sum::<usize>(), jobs);
+        assert!(
+            served.values().any(|c| c.len() > 1),
+            "some thread served several jobs: {served:?}"
+        );
     }
 
     #[test]
