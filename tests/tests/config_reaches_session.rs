@@ -43,7 +43,7 @@ enum How {
 fn cases() -> Vec<(&'static [&'static str], How)> {
     use How::*;
     vec![
-        (&["BIND", "PORT", "LOG_FORMAT"], Elsewhere("host/tests/cli.rs sigterm_drains_and_exits_0: the binary listens on BIND:PORT and logs JSON lines")),
+        (&["BIND", "PORT", "LOG_FORMAT"], Elsewhere("tests/tests/sigterm.rs sigterm_drains_the_turn_in_flight_then_exits_0: the binary listens on BIND:PORT and logs JSON lines")),
         (&["ALLOWED_ORIGINS"], Here(|| Box::pin(allowed_origins()))),
         (&["MAX_SESSIONS"], Here(|| Box::pin(max_sessions()))),
         (&["DRAIN_TIMEOUT_MS"], Elsewhere("tests/tests/server.rs drain_timeout_closes_sessions_still_speaking")),
@@ -52,6 +52,7 @@ fn cases() -> Vec<(&'static [&'static str], How)> {
         (&["AUTH_SECRET"], Here(|| Box::pin(auth_secret()))),
         (&["AUTH_PUBLIC_KEY"], Here(|| Box::pin(auth_public_key()))),
         (&["TWILIO_AUTH_TOKEN", "PUBLIC_URL"], Elsewhere("tests/tests/admission.rs: the signed Twilio webhook and its stream token")),
+        (&["RESUME_TTL_S", "REDIS_URL"], Elsewhere("tests/tests/resume.rs: the TTL expires a dropped session (and 0 turns resume off); two hosts sharing REDIS_URL resume each other's sessions")),
         (&["TRUSTED_PROXIES"], Elsewhere("tests/tests/admission.rs one_ip_past_its_cap_gets_429_while_another_is_served")),
         (&["MAX_SESSIONS_PER_IP"], Here(|| Box::pin(max_sessions_per_ip()))),
         (&["CONNECT_RATE_PER_MIN", "CONNECT_BURST"], Here(|| Box::pin(connect_rate()))),
