@@ -33,7 +33,7 @@ pub(crate) fn read_server_text(
     kept: usize,
 ) -> Option<(Option<SttEvent>, u64)> {
     let message = serde_json::from_str::<messages::ServerMessage>(text).ok()?;
-    let mut buffer = resend::ResendBuffer::new(kept.max(1));
+    let mut buffer = resend::ResendBuffer::starting_at(connection_base, kept.max(1));
     buffer.push(&vec![0; kept]);
     let event = match message {
         messages::ServerMessage::Results(results) => {

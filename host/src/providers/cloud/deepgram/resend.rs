@@ -20,6 +20,14 @@ impl ResendBuffer {
         }
     }
 
+    /// An empty buffer whose next sample is session sample `start`.
+    pub(super) fn starting_at(start: u64, capacity: usize) -> Self {
+        Self {
+            start,
+            ..Self::new(capacity)
+        }
+    }
+
     /// Session sample index of the oldest kept sample.
     pub(super) fn start(&self) -> u64 {
         self.start
