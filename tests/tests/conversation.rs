@@ -1,7 +1,7 @@
 //! Conversations under real timing, through `/agent` against the local provider fakes: typed
 //! turns racing each other, and a barge-in held back by the minimum speaking time.
-//! (A client that stops reading is covered where it can be timed: `transport::writer` and
-//! `session::outbound`.)
+//! (A client that stops reading: `slow_client.rs` end to end, `transport::writer` and
+//! `session::outbound` on a virtual clock.)
 
 use serde_json::json;
 use std::time::Duration;
