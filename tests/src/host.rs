@@ -107,7 +107,10 @@ impl CloudStack {
             .await
             .expect("fake elevenlabs");
         let host = start_on(
-            config_with_toml(toml, &provider_pairs(&deepgram, &openai, &elevenlabs, extra)),
+            config_with_toml(
+                toml,
+                &provider_pairs(&deepgram, &openai, &elevenlabs, extra),
+            ),
             listener,
         )
         .await;

@@ -74,7 +74,8 @@ impl ResumeError {
 /// Where records live.
 pub enum ResumeStore {
     Memory(MemoryStore),
-    Redis(RedisStore),
+    /// Boxed: the Redis client is much larger than the map.
+    Redis(Box<RedisStore>),
 }
 
 impl ResumeStore {
@@ -82,7 +83,7 @@ impl ResumeStore {
     /// memory otherwise.
     pub fn new(redis_url: Option<&str>, ttl: Duration) -> Result<Self, String> {
         match redis_url {
-            Some(url) => Ok(Self::Redis(RedisStore::new(url, ttl)?)),
+            Some(url) => Ok(Self::Redis(Box::new(RedisStore::new(url, ttl)?))),
             None => Ok(Self::Memory(MemoryStore::new(ttl))),
         }
     }

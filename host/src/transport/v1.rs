@@ -13,9 +13,7 @@ use crate::admission::Admitted;
 use crate::audio::AudioFormat;
 use crate::config::Config;
 use crate::resume::ResumeToken;
-use crate::session::{
-    driver, outbound, Inbound, Outbound, OutboundTx, SessionResume, StartParams,
-};
+use crate::session::{driver, outbound, Inbound, Outbound, OutboundTx, SessionResume, StartParams};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
