@@ -17,10 +17,10 @@ use crate::transport::twilio::inbound::inbound;
 use crate::transport::twilio::marks::PlaybackMarks;
 use std::sync::Mutex;
 
-/// The fuzz targets, by name, with their entry points.
 /// A fuzz target: its name and the entry point that feeds it bytes.
 pub type Target = (&'static str, fn(&[u8]));
 
+/// The fuzz targets, by name, with their entry points.
 pub const TARGETS: &[Target] = &[
     ("client_message", client_message),
     ("twilio_message", twilio_message),
