@@ -10,6 +10,7 @@ use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
 use voice_tests::fake_openai::OpenAiScript;
 use voice_tests::host::CloudStack;
+use voice_tests::metrics::metric;
 use voice_tests::plugins;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -18,18 +19,6 @@ async fn readyz(addr: SocketAddr) -> (u16, Value) {
     let resp = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap())
-}
-
-async fn metric(addr: SocketAddr, series: &str) -> u64 {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
 }
 
 async fn session(addr: SocketAddr) -> AgentClient {

@@ -62,16 +62,7 @@ async fn turn(c: &mut AgentClient, text: &str) -> Value {
 
 /// Sessions open in this process (all hosts of the test).
 async fn active(addr: SocketAddr) -> u64 {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("voice_sessions_active "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("voice_sessions_active")
+    voice_tests::metrics::metric(addr, "voice_sessions_active").await
 }
 
 /// Waits until only `baseline` sessions are open (sessions of earlier tests whose runtime

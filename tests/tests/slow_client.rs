@@ -86,16 +86,7 @@ async fn story_listener(addr: SocketAddr) -> WebSocketStream<TcpStream> {
 
 /// `voice_slow_clients_total` from `/metrics`.
 async fn slow_clients(addr: SocketAddr) -> u64 {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("voice_slow_clients_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no voice_slow_clients_total in {text}"))
+    voice_tests::metrics::metric(addr, "voice_slow_clients_total").await
 }
 
 /// Waits until the single session slot is free again: a new session is admitted.
