@@ -317,20 +317,16 @@ async fn serve(
             Ok(Some(Ok(Message::Binary(bytes)))) => {
                 if bytes.is_empty() {
                     // The deprecated way of closing: treat it like CloseStream.
-                    transcriber.close(&mut out);
-                    if send_all(&mut socket, &shared, id, out).await.is_err() {
-                        break "client-gone";
-                    }
-                    let _ = close_with_metadata(
+                    break close_stream(
                         &mut socket,
                         &shared,
                         id,
                         &request_id,
                         &hasher,
-                        &transcriber,
+                        &mut transcriber,
+                        out,
                     )
                     .await;
-                    break "close-stream";
                 }
                 hasher.update(&bytes);
                 received += bytes.len();
@@ -357,20 +353,16 @@ async fn serve(
                         Control::KeepAlive => {}
                         Control::Finalize => transcriber.finalize(&mut out),
                         Control::CloseStream => {
-                            transcriber.close(&mut out);
-                            if send_all(&mut socket, &shared, id, out).await.is_err() {
-                                break "client-gone";
-                            }
-                            let _ = close_with_metadata(
+                            break close_stream(
                                 &mut socket,
                                 &shared,
                                 id,
                                 &request_id,
                                 &hasher,
-                                &transcriber,
+                                &mut transcriber,
+                                out,
                             )
                             .await;
-                            break "close-stream";
                         }
                     }
                 }
@@ -424,6 +416,25 @@ async fn send_all(
         shared.update(id, |c| c.sent.push(m));
     }
     Ok(())
+}
+
+/// CloseStream (or its deprecated empty frame): flush the last results, send the Metadata
+/// message and close; returns why the connection ended.
+async fn close_stream(
+    socket: &mut WebSocket,
+    shared: &Shared,
+    id: usize,
+    request_id: &str,
+    hasher: &Sha256,
+    transcriber: &mut Transcriber,
+    mut out: Vec<Value>,
+) -> &'static str {
+    transcriber.close(&mut out);
+    if send_all(socket, shared, id, out).await.is_err() {
+        return "client-gone";
+    }
+    let _ = close_with_metadata(socket, shared, id, request_id, hasher, transcriber).await;
+    "close-stream"
 }
 
 async fn close_with_metadata(
