@@ -39,6 +39,9 @@ fi
 echo "== test-browser: npm packages (playwright-core only)"
 (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 
+echo "== test-browser: the playback buffer (web/worklet.js) in node"
+node --test tests/browser/worklet.test.mjs
+
 echo "== test-browser: building voice-host and the fake providers (release)"
 cargo build --quiet --release -p voice-host --bin voice-host
 cargo build --quiet --release -p voice-tests --bin fake-providers

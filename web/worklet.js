@@ -67,6 +67,9 @@ class Pcm16Player extends AudioWorkletProcessor {
     this.reply = null; // reply being played
     this.played = 0; // source samples of `reply` played
     this.underruns = 0;
+    // A reply whose queue ran dry before its end was known. Running dry is a gap only if more of
+    // that reply's audio follows; the end of a reply also runs dry, just before its `end` arrives.
+    this.dry = null;
     this.paused = false; // the host paused the reply: hold the queue, play silence
     this.lastReport = 0;
     this.port.onmessage = (e) => this.onMessage(e.data);
@@ -74,11 +77,14 @@ class Pcm16Player extends AudioWorkletProcessor {
 
   onMessage(m) {
     if (m.type === 'audio') {
+      if (this.dry !== null && this.dry === m.reply) this.underruns += 1;
+      this.dry = null;
       this.queue.push({ samples: m.samples, reply: m.reply });
       this.queued += m.samples.length;
       if (this.waitingSince === null) this.waitingSince = currentTime;
     } else if (m.type === 'end') {
       this.ended.add(m.reply);
+      if (this.dry === m.reply) this.dry = null;
     } else if (m.type === 'pause') {
       this.paused = true;
     } else if (m.type === 'resume') {
@@ -87,6 +93,7 @@ class Pcm16Player extends AudioWorkletProcessor {
       // Tell the page how much unplayed audio the barge-in dropped (never heard by the user).
       if (this.queued > 0) this.port.postMessage({ type: 'dropped', samples: Math.max(0, this.queued - Math.floor(this.pos)) });
       this.paused = false;
+      this.dry = null;
       this.queue = [];
       this.queued = 0;
       this.pos = 0;
@@ -142,14 +149,16 @@ class Pcm16Player extends AudioWorkletProcessor {
         }
       }
       if (this.queue.length === 0) {
-        // A reply that is not known to be complete ran dry: that is an audible gap.
-        if (i < out.length && this.reply !== null && !this.ended.has(this.reply)) this.underruns += 1;
         this.playing = false;
         this.waitingSince = null;
         this.pos = 0;
       }
       this.report(this.queue.length === 0);
     }
+    // Output wanted and none queued for a reply not known to be complete: a gap, if more of it
+    // follows (see `dry`).
+    if (i < out.length && this.queue.length === 0 && !this.paused && this.reply !== null
+      && !this.ended.has(this.reply)) this.dry = this.reply;
     for (; i < out.length; i++) out[i] = 0;
     for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);
     return true;
