@@ -1,7 +1,8 @@
 //! Randomized simulation of a session: generated interleavings of user speech, typing, playback
 //! reports and stop/drain, against scripted providers and plug-ins that answer late, fail or go
 //! silent, all on a virtual clock. After every action and at the end of every run the session's
-//! invariants (ARCHITECTURE.md, "Session invariants") are checked. proptest shrinks a failing
+//! invariants (what the client sees in `client_sees`, memory in `check_remembered`, liveness
+//! in `check_settled`) are checked. proptest shrinks a failing
 //! run to a short script; a shrunk failure worth keeping becomes a named test in `races`.
 //!
 //! The scripted providers behave as the session task's I/O does: a plan request is answered
