@@ -147,16 +147,6 @@ impl AgentClient {
             .expect("send binary");
     }
 
-    /// Send audio at real-time pace in 20 ms frames, reading what the server says meanwhile.
-    pub async fn stream_realtime(&mut self, bytes: &[u8], bytes_per_20ms: usize) {
-        let start = tokio::time::Instant::now();
-        for (i, chunk) in bytes.chunks(bytes_per_20ms).enumerate() {
-            self.send_audio(chunk).await;
-            let due = start + Duration::from_millis(20 * (i as u64 + 1));
-            self.drain_until(due).await;
-        }
-    }
-
     /// Read what arrives until `deadline`.
     pub async fn drain_until(&mut self, deadline: tokio::time::Instant) {
         while tokio::time::Instant::now() < deadline && self.closed.is_none() {

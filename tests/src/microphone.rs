@@ -132,6 +132,32 @@ impl Microphone {
         }
     }
 
+    /// Reads what the server says until every queued sample has been sent.
+    pub async fn finish_saying(&mut self) {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        while !self.queue.lock().unwrap().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "speech still queued after {LIMIT:?}; saw {:#?}",
+                self.log
+            );
+            let tick = tokio::time::sleep(Duration::from_millis(20));
+            tokio::select! {
+                _ = tick => {}
+                heard = self.events.recv() => match heard {
+                    Some(Heard::Audio(n)) => self.audio_bytes += n,
+                    Some(Heard::Json(v)) => self.log.push(v),
+                    None => panic!("connection ended while speaking; saw {:#?}", self.log),
+                },
+            }
+        }
+    }
+
+    /// JSON messages of type `kind`, in order.
+    pub fn of_type(&self, kind: &str) -> Vec<&Value> {
+        self.log.iter().filter(|v| v["type"] == kind).collect()
+    }
+
     pub fn of(&self, kind: &str, turn: u64) -> Vec<&Value> {
         self.log
             .iter()

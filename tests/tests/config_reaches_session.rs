@@ -14,6 +14,7 @@ use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
 use voice_tests::fake_openai::OpenAiScript;
 use voice_tests::host::{CloudStack, DEEPGRAM_KEY, ELEVENLABS_KEY, OPENAI_KEY};
+use voice_tests::microphone::Microphone;
 use voice_tests::{eventually, speech, Fault};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -184,21 +185,23 @@ fn code(r: &Refused) -> String {
     v["code"].as_str().unwrap_or_default().to_string()
 }
 
-fn pcm(samples: &[i16]) -> Vec<u8> {
-    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
-
-/// The `vad` events of a session that streams `audio` (then 1 s of silence) in real time.
+/// The `vad` events of a session whose real-time microphone says `audio`, then 1 s of silence.
 async fn vad_events(extra: &[(&str, &str)], audio: Vec<i16>) -> Vec<String> {
     let s = stack(extra).await;
-    let mut c = session(&s).await;
+    let mut mic = microphone(&s).await;
     let mut audio = audio;
     audio.extend(speech::silence(1000));
-    c.stream_realtime(&pcm(&audio), 640).await;
-    c.of_type("vad")
+    mic.say(&audio);
+    mic.finish_saying().await;
+    mic.of_type("vad")
         .iter()
         .map(|v| v["event"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// A real-time microphone client of a session sending PCM16 at 16 kHz.
+async fn microphone(s: &CloudStack) -> Microphone {
+    Microphone::connect(&format!("ws://{}/agent", s.host.addr), pcm16k()).await
 }
 
 /// The LLM requests after three typed turns.
@@ -401,9 +404,8 @@ async fn deepgram() {
         ("STT_LANGUAGE", "de"),
     ])
     .await;
-    let mut c = session(&s).await;
-    c.stream_realtime(&pcm(&speech::utterance(300, 200)), 640)
-        .await;
+    let mic = microphone(&s).await;
+    mic.say(&speech::utterance(300, 200));
     eventually("a Deepgram connection", LIMIT, || {
         !s.deepgram.connections().is_empty()
     })

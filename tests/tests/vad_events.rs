@@ -9,11 +9,10 @@ use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
 use voice_tests::fake_openai::OpenAiScript;
 use voice_tests::host::CloudStack;
+use voice_tests::microphone::Microphone;
 use voice_tests::speech;
 
 const LIMIT: Duration = Duration::from_secs(30);
-/// 20 ms of PCM16 at 16 kHz.
-const FRAME_BYTES: usize = 640;
 
 async fn stack(extra: &[(&str, &str)]) -> CloudStack {
     CloudStack::start(
@@ -23,15 +22,6 @@ async fn stack(extra: &[(&str, &str)]) -> CloudStack {
         extra,
     )
     .await
-}
-
-fn pcm(samples: &[i16]) -> Vec<u8> {
-    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
-
-/// Index in `c.messages` of the first message matching `pred`.
-fn position(c: &AgentClient, pred: impl Fn(&Value) -> bool) -> Option<usize> {
-    c.messages.iter().position(pred)
 }
 
 #[tokio::test]
@@ -55,25 +45,28 @@ async fn ready_names_protocol_1_and_the_output_format() {
         .is_some_and(|id| !id.is_empty()));
 }
 
-/// Streams 500 ms of silence, `voiced_ms` of speech and 1500 ms of silence in real time, then
-/// waits for the turn's final transcript; returns the client.
-async fn speak(s: &CloudStack, voiced_ms: u32) -> AgentClient {
-    let mut c = AgentClient::start(
-        s.host.addr,
+/// Speaks 500 ms of silence, `voiced_ms` of speech and 1500 ms of silence from a real-time
+/// microphone, and reads until the turn's final transcript; returns the client.
+async fn speak(s: &CloudStack, voiced_ms: u32) -> Microphone {
+    let mut mic = Microphone::connect(
+        &format!("ws://{}/agent", s.host.addr),
         json!({"encoding": "pcm16", "sample_rate": 16000}),
-        None,
     )
     .await;
     let mut audio = speech::silence(500);
     audio.extend(speech::utterance(voiced_ms, 1500));
-    c.stream_realtime(&pcm(&audio), FRAME_BYTES).await;
-    let is_final = |m: &Value| m["type"] == "transcript" && m["final"] == true;
-    if position(&c, is_final).is_none() {
-        c.wait_for(LIMIT, is_final)
-            .await
-            .unwrap_or_else(|| panic!("no final transcript: {:?}", c.messages));
-    }
-    c
+    mic.say(&audio);
+    mic.until("the final transcript", is_final).await;
+    mic
+}
+
+fn is_final(m: &Value) -> bool {
+    m["type"] == "transcript" && m["final"] == true
+}
+
+/// Index in the client's log of the first message matching `pred`.
+fn position(mic: &Microphone, pred: impl Fn(&Value) -> bool) -> Option<usize> {
+    mic.log.iter().position(pred)
 }
 
 #[tokio::test]
@@ -92,7 +85,7 @@ async fn speech_is_bracketed_by_vad_events_on_the_audio_clock() {
     assert!((1980..=2100).contains(&end), "speech_end at {end} ms");
     // The turn's final transcript comes after the end of speech.
     let ended = position(&c, |m| m["type"] == "vad" && m["event"] == "speech_end").unwrap();
-    let fin = position(&c, |m| m["type"] == "transcript" && m["final"] == true).unwrap();
-    assert!(ended < fin, "{:?}", c.messages);
-    assert_eq!(c.messages[fin]["text"], "hello there");
+    let fin = position(&c, is_final).unwrap();
+    assert!(ended < fin, "{:?}", c.log);
+    assert_eq!(c.log[fin]["text"], "hello there");
 }
