@@ -335,6 +335,37 @@ fn a_plugin_interrupt_during_a_protected_phrase_waits_when_protection_is_on() {
 }
 
 #[test]
+fn a_barge_in_held_by_a_protected_sentence_interrupts_when_it_ends_though_the_user_stopped() {
+    let mut s = Session::with_rules();
+    let turn = s.typed(0, "what is my number");
+    s.reply(turn, CODE_REPLY, Speech::Aligned { ms_per_char: 80 });
+    s.at(3500, vad_start(3500));
+    s.at(3600, interim("sorry what was the number again"));
+    s.at(4000, vad_end(4000));
+    let out = s.at(4100, finalize_result("sorry what was the number again"));
+    assert!(agent_done(&out).is_empty() && plans(&out).is_empty());
+    // The user is silent now; the protected sentence plays on to its end at 5360 ms.
+    let out = s.run_until(5359);
+    assert!(agent_done(&out).is_empty(), "{:?}", messages(&out));
+    assert!(audio_ms(&out) > 0);
+    let out = s.run_until(5600);
+    assert_eq!(agent_done(&out), vec![(turn, CODE_HEARD.to_string(), true)]);
+    assert!(cancelled(&out, turn));
+    assert_eq!(
+        plans(&out),
+        vec![(
+            turn + 1,
+            "sorry what was the number again".to_string(),
+            vec![
+                ChatMessage::new(Role::User, "what is my number"),
+                ChatMessage::new(Role::Assistant, CODE_HEARD),
+            ]
+        )],
+        "the held words are the next turn"
+    );
+}
+
+#[test]
 fn answers_to_old_questions_are_ignored() {
     let mut s = Session::new(OrchestratorConfig::default(), Policy::Manual);
     let turn = speaking(

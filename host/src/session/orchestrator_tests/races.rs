@@ -28,13 +28,22 @@ fn story(policy: Policy) -> (Session, u32) {
 #[test]
 fn back_to_back_typed_turns_each_end_with_agent_done_and_the_last_is_answered() {
     let mut s = Session::with_rules();
-    let first = s.typed(0, "first question");
-    let second = s.typed(0, "second question");
-    assert_eq!(second, first + 1);
-    let mut out = Vec::new();
+    let mut out = s.at(0, Event::UserText("first question".into()));
+    let first = planned_turn(&out).unwrap();
+    out.extend(s.at(0, Event::UserText("second question".into())));
+    let second = first + 1;
     for t in ["third", "fourth", "fifth"] {
-        s.typed(1, t);
+        out.extend(s.at(1, Event::UserText(t.into())));
     }
+    // Each superseded turn is closed for the client: nothing of it was said.
+    let superseded: Vec<_> = (first..second + 3)
+        .map(|turn| (turn, String::new(), true))
+        .collect();
+    assert_eq!(agent_done(&out), superseded);
+    assert_eq!(
+        plans(&out).iter().map(|p| p.0).collect::<Vec<_>>(),
+        (first..=second + 3).collect::<Vec<_>>()
+    );
     // Answers to the older plans arrive late and change nothing.
     out.extend(s.feed(planned_llm(first)));
     out.extend(s.feed(planned_llm(second)));
@@ -49,10 +58,9 @@ fn back_to_back_typed_turns_each_end_with_agent_done_and_the_last_is_answered() 
         },
     ));
     out.extend(s.run_until(2000));
-    assert_eq!(
-        agent_done(&out).last(),
-        Some(&(last, "Here you go.".into(), false))
-    );
+    let mut expected = superseded;
+    expected.push((last, "Here you go.".into(), false));
+    assert_eq!(agent_done(&out), expected);
     assert_eq!(s.orch.state(), State::Listening);
     assert_eq!(s.typed(3000, "and the next one"), last + 1);
 }
