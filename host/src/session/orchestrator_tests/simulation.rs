@@ -1,6 +1,7 @@
 //! Randomized simulation of a session: generated interleavings of user speech, typing, playback
 //! reports and stop/drain, against scripted providers and plug-ins that answer late, fail or go
-//! silent, all on a virtual clock. After every action and at the end of every run the session's
+//! silent (a faulting plug-in reaches the session as the built-in answer, late), all on a
+//! virtual clock. After every action and at the end of every run the session's
 //! invariants (what the client sees in `client_sees`, memory in `check_remembered`, liveness
 //! in `check_settled`) are checked. proptest shrinks a failing
 //! run to a short script; a shrunk failure worth keeping becomes a named test in `races`.
@@ -27,6 +28,10 @@ fn cases() -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000)
 }
+
+/// How long a faulting plug-in call takes to be given up: the wall-clock backstop of the
+/// default 5 ms CPU deadline (`PluginSettings::call_deadline_ms`).
+const PLUGIN_FAULT_MS: u64 = 50;
 
 /// What the user (or the client) does at a step.
 #[derive(Debug, Clone)]
@@ -61,7 +66,9 @@ struct Profile {
     seed: u64,
     plan_delay: u64,
     decide_delay: u64,
-    /// 0: built-in rules, 1..=4: always this decision, 5: a random decision each time.
+    /// 0: built-in rules, 1..=4: always this decision, 5: a random decision each time,
+    /// 6: a plug-in that faults on every other call (the session then gets the built-in
+    /// decision, after the call's wall-clock backstop) and answers at random otherwise.
     policy: u8,
     first_token: u64,
     token_gap: u64,
@@ -96,7 +103,7 @@ fn input() -> impl Strategy<Value = Input> {
 fn profile() -> impl Strategy<Value = Profile> {
     (
         any::<u64>(),
-        (0u64..400, 0u64..300, 0u8..6),
+        (0u64..400, 0u64..300, 0u8..7),
         (0u64..800, 0u64..150, 0u64..400),
         // At least as fast as the 14 characters a second the host assumes without timing.
         (50u64..=71, any::<bool>(), prop::option::of(20u64..500)),
@@ -379,17 +386,22 @@ impl Sim {
         self.feed(event)
     }
 
-    fn decision(&mut self, event: &crate::behaviour::BargeInEvent) -> BargeInDecision {
+    /// The policy's answer to `event` and how long after the question it arrives.
+    fn decision(&mut self, event: &crate::behaviour::BargeInEvent) -> (BargeInDecision, u64) {
         let all = [
             BargeInDecision::Ignore,
             BargeInDecision::Interrupt,
             BargeInDecision::Pause,
             BargeInDecision::Wait,
         ];
+        let built_in = || DefaultBargeIn::decide_with(&BargeInRules::default(), event);
+        let delay = self.p.decide_delay;
         match self.p.policy {
-            0 => DefaultBargeIn::decide_with(&BargeInRules::default(), event),
-            n @ 1..=4 => all[usize::from(n - 1)],
-            _ => all[self.rng.below(4) as usize],
+            0 => (built_in(), delay),
+            n @ 1..=4 => (all[usize::from(n - 1)], delay),
+            5 => (all[self.rng.below(4) as usize], delay),
+            _ if self.rng.below(2) == 0 => (built_in(), delay + PLUGIN_FAULT_MS),
+            _ => (all[self.rng.below(4) as usize], delay),
         }
     }
 
@@ -435,7 +447,9 @@ impl Sim {
                     }
                 }
                 Action::PlanReply { turn, .. } => {
-                    let output = if self.rng.below(5) == 0 {
+                    // A faulting prompt plug-in leaves the built-in prompt (an LLM request).
+                    let fault = self.p.policy == 6 && self.rng.below(2) == 0;
+                    let output = if !fault && self.rng.below(5) == 0 {
                         PromptOutput::Direct {
                             text: format!("Direct d{turn}a d{turn}b."),
                         }
@@ -445,7 +459,7 @@ impl Sim {
                             settings: GenerationSettings::default(),
                         }
                     };
-                    let at = self.now + self.p.plan_delay;
+                    let at = self.now + self.p.plan_delay + if fault { PLUGIN_FAULT_MS } else { 0 };
                     self.schedule(
                         at,
                         Owner::Plan,
@@ -471,8 +485,8 @@ impl Sim {
                 Action::FlushTts { turn } => self.tts_item(turn, None),
                 Action::CancelTts { turn } => self.cancel(Owner::Tts(turn)),
                 Action::AskBargeIn { turn, seq, event } => {
-                    let decision = self.decision(&event);
-                    let at = self.now + self.p.decide_delay;
+                    let (decision, after) = self.decision(&event);
+                    let at = self.now + after;
                     self.schedule(
                         at,
                         Owner::Policy,
