@@ -1,7 +1,9 @@
 //! End to end with no keys and no fakes: the server runs the offline providers (Whisper,
-//! Gemma, espeak-ng); a client speaks an espeak-ng recording into `/agent` and hears the reply,
-//! then interrupts a reply by speaking over it: the recogniser's interim transcripts reach the
-//! barge-in word threshold while the user is still speaking.
+//! Gemma, espeak-ng) with the default barge-in rules. A client talks over the spoken greeting
+//! with an espeak-ng recording of its question: the recogniser's interim transcripts reach the
+//! default five-word threshold while the user is still speaking and, once the default 3000 ms
+//! minimum has passed, interrupt the greeting. The question is answered with speech; a typed
+//! turn then interrupts a reply while the local LLM is still generating it.
 //!
 //! Needs the offline models (`voice-host models install`) and espeak-ng
 //! (`scripts/install-deps.sh`). Where they are missing the test is skipped with a notice,
@@ -14,6 +16,19 @@ use voice_host::config::{source::RawSettings, Config};
 use voice_host::providers::local::LocalModels;
 use voice_host::server::{self, ServerHandle};
 use voice_tests::microphone::Microphone;
+
+/// About 30 s of speech: it outlasts the 3000 ms minimum plus the recogniser's interims.
+const GREETING: &str = "Hello and welcome to the travel desk. I can tell you about the weather, \
+about trains and flights, about museums and restaurants, and about anything else you might need \
+on your trip. Before we begin, let me explain how this works. You can ask me a question at any \
+time, and you can interrupt me whenever you like. I will keep my answers short and clear. If \
+you need me to repeat something, just say so. So, what would you like to know today?";
+
+/// Twelve words, about 4 s of espeak-ng speech.
+const QUESTION: &str = "please stop for a moment, what is the weather in paris today";
+
+/// Output audio bytes a millisecond (PCM16 at `OUTPUT_RATE`).
+const BYTES_PER_MS: usize = OUTPUT_RATE as usize * 2 / 1000;
 
 /// Output rate the client asks for (not espeak-ng's 22,050 Hz, so resampling is exercised).
 const OUTPUT_RATE: u32 = 24_000;
@@ -68,14 +83,8 @@ async fn start_server() -> ServerHandle {
         ("STT_PROVIDER", "local"),
         ("LLM_PROVIDER", "local"),
         ("TTS_PROVIDER", "local"),
-        // A short offline reply may be interrupted at any point.
-        ("TTS_MIN_DURATION_MS", "0"),
-        // The barge-in is decided by the recogniser's interim words. Not the default five: the
-        // local recogniser transcribes the speech so far once a second, one pass at a time, so
-        // five words arrive some three seconds into the user's speech, after a typical offline
-        // reply (one sentence, three to four seconds) has ended; the built-in policy does not
-        // pause the reply to listen longer.
-        ("TTS_BARGE_THRESHOLD_WORDS", "2"),
+        // Long enough to talk over with the default barge-in rules (five words, 3000 ms).
+        ("GREETING", GREETING),
         // The offline providers are under test here; the built-in behaviours stand in for plug-ins.
         ("INTENT_PLUGIN", "none"),
         ("PROMPT_PLUGIN", "none"),
@@ -120,7 +129,7 @@ fn no_errors(mic: &Microphone) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spoken_question_gets_a_spoken_reply_and_barge_in_stops_it() {
+async fn a_spoken_question_interrupts_the_greeting_and_gets_a_spoken_reply() {
     if !prerequisites() {
         return;
     }
@@ -133,11 +142,86 @@ async fn spoken_question_gets_a_spoken_reply_and_barge_in_stops_it() {
     let ready = mic.until("ready", |v| v["type"] == "ready").await;
     assert_eq!(ready["output"]["sample_rate"], OUTPUT_RATE);
 
-    // Turn 1: the question; the reply streams as text and audio until it is done.
-    mic.say(&speak("what is the weather in paris"));
+    // The greeting plays; half a second in, the user asks a question over it.
+    let greeting = mic
+        .until("the greeting", |v| v["type"] == "agent_text")
+        .await["turn"]
+        .clone();
+    mic.audio(500 * BYTES_PER_MS).await;
+    let asked_at = mic.log.len();
+    let question = speak(QUESTION);
+    let question_ms = question.len() / 16;
+    let said = std::time::Instant::now();
+    mic.say(&question);
+    mic.until("the interrupt", |v| {
+        v["type"] == "interrupt" && v["turn"] == greeting
+    })
+    .await;
+    let at_interrupt = mic.audio_bytes;
+    // What the recogniser had heard of the question when the greeting was interrupted: interim
+    // transcripts only (its final comes at the end of the speech), the last with at least the
+    // default five words.
+    let heard: Vec<&Value> = mic.log[asked_at..]
+        .iter()
+        .filter(|v| v["type"] == "transcript")
+        .collect();
+    eprintln!(
+        "interrupt {} ms after the start of a {question_ms} ms question, {} ms into the greeting; \
+         transcripts before it: {heard:?}",
+        said.elapsed().as_millis(),
+        at_interrupt / BYTES_PER_MS
+    );
+    assert!(
+        heard.iter().all(|v| v["final"] == false),
+        "interim words, not the final, interrupted the greeting: {heard:?}"
+    );
+    // The interims grew while the user spoke (one a second): the first is not yet the whole
+    // question, so the barge-in was judged before the user stopped.
+    let words = |v: &Value| {
+        v["text"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .count()
+    };
+    assert!(
+        heard
+            .first()
+            .is_some_and(|v| words(v) < QUESTION.split_whitespace().count()),
+        "no interim came while the question was spoken: {heard:?}"
+    );
+    let last = heard
+        .last()
+        .and_then(|v| v["text"].as_str())
+        .expect("an interim transcript fed the barge-in")
+        .to_lowercase();
+    assert!(
+        last.split_whitespace().count() >= 5,
+        "the interim that interrupted has the default threshold of words: {last:?}"
+    );
+    assert!(
+        at_interrupt >= 3000 * BYTES_PER_MS,
+        "interrupted after {} ms of greeting, before the 3000 ms minimum",
+        at_interrupt / BYTES_PER_MS
+    );
+    let done = mic
+        .until("the greeting's end", |v| {
+            v["type"] == "agent_done" && v["turn"] == greeting
+        })
+        .await;
+    assert_eq!(done["interrupted"], true, "{done}");
+    let kept = done["text"].as_str().unwrap();
+    assert!(
+        GREETING.starts_with(kept) && kept.len() < GREETING.len() / 2,
+        "only the heard part of the greeting is kept: {kept:?}"
+    );
+
+    // The question is the next turn; its reply streams as text and audio until it is done.
     let before = mic.audio_bytes;
     let done = mic
-        .until("the first reply", |v| v["type"] == "agent_done")
+        .until("the reply", |v| {
+            v["type"] == "agent_done" && v["turn"] != greeting
+        })
         .await;
     no_errors(&mic);
     assert_eq!(done["interrupted"], false, "{done}");
@@ -159,50 +243,31 @@ async fn spoken_question_gets_a_spoken_reply_and_barge_in_stops_it() {
         "{seconds:.2} s of audio for {words} words: {text:?}"
     );
 
-    // Turn 2: ask again, and talk over the reply as soon as its audio starts.
-    mic.say(&speak("tell me a long story about the city of paris"));
-    let fin = mic
-        .until("the second question", |v| {
-            v["type"] == "transcript" && v["final"] == true && v["turn"] != done["turn"]
+    // A typed turn interrupts the next reply while it is spoken (the local LLM, at a few
+    // tokens a second, is most likely still generating it).
+    mic.send(json!({"type": "text", "text": "tell me a long story about the city of paris"}));
+    let story = mic
+        .until("the story's first words", |v| {
+            v["type"] == "agent_text" && v["turn"] != done["turn"]
+        })
+        .await["turn"]
+        .clone();
+    mic.audio(200 * BYTES_PER_MS).await;
+    mic.send(json!({"type": "text", "text": "thank you, that is all"}));
+    let ended = mic
+        .until("the story's end", |v| {
+            v["type"] == "agent_done" && v["turn"] == story
         })
         .await;
-    mic.audio(2 * OUTPUT_RATE as usize / 10).await;
-    let asked_at = mic.log.len();
-    // Long enough for interim transcripts while the user is still speaking.
-    mic.say(&speak(
-        "no stop please stop talking now I would like to ask you about something else instead",
-    ));
-    mic.until("the interrupt", |v| {
-        v["type"] == "interrupt" && v["turn"] == fin["turn"]
+    assert_eq!(ended["interrupted"], true, "{ended}");
+    mic.until("the next turn", |v| {
+        v["type"] == "transcript"
+            && v["final"] == true
+            && v["text"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("that is all"))
     })
     .await;
-    // What the recogniser had heard of the barge-in when the reply was interrupted: interim
-    // transcripts only (its final comes at the end of the speech), the last with at least the
-    // threshold of words.
-    let heard: Vec<&Value> = mic.log[asked_at..]
-        .iter()
-        .filter(|v| v["type"] == "transcript")
-        .collect();
-    eprintln!("transcripts of the barge-in before the interrupt: {heard:?}");
-    assert!(
-        heard.iter().all(|v| v["final"] == false),
-        "interim words, not the final, interrupted the reply: {heard:?}"
-    );
-    let last = heard
-        .last()
-        .and_then(|v| v["text"].as_str())
-        .expect("an interim transcript fed the barge-in")
-        .to_lowercase();
-    assert!(
-        last.split_whitespace().count() >= 2,
-        "the interim that interrupted has the threshold of words: {last:?}"
-    );
-    let second = mic
-        .until("the second reply's end", |v| {
-            v["type"] == "agent_done" && v["turn"] == fin["turn"]
-        })
-        .await;
-    assert_eq!(second["interrupted"], true, "{second}");
     no_errors(&mic);
     server.shutdown().await;
 }

@@ -3,7 +3,8 @@
 //! Per session, an async task buffers the utterance ([`Segmenter`]) and hands it to the Whisper
 //! threads when the host sends `Finalize` (its VAD end of speech), answering with
 //! `Final { speech_final: true }`. While the user speaks, an interim transcript of the audio so
-//! far is produced about once a second when no other transcription of this stream is running.
+//! far is produced about once a second when no other transcription of this stream is running
+//! (a snapshot cut mid-word is kept from looping by the decoder's bounds, see `whisper.rs`).
 //! Dropping the stream cancels a running transcription between decoding steps.
 
 use super::segment::{Segmented, Segmenter};

@@ -35,6 +35,32 @@ impl Default for EncoderWindow {
 /// Longest text a single utterance decodes to (Whisper's own limit is 224 tokens).
 const MAX_DECODE_TOKENS: usize = 128;
 
+/// Tokens a second of audio may decode to: fast speech is about 4 words (6 tokens) a second.
+/// Audio cut mid-word (an interim snapshot) can send the decoder into a repetition loop; this
+/// bound ends it after a few steps instead of `MAX_DECODE_TOKENS`, which on a 2-core machine
+/// costs seconds and delays the interims (and so the barge-in) that depend on it.
+const TOKENS_PER_SECOND: usize = 10;
+
+/// Where a decoding loop's repeats begin: when the tokens end with the same run of at least
+/// three tokens three times over ("Please stop. Please stop. Please stop."), the index of the
+/// second run, so that one copy is kept. Real speech seldom says a phrase three times running;
+/// a decoder fed audio cut mid-word often does.
+fn repetition_loop(tokens: &[u32]) -> Option<usize> {
+    let n = tokens.len();
+    (3..=n / 3).find_map(|run| {
+        let last = &tokens[n - run..];
+        let repeated = tokens[n - 3 * run..n - run]
+            .chunks(run)
+            .all(|chunk| chunk == last);
+        repeated.then_some(n - 2 * run)
+    })
+}
+
+/// Most tokens `samples` (16 kHz) may decode to.
+fn token_budget(samples: usize) -> usize {
+    (8 + samples * TOKENS_PER_SECOND / 16_000).min(MAX_DECODE_TOKENS)
+}
+
 /// Loaded Whisper weights and tables, shared by all inference threads.
 #[derive(Clone)]
 pub struct WhisperModel {
@@ -116,7 +142,7 @@ impl WhisperModel {
         let vocab = &self.vocab;
         let mut tokens = vec![vocab.sot, vocab.no_timestamps];
         let prefix = tokens.len();
-        for step in 0..MAX_DECODE_TOKENS {
+        for step in 0..token_budget(samples.len()) {
             if cancelled() {
                 return Ok(None);
             }
@@ -141,6 +167,10 @@ impl WhisperModel {
                 break;
             }
             tokens.push(next);
+            if let Some(cut) = repetition_loop(&tokens[prefix..]) {
+                tokens.truncate(prefix + cut);
+                break;
+            }
         }
         Ok(Some(vocab.decode(&tokens[prefix..]).trim().to_string()))
     }
@@ -178,6 +208,26 @@ fn best_text_token(logits: &Tensor, vocab: &Vocabulary, first: bool) -> candle_c
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phrase_decoded_three_times_running_is_kept_once() {
+        // "Please stop." as three tokens, looping.
+        let looped = [7, 8, 9, 7, 8, 9, 7, 8, 9];
+        assert_eq!(repetition_loop(&looped), Some(3));
+        assert_eq!(repetition_loop(&[1, 2, 7, 8, 9, 7, 8, 9, 7, 8, 9]), Some(5));
+        // Twice is speech, not a loop; so are short words said over and over ("no no no").
+        assert_eq!(repetition_loop(&[7, 8, 9, 7, 8, 9]), None);
+        assert_eq!(repetition_loop(&[4, 4, 4, 4, 4, 4]), None);
+        assert_eq!(repetition_loop(&[5, 6, 5, 6, 5, 6]), None);
+        assert_eq!(repetition_loop(&[]), None);
+    }
+
+    #[test]
+    fn the_token_budget_grows_with_the_audio_up_to_the_cap() {
+        assert_eq!(token_budget(16_000), 18, "1 s of audio");
+        assert_eq!(token_budget(4 * 16_000), 48);
+        assert_eq!(token_budget(60 * 16_000), MAX_DECODE_TOKENS);
+    }
 
     #[test]
     fn utterance_window_covers_audio_plus_margin_and_stays_even() {
