@@ -22,34 +22,38 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
 }
 
 /// Escapes the control characters of one formatted log record, keeping its final newline and
-/// the colour sequences (`ESC [ digits ; m`) the text formatter itself writes.
+/// the colour sequences (`ESC [ digits ; m`) the text formatter itself writes. C1 controls
+/// (U+0080 to U+009F, e.g. U+009B, a one-character CSI to some terminals) are escaped as well
+/// as the ASCII ones; bytes that are not UTF-8 are replaced.
 fn escape_record(record: &[u8]) -> Vec<u8> {
     let (body, newline) = match record.strip_suffix(b"\n") {
         Some(body) => (body, true),
         None => (record, false),
     };
-    let mut out = Vec::with_capacity(record.len() + 8);
-    let mut i = 0;
-    while i < body.len() {
-        let b = body[i];
-        if b == 0x1b {
-            if let Some(len) = colour_sequence(&body[i..]) {
-                out.extend_from_slice(&body[i..i + len]);
-                i += len;
+    let body = String::from_utf8_lossy(body);
+    let mut out = String::with_capacity(body.len() + 8);
+    let mut rest: &str = &body;
+    while let Some(c) = rest.chars().next() {
+        if c == '\x1b' {
+            if let Some(len) = colour_sequence(rest.as_bytes()) {
+                out.push_str(&rest[..len]);
+                rest = &rest[len..];
                 continue;
             }
         }
-        if b.is_ascii_control() {
-            out.extend(std::ascii::escape_default(b));
+        if c.is_ascii_control() {
+            out.extend(std::ascii::escape_default(c as u8).map(char::from));
+        } else if c.is_control() {
+            out.extend(c.escape_default());
         } else {
-            out.push(b);
+            out.push(c);
         }
-        i += 1;
+        rest = &rest[c.len_utf8()..];
     }
     if newline {
-        out.push(b'\n');
+        out.push('\n');
     }
-    out
+    out.into_bytes()
 }
 
 /// Length of an SGR colour sequence at the start of `bytes`, if one is there.
@@ -101,6 +105,16 @@ mod tests {
         let record = b"\x1b[32m INFO\x1b[0m session id=a\nb\x1b[2J\x07\n";
         let out = String::from_utf8(escape_record(record)).unwrap();
         assert_eq!(out, "\x1b[32m INFO\x1b[0m session id=a\\nb\\x1b[2J\\x07\n");
+    }
+
+    #[test]
+    fn c1_controls_and_invalid_bytes_are_escaped_and_text_is_kept() {
+        let record = "call=CA\u{9b}2J caf\u{e9} \u{85}x\n".as_bytes();
+        let out = String::from_utf8(escape_record(record)).unwrap();
+        assert_eq!(out, "call=CA\\u{9b}2J caf\u{e9} \\u{85}x\n");
+        let out = String::from_utf8(escape_record(b"id=\xff\x9b\n")).unwrap();
+        assert_eq!(out, "id=\u{fffd}\u{fffd}\n");
+        assert_eq!(escape_control("CA\u{9b}1"), "CA\\u{9b}1");
     }
 
     #[test]
