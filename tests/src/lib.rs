@@ -11,6 +11,7 @@ pub mod fake_elevenlabs;
 pub mod fake_openai;
 pub mod faults;
 pub mod host;
+pub mod host_process;
 pub mod metrics;
 pub mod microphone;
 pub mod plugins;

@@ -433,3 +433,39 @@ async fn calls_share_the_session_capacity_and_bad_starts_are_refused() {
     .expect("the host ends the call");
     assert_eq!(closed, Some(1008));
 }
+
+#[tokio::test]
+async fn call_audio_far_faster_than_real_time_is_dropped_not_transcribed() {
+    let stack = CloudStack::start(
+        DeepgramScript::default(),
+        OpenAiScript::default(),
+        ElevenLabsScript::default(),
+        &[],
+    )
+    .await;
+    let mut call = FakeTwilio::connect(stack.host.addr, json!({})).await;
+    // 60 s of the caller's audio sent as fast as the socket takes it: the host passes on the
+    // burst allowance (5 s) and twice real time, and drops the rest.
+    let sent_s = 60;
+    let audio = phone_audio(&speech::silence(sent_s * 1000));
+    for frame in audio.chunks(160) {
+        call.send_media(frame).await;
+    }
+    call.stop().await;
+    voice_tests::eventually("the recogniser's stream to end", LIMIT, || {
+        stack
+            .deepgram
+            .connections()
+            .first()
+            .is_some_and(|c| c.ended.is_some())
+    })
+    .await;
+    let stt = &stack.deepgram.connections()[0];
+    let rate: usize = stt.param("sample_rate").unwrap().parse().unwrap();
+    assert_eq!(stt.param("encoding"), Some("linear16"));
+    let transcribed_s = stt.audio_bytes as f64 / (2 * rate) as f64;
+    assert!(
+        transcribed_s >= 4.0 && transcribed_s < sent_s as f64 / 2.0,
+        "{transcribed_s:.1} s of the {sent_s} s sent reached speech-to-text"
+    );
+}

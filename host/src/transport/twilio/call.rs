@@ -10,7 +10,7 @@ use crate::admission::twilio::STREAM_TOKEN_PARAMETER;
 use crate::admission::Admitted;
 use crate::audio::{AudioFormat, Encoding};
 use crate::config::Config;
-use crate::session::{driver, outbound, Outbound, StartParams};
+use crate::session::{driver, outbound, Inbound, Outbound, StartParams};
 use crate::transport::input_limits::InputLimits;
 use crate::transport::protocol::close;
 use crate::transport::writer;
@@ -180,6 +180,16 @@ pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
                 Message::Close(_) => break,
                 Message::Binary(_) | Message::Ping(_) | Message::Pong(_) => None,
             };
+            // Audio sustained faster than twice real time is dropped, as on `/agent`; Twilio
+            // has no channel for the error, so it is logged (at most once a second).
+            if let Some(Inbound::Audio(bytes)) = &item {
+                if let Err(report) = input_limits.audio(bytes.len()) {
+                    if report.is_some() {
+                        tracing::warn!("call audio arrives faster than real time; frames dropped");
+                    }
+                    continue;
+                }
+            }
             if let Some(item) = item {
                 if in_tx.send(item).await.is_err() {
                     break;
