@@ -217,6 +217,36 @@ mod tests {
         assert_eq!(v.verify(&t), Err(TokenError::BadSignature));
     }
 
+    /// RSA key pairs made for these tests only (`openssl genpkey -algorithm RSA`).
+    const RSA_PRIVATE: &str = include_str!("testdata/rsa-private.pem");
+    const RSA_PUBLIC: &str = include_str!("testdata/rsa-public.pem");
+    const RSA_OTHER_PRIVATE: &str = include_str!("testdata/rsa-other-private.pem");
+
+    fn mint_rs256(private_pem: &str, claims: &Claims) -> String {
+        let key = EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap();
+        encode(&Header::new(Algorithm::RS256), claims, &key).unwrap()
+    }
+
+    #[test]
+    fn rs256_tokens_verify_against_the_configured_public_key_only() {
+        let v = Verifier::new(None, Some(RSA_PUBLIC)).unwrap();
+        let c = claims(now_s() + 600);
+        assert_eq!(v.verify(&mint_rs256(RSA_PRIVATE, &c)), Ok(c));
+        let expired = mint_rs256(RSA_PRIVATE, &claims(now_s() - 2 * LEEWAY_S));
+        assert_eq!(v.verify(&expired), Err(TokenError::Expired));
+        let other = mint_rs256(RSA_OTHER_PRIVATE, &claims(now_s() + 600));
+        assert_eq!(v.verify(&other), Err(TokenError::BadSignature));
+        // Algorithm confusion: an HS256 token keyed with the (public) PEM text is refused.
+        let confused = mint_hs256(RSA_PUBLIC.as_bytes(), &claims(now_s() + 600));
+        assert_eq!(v.verify(&confused), Err(TokenError::BadSignature));
+        // An HS256 secret beside the public key does not make RS256 tokens of other keys pass.
+        let both = Verifier::new(Some(SECRET), Some(RSA_PUBLIC)).unwrap();
+        assert_eq!(both.verify(&other), Err(TokenError::BadSignature));
+        assert!(both
+            .verify(&mint_hs256(SECRET.as_bytes(), &claims(now_s() + 600)))
+            .is_ok());
+    }
+
     #[test]
     fn messages_never_contain_the_token() {
         let t = mint_hs256(SECRET.as_bytes(), &claims(now_s() - 1000));
