@@ -428,3 +428,82 @@ async fn admin_routes_live_only_on_the_admin_listener() {
     assert_eq!(status(admin).await, 200, "served on ADMIN_BIND");
     assert_eq!(status(s.host.addr).await, 404, "not on the public port");
 }
+
+/// A Twilio stream that sent its `start` with `token` and hears the agent's first audio.
+async fn call_in_progress(
+    addr: SocketAddr,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/twilio"))
+        .await
+        .expect("the call's stream is admitted");
+    let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": STREAM_SID,
+        "start": {"streamSid": STREAM_SID, "callSid": CALL_SID,
+                  "customParameters": {"agent": "sales", "token": token},
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
+    ws.send(Message::Text(start.to_string().into()))
+        .await
+        .unwrap();
+    tokio::time::timeout(LONG, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.contains("\"media\"") => return,
+                Some(Ok(_)) => continue,
+                other => panic!("the call ended before its greeting: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the greeting plays");
+    ws
+}
+
+/// The HTTP status and body of a refused WebSocket upgrade to `path`.
+async fn refused_upgrade(addr: SocketAddr, path: &str) -> (u16, String) {
+    match tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => (
+            resp.status().as_u16(),
+            String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned(),
+        ),
+        Err(e) => panic!("{path}: not an HTTP refusal: {e}"),
+        Ok(_) => panic!("{path}: admitted"),
+    }
+}
+
+#[tokio::test]
+async fn twilio_calls_from_one_address_are_capped_only_until_their_stream_token_checks_out() {
+    // One session per address and one new connection a minute: two calls from Twilio's one
+    // media-server address still run side by side.
+    let s = stack(&[
+        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN),
+        ("PUBLIC_URL", "https://voice.example.com"),
+        ("AUTH_SECRET", SECRET),
+        ("GREETING", "Hello, thank you for calling the bakery."),
+        ("MAX_SESSIONS_PER_IP", "1"),
+        ("CONNECT_RATE_PER_MIN", "1"),
+        ("CONNECT_BURST", "1"),
+    ])
+    .await;
+    let addr = s.host.addr;
+    let (_, xml) = post_voice(addr, Some(&twilio_signature())).await;
+    let token = xml
+        .split("<Parameter name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the TwiML carries a stream token")
+        .to_string();
+    let _first = call_in_progress(addr, &token).await;
+    let _second = call_in_progress(addr, &token).await;
+    // A stream that has not shown a token yet counts: one is let in, the next is refused.
+    let (_silent, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/twilio"))
+        .await
+        .expect("one stream without a token yet");
+    let (status, body) = refused_upgrade(addr, "/twilio").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("too_many_sessions"), "{body}");
+    // `/agent` from the same address keeps its connection rate.
+    assert_eq!(refused_upgrade(addr, "/agent").await.0, 401);
+    let (status, body) = refused_upgrade(addr, "/agent").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("rate_limited"), "{body}");
+}

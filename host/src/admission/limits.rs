@@ -37,7 +37,7 @@ impl PerIpSessions {
     /// A slot for `ip`, or `None` when it already holds `max` sessions.
     pub fn try_acquire(&self, ip: IpAddr) -> Option<IpSlot> {
         if self.max == 0 {
-            return Some(IpSlot { ip, open: None });
+            return Some(IpSlot::uncounted(ip));
         }
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(ip).or_insert(0);
@@ -55,6 +55,13 @@ impl PerIpSessions {
     pub fn open(&self, ip: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.get(&ip).copied().unwrap_or(0)
+    }
+}
+
+impl IpSlot {
+    /// A place that does not count against `ip`'s limit.
+    pub fn uncounted(ip: IpAddr) -> Self {
+        Self { ip, open: None }
     }
 }
 

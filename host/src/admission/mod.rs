@@ -103,10 +103,16 @@ pub struct Admitted {
     /// stream token the TwiML handed out.
     pub stream_auth: Option<Arc<TwilioAuth>>,
     _permit: OwnedSemaphorePermit,
-    _ip_slot: IpSlot,
+    ip_slot: IpSlot,
 }
 
 impl Admitted {
+    /// A Twilio stream whose `start` carried its call's stream token stops counting against
+    /// its address's `MAX_SESSIONS_PER_IP`: Twilio carries many callers from a few addresses.
+    pub fn vouched_for_by_twilio(&mut self) {
+        self.ip_slot = IpSlot::uncounted(self.client_ip);
+    }
+
     /// The agent profile a `start` may run: the token's `agent` when the start names none; an
     /// error code when it names another.
     pub fn agent<'a>(
@@ -183,7 +189,16 @@ impl Admission {
         }
         self.check_origin(req.headers)?;
         let client_ip = self.proxies.client_ip(req.peer, req.headers);
-        if let Err(wait) = self.rate.check(client_ip) {
+        // Twilio carries many callers from a few media-server addresses: with TWILIO_AUTH_TOKEN
+        // its streams must show their call's stream token at `start` instead (a socket without
+        // one still holds a per-address slot until then, at most START_TIMEOUT_MS).
+        let rate_limited = !(req.route == Route::Twilio && self.twilio.is_some());
+        let rate = if rate_limited {
+            self.rate.check(client_ip)
+        } else {
+            Ok(())
+        };
+        if let Err(wait) = rate {
             return Err(Refusal::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -192,7 +207,14 @@ impl Admission {
             .retry_after(limits::retry_after_secs(wait)));
         }
         let (claims, stream_auth) = self.authenticate(req)?;
-        let ip_slot = self.per_ip.try_acquire(client_ip).ok_or_else(|| {
+        // A Twilio stream with a verified session token is a call the app let in.
+        let vouched = req.route == Route::Twilio && claims.is_some();
+        let ip_slot = if vouched {
+            Some(IpSlot::uncounted(client_ip))
+        } else {
+            self.per_ip.try_acquire(client_ip)
+        };
+        let ip_slot = ip_slot.ok_or_else(|| {
             Refusal::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_sessions",
@@ -217,7 +239,7 @@ impl Admission {
             limits,
             stream_auth,
             _permit: permit,
-            _ip_slot: ip_slot,
+            ip_slot,
         })
     }
 

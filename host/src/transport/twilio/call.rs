@@ -110,14 +110,19 @@ async fn await_start(stream: &mut Stream, timeout: Duration) -> Option<StreamSta
 }
 
 /// Serve one admitted Twilio Media Streams connection.
-pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
+pub async fn serve(socket: WebSocket, env: SessionEnv, mut admitted: Admitted) {
     let (mut sink, mut stream) = socket.split();
     let Some(stream_start) = await_start(&mut stream, admitted.limits.start_timeout).await else {
         send_close(&mut sink, close::POLICY, "no start event").await;
         return;
     };
     let start = match accept_start(&env.deps.config, &admitted, &stream_start) {
-        Ok(s) => s,
+        Ok(s) => {
+            if admitted.stream_auth.is_some() {
+                admitted.vouched_for_by_twilio();
+            }
+            s
+        }
         Err(why) => {
             tracing::warn!(%why, "twilio stream refused");
             send_close(&mut sink, close::POLICY, "stream refused").await;
