@@ -1,5 +1,8 @@
 //! What one client IP may hold and open: concurrent sessions (`MAX_SESSIONS_PER_IP`) and new
 //! connections per minute (`CONNECT_RATE_PER_MIN`, a keyed token bucket).
+//!
+//! An IPv6 client is counted by its /64: one subscriber (one home, one cloud VM) is given a
+//! whole /64 and can use a new address from it for every connection.
 
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -34,8 +37,9 @@ impl PerIpSessions {
         }
     }
 
-    /// A slot for `ip`, or `None` when it already holds `max` sessions.
+    /// A slot for `ip`, or `None` when it (its /64, for IPv6) already holds `max` sessions.
     pub fn try_acquire(&self, ip: IpAddr) -> Option<IpSlot> {
+        let ip = address_block(ip);
         if self.max == 0 {
             return Some(IpSlot::uncounted(ip));
         }
@@ -54,7 +58,7 @@ impl PerIpSessions {
     /// Sessions `ip` holds now.
     pub fn open(&self, ip: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.get(&ip).copied().unwrap_or(0)
+        open.get(&address_block(ip)).copied().unwrap_or(0)
     }
 }
 
@@ -102,8 +106,20 @@ impl ConnectRate {
             limiter.retain_recent();
         }
         limiter
-            .check_key(&ip)
+            .check_key(&address_block(ip))
             .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+    }
+}
+
+/// The address a limit counts `ip` under: an IPv4 address (also when written IPv4-mapped) as
+/// is, an IPv6 address as its /64.
+pub fn address_block(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
     }
 }
 
@@ -118,6 +134,33 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let caps = PerIpSessions::new(1);
+        let first = caps.try_acquire(ip("2001:db8:1:2::1")).unwrap();
+        assert!(
+            caps.try_acquire(ip("2001:db8:1:2:ffff::9")).is_none(),
+            "another address of the same /64"
+        );
+        assert!(
+            caps.try_acquire(ip("2001:db8:1:3::1")).is_some(),
+            "another /64"
+        );
+        drop(first);
+        assert_eq!(caps.open(ip("2001:db8:1:2::7")), 0);
+        let v4 = caps.try_acquire(ip("192.0.2.7")).unwrap();
+        assert!(caps.try_acquire(ip("::ffff:192.0.2.7")).is_none());
+        drop(v4);
+
+        let rate = ConnectRate::new(1, 1);
+        assert!(rate.check(ip("2001:db8::1")).is_ok());
+        assert!(
+            rate.check(ip("2001:db8::2")).is_err(),
+            "same /64, same bucket"
+        );
+        assert!(rate.check(ip("2001:db8:0:1::1")).is_ok());
     }
 
     #[test]
