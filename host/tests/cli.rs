@@ -96,3 +96,41 @@ fn config_command_redacts_secrets() {
     assert!(text.contains("LLM_PROVIDER=openai"));
     assert!(text.contains("STT_PROVIDER=deepgram"));
 }
+
+#[test]
+fn token_command_prints_a_token_the_host_accepts_for_that_agent_and_lifetime() {
+    let secret = "cli-test-secret-0123456789abcdef0123";
+    let before = voice_host::admission::token::now_s();
+    let out = run_with(
+        &[("AUTH_SECRET", secret)],
+        &[
+            "token", "--agent", "sales", "--ttl", "10m", "--sub", "dev-1",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.trim();
+    assert_eq!(stdout.lines().count(), 1, "the token alone: {stdout:?}");
+    let claims = voice_host::admission::token::verify_hs256(secret.as_bytes(), token)
+        .expect("verifies with AUTH_SECRET");
+    assert_eq!(claims.agent.as_deref(), Some("sales"));
+    assert_eq!(claims.sub, "dev-1");
+    let after = voice_host::admission::token::now_s();
+    assert!(
+        (before + 600..=after + 600).contains(&claims.exp),
+        "exp {} for a 10m token minted between {before} and {after}",
+        claims.exp
+    );
+    assert!(
+        voice_host::admission::token::verify_hs256(b"another-secret-another-secret-xx", token)
+            .is_err()
+    );
+
+    // Without a secret there is nothing to sign with: a one-line reason and a failure.
+    let out = run_with(&[], &["token"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("AUTH_SECRET"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
