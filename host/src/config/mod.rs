@@ -116,6 +116,9 @@ short spoken sentences, without lists, markdown or emoji. When you read back a n
 user must note, wrap that sentence in <protect> and </protect>.";
 
 /// Sentences protected from barge-in unless configured otherwise.
+/// Most audio (ms) that may be sent ahead of real time (`AUDIO_LEAD_MS`).
+pub const MAX_AUDIO_LEAD_MS: u64 = 1000;
+
 pub const DEFAULT_PROTECTED_PATTERNS: &[&str] = &[
     r"(?i)\b(confirmation|reference|booking|order) (number|code)\b",
     r"(?i)\bthis call (may|will) be recorded\b",
@@ -466,7 +469,17 @@ impl Config {
             tts_protected_phrases: r.boolean("TTS_PROTECTED_PHRASES", true)?,
             protected_patterns,
             pause_timeout_ms: r.num("BARGE_IN_PAUSE_TIMEOUT_MS", 2000)?,
-            audio_lead_ms: r.num("AUDIO_LEAD_MS", 200)?,
+            audio_lead_ms: match r.num("AUDIO_LEAD_MS", 200)? {
+                // Audio sent ahead is audio a barge-in cannot take back from a client that does
+                // not flush, and the send queue holds at most a second of it.
+                n if n > MAX_AUDIO_LEAD_MS => {
+                    return Err(err(
+                        "AUDIO_LEAD_MS",
+                        format!("must be at most {MAX_AUDIO_LEAD_MS}"),
+                    ))
+                }
+                n => n,
+            },
             vad_aggressiveness,
             vad_start_frames: r.num("VAD_START_FRAMES", 3)?,
             vad_hangover_ms: r.num("VAD_HANGOVER_MS", 600)?,
@@ -741,6 +754,9 @@ mod tests {
             ("CONNECT_BURST", "0"),
             ("ADMIN_BIND", "localhost"),
             ("MAX_SESSIONS_PER_IP", "-1"),
+            ("AUDIO_LEAD_MS", "60000"),
+            // A path that never ends is refused, not read until memory runs out.
+            ("AUTH_PUBLIC_KEY", "/dev/zero"),
         ];
         for (k, v) in cases {
             let e = cfg(&[(k, v)]).expect_err(&format!("{k}={v} should fail"));

@@ -187,13 +187,30 @@ impl SecurityConfig {
     }
 }
 
+/// Largest PEM file read for `AUTH_PUBLIC_KEY` (an RSA-8192 public key is under 2 KiB).
+const MAX_PEM_BYTES: u64 = 64 * 1024;
+
+/// The text of the file at `path`, refusing more than `max` bytes (a mistaken path such as
+/// `/dev/zero` must not hang the start).
+fn read_small_file(path: &str, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(text)
+}
+
 /// `AUTH_PUBLIC_KEY` is PEM text or the path of a PEM file; either way an RSA or EC public key.
 fn public_key_pem(value: &str) -> Result<String, ConfigError> {
     let name = "AUTH_PUBLIC_KEY";
     let pem = if value.trim_start().starts_with("-----BEGIN") {
         value.to_string()
     } else {
-        std::fs::read_to_string(value.trim()).map_err(|e| {
+        read_small_file(value.trim(), MAX_PEM_BYTES).map_err(|e| {
             err(
                 name,
                 format!("not PEM text, and cannot read it as a file ({e})"),

@@ -101,9 +101,12 @@ pub struct Usage {
 
 impl Usage {
     /// Adds another report's counts (a reply that took several requests).
+    /// Saturates: the counts come from the provider, which may report anything.
     pub fn add(&mut self, other: Usage) {
-        self.prompt_tokens += other.prompt_tokens;
-        self.completion_tokens += other.completion_tokens;
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
     }
 }
 
@@ -178,4 +181,23 @@ pub enum TtsEvent {
 pub trait TtsProvider: Send + Sync {
     fn name(&self) -> &'static str;
     fn open(&self, params: TtsParams) -> TtsStream;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Usage;
+
+    #[test]
+    fn usage_totals_saturate_instead_of_overflowing() {
+        let mut total = Usage {
+            prompt_tokens: u32::MAX - 1,
+            completion_tokens: 7,
+        };
+        total.add(Usage {
+            prompt_tokens: 5,
+            completion_tokens: 3,
+        });
+        assert_eq!(total.prompt_tokens, u32::MAX);
+        assert_eq!(total.completion_tokens, 10);
+    }
 }
