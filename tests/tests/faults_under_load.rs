@@ -2,9 +2,9 @@
 //! them, ten failures a round. After each round every session is still open; a session whose
 //! request met a fault the host absorbs (a retried 429 or 500, a skipped malformed chunk) got
 //! its whole reply and no error; one whose reply broke got a documented, non-fatal `error`, the
-//! reply's text so far, and an `agent_done`; and the next round works for everyone. At the end
-//! the sessions close and nothing is left open: no session in `/metrics`, no recogniser stream
-//! at the fake.
+//! reply's text so far, and an `agent_done`; and the next round works for everyone. Then ten
+//! clients vanish mid-reply and the others close: nothing is left open, no session in
+//! `/metrics`, no recogniser or speech stream at the fakes.
 //!
 //! The only test in its binary: `/metrics` is process-wide.
 
@@ -186,26 +186,57 @@ async fn fifty_sessions_ride_out_provider_faults_and_leave_nothing_open() {
         absorbed(&format!("after {what}"), &round(&mut clients).await);
     }
 
-    // Closing leaves nothing open.
+    // Ten clients vanish mid-reply (no close frame): their sessions end and every provider
+    // stream they had open is closed.
+    let gone = 10;
+    for c in clients.iter_mut().take(gone) {
+        c.send_json(json!({"type": "text", "text": "what is the weather"}))
+            .await;
+    }
+    for c in clients.iter_mut().take(gone) {
+        c.expect_type("agent_text", LIMIT).await;
+    }
+    drop(clients.drain(..gone));
+    let addr = s.host.addr;
+    sessions_become(addr, SESSIONS - gone).await;
+    eventually("the vanished sessions' streams closed", LIMIT, || {
+        let recognisers_ended = s
+            .deepgram
+            .connections()
+            .iter()
+            .filter(|c| c.ended.is_some())
+            .count();
+        recognisers_ended == gone && s.elevenlabs.requests().iter().all(|r| r.ended.is_some())
+    })
+    .await;
+
+    // The others close; nothing is left open.
     for c in &mut clients {
         c.send_json(json!({"type": "stop"})).await;
     }
     for c in &mut clients {
         assert_eq!(c.expect_close(LIMIT).await.0, 1000);
     }
-    let addr = s.host.addr;
-    let mut active = u64::MAX;
-    for _ in 0..200 {
-        active = metric(addr, "voice_sessions_active").await;
-        if active == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(active, 0, "sessions still active after every client left");
+    sessions_become(addr, 0).await;
     eventually("every recogniser stream closed", LIMIT, || {
         s.deepgram.connections().iter().all(|c| c.ended.is_some())
     })
     .await;
     assert_eq!(s.deepgram.connections().len(), SESSIONS);
+}
+
+/// Waits until `/metrics` counts `n` active sessions; panics after [`LIMIT`].
+async fn sessions_become(addr: std::net::SocketAddr, n: usize) {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let active = metric(addr, "voice_sessions_active").await;
+        if active == n as u64 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{active} sessions active, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
