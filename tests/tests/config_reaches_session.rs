@@ -14,12 +14,19 @@ use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
 use voice_tests::fake_openai::OpenAiScript;
 use voice_tests::host::{CloudStack, DEEPGRAM_KEY, ELEVENLABS_KEY, OPENAI_KEY};
+use voice_tests::metrics::metric;
+use voice_tests::microphone::is;
 use voice_tests::microphone::Microphone;
-use voice_tests::{eventually, speech, Fault};
+use voice_tests::{eventually, plugins, speech, Fault};
 
 const LIMIT: Duration = Duration::from_secs(20);
 const REPLY: &str = "It is sunny in Paris today.";
 const SECRET: &str = "config-test-secret-0123456789abcdef";
+const ADMIN: &str = "config-test-admin-token-0123456789abcdef";
+/// A reply long enough to still be speaking when the user talks over it.
+const STORY: &str = "Once upon a time there was a lighthouse keeper who counted ships. \
+    Every night he wrote their names in a book. One night a ship came with no name at all. \
+    He rowed out to meet it and found it full of letters for him. He read them all winter long.";
 /// A P-256 key pair made for this test only.
 const EC_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgG6vAxyUJhDrcoPdC
@@ -68,26 +75,27 @@ fn cases() -> Vec<(&'static [&'static str], How)> {
         (&["OPENAI_BASE_URL", "OPENAI_API_KEY", "LLM_MODEL", "LLM_TEMPERATURE", "LLM_MAX_TOKENS"], Here(|| Box::pin(openai()))),
         (&["ELEVENLABS_URL", "ELEVENLABS_API_KEY", "VOICE_ID", "ELEVENLABS_MODEL_ID"], Here(|| Box::pin(elevenlabs()))),
         (&["ELEVENLABS_TRANSPORT"], Here(|| Box::pin(elevenlabs_http()))),
-        (&["STT_SILENCE_TIMEOUT_MS"], NotObserved("the fake recogniser always finalises, so the silence timeout never decides a turn; orchestrator unit tests cover it")),
-        (&["STT_FINALIZE_WAIT_MS"], NotObserved("the fake recogniser answers Finalize at once, so the wait never runs out; orchestrator unit tests cover it")),
+        (&["STT_SILENCE_TIMEOUT_MS"], NotObserved("the fake recogniser always finalises, so the silence timeout never decides a turn, and where it would, its effect is only when the turn ends (a wall-clock threshold); orchestrator unit tests cover it on a virtual clock")),
+        (&["STT_FINALIZE_WAIT_MS"], NotObserved("the fake recogniser answers Finalize at once, so the wait never runs out, and its only effect would be timing; orchestrator unit tests cover it on a virtual clock")),
         (&["LLM_STALL_TIMEOUT_MS"], Here(|| Box::pin(llm_stall()))),
         (&["TTS_STALL_TIMEOUT_MS"], Here(|| Box::pin(tts_stall()))),
         (&["TTS_MIN_DURATION_MS", "TTS_BARGE_THRESHOLD_WORDS", "TTS_PROTECTED_PHRASES"], Elsewhere("tests/tests/pipeline_cloud.rs speech_in_agent_voice_out_with_barge_in (0, 2 and false let a short barge-in interrupt at once); conversation.rs for the defaults")),
-        (&["PROTECTED_PATTERNS"], NotObserved("only the built-in patterns are exercised end to end (pipeline_cloud.rs); custom patterns by orchestrator unit tests")),
-        (&["BARGE_IN_PAUSE_TIMEOUT_MS"], NotObserved("a pause needs the barge-in plug-in's pause answer; orchestrator_tests/pause.rs covers the timeout")),
+        (&["PROTECTED_PATTERNS"], Here(|| Box::pin(protected_patterns()))),
+        (&["BARGE_IN_PAUSE_TIMEOUT_MS"], NotObserved("the test-hostile-* plug-ins answer pause, but the timeout only decides when a paused reply resumes or breaks off (a wall-clock threshold); orchestrator_tests/pause.rs covers it on a virtual clock")),
         (&["AUDIO_LEAD_MS"], NotObserved("its only effect is timing (how early audio is sent); session::playout unit tests cover the pacing")),
         (&["VAD_START_FRAMES"], Here(|| Box::pin(vad_start_frames()))),
         (&["VAD_HANGOVER_MS"], Here(|| Box::pin(vad_hangover()))),
-        (&["VAD_AGGRESSIVENESS"], NotObserved("the synthetic voice is speech in every mode; audio::vad unit tests cover the modes")),
+        (&["VAD_AGGRESSIVENESS"], Here(|| Box::pin(vad_aggressiveness()))),
         (&["MEMORY_TURNS"], Here(|| Box::pin(memory_turns()))),
         (&["MEMORY_CHARS"], Here(|| Box::pin(memory_chars()))),
         (&["SYSTEM_PROMPT"], Here(|| Box::pin(system_prompt()))),
         (&["GREETING"], Here(|| Box::pin(greeting()))),
-        (&["PLUGIN_DIR"], NotObserved("the default plug-in paths; the tests name each plug-in's path instead")),
+        (&["PLUGIN_DIR"], Here(|| Box::pin(plugin_dir()))),
         (&["INTENT_PLUGIN", "PROMPT_PLUGIN", "PLUGIN_DEADLINE_MS", "PLUGIN_FAULT_WINDOW_MS", "PLUGIN_QUARANTINE_BACKOFF_MS"], Elsewhere("tests/tests/plugins_faults_server.rs and plugins_python_server.rs")),
         (&["BARGE_IN_PLUGIN"], Elsewhere("tests/tests/conversation.rs a_seven_word_barge_in_interrupts_with_each_reference_barge_in_plugin")),
         (&["PLUGIN_WATCH"], Elsewhere("tests/tests/plugins_hot_swap_server.rs")),
-        (&["PLUGIN_MEMORY_MB", "PLUGIN_SESSION_FAULT_LIMIT", "PLUGIN_QUARANTINE_SESSIONS"], NotObserved("host/tests/plugins_hostile.rs and plugins_faults.rs set the same limits through PluginSettings, not through the variables")),
+        (&["PLUGIN_MEMORY_MB"], Here(|| Box::pin(plugin_memory()))),
+        (&["PLUGIN_SESSION_FAULT_LIMIT", "PLUGIN_QUARANTINE_SESSIONS"], Here(|| Box::pin(plugin_fault_limits()))),
     ]
 }
 
@@ -570,4 +578,221 @@ async fn greeting() {
     assert_eq!(done["turn"], 0);
     assert_eq!(done["text"], "Welcome aboard.");
     assert!(!c.audio.is_empty(), "the greeting was spoken");
+}
+
+/// A steady 150 Hz tone at about a tenth of full scale: speech to webrtc-vad in modes 0 to 2,
+/// not in mode 3 (whatever the silence before it; checked frame by frame against the detector).
+fn hum(ms: u32) -> Vec<i16> {
+    (0..16 * ms)
+        .map(|i| {
+            let t = i as f32 / 16_000.0;
+            ((std::f32::consts::TAU * 150.0 * t).sin() * 3300.0) as i16
+        })
+        .collect()
+}
+
+async fn vad_aggressiveness() {
+    let heard = || {
+        let mut a = speech::silence(300);
+        a.extend(hum(800));
+        a
+    };
+    assert_eq!(
+        vad_events(&[], heard()).await,
+        ["speech_start", "speech_end"],
+        "the default mode 2 hears the hum"
+    );
+    assert!(
+        vad_events(&[("VAD_AGGRESSIVENESS", "3")], heard())
+            .await
+            .is_empty(),
+        "the most restrictive mode does not"
+    );
+}
+
+/// A directory of its own for this process and `what`, empty.
+fn scratch_dir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("voice-host-config-{}-{what}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Why the server refuses to start with the built-in test settings plus `extra`.
+async fn start_error(extra: &[(&str, &str)]) -> String {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("DEEPGRAM_API_KEY".into(), DEEPGRAM_KEY.into()),
+        ("OPENAI_API_KEY".into(), OPENAI_KEY.into()),
+        ("ELEVENLABS_API_KEY".into(), ELEVENLABS_KEY.into()),
+    ];
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let cfg = voice_tests::host::config(&pairs);
+    match tokio::task::spawn_blocking(move || voice_host::server::prepare(cfg))
+        .await
+        .unwrap()
+    {
+        Ok(_) => panic!("the server prepared with {extra:?}"),
+        Err(e) => e.0,
+    }
+}
+
+/// The admin API's view of `slot`.
+async fn admin_slot(s: &CloudStack, slot: &str) -> Value {
+    let body: Value = reqwest::Client::new()
+        .get(format!("http://{}/admin/plugins", s.host.addr))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["slot"] == slot)
+        .unwrap_or_else(|| panic!("no {slot} slot in {body}"))
+        .clone()
+}
+
+async fn plugin_dir() {
+    // An empty plug-in directory: the default barge-in plug-in is looked for, and missed, there.
+    let empty = scratch_dir("plugins-empty");
+    let e = start_error(&[
+        ("PLUGIN_DIR", empty.to_str().unwrap()),
+        ("BARGE_IN_PLUGIN", ""),
+    ])
+    .await;
+    let expected = empty.join("barge_in_smart.wasm");
+    assert!(e.contains(expected.to_str().unwrap()), "{e}");
+    // One holding the reference component: it is loaded from there.
+    let dir = scratch_dir("plugins");
+    std::fs::copy(
+        plugins::component("barge-in-smart"),
+        dir.join("barge_in_smart.wasm"),
+    )
+    .unwrap();
+    let s = stack(&[
+        ("PLUGIN_DIR", dir.to_str().unwrap()),
+        ("BARGE_IN_PLUGIN", ""),
+        ("ADMIN_TOKEN", ADMIN),
+    ])
+    .await;
+    let slot = admin_slot(&s, "barge_in").await;
+    assert_eq!(
+        slot["path"],
+        dir.join("barge_in_smart.wasm").to_str().unwrap(),
+        "{slot}"
+    );
+    assert_eq!(slot["plugin"], "barge_in_smart", "{slot}");
+    for d in [empty, dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+async fn plugin_memory() {
+    // 1 MiB cannot hold a Rust component's stack and data; the default 16 MiB can.
+    let smart = plugins::component("barge-in-smart");
+    let e = start_error(&[
+        ("BARGE_IN_PLUGIN", smart.to_str().unwrap()),
+        ("PLUGIN_MEMORY_MB", "1"),
+    ])
+    .await;
+    // The component's memory against the 1 MiB limit set.
+    assert!(
+        e.contains("barge_in") && e.contains("exceeds the limit of 0x100000 bytes"),
+        "{e}"
+    );
+    // At the default the same component loads (the host checks it in a fresh instance).
+    let s = stack(&[("BARGE_IN_PLUGIN", smart.to_str().unwrap())]).await;
+    assert_eq!(s.host.state.config.plugin_memory_mb, 16);
+}
+
+async fn plugin_fault_limits() {
+    // A barge-in plug-in that traps on "boom": the user talks over the agent saying it, once.
+    let trap = plugins::component("test-hostile-trap");
+    let s = CloudStack::start(
+        DeepgramScript::new(["boom goes the drum"]),
+        OpenAiScript::default().reply("story", STORY),
+        ElevenLabsScript::default(),
+        &[
+            ("BARGE_IN_PLUGIN", trap.to_str().unwrap()),
+            ("ADMIN_TOKEN", ADMIN),
+            ("PLUGIN_SESSION_FAULT_LIMIT", "1"),
+            ("PLUGIN_QUARANTINE_SESSIONS", "1"),
+            ("PLUGIN_QUARANTINE_BACKOFF_MS", "600000"),
+        ],
+    )
+    .await;
+    let addr = s.host.addr;
+    let mut mic = microphone(&s).await;
+    mic.until("ready", |v| v["type"] == "ready").await;
+    mic.send(json!({"type": "text", "text": "tell me a long story"}));
+    let story = mic
+        .until("the story's first words", |v| v["type"] == "agent_text")
+        .await["turn"]
+        .as_u64()
+        .unwrap();
+    mic.audio(500 * 32).await;
+    mic.say(&speech::utterance(1800, 0));
+    mic.until("the story's end", is("agent_done", story)).await;
+    let faults = "voice_plugin_faults_total{slot=\"barge_in\",kind=\"trap\"}";
+    let start = std::time::Instant::now();
+    while metric(addr, faults).await == 0 {
+        assert!(start.elapsed() < LIMIT, "the plug-in never trapped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let slot = admin_slot(&s, "barge_in").await;
+    // One fault, and the first: the session is benched at once (the default waits for 5) and
+    // the version quarantined (the default waits for 3 sessions).
+    assert_eq!(metric(addr, faults).await, 1);
+    assert_eq!(
+        metric(
+            addr,
+            "voice_plugin_sessions_benched_total{slot=\"barge_in\"}"
+        )
+        .await,
+        1
+    );
+    assert_eq!(slot["quarantined"], true, "{slot}");
+    assert_eq!(
+        metric(addr, "voice_plugin_degraded{slot=\"barge_in\"}").await,
+        1
+    );
+}
+
+async fn protected_patterns() {
+    // A barge-in interrupts at once (no minimum, no word threshold) 0.5 s into a story whose
+    // first sentence (about 4 s of speech) the pattern protects: the interruption waits for
+    // that sentence's end, so all of it was heard. Unprotected, about 0.7 s of it would be.
+    let s = CloudStack::start(
+        DeepgramScript::new(["hold on a moment"]),
+        OpenAiScript::default().reply("story", STORY),
+        ElevenLabsScript::default(),
+        &[
+            ("TTS_MIN_DURATION_MS", "0"),
+            ("TTS_BARGE_THRESHOLD_WORDS", "0"),
+            ("PROTECTED_PATTERNS", "(?i)lighthouse keeper"),
+        ],
+    )
+    .await;
+    let mut mic = microphone(&s).await;
+    mic.until("ready", |v| v["type"] == "ready").await;
+    mic.send(json!({"type": "text", "text": "tell me a long story"}));
+    let story = mic
+        .until("the story's first words", |v| v["type"] == "agent_text")
+        .await["turn"]
+        .as_u64()
+        .unwrap();
+    mic.audio(500 * 32).await;
+    mic.say(&speech::utterance(1800, 0));
+    let done = mic.until("the story's end", is("agent_done", story)).await;
+    assert_eq!(done["interrupted"], true, "{done}");
+    let heard = done["text"].as_str().unwrap();
+    let first = "Once upon a time there was a lighthouse keeper who counted ships.";
+    assert!(
+        heard.starts_with(first) && heard.len() < STORY.len(),
+        "heard {heard:?}"
+    );
 }
