@@ -44,8 +44,6 @@ enum How {
     Here(fn() -> LocalBoxFuture<'static, ()>),
     /// Observed by this test elsewhere.
     Elsewhere(&'static str),
-    /// Not observed end to end, and why.
-    NotObserved(&'static str),
 }
 
 fn cases() -> Vec<(&'static [&'static str], How)> {
@@ -75,14 +73,11 @@ fn cases() -> Vec<(&'static [&'static str], How)> {
         (&["OPENAI_BASE_URL", "OPENAI_API_KEY", "LLM_MODEL", "LLM_TEMPERATURE", "LLM_MAX_TOKENS"], Here(|| Box::pin(openai()))),
         (&["ELEVENLABS_URL", "ELEVENLABS_API_KEY", "VOICE_ID", "ELEVENLABS_MODEL_ID"], Here(|| Box::pin(elevenlabs()))),
         (&["ELEVENLABS_TRANSPORT"], Here(|| Box::pin(elevenlabs_http()))),
-        (&["STT_SILENCE_TIMEOUT_MS"], NotObserved("the fake recogniser always finalises, so the silence timeout never decides a turn, and where it would, its effect is only when the turn ends (a wall-clock threshold); orchestrator unit tests cover it on a virtual clock")),
-        (&["STT_FINALIZE_WAIT_MS"], NotObserved("the fake recogniser answers Finalize at once, so the wait never runs out, and its only effect would be timing; orchestrator unit tests cover it on a virtual clock")),
+        (&["STT_SILENCE_TIMEOUT_MS", "STT_FINALIZE_WAIT_MS", "BARGE_IN_PAUSE_TIMEOUT_MS", "AUDIO_LEAD_MS"], Here(|| Box::pin(timing_settings()))),
         (&["LLM_STALL_TIMEOUT_MS"], Here(|| Box::pin(llm_stall()))),
         (&["TTS_STALL_TIMEOUT_MS"], Here(|| Box::pin(tts_stall()))),
         (&["TTS_MIN_DURATION_MS", "TTS_BARGE_THRESHOLD_WORDS", "TTS_PROTECTED_PHRASES"], Elsewhere("tests/tests/pipeline_cloud.rs speech_in_agent_voice_out_with_barge_in (0, 2 and false let a short barge-in interrupt at once); conversation.rs for the defaults")),
         (&["PROTECTED_PATTERNS"], Here(|| Box::pin(protected_patterns()))),
-        (&["BARGE_IN_PAUSE_TIMEOUT_MS"], NotObserved("the test-hostile-* plug-ins answer pause, but the timeout only decides when a paused reply resumes or breaks off (a wall-clock threshold); orchestrator_tests/pause.rs covers it on a virtual clock")),
-        (&["AUDIO_LEAD_MS"], NotObserved("its only effect is timing (how early audio is sent); session::playout unit tests cover the pacing")),
         (&["VAD_START_FRAMES"], Here(|| Box::pin(vad_start_frames()))),
         (&["VAD_HANGOVER_MS"], Here(|| Box::pin(vad_hangover()))),
         (&["VAD_AGGRESSIVENESS"], Here(|| Box::pin(vad_aggressiveness()))),
@@ -147,7 +142,6 @@ async fn every_configuration_variable_reaches_what_it_configures() {
                 check().await;
             }
             How::Elsewhere(test) => eprintln!("{vars:?}: observed by {test}"),
-            How::NotObserved(why) => eprintln!("{vars:?}: not observed end to end: {why}"),
         }
     }
 }
@@ -506,6 +500,31 @@ async fn tts_stall() {
     assert_eq!(first["type"], "error", "{:?}", c.messages);
     let done = c.expect_type("agent_done", LIMIT).await;
     assert_eq!(done["interrupted"], true);
+}
+
+/// Settings whose only effect is when something happens (a turn ends, a paused reply gives
+/// up, audio is sent): a test of the effect through a session would be a wall-clock threshold.
+/// They are observed here in the settings every session of the running server is built from;
+/// their effect is tested on a virtual clock (`session::orchestrator_tests::user_turns`
+/// silence and finalize, `...::pause`, `...::replies::reply_audio_is_paced_at_real_time_plus_the_lead_and_then_done`).
+async fn timing_settings() {
+    let s = stack(&[
+        ("STT_SILENCE_TIMEOUT_MS", "1234"),
+        ("STT_FINALIZE_WAIT_MS", "210"),
+        ("BARGE_IN_PAUSE_TIMEOUT_MS", "3456"),
+        ("AUDIO_LEAD_MS", "420"),
+    ])
+    .await;
+    let o = &s.host.state.deps.orchestrator;
+    assert_eq!(
+        (
+            o.silence_timeout_ms,
+            o.finalize_wait_ms,
+            o.pause_timeout_ms,
+            o.lead_ms
+        ),
+        (1234, 210, 3456, 420)
+    );
 }
 
 async fn vad_start_frames() {
