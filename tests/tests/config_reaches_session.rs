@@ -40,7 +40,8 @@ rZzOEKndLdPoo/3iuPt3wbh9IK1nghjW7N0cfzM42aRoWhrrUBoq4xyiXA==
 
 /// How a row's variables are shown to take effect.
 enum How {
-    /// Set here and observed through a session, a client or a fake.
+    /// Set here and observed through a session, a client, a fake, the admin API or the settings
+    /// the running server builds sessions from.
     Here(fn() -> LocalBoxFuture<'static, ()>),
     /// Observed by this test elsewhere.
     Elsewhere(&'static str),
