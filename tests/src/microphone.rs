@@ -91,6 +91,17 @@ impl Microphone {
         }
     }
 
+    /// Reads until `ready`, sends a typed turn and reads until its reply's first words;
+    /// returns the reply's turn.
+    pub async fn ask_after_ready(&mut self, text: &str) -> u64 {
+        self.until("ready", |v| v["type"] == "ready").await;
+        self.send(serde_json::json!({"type": "text", "text": text}));
+        self.until("the reply's first words", |v| v["type"] == "agent_text")
+            .await["turn"]
+            .as_u64()
+            .expect("a turn number")
+    }
+
     pub fn send(&self, message: Value) {
         self.control.send(message).expect("client is connected");
     }

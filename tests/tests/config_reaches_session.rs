@@ -747,13 +747,7 @@ async fn plugin_fault_limits() {
     .await;
     let addr = s.host.addr;
     let mut mic = microphone(&s).await;
-    mic.until("ready", |v| v["type"] == "ready").await;
-    mic.send(json!({"type": "text", "text": "tell me a long story"}));
-    let story = mic
-        .until("the story's first words", |v| v["type"] == "agent_text")
-        .await["turn"]
-        .as_u64()
-        .unwrap();
+    let story = mic.ask_after_ready("tell me a long story").await;
     mic.audio(500 * 32).await;
     mic.say(&speech::utterance(1800, 0));
     mic.until("the story's end", is("agent_done", story)).await;
@@ -798,13 +792,7 @@ async fn protected_patterns() {
     )
     .await;
     let mut mic = microphone(&s).await;
-    mic.until("ready", |v| v["type"] == "ready").await;
-    mic.send(json!({"type": "text", "text": "tell me a long story"}));
-    let story = mic
-        .until("the story's first words", |v| v["type"] == "agent_text")
-        .await["turn"]
-        .as_u64()
-        .unwrap();
+    let story = mic.ask_after_ready("tell me a long story").await;
     mic.audio(500 * 32).await;
     mic.say(&speech::utterance(1800, 0));
     let done = mic.until("the story's end", is("agent_done", story)).await;

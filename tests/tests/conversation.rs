@@ -107,13 +107,7 @@ async fn seven_word_barge_in(extra: &[(&str, &str)]) -> usize {
         json!({"encoding": "pcm16", "sample_rate": 16000}),
     )
     .await;
-    mic.until("ready", |v| v["type"] == "ready").await;
-    mic.send(json!({"type": "text", "text": "tell me a long story"}));
-    let story = mic
-        .until("the story's first words", |v| v["type"] == "agent_text")
-        .await["turn"]
-        .as_u64()
-        .unwrap();
+    let story = mic.ask_after_ready("tell me a long story").await;
     mic.audio(500 * BYTES_PER_MS).await;
     mic.say(&speech::utterance(1800, 0));
     mic.until("the interrupt", is("interrupt", story)).await;
