@@ -28,13 +28,37 @@ fn base_env(cmd: &mut Command) -> &mut Command {
         .env("BARGE_IN_PLUGIN", "none")
 }
 
+/// Liveness bound on one run: a command that hangs (a start that never fails) fails the test.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn run_with(pairs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(BIN);
     base_env(&mut cmd);
     for (k, v) in pairs {
         cmd.env(k, v);
     }
-    cmd.args(args).output().expect("run voice-host")
+    let child = cmd
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run voice-host");
+    let pid = child.id();
+    // Output is collected on a thread of its own so that the wait has a deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(LIMIT) {
+        Ok(out) => out.expect("wait for voice-host"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("voice-host {args:?} did not finish within {LIMIT:?}");
+        }
+    }
 }
 
 #[test]
