@@ -64,6 +64,17 @@ pub struct CloudStack {
 }
 
 impl CloudStack {
+    /// Start the fakes with their default scripts and a host using them.
+    pub async fn with_defaults() -> Self {
+        Self::start(
+            DeepgramScript::default(),
+            OpenAiScript::default(),
+            ElevenLabsScript::default(),
+            &[],
+        )
+        .await
+    }
+
     /// Start fakes (with these scripts) and a host using them, plus extra settings.
     pub async fn start(
         deepgram: DeepgramScript,

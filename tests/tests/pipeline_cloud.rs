@@ -180,13 +180,7 @@ async fn speech_in_agent_voice_out_with_barge_in() {
 
 #[tokio::test]
 async fn refused_llm_key_reports_an_error_and_the_session_goes_on() {
-    let stack = CloudStack::start(
-        DeepgramScript::default(),
-        OpenAiScript::default(),
-        ElevenLabsScript::default(),
-        &[],
-    )
-    .await;
+    let stack = CloudStack::with_defaults().await;
     let mut client = Microphone::connect(
         &format!("ws://{}/agent", stack.host.addr),
         json!({"encoding": "mulaw", "sample_rate": 8000}),

@@ -341,13 +341,7 @@ async fn a_call_hears_the_reply_in_mulaw_and_barge_in_clears_it() {
 
 #[tokio::test]
 async fn the_voice_webhook_returns_twiml_connecting_to_the_stream() {
-    let stack = CloudStack::start(
-        DeepgramScript::default(),
-        OpenAiScript::default(),
-        ElevenLabsScript::default(),
-        &[],
-    )
-    .await;
+    let stack = CloudStack::with_defaults().await;
     let resp = reqwest::Client::new()
         .post(format!(
             "http://{}/twilio/voice?agent=support",
@@ -436,13 +430,7 @@ async fn calls_share_the_session_capacity_and_bad_starts_are_refused() {
 
 #[tokio::test]
 async fn call_audio_far_faster_than_real_time_is_dropped_not_transcribed() {
-    let stack = CloudStack::start(
-        DeepgramScript::default(),
-        OpenAiScript::default(),
-        ElevenLabsScript::default(),
-        &[],
-    )
-    .await;
+    let stack = CloudStack::with_defaults().await;
     let mut call = FakeTwilio::connect(stack.host.addr, json!({})).await;
     // 60 s of the caller's audio sent as fast as the socket takes it: the host passes on the
     // burst allowance (5 s) and twice real time, and drops the rest.
