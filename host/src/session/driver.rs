@@ -275,7 +275,7 @@ impl Driver {
                 // A client that does not read its socket must not make the server buffer
                 // without bound: its session ends, and the close overtakes the queued audio.
                 tracing::warn!(session = %self.start.session_id, "client too slow, closing");
-                crate::metrics::global().slow_clients.inc();
+                self.out.report_slow_client();
                 self.out.close_now(close::POLICY, "client not reading");
                 self.closing = true;
             }

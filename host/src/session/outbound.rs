@@ -39,6 +39,22 @@ struct Item {
     audio_ms: u64,
 }
 
+/// Whether this connection was counted as a client not reading. The session (queue full) and
+/// the writer (a send timed out) can each find it out; the connection is counted once.
+#[derive(Clone, Default)]
+struct SlowClient(Arc<AtomicBool>);
+
+impl SlowClient {
+    /// Counts the connection in `voice_slow_clients_total` the first time; `true` then.
+    fn report(&self) -> bool {
+        let first = !self.0.swap(true, Ordering::Relaxed);
+        if first {
+            crate::metrics::global().slow_clients.inc();
+        }
+        first
+    }
+}
+
 /// The session's end of the queue. Cheap to clone (the transport's reader shares it).
 #[derive(Clone)]
 pub struct OutboundTx {
@@ -48,6 +64,7 @@ pub struct OutboundTx {
     /// A close was queued: nothing more is accepted.
     closing: Arc<AtomicBool>,
     close: Arc<watch::Sender<Option<(u16, String)>>>,
+    slow: SlowClient,
 }
 
 /// The transport's end of the queue.
@@ -55,6 +72,7 @@ pub struct OutboundRx {
     rx: mpsc::Receiver<Item>,
     queued_audio_ms: Arc<AtomicU64>,
     close: watch::Receiver<Option<(u16, String)>>,
+    slow: SlowClient,
 }
 
 /// A queue that counts a client as too slow past `max_audio_ms` of undelivered audio.
@@ -62,6 +80,7 @@ pub fn channel(max_audio_ms: u64) -> (OutboundTx, OutboundRx) {
     let (tx, rx) = mpsc::channel(CAPACITY);
     let (close_tx, close_rx) = watch::channel(None);
     let queued = Arc::new(AtomicU64::new(0));
+    let slow = SlowClient::default();
     (
         OutboundTx {
             tx,
@@ -69,11 +88,13 @@ pub fn channel(max_audio_ms: u64) -> (OutboundTx, OutboundRx) {
             max_audio_ms,
             closing: Arc::new(AtomicBool::new(false)),
             close: Arc::new(close_tx),
+            slow: slow.clone(),
         },
         OutboundRx {
             rx,
             queued_audio_ms: queued,
             close: close_rx,
+            slow,
         },
     )
 }
@@ -145,6 +166,11 @@ impl OutboundTx {
     pub fn queued_audio_ms(&self) -> u64 {
         self.queued_audio_ms.load(Ordering::Relaxed)
     }
+
+    /// The client is not reading: count the connection (once, whoever finds out first).
+    pub fn report_slow_client(&self) -> bool {
+        self.slow.report()
+    }
 }
 
 impl OutboundRx {
@@ -171,6 +197,11 @@ impl OutboundRx {
         }
     }
 
+    /// The client is not reading: count the connection (once, whoever finds out first).
+    pub fn report_slow_client(&self) -> bool {
+        self.slow.report()
+    }
+
     fn take(&self, item: Option<Item>) -> Option<Outbound> {
         let item = item?;
         self.queued_audio_ms
@@ -194,6 +225,20 @@ mod tests {
         assert!(matches!(rx.recv().await, Some(Outbound::Audio(_))));
         assert_eq!(tx.queued_audio_ms(), 80);
         assert!(tx.audio(vec![0; 640], 20).is_ok(), "room again once read");
+    }
+
+    #[test]
+    fn a_slow_client_is_counted_once_whoever_finds_out() {
+        let (tx, rx) = channel(100);
+        assert!(tx.report_slow_client(), "the session finds out first");
+        assert!(
+            !rx.report_slow_client(),
+            "the writer's timeout is the same client"
+        );
+        assert!(!tx.clone().report_slow_client());
+        let (tx, rx) = channel(100);
+        assert!(rx.report_slow_client());
+        assert!(!tx.report_slow_client());
     }
 
     #[tokio::test]

@@ -83,7 +83,7 @@ pub async fn run<S: FrameSink<Message> + Unpin>(
                     // Dropping the sink (and, as the session ends, the stream) closes the
                     // connection; a close frame could not get through either.
                     tracing::warn!("client not reading; connection dropped");
-                    crate::metrics::global().slow_clients.inc();
+                    rx.report_slow_client();
                     return;
                 }
             }
