@@ -208,6 +208,7 @@ async fn turn(
             }
             LlmEvent::Error(e) => panic!("{e}"),
             LlmEvent::Done { .. } => break,
+            LlmEvent::Working => {}
         }
     }
     drop(rx);

@@ -23,6 +23,18 @@ pub enum Fault {
     Malformed,
     /// OpenAI only: stream a mid-stream `{"error":…}` event after `after` chunks, then end.
     StreamError { after: usize },
+    /// Start normally, then fall silent after `after` units (SSE chunks for OpenAI, audio
+    /// messages for ElevenLabs) and keep the connection open until the client leaves: a stream
+    /// that never finishes.
+    Stall { after: usize },
+    /// OpenAI only: refuse with this status and `retry-after` as an HTTP date `after` from now
+    /// (whole seconds, as the header allows; no `retry-after-ms`).
+    RetryAt { code: u16, after: Duration },
+    /// OpenAI only: answer with `calls` tool calls at once, their argument fragments interleaved.
+    ToolStorm { calls: usize },
+    /// Deepgram only: cut the connection without a close handshake once an utterance has been
+    /// heard for `after_ms` of audio.
+    DropMidUtterance { after_ms: u32 },
 }
 
 /// A shared queue of faults.

@@ -19,3 +19,20 @@ pub async fn metric(addr: SocketAddr, series: &str) -> u64 {
         })
         .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
 }
+
+/// Waits until the host at `addr` counts `n` active sessions in `/metrics`; panics after
+/// `limit`, naming the count it saw.
+pub async fn sessions_become(addr: SocketAddr, n: u64, limit: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let active = metric(addr, "voice_sessions_active").await;
+        if active == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{active} sessions active, expected {n}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -5,6 +5,7 @@
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -23,6 +24,8 @@ pub enum Heard {
 /// A client that streams 20 ms frames in real time: queued speech, else silence.
 pub struct Microphone {
     queue: Arc<Mutex<VecDeque<i16>>>,
+    /// While set, no frames are sent (a paused microphone, a call on hold).
+    muted: Arc<AtomicBool>,
     control: mpsc::UnboundedSender<Value>,
     events: mpsc::UnboundedReceiver<Heard>,
     /// Every JSON message received so far.
@@ -43,6 +46,8 @@ impl Microphone {
         sink.send(Message::text(start.to_string())).await.unwrap();
         let queue: Arc<Mutex<VecDeque<i16>>> = Arc::new(Mutex::new(VecDeque::new()));
         let pending = queue.clone();
+        let muted = Arc::new(AtomicBool::new(false));
+        let silent = muted.clone();
         let (control, mut outbox) = mpsc::unbounded_channel::<Value>();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -55,6 +60,9 @@ impl Microphone {
                         }
                         continue;
                     }
+                }
+                if silent.load(Ordering::Relaxed) {
+                    continue;
                 }
                 let frame: Vec<u8> = {
                     let mut q = pending.lock().unwrap();
@@ -84,6 +92,7 @@ impl Microphone {
         });
         Self {
             queue,
+            muted,
             control,
             events,
             log: Vec::new(),
@@ -104,6 +113,11 @@ impl Microphone {
 
     pub fn send(&self, message: Value) {
         self.control.send(message).expect("client is connected");
+    }
+
+    /// Stops (`true`) or resumes sending frames, as a client that pauses its microphone.
+    pub fn mute(&self, muted: bool) {
+        self.muted.store(muted, Ordering::Relaxed);
     }
 
     pub fn say(&self, audio: &[i16]) {

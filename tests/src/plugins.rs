@@ -52,6 +52,48 @@ pub fn component(name: &str) -> PathBuf {
     target.join("wasm32-wasip2/release").join(file)
 }
 
+/// Puts `bytes` at `path` the way a deployment should: written beside it, then renamed over it,
+/// so a reload never reads half a file.
+pub fn install(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("wasm.tmp");
+    std::fs::write(&tmp, bytes).expect("write the plug-in");
+    std::fs::rename(&tmp, path).expect("rename the plug-in into place");
+}
+
+/// Calls the admin API of the host at `addr` (`GET /admin/plugins`, `POST
+/// /admin/plugins/reload`) with the bearer `token`; returns the status and the JSON body
+/// (`null` when there is none).
+pub async fn admin(
+    addr: std::net::SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}{path}");
+    let req = if method == "POST" {
+        client.post(url)
+    } else {
+        client.get(url)
+    };
+    let resp = req.bearer_auth(token).send().await.expect("admin request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// The version loaded in `slot`, from a `GET /admin/plugins` body.
+pub fn version(listing: &serde_json::Value, slot: &str) -> String {
+    let slots = listing
+        .as_array()
+        .or_else(|| listing["slots"].as_array())
+        .expect("slot list");
+    let entry = slots
+        .iter()
+        .find(|s| s["slot"] == slot)
+        .unwrap_or_else(|| panic!("no {slot} slot in {listing}"));
+    entry["version"].as_str().unwrap_or_default().to_string()
+}
+
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("the plug-in build runs");
     assert!(

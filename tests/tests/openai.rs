@@ -45,6 +45,7 @@ async fn collect(llm: &OpenAiLlm, req: LlmRequest) -> (String, LlmEvent) {
     while let Some(ev) = rx.recv().await {
         match ev {
             LlmEvent::Token(t) => text.push_str(&t),
+            LlmEvent::Working => {}
             end => return (text, end),
         }
     }
@@ -309,4 +310,43 @@ async fn unreachable_endpoint_is_reported_as_unavailable() {
         panic!("{end:?}")
     };
     assert_eq!(e.kind, ProviderErrorKind::Unavailable);
+}
+
+#[tokio::test]
+async fn a_long_tool_call_round_tells_the_session_the_model_is_at_work() {
+    // Ten parallel calls streamed in many small pieces, 5 ms apart: over a second without text.
+    let fake = FakeOpenAi::start(OpenAiScript {
+        chunk_interval: Duration::from_millis(5),
+        ..OpenAiScript::default()
+    })
+    .await
+    .unwrap();
+    fake.faults().push(Fault::ToolStorm { calls: 10 });
+    let llm = OpenAiLlm::new(settings(&fake, None), reqwest::Client::new());
+    let mut rx = llm.stream(request("what is the weather in paris?"));
+    let mut working_before_text = 0;
+    let mut text = String::new();
+    loop {
+        match rx.recv().await.expect("the stream ends with Done") {
+            LlmEvent::Working if text.is_empty() => working_before_text += 1,
+            LlmEvent::Working => {}
+            LlmEvent::Token(t) => text.push_str(&t),
+            LlmEvent::Done { .. } => break,
+            LlmEvent::Error(e) => panic!("{e}"),
+        }
+    }
+    assert!(
+        working_before_text >= 1,
+        "no sign of work during the tool-call round"
+    );
+    assert!(!text.is_empty(), "the follow-up was streamed");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    let tools = reqs[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .count();
+    assert_eq!(tools, 10, "every call of the round was answered");
 }

@@ -4,8 +4,7 @@
 //! its turn in flight answered by the old version and its next turns shaped by the new one; the
 //! broken file is refused while the new version stays.
 
-use serde_json::{json, Value};
-use std::path::Path;
+use serde_json::json;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use voice_tests::agent_client::AgentClient;
@@ -38,37 +37,6 @@ fn other_persona(bytes: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
     out[at[0]..at[0] + NEW.len()].copy_from_slice(NEW.as_bytes());
     out
-}
-
-fn replace(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("wasm.tmp");
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-async fn admin(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let url = format!("http://{addr}{path}");
-    let req = if method == "POST" {
-        client.post(url)
-    } else {
-        client.get(url)
-    };
-    let resp = req.bearer_auth(TOKEN).send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-fn prompt_version(status: &Value) -> String {
-    let slots = status
-        .as_array()
-        .or_else(|| status["slots"].as_array())
-        .expect("slot list");
-    let prompt = slots
-        .iter()
-        .find(|s| s["slot"] == "prompt")
-        .expect("prompt slot");
-    prompt["version"].as_str().unwrap().to_string()
 }
 
 /// A typed turn by session `who`, numbered `n`, as the model sees it.
@@ -156,7 +124,7 @@ async fn swapping_plugins_under_load_drops_no_session() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("prompt.wasm");
     let original = std::fs::read(plugins::component("prompt-persona")).unwrap();
-    replace(&file, &original);
+    plugins::install(&file, &original);
     let file_str = file.to_str().unwrap().to_string();
     let s = CloudStack::start(
         DeepgramScript::new(["hello"]),
@@ -171,9 +139,9 @@ async fn swapping_plugins_under_load_drops_no_session() {
     )
     .await;
     let addr = s.host.addr;
-    let (status, before) = admin(addr, "GET", "/admin/plugins").await;
+    let (status, before) = plugins::admin(addr, TOKEN, "GET", "/admin/plugins").await;
     assert_eq!(status, 200, "{before}");
-    let v1 = prompt_version(&before);
+    let v1 = plugins::version(&before, "prompt");
 
     // Sessions mid-conversation: each has had a turn answered before the swap.
     const CHATTERS: usize = 3;
@@ -195,11 +163,11 @@ async fn swapping_plugins_under_load_drops_no_session() {
     span.expect_type("agent_text", LONG).await;
 
     // A new version: accepted and served.
-    replace(&file, &other_persona(&original));
-    let (status, after) = admin(addr, "POST", "/admin/plugins/reload").await;
+    plugins::install(&file, &other_persona(&original));
+    let (status, after) = plugins::admin(addr, TOKEN, "POST", "/admin/plugins/reload").await;
     assert_eq!(status, 200, "{after}");
-    let (_, listed) = admin(addr, "GET", "/admin/plugins").await;
-    let v2 = prompt_version(&listed);
+    let (_, listed) = plugins::admin(addr, TOKEN, "GET", "/admin/plugins").await;
+    let v2 = plugins::version(&listed, "prompt");
     assert_ne!(v1, v2, "the new version is loaded");
     // Turns answered from here on may have begun before the reload; the one after began later.
     while answered.try_recv().is_ok() {}
@@ -211,12 +179,12 @@ async fn swapping_plugins_under_load_drops_no_session() {
     turn(&mut span, "span", 2).await;
 
     // A broken file: refused, the new version stays and keeps serving.
-    replace(&file, &original[..original.len() / 2]);
-    let (status, refused) = admin(addr, "POST", "/admin/plugins/reload").await;
+    plugins::install(&file, &original[..original.len() / 2]);
+    let (status, refused) = plugins::admin(addr, TOKEN, "POST", "/admin/plugins/reload").await;
     assert_eq!(status, 422, "{refused}");
-    let (_, listed) = admin(addr, "GET", "/admin/plugins").await;
+    let (_, listed) = plugins::admin(addr, TOKEN, "GET", "/admin/plugins").await;
     assert_eq!(
-        prompt_version(&listed),
+        plugins::version(&listed, "prompt"),
         v2,
         "a broken file never replaces a working version"
     );

@@ -2,7 +2,7 @@
 //! (as on a congested mobile link): the host must not buffer for it without bound. One that reads
 //! slower than real time is closed with 1008; one that stops reading altogether has its
 //! connection dropped. Either way the host counts it (`voice_slow_clients_total`) and frees its
-//! session slot.
+//! session slot, and sessions beside it go on undisturbed.
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -28,8 +28,10 @@ const SMALL_BUFFER: u32 = 4096;
 /// The slow-client counter is process-wide: these tests take turns so each sees its own count.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A host (one session slot) whose accepted connections have a small send buffer.
-async fn stack() -> CloudStack {
+const REPLY: &str = "It is sunny in Paris today.";
+
+/// A host with `slots` session slots whose accepted connections have a small send buffer.
+async fn stack(slots: usize) -> CloudStack {
     let socket = TcpSocket::new_v4().expect("socket");
     socket
         .set_send_buffer_size(SMALL_BUFFER)
@@ -41,10 +43,17 @@ async fn stack() -> CloudStack {
     CloudStack::start_on(
         listener,
         DeepgramScript::new(["hello there"]),
-        OpenAiScript::default().reply("story", STORY),
+        OpenAiScript::default()
+            .reply("story", STORY)
+            .reply("weather", REPLY),
         ElevenLabsScript::default(),
         "",
-        &[("MAX_SESSIONS", "1")],
+        &[
+            ("MAX_SESSIONS", &slots.to_string()),
+            ("MAX_SESSIONS_PER_IP", "0"),
+            ("CONNECT_RATE_PER_MIN", "0"),
+            ("TEXT_TURNS_PER_MIN", "0"),
+        ],
     )
     .await
 }
@@ -144,7 +153,7 @@ async fn read_to_end(ws: &mut WebSocketStream<TcpStream>, pause: Duration) -> Re
 #[tokio::test]
 async fn a_client_reading_slower_than_real_time_is_closed_with_1008() {
     let _turn = SERIAL.lock().await;
-    let s = stack().await;
+    let s = stack(1).await;
     let before = slow_clients(s.host.addr).await;
     let mut ws = story_listener(s.host.addr).await;
     // One frame (20 ms of audio) every 100 ms: a fifth of real time, so the host's queue grows
@@ -163,7 +172,7 @@ async fn a_client_reading_slower_than_real_time_is_closed_with_1008() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_dropped_and_its_slot_released() {
     let _turn = SERIAL.lock().await;
-    let s = stack().await;
+    let s = stack(1).await;
     let before = slow_clients(s.host.addr).await;
     let mut ws = story_listener(s.host.addr).await;
     // The client reads nothing from here on; the host notices on its own.
@@ -182,4 +191,65 @@ async fn a_client_that_stops_reading_is_dropped_and_its_slot_released() {
     let read = read_to_end(&mut ws, Duration::ZERO).await;
     assert_eq!(read.close, None, "{read:?}");
     assert!(!read.types.iter().any(|t| t == "agent_done"), "{read:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_readers_among_forty_sessions_are_cut_off_and_the_others_converse_undisturbed() {
+    const TALKERS: usize = 40;
+    const SLOW: usize = 5;
+    const STOPPED: usize = 5;
+    let _turn = SERIAL.lock().await;
+    let s = stack(TALKERS + SLOW + STOPPED).await;
+    let addr = s.host.addr;
+    let before = slow_clients(addr).await;
+    let mut slow =
+        futures_util::future::join_all((0..SLOW + STOPPED).map(|_| story_listener(addr))).await;
+    let stopped = slow.split_off(SLOW);
+    // Forty sessions take three short turns each while the slow ones fall behind.
+    let pcm = json!({"encoding": "pcm16", "sample_rate": 16000});
+    let talk = futures_util::future::join_all((0..TALKERS).map(|i| {
+        let pcm = pcm.clone();
+        async move {
+            let mut c = AgentClient::start(addr, pcm, None).await;
+            for n in 0..3 {
+                c.send_json(json!({"type": "text", "text": format!("weather {n} for {i}")}))
+                    .await;
+                let done = c.expect_type("agent_done", LIMIT).await;
+                assert_eq!(done["interrupted"], false, "talker {i}: {done}");
+                assert_eq!(done["text"], REPLY, "talker {i}");
+            }
+            assert!(
+                c.of_type("error").is_empty(),
+                "talker {i}: {:?}",
+                c.of_type("error")
+            );
+            assert!(c.closed.is_none(), "talker {i} was closed: {:?}", c.closed);
+            c
+        }
+    }));
+    let read_slowly = futures_util::future::join_all(
+        slow.iter_mut()
+            .map(|ws| read_to_end(ws, Duration::from_millis(100))),
+    );
+    let (talkers, reads) = tokio::join!(talk, read_slowly);
+    for read in &reads {
+        assert_eq!(read.close, Some(1008), "{read:?}");
+        assert!(!read.types.iter().any(|t| t == "agent_done"), "{read:?}");
+    }
+    // The clients that read nothing are dropped too; every slow one is counted once.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while slow_clients(addr).await < before + (SLOW + STOPPED) as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every slow client was counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    voice_tests::metrics::sessions_become(addr, TALKERS as u64, LIMIT).await;
+    assert_eq!(slow_clients(addr).await, before + (SLOW + STOPPED) as u64);
+    drop(stopped);
+    for c in talkers {
+        c.close().await;
+    }
+    voice_tests::metrics::sessions_become(addr, 0, LIMIT).await;
 }

@@ -115,6 +115,10 @@ impl Usage {
 pub enum LlmEvent {
     /// A text fragment of the reply.
     Token(String),
+    /// The model is still answering with something other than reply text (tool calls
+    /// streaming, another round under way): it has not stalled. Sent at most every
+    /// [`WORKING_EVERY`] while no text flows.
+    Working,
     /// The reply is complete.
     Done {
         finish_reason: Option<String>,
@@ -123,6 +127,9 @@ pub enum LlmEvent {
     /// The request failed (before or during the stream).
     Error(ProviderError),
 }
+
+/// The most often an LLM stream reports [`LlmEvent::Working`].
+pub const WORKING_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// LLM provider. Dropping the receiver cancels the request at once.
 pub trait LlmProvider: Send + Sync {

@@ -1086,6 +1086,8 @@ impl Orchestrator {
             r.llm_last_at = Some(now);
         }
         let pushed: Pushed = match event {
+            // Alive, nothing to say yet: only the stall watchdog hears of it (above).
+            LlmEvent::Working => return,
             LlmEvent::Token(token) => {
                 r.marks.llm_first_token.get_or_insert(now);
                 r.aggregator.push(&token)

@@ -340,6 +340,14 @@ async fn serve(
                     }
                 }
                 transcriber.push(&decoder.push(&bytes), &mut out);
+                if let Some(Fault::DropMidUtterance { after_ms }) = fault {
+                    if transcriber
+                        .speaking_ms()
+                        .is_some_and(|ms| ms >= f64::from(after_ms))
+                    {
+                        break "dropped-by-fault";
+                    }
+                }
             }
             Ok(Some(Ok(Message::Text(text)))) => match control::parse(text.as_str()) {
                 Err(reason) => {

@@ -104,6 +104,13 @@ impl Transcriber {
         self.now_ms / 1000.0
     }
 
+    /// How long the utterance being heard has lasted (audio time, ms); `None` between them.
+    pub fn speaking_ms(&self) -> Option<f64> {
+        self.current
+            .as_ref()
+            .map(|u| self.now_ms - u.speech_start_ms)
+    }
+
     /// Takes audio in and returns the messages it triggers.
     pub fn push(&mut self, samples: &[i16], out: &mut Vec<Value>) {
         for &s in samples {

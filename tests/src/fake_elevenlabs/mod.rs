@@ -249,6 +249,12 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
         Some(Fault::DropMidStream { after }) => Some(after),
         _ => None,
     };
+    let stall_after = match opts.fault {
+        Some(Fault::Stall { after }) => Some(after),
+        _ => None,
+    };
+    // Once stalled, the connection reads on but never speaks or finishes again.
+    let mut stalled = false;
     let mut shutdown = shared.shutdown.clone();
     let ended: String = 'conn: loop {
         let frame = tokio::select! {
@@ -315,11 +321,18 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
             || opts.auto_mode
             || trigger
             || buffer.chars().count() >= SCHEDULE_CHARS;
+        if stalled {
+            continue;
+        }
         if generate && !buffer.trim().is_empty() {
             let spoken = std::mem::take(&mut buffer);
             for chunk in synthesise(spoken.trim_start(), opts.format) {
                 if drop_after == Some(sent_audio) {
                     break 'conn "dropped-by-fault".into();
+                }
+                if stall_after == Some(sent_audio) {
+                    stalled = true;
+                    break;
                 }
                 if malformed_pending {
                     malformed_pending = false;
@@ -349,7 +362,7 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
         } else if generate {
             buffer.clear();
         }
-        if end_of_input {
+        if end_of_input && !stalled {
             let _ = socket
                 .send(Message::Text(json!({"isFinal": true}).to_string().into()))
                 .await;

@@ -21,6 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// What the model says once its tool calls were answered (the host has no tools: it answers
+/// every call with an error).
+pub const AFTER_TOOLS: &str = "I could not look that up right now, sorry.";
+
 /// How the fake model behaves.
 #[derive(Debug, Clone)]
 pub struct OpenAiScript {
@@ -68,6 +72,8 @@ pub struct OpenAiRequest {
     /// `completed`, `status <code>`, `client-gone`, `dropped-by-fault`, `stream-error`;
     /// `None` while streaming.
     pub outcome: Option<String>,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 impl OpenAiRequest {
@@ -155,9 +161,18 @@ fn invalid_response(invalid: validate::Invalid) -> Response {
     response
 }
 
+/// How a refusal says when to come back.
+#[derive(Clone, Copy)]
+enum RetryAfter {
+    /// `retry-after` in seconds and `retry-after-ms`, as the real API sends them.
+    Seconds(Duration),
+    /// `retry-after` as an HTTP date this far from now, as other servers and proxies send it.
+    Date(Duration),
+}
+
 fn error_response(
     code: u16,
-    retry_after: Option<Duration>,
+    retry_after: Option<RetryAfter>,
     presented_key: Option<&str>,
 ) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -186,13 +201,22 @@ fn error_response(
     let mut response = (status, axum::Json(body)).into_response();
     let headers = response.headers_mut();
     headers.insert("x-request-id", HeaderValue::from_static("req_fake_error"));
-    if let Some(d) = retry_after {
-        if let Ok(v) = HeaderValue::from_str(&format!("{}", d.as_secs_f64())) {
-            headers.insert("retry-after", v);
+    match retry_after {
+        Some(RetryAfter::Seconds(d)) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("{}", d.as_secs_f64())) {
+                headers.insert("retry-after", v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&d.as_millis().to_string()) {
+                headers.insert("retry-after-ms", v);
+            }
         }
-        if let Ok(v) = HeaderValue::from_str(&d.as_millis().to_string()) {
-            headers.insert("retry-after-ms", v);
+        Some(RetryAfter::Date(d)) => {
+            let date = httpdate::fmt_http_date(std::time::SystemTime::now() + d);
+            if let Ok(v) = HeaderValue::from_str(&date) {
+                headers.insert("retry-after", v);
+            }
         }
+        None => {}
     }
     response
 }
@@ -219,6 +243,7 @@ async fn completions(
                 .collect(),
             body: body.clone(),
             outcome: None,
+            at: std::time::Instant::now(),
         });
         log.len() - 1
     };
@@ -231,7 +256,10 @@ async fn completions(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let refusal = match (&fault, &shared.script.api_key) {
-        (Some(Fault::Status { code, retry_after }), _) => Some((*code, *retry_after)),
+        (Some(Fault::Status { code, retry_after }), _) => {
+            Some((*code, retry_after.map(RetryAfter::Seconds)))
+        }
+        (Some(Fault::RetryAt { code, after }), _) => Some((*code, Some(RetryAfter::Date(*after)))),
         (_, Some(expected)) if presented != Some(expected.as_str()) => Some((401, None)),
         _ => None,
     };
@@ -271,7 +299,9 @@ async fn completions(
                 .to_lowercase()
                 .contains(&w.to_lowercase())
     });
-    let events = if wants_tool {
+    let events = if let Some(Fault::ToolStorm { calls }) = fault {
+        completion.tool_storm(calls, prompt_tokens)
+    } else if wants_tool {
         completion.tool_call(
             "get_weather",
             r#"{"city":"Paris","unit":"celsius"}"#,
@@ -296,6 +326,10 @@ async fn completions(
         Some(Fault::DropMidStream { after }) => Some(after),
         _ => None,
     };
+    let stall_after = match fault {
+        Some(Fault::Stall { after }) => Some(after),
+        _ => None,
+    };
     let stream_error = matches!(fault, Some(Fault::StreamError { .. }));
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     let interval = shared.script.chunk_interval;
@@ -307,6 +341,14 @@ async fn completions(
             if drop_after == Some(i) {
                 let _ = tx.send(Err(std::io::Error::other("injected drop"))).await;
                 producer_shared.set_outcome(id, "dropped-by-fault");
+                return;
+            }
+            if stall_after == Some(i) {
+                // Silent, with the connection open, until the client gives up.
+                tokio::select! {
+                    _ = tx.closed() => producer_shared.set_outcome(id, "client-gone"),
+                    _ = shutdown.wait() => {}
+                }
                 return;
             }
             let sent = tokio::select! {

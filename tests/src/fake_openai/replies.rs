@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 pub(super) fn reply_text(scripted: &[(String, String)], messages: &[Value]) -> String {
     let last = messages.last();
     if last.and_then(|m| m.get("role")).and_then(Value::as_str) == Some("tool") {
-        return "I could not look that up right now, sorry.".into();
+        return super::AFTER_TOOLS.into();
     }
     let user = last_user_text(messages);
     let lower = user.to_lowercase();
@@ -112,6 +112,36 @@ impl Completion {
         }
         out.push(self.chunk(json!({}), Some("tool_calls")));
         out.push(self.usage(prompt_tokens, 12));
+        out
+    }
+
+    /// `calls` calls of `get_weather` at once, as parallel tool calls stream: each opens with
+    /// its id and name, then the arguments of all of them arrive in interleaved fragments.
+    pub(super) fn tool_storm(&self, calls: usize, prompt_tokens: u32) -> Vec<Value> {
+        let arguments = r#"{"city":"Paris","unit":"celsius"}"#;
+        let mut out: Vec<Value> = (0..calls)
+            .map(|i| {
+                let mut delta = json!({"tool_calls": [{"index": i, "id": format!("call_storm{i:04}"),
+                    "type": "function", "function": {"name": "get_weather", "arguments": ""}}]});
+                if i == 0 {
+                    delta["role"] = json!("assistant");
+                    delta["content"] = Value::Null;
+                }
+                self.chunk(delta, None)
+            })
+            .collect();
+        let chars: Vec<char> = arguments.chars().collect();
+        for piece in chars.chunks(5) {
+            let args: String = piece.iter().collect();
+            for i in 0..calls {
+                out.push(self.chunk(
+                    json!({"tool_calls": [{"index": i, "function": {"arguments": args}}]}),
+                    None,
+                ));
+            }
+        }
+        out.push(self.chunk(json!({}), Some("tool_calls")));
+        out.push(self.usage(prompt_tokens, 12 * calls as u32));
         out
     }
 

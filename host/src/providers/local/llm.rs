@@ -488,6 +488,7 @@ mod tests {
         let done = loop {
             match rx.recv().await.expect("stream ends with done") {
                 LlmEvent::Token(t) => tokens.push(t),
+                LlmEvent::Working => {}
                 LlmEvent::Done {
                     finish_reason,
                     usage,

@@ -277,6 +277,13 @@ pub fn llm_token(turn: u32, token: &str) -> Event {
     }
 }
 
+pub fn llm_working(turn: u32) -> Event {
+    Event::Llm {
+        turn,
+        event: LlmEvent::Working,
+    }
+}
+
 pub fn llm_done(turn: u32) -> Event {
     Event::Llm {
         turn,

@@ -207,6 +207,40 @@ fn a_silent_llm_stream_ends_with_an_error_and_the_session_listens_again() {
 }
 
 #[test]
+fn a_model_at_work_on_tool_calls_is_not_taken_for_a_stalled_one() {
+    let mut s = Session::with_rules();
+    let turn = s.typed(0, "what is the weather");
+    s.at(5, planned_llm(turn));
+    // Tool-call rounds: no reply text for 25 s, but the stream says it is still at work.
+    let mut out = Vec::new();
+    for at in (3_000..=25_000).step_by(3_000) {
+        out.extend(s.run_until(at));
+        out.extend(s.at(at, llm_working(turn)));
+    }
+    assert!(
+        !out.contains(&crate::session::events::Action::CancelLlm { turn }),
+        "cancelled while the model was at work"
+    );
+    assert!(error_codes(&out).is_empty(), "{:?}", error_codes(&out));
+    s.at(25_100, llm_token(turn, "It is sunny."));
+    s.feed(llm_done(turn));
+    s.at(25_200, tts_audio(turn, 300, None));
+    let mut out = s.at(25_300, Event::TtsDone { turn });
+    out.extend(s.run_until(27_000));
+    assert_eq!(
+        agent_done(&out),
+        vec![(turn, "It is sunny.".to_string(), false)]
+    );
+    // Silence after the work is a stall again.
+    let turn = s.typed(30_000, "and tomorrow");
+    s.at(30_005, planned_llm(turn));
+    s.at(33_000, llm_working(turn));
+    let out = s.run_until(43_001);
+    assert!(out.contains(&crate::session::events::Action::CancelLlm { turn }));
+    assert_eq!(error_codes(&out), vec!["provider_unavailable".to_string()]);
+}
+
+#[test]
 fn a_speech_stream_that_owes_audio_and_goes_silent_is_ended() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "hello");

@@ -7,7 +7,9 @@ use super::{OpenAiSettings, NAME};
 use crate::providers::cloud::backoff::{retry_after, RetryAfter};
 use crate::providers::cloud::redact::{clip, scrub};
 use crate::providers::cloud::sse::SseDecoder;
-use crate::providers::{LlmEvent, LlmRequest, ProviderError, ProviderErrorKind, Usage};
+use crate::providers::{
+    LlmEvent, LlmRequest, ProviderError, ProviderErrorKind, Usage, WORKING_EVERY,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::sync::Arc;
@@ -50,6 +52,8 @@ pub(super) struct Completion {
     http: reqwest::Client,
     events: mpsc::Sender<LlmEvent>,
     usage: Option<Usage>,
+    /// When the session last heard from this completion (a token or `Working`).
+    last_signal: tokio::time::Instant,
 }
 
 impl Completion {
@@ -63,6 +67,16 @@ impl Completion {
             http,
             events,
             usage: None,
+            last_signal: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Tells the session the model is still at work when it has heard nothing for a while:
+    /// tool-call rounds carry no reply text, and must not look like a stalled stream.
+    async fn still_working(&mut self) {
+        if self.last_signal.elapsed() >= WORKING_EVERY {
+            self.last_signal = tokio::time::Instant::now();
+            let _ = self.events.send(LlmEvent::Working).await;
         }
     }
 
@@ -295,9 +309,11 @@ impl Completion {
                 if let Some(token) = part.text {
                     emitted = true;
                     text.push_str(&token);
+                    self.last_signal = tokio::time::Instant::now();
                     let _ = self.events.send(LlmEvent::Token(token)).await;
                 }
             }
+            self.still_working().await;
         }
         let tool_calls = reply.tool_calls();
         if !done && finish_reason.is_none() {
