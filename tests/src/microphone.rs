@@ -100,6 +100,22 @@ impl Microphone {
         }
     }
 
+    /// `n` microphones on the host at `addr`, all connected at once, each past `ready`, asking
+    /// for PCM16 at 16 kHz.
+    pub async fn many_ready(addr: std::net::SocketAddr, n: usize) -> Vec<Self> {
+        let url = format!("ws://{addr}/agent");
+        let output = json!({"encoding": "pcm16", "sample_rate": 16000});
+        let mut mics =
+            futures_util::future::join_all((0..n).map(|_| Self::connect(&url, output.clone())))
+                .await;
+        futures_util::future::join_all(
+            mics.iter_mut()
+                .map(|m| m.until("ready", |v| v["type"] == "ready")),
+        )
+        .await;
+        mics
+    }
+
     /// Reads until `ready`, sends a typed turn and reads until its reply's first words;
     /// returns the reply's turn.
     pub async fn ask_after_ready(&mut self, text: &str) -> u64 {

@@ -112,14 +112,7 @@ async fn fifty_sessions_ride_out_hostile_barge_in_plugins_swapped_under_them() {
     )
     .await;
     let addr = s.host.addr;
-    let url = format!("ws://{addr}/agent");
-    let output = json!({"encoding": "pcm16", "sample_rate": 16000});
-    let mut mics = join_all((0..SESSIONS).map(|_| Microphone::connect(&url, output.clone()))).await;
-    join_all(
-        mics.iter_mut()
-            .map(|m| m.until("ready", |v| v["type"] == "ready")),
-    )
-    .await;
+    let mut mics = Microphone::many_ready(addr, SESSIONS).await;
 
     // (build, the kinds of fault that may stop it). Filling even a small memory takes CPU: on
     // a loaded machine the CPU deadline may end the memory bomb before the memory cap does.

@@ -14,7 +14,6 @@
 
 use futures_util::future::join_all;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::time::Duration;
 use voice_tests::fake_deepgram::{DeepgramConnection, DeepgramScript};
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
@@ -32,19 +31,6 @@ const REPLY: &str = "It is sunny in Paris today.";
 /// Length of each utterance.
 const SPEECH_MS: u32 = 1000;
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Fifty sessions, each ready.
-async fn connect(addr: SocketAddr) -> Vec<Microphone> {
-    let url = format!("ws://{addr}/agent");
-    let output = json!({"encoding": "pcm16", "sample_rate": 16000});
-    let mut mics = join_all((0..SESSIONS).map(|_| Microphone::connect(&url, output.clone()))).await;
-    join_all(
-        mics.iter_mut()
-            .map(|m| m.until("ready", |v| v["type"] == "ready")),
-    )
-    .await;
-    mics
-}
 
 /// Every session says its question at once; each must be transcribed and answered in full,
 /// with no error.
@@ -128,7 +114,7 @@ async fn fifty_speaking_sessions_ride_out_recogniser_faults() {
             retry_after: None,
         });
     }
-    let mut mics = connect(addr).await;
+    let mut mics = Microphone::many_ready(addr, SESSIONS).await;
     speak("handshake refused", &mut mics).await;
     assert_eq!(faults.next(), None, "every refusal was met");
     let opened = since(&s, from);
@@ -144,7 +130,7 @@ async fn fifty_speaking_sessions_ride_out_recogniser_faults() {
     for _ in 0..FAULTS {
         faults.push(Fault::DropMidUtterance { after_ms: 400 });
     }
-    let mut mics = connect(addr).await;
+    let mut mics = Microphone::many_ready(addr, SESSIONS).await;
     speak("dropped mid-utterance", &mut mics).await;
     let opened = since(&s, from);
     let dropped = opened
@@ -164,14 +150,14 @@ async fn fifty_speaking_sessions_ride_out_recogniser_faults() {
     for _ in 0..FAULTS {
         faults.push(Fault::Malformed);
     }
-    let mut mics = connect(addr).await;
+    let mut mics = Microphone::many_ready(addr, SESSIONS).await;
     speak("malformed message", &mut mics).await;
     assert_eq!(faults.next(), None, "every malformed message was sent");
     end(&s, mics).await;
 
     // Silence past the idle timeout: the microphones pause, the streams stay open.
     let from = s.deepgram.connections().len();
-    let mut mics = connect(addr).await;
+    let mut mics = Microphone::many_ready(addr, SESSIONS).await;
     for m in &mics {
         m.mute(true);
     }
