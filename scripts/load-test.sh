@@ -10,7 +10,7 @@ seconds="${2:-20}"
 extra="${3:-}"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build --quiet --release -p voice-host -p voice-tests --bins
+scripts/build.sh --quiet
 work="$(mktemp -d)"
 cleanup() { kill "${host_pid:-}" "${fakes_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT

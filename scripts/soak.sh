@@ -26,7 +26,7 @@ if [[ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
   exit 1
 fi
 
-cargo build --quiet --release -p voice-host -p voice-tests --bins
+scripts/build.sh --quiet
 work="$(mktemp -d)"
 cleanup() { kill "${host_pid:-}" "${fakes_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT

@@ -43,8 +43,7 @@ echo "== test-browser: the playback buffer (web/worklet.js) in node"
 node --test tests/browser/worklet.test.mjs
 
 echo "== test-browser: building voice-host and the fake providers (release)"
-cargo build --quiet --release -p voice-host --bin voice-host
-cargo build --quiet --release -p voice-tests --bin fake-providers
+scripts/build.sh --quiet
 
 work="$(mktemp -d)"
 pids=()

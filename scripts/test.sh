@@ -11,8 +11,10 @@ export CI=true
 scripts/install-deps.sh
 echo "== building plug-ins (wasm32-wasip2)"
 scripts/build-plugins.sh >/dev/null
+echo "== building the workspace (release)"
+scripts/build.sh
 echo "== installing offline models"
-cargo run --quiet --release -p voice-host -- models install
+target/release/voice-host models install
 echo "== running tests"
 cargo test --workspace --release --no-fail-fast -- --test-threads=2
 echo "== soak, 60 s with 50 sessions (scripts/soak.sh MINUTES [SESSIONS] for the long run)"
