@@ -16,3 +16,4 @@ pub mod resume;
 pub mod server;
 pub mod session;
 pub mod transport;
+pub mod ws_buffers;

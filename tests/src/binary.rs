@@ -18,16 +18,11 @@ pub fn voice_host() -> PathBuf {
     let bin = profile_dir.join("voice-host");
     let built = std::fs::metadata(&bin)
         .and_then(|m| m.modified())
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} is missing: run `cargo build --release -p voice-host` first",
-                bin.display()
-            )
-        });
+        .unwrap_or_else(|_| panic!("{} is missing: run `scripts/build.sh` first", bin.display()));
     let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/src");
     if let Some(newer) = newest(&sources).filter(|(t, _)| *t > built) {
         panic!(
-            "{} is older than {}: run `cargo build --release -p voice-host` first",
+            "{} is older than {}: run `scripts/build.sh` first",
             bin.display(),
             newer.1.display()
         );

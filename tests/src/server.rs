@@ -1,5 +1,6 @@
 //! Runs an axum router on 127.0.0.1 until its handle is dropped.
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::net::SocketAddr;
 use tokio::sync::watch;
@@ -33,6 +34,10 @@ impl ServerHandle {
         let (stop, stopped) = watch::channel(false);
         let router = make(Shutdown(stopped.clone()));
         let mut signal = Shutdown(stopped);
+        // Like the real services, small writes (a token, an audio message) go out at once.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { signal.wait().await })

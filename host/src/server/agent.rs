@@ -41,6 +41,7 @@ pub async fn upgrade(
     ws.protocols([PROTOCOL])
         .max_message_size(16 * MAX_AUDIO_FRAME_BYTES)
         .max_frame_size(16 * MAX_AUDIO_FRAME_BYTES)
+        .read_buffer_size(crate::ws_buffers::READ_BUFFER_BYTES)
         .on_upgrade(move |socket| crate::transport::v1::serve(socket, env, admitted))
         .into_response()
 }

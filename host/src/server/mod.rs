@@ -16,6 +16,7 @@ use crate::plugins::{PluginRegistry, PluginSettings, SlotSettings};
 use crate::session::orchestrator::OrchestratorConfig;
 use crate::session::{Providers, SessionDeps};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -221,6 +222,13 @@ impl ServerHandle {
                 let _ = stop_rx.await;
                 drain(&drain_state).await;
             };
+            // Agent audio goes out in 20 ms frames: Nagle's algorithm would hold each back
+            // until the previous one is acknowledged.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
+                }
+            });
             if let Err(e) = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -35,6 +35,7 @@ pub async fn upgrade(
     let env = state.session_env();
     ws.max_message_size(MAX_TWILIO_FRAME_BYTES)
         .max_frame_size(MAX_TWILIO_FRAME_BYTES)
+        .read_buffer_size(crate::ws_buffers::READ_BUFFER_BYTES)
         .on_upgrade(move |socket| twilio::serve(socket, env, admitted))
         .into_response()
 }

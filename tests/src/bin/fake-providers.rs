@@ -3,8 +3,17 @@
 //!
 //! Usage: `cargo run -p voice-tests --bin fake-providers -- [--deepgram-port N]
 //! [--openai-port N] [--elevenlabs-port N] [--utterance TEXT]... [--reply WHEN=TEXT]...` (ports
-//! default to 0, any free port). `--reply` makes the model answer TEXT when the user's last
+//! default to 0, any free port). `--utterance` transcripts are heard in turn, then `--fallback`
+//! (default "hello there") for every utterance after. `--reply` makes the model answer TEXT when the user's last
 //! message contains WHEN (otherwise it echoes "You said: ..."). Stops on Ctrl-C.
+//!
+//! Latencies, for load runs that show what a caller would hear with production providers:
+//! `--stt-latency-ms N` (every recogniser message N ms after the audio that caused it),
+//! `--llm-first-token-ms N`, `--llm-token-ms N` (pause between tokens; each streamed
+//! event is one token, sent whole),
+//! `--tts-first-audio-ms N`, or `--realistic` for 150 / 350 / 15 / 150. `--loudness-is-speech`
+//! makes the recogniser take any loud frame for speech instead of checking its pitch (cheap
+//! endpointing for a load rig).
 
 use std::process::ExitCode;
 use voice_tests::fake_deepgram::{DeepgramScript, FakeDeepgram};
@@ -21,7 +30,13 @@ struct Args {
     openai_port: u16,
     elevenlabs_port: u16,
     utterances: Vec<String>,
+    fallback: Option<String>,
     replies: Vec<(String, String)>,
+    stt_latency_ms: u64,
+    llm_first_token_ms: u64,
+    llm_token_ms: u64,
+    tts_first_audio_ms: u64,
+    loudness_is_speech: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -30,7 +45,13 @@ fn parse_args() -> Result<Args, String> {
         openai_port: 0,
         elevenlabs_port: 0,
         utterances: Vec::new(),
+        fallback: None,
         replies: Vec::new(),
+        stt_latency_ms: 0,
+        llm_first_token_ms: 0,
+        llm_token_ms: 1,
+        tts_first_audio_ms: 0,
+        loudness_is_speech: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -39,11 +60,29 @@ fn parse_args() -> Result<Args, String> {
             v.parse::<u16>()
                 .map_err(|_| format!("{flag}: not a port: {v}"))
         };
+        let ms = |v: String| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n <= 60_000)
+                .ok_or_else(|| format!("{flag}: milliseconds 0..=60000, got {v}"))
+        };
         match flag.as_str() {
+            "--stt-latency-ms" => args.stt_latency_ms = ms(value()?)?,
+            "--llm-first-token-ms" => args.llm_first_token_ms = ms(value()?)?,
+            "--llm-token-ms" => args.llm_token_ms = ms(value()?)?,
+            "--tts-first-audio-ms" => args.tts_first_audio_ms = ms(value()?)?,
+            "--realistic" => {
+                args.stt_latency_ms = 150;
+                args.llm_first_token_ms = 350;
+                args.llm_token_ms = 15;
+                args.tts_first_audio_ms = 150;
+            }
+            "--loudness-is-speech" => args.loudness_is_speech = true,
             "--deepgram-port" => args.deepgram_port = port(value()?)?,
             "--openai-port" => args.openai_port = port(value()?)?,
             "--elevenlabs-port" => args.elevenlabs_port = port(value()?)?,
             "--utterance" => args.utterances.push(value()?),
+            "--fallback" => args.fallback = Some(value()?),
             "--reply" => {
                 let v = value()?;
                 let (when, text) = v
@@ -54,7 +93,9 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: fake-providers [--deepgram-port N] [--openai-port N] \
-                            [--elevenlabs-port N] [--utterance TEXT]... [--reply WHEN=TEXT]..."
+                            [--elevenlabs-port N] [--utterance TEXT]... [--fallback TEXT] [--reply WHEN=TEXT]... \
+                            [--stt-latency-ms N] [--llm-first-token-ms N] [--llm-token-ms N] \
+                            [--tts-first-audio-ms N] [--realistic] [--loudness-is-speech]"
                         .into(),
                 )
             }
@@ -73,9 +114,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let ms = std::time::Duration::from_millis;
+    let defaults = DeepgramScript::default();
     let script = DeepgramScript {
         utterances: args.utterances,
-        ..DeepgramScript::default()
+        fallback: args.fallback.unwrap_or(defaults.fallback.clone()),
+        pitch_check: !args.loudness_is_speech,
+        latency: ms(args.stt_latency_ms),
+        ..defaults
     }
     .with_key(DEEPGRAM_KEY);
     let started = async {
@@ -84,6 +130,9 @@ async fn main() -> ExitCode {
             args.openai_port,
             OpenAiScript {
                 replies: args.replies,
+                chunk_interval: ms(args.llm_token_ms),
+                split_events: false,
+                first_token_delay: ms(args.llm_first_token_ms),
                 ..OpenAiScript::default()
             }
             .with_key(OPENAI_KEY),
@@ -91,7 +140,11 @@ async fn main() -> ExitCode {
         .await?;
         let elevenlabs = FakeElevenLabs::start_on(
             args.elevenlabs_port,
-            ElevenLabsScript::default().with_key(ELEVENLABS_KEY),
+            ElevenLabsScript {
+                first_audio_delay: ms(args.tts_first_audio_ms),
+                ..ElevenLabsScript::default()
+            }
+            .with_key(ELEVENLABS_KEY),
         )
         .await?;
         std::io::Result::Ok((deepgram, openai, elevenlabs))

@@ -178,10 +178,7 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 
 /// Draws resident memory and descriptors over time.
 fn plot(samples: &[Sample], path: &std::path::Path, title: &str) -> Result<(), String> {
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-        .map_err(|e| format!("the plot needs DejaVuSans.ttf (fonts-dejavu-core): {e}"))?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into()))
-        .map_err(|_| "the font is not a TrueType font".to_string())?;
+    voice_tests::plot::register_sans()?;
     let e = |e: DrawingAreaErrorKind<_>| e.to_string();
     let root = BitMapBackend::new(path, (1000, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;

@@ -24,6 +24,7 @@ use control::Control;
 use linear16::Linear16;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use transcriber::{Options, Transcriber};
@@ -44,6 +45,12 @@ pub struct DeepgramScript {
     pub idle_timeout: Duration,
     /// Frame RMS that counts as speech.
     pub speech_rms: f64,
+    /// Loud frames count as speech only when they are voice at the declared rate (see
+    /// [`voice`]). Off, loudness alone decides: a load rig's cheap endpointing.
+    pub pitch_check: bool,
+    /// Every message goes out this long after the audio or message that caused it (the
+    /// recogniser's processing time).
+    pub latency: Duration,
 }
 
 impl DeepgramScript {
@@ -75,6 +82,8 @@ impl Default for DeepgramScript {
             api_key: None,
             idle_timeout: Duration::from_secs(10),
             speech_rms: 300.0,
+            pitch_check: true,
+            latency: Duration::ZERO,
         }
     }
 }
@@ -268,6 +277,7 @@ async fn listen(
         vad_events: asked.vad_events,
         smart_format: asked.smart_format,
         speech_rms: shared.script.speech_rms,
+        pitch_check: shared.script.pitch_check,
         request_id: uuid::Uuid::new_v4().to_string(),
     };
     let channels = asked.channels;
@@ -296,10 +306,25 @@ async fn serve(
     let mut malformed_pending = matches!(fault, Some(Fault::Malformed));
     let mut shutdown = shared.shutdown.clone();
     let idle = shared.script.idle_timeout;
+    let latency = shared.script.latency;
+    // Messages held back by `latency`, in order, with when each is due.
+    let mut delayed: VecDeque<(tokio::time::Instant, Value)> = VecDeque::new();
     let ended = loop {
+        let next_due = delayed.front().map(|(due, _)| *due);
         let frame = tokio::select! {
             f = tokio::time::timeout(idle, socket.recv()) => f,
             _ = shutdown.wait() => break "shutdown",
+            _ = tokio::time::sleep_until(next_due.unwrap_or_else(tokio::time::Instant::now)), if next_due.is_some() => {
+                let now = tokio::time::Instant::now();
+                let mut due = Vec::new();
+                while delayed.front().is_some_and(|(at, _)| *at <= now) {
+                    due.extend(delayed.pop_front().map(|(_, m)| m));
+                }
+                if send_all(&mut socket, &shared, id, due).await.is_err() {
+                    break "client-gone";
+                }
+                continue;
+            }
         };
         let mut out = Vec::new();
         match frame {
@@ -324,7 +349,7 @@ async fn serve(
                         &request_id,
                         &hasher,
                         &mut transcriber,
-                        out,
+                        delayed.drain(..).map(|(_, m)| m).chain(out).collect(),
                     )
                     .await;
                 }
@@ -368,7 +393,7 @@ async fn serve(
                                 &request_id,
                                 &hasher,
                                 &mut transcriber,
-                                out,
+                                delayed.drain(..).map(|(_, m)| m).chain(out).collect(),
                             )
                             .await;
                         }
@@ -387,7 +412,10 @@ async fn serve(
                 break "client-gone";
             }
         }
-        if send_all(&mut socket, &shared, id, out).await.is_err() {
+        if !latency.is_zero() {
+            let due = tokio::time::Instant::now() + latency;
+            delayed.extend(out.into_iter().map(|m| (due, m)));
+        } else if send_all(&mut socket, &shared, id, out).await.is_err() {
             break "client-gone";
         }
     };

@@ -48,6 +48,8 @@ pub struct Options {
     pub smart_format: bool,
     /// Frame RMS above which a 20 ms frame counts as speech.
     pub speech_rms: f64,
+    /// Loud frames must also be voice at the declared rate (see [`super::voice`]).
+    pub pitch_check: bool,
     pub request_id: String,
 }
 
@@ -132,8 +134,8 @@ impl Transcriber {
         self.now_ms += frame_ms;
         self.window.drain(..frame.len());
         self.window.extend_from_slice(frame);
-        let speech =
-            rms >= self.opts.speech_rms && voice::is_voice(&self.window, self.opts.sample_rate);
+        let speech = rms >= self.opts.speech_rms
+            && (!self.opts.pitch_check || voice::is_voice(&self.window, self.opts.sample_rate));
         let endpoint = f64::from(self.opts.endpointing_ms.max(100));
         match (&mut self.current, speech) {
             (None, true) => {
@@ -320,6 +322,7 @@ mod tests {
             vad_events: true,
             smart_format: true,
             speech_rms: 300.0,
+            pitch_check: true,
             request_id: "r".into(),
         }
     }

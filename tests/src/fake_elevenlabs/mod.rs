@@ -27,6 +27,8 @@ pub struct ElevenLabsScript {
     pub api_key: Option<String>,
     /// Pause between audio messages (or HTTP body chunks).
     pub chunk_interval: Duration,
+    /// Pause before a stream's first audio (the voice's time to first audio).
+    pub first_audio_delay: Duration,
 }
 
 impl Default for ElevenLabsScript {
@@ -34,6 +36,7 @@ impl Default for ElevenLabsScript {
         Self {
             api_key: None,
             chunk_interval: Duration::from_millis(1),
+            first_audio_delay: Duration::ZERO,
         }
     }
 }
@@ -255,6 +258,7 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
     };
     // Once stalled, the connection reads on but never speaks or finishes again.
     let mut stalled = false;
+    let mut awaiting_first_audio = true;
     let mut shutdown = shared.shutdown.clone();
     let ended: String = 'conn: loop {
         let frame = tokio::select! {
@@ -326,6 +330,9 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
         }
         if generate && !buffer.trim().is_empty() {
             let spoken = std::mem::take(&mut buffer);
+            if std::mem::take(&mut awaiting_first_audio) {
+                tokio::time::sleep(shared.script.first_audio_delay).await;
+            }
             for chunk in synthesise(spoken.trim_start(), opts.format) {
                 if drop_after == Some(sent_audio) {
                     break 'conn "dropped-by-fault".into();
@@ -460,7 +467,9 @@ async fn stream_http(
     let interval = shared.script.chunk_interval;
     let producer = shared.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let first_audio_delay = shared.script.first_audio_delay;
     tokio::spawn(async move {
+        tokio::time::sleep(first_audio_delay).await;
         for (i, chunk) in chunks.into_iter().enumerate() {
             if matches!(fault, Some(Fault::DropMidStream { after }) if after == i) {
                 let _ = tx.send(Err(std::io::Error::other("injected drop"))).await;

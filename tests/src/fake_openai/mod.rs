@@ -35,8 +35,14 @@ pub struct OpenAiScript {
     pub tool_call_when: Option<String>,
     /// When set, requests must carry `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
-    /// Pause between body chunks.
+    /// Pause between body chunks (one token each: the model's token rate).
     pub chunk_interval: Duration,
+    /// Pause before the first body chunk (the model's time to first token).
+    pub first_token_delay: Duration,
+    /// Cut the stream into odd pieces (splitting lines and characters) to exercise the
+    /// client's event framing; off, each body chunk is one whole event, a token each, as the
+    /// real service sends them over a good network (load runs time tokens that way).
+    pub split_events: bool,
 }
 
 impl Default for OpenAiScript {
@@ -46,6 +52,8 @@ impl Default for OpenAiScript {
             tool_call_when: None,
             api_key: None,
             chunk_interval: Duration::from_millis(1),
+            first_token_delay: Duration::ZERO,
+            split_events: true,
         }
     }
 }
@@ -313,7 +321,11 @@ async fn completions(
             prompt_tokens,
         )
     };
-    let mut pieces = replies::odd_pieces(&replies::event_stream(&events));
+    let mut pieces = if shared.script.split_events {
+        replies::odd_pieces(&replies::event_stream(&events))
+    } else {
+        replies::event_pieces(&events)
+    };
     match fault {
         Some(Fault::Malformed) => pieces.insert(0, b"data: {\"choices\":[{\"delta\":\n\n".to_vec()),
         Some(Fault::StreamError { after }) => {
@@ -333,9 +345,19 @@ async fn completions(
     let stream_error = matches!(fault, Some(Fault::StreamError { .. }));
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     let interval = shared.script.chunk_interval;
+    let first_token_delay = shared.script.first_token_delay;
     let producer_shared = shared.clone();
     tokio::spawn(async move {
         let mut shutdown = producer_shared.shutdown.clone();
+        if !first_token_delay.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(first_token_delay) => {}
+                _ = tx.closed() => {
+                    producer_shared.set_outcome(id, "client-gone");
+                    return;
+                }
+            }
+        }
         let total = pieces.len();
         for (i, piece) in pieces.into_iter().enumerate() {
             if drop_after == Some(i) {

@@ -170,6 +170,20 @@ pub(super) fn event_stream(events: &[Value]) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// The event stream of [`event_stream`] as one piece per event (the first also carrying the
+/// keep-alive comment, the last the terminator).
+pub(super) fn event_pieces(events: &[Value]) -> Vec<Vec<u8>> {
+    let mut pieces: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| format!("data: {e}\n\n").into_bytes())
+        .collect();
+    if let Some(first) = pieces.first_mut() {
+        first.splice(0..0, b": keep-alive\n\n".iter().copied());
+    }
+    pieces.push(b"data: [DONE]\n\n".to_vec());
+    pieces
+}
+
 /// Cuts bytes into oddly sized pieces (splitting lines, terminators and characters anywhere).
 pub(super) fn odd_pieces(bytes: &[u8]) -> Vec<Vec<u8>> {
     const SIZES: [usize; 8] = [5, 1, 13, 3, 29, 7, 2, 17];
@@ -209,5 +223,13 @@ mod tests {
         assert_eq!(tokens(t).concat(), t);
         let bytes = event_stream(&Completion::new("m").text(t, 3));
         assert_eq!(odd_pieces(&bytes).concat(), bytes);
+        let events = Completion::new("m").text(t, 3);
+        let whole = event_pieces(&events);
+        assert_eq!(
+            whole.len(),
+            events.len() + 1,
+            "an event a piece, then [DONE]"
+        );
+        assert!(whole.iter().all(|p| p.ends_with(b"\n\n")));
     }
 }

@@ -54,7 +54,13 @@ pub(crate) async fn connect(
         value.set_sensitive(true);
         request.headers_mut().insert(*name, value);
     }
-    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+    // Audio goes out in 20 ms frames: Nagle's algorithm would hold each back for the last ACK.
+    let connecting = tokio_tungstenite::connect_async_with_config(
+        request,
+        Some(crate::ws_buffers::client_config()),
+        true,
+    );
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Err(_) => Err(ProviderError::new(
             ProviderErrorKind::Unavailable,
             provider,
