@@ -2,6 +2,7 @@
 //! messages, provider streams, plug-in answers and timers, and carries out its actions.
 
 use super::events::{Action, Event};
+use super::host_share::HostShare;
 use super::orchestrator::{Orchestrator, OrchestratorConfig};
 use super::outbound::SendError;
 use super::plugin_worker::{self, Answer, Request};
@@ -46,7 +47,7 @@ struct Driver {
     output: OutputPipeline,
     plugins: mpsc::UnboundedSender<Request>,
     plugin_cx: plugin_worker::Context,
-    host_busy: Duration,
+    host_share: HostShare,
     actions: Vec<Action>,
     closing: bool,
     /// Writes the session's snapshot for resume (resumable sessions only).
@@ -131,7 +132,7 @@ pub async fn run(
         tts_rx: None,
         plugins,
         plugin_cx,
-        host_busy: Duration::ZERO,
+        host_share: HostShare::default(),
         actions: Vec::with_capacity(32),
         closing: false,
         saver,
@@ -176,7 +177,7 @@ pub async fn run(
                     for samples in full {
                         d.send_stt(SttInput::Audio(samples));
                     }
-                    d.host_busy += t0.elapsed();
+                    d.host_share.add(t0.elapsed());
                     for t in transitions {
                         d.feed(Event::Vad(t));
                     }
@@ -233,8 +234,10 @@ impl Driver {
         let t0 = Instant::now();
         let now = self.now();
         self.orch.handle(now, event, &mut self.actions);
-        self.host_busy += t0.elapsed();
+        // Carrying the actions out (encoding messages, handing audio and text on) is host
+        // work too; the providers and plug-ins they start run elsewhere.
         self.apply_actions();
+        self.host_share.add(t0.elapsed());
         self.save_if_changed();
     }
 
@@ -331,7 +334,7 @@ impl Driver {
                 let t0 = Instant::now();
                 let mut bytes = Vec::with_capacity(samples.len() * 2);
                 self.output.push(&samples, sample_rate, &mut bytes);
-                self.host_busy += t0.elapsed();
+                self.host_share.add(t0.elapsed());
                 self.feed(Event::TtsAudio {
                     turn,
                     bytes,
@@ -405,7 +408,10 @@ impl Driver {
     fn apply(&mut self, action: Action) {
         match action {
             Action::Send(m) => self.send_json(m),
-            Action::SendAudio(bytes) => self.send_audio(bytes),
+            Action::SendAudio(bytes) => {
+                self.host_share.audio_sent();
+                self.send_audio(bytes)
+            }
             Action::FinalizeStt => {
                 if !self.stt_batch.is_empty() {
                     let samples = std::mem::take(&mut self.stt_batch);
@@ -417,11 +423,14 @@ impl Driver {
                 turn,
                 user_text,
                 history,
-            } => self.ask_behaviours(Request::Plan {
-                turn,
-                user_text,
-                history,
-            }),
+            } => {
+                self.host_share.turn_committed();
+                self.ask_behaviours(Request::Plan {
+                    turn,
+                    user_text,
+                    history,
+                })
+            }
             Action::StartLlm {
                 turn,
                 messages,
@@ -467,8 +476,7 @@ impl Driver {
                 self.ask_behaviours(Request::Decide { turn, seq, event })
             }
             Action::Metrics(mut m) => {
-                m.host_processing_ms = self.host_busy.as_secs_f64() * 1000.0;
-                self.host_busy = Duration::ZERO;
+                m.host_processing_ms = self.host_share.take().as_secs_f64() * 1000.0;
                 crate::metrics::global().observe_turn(&m);
                 self.send_json(ServerMessage::TurnMetrics(m));
             }

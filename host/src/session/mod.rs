@@ -3,6 +3,7 @@
 pub mod aggregator;
 pub mod driver;
 pub mod events;
+mod host_share;
 pub mod memory;
 pub mod orchestrator;
 pub mod outbound;

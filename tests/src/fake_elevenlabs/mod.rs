@@ -229,7 +229,9 @@ async fn stream_input(
         header_key,
         fault,
     };
-    ws.on_upgrade(move |socket| serve_ws(socket, shared, id, options))
+    // A small read buffer: tungstenite zero-fills the whole buffer before each read.
+    ws.read_buffer_size(8 * 1024)
+        .on_upgrade(move |socket| serve_ws(socket, shared, id, options))
 }
 
 struct WsOptions {
