@@ -17,6 +17,7 @@ pub mod microphone;
 pub mod plot;
 pub mod plugins;
 pub mod prerequisite;
+pub mod procfs;
 pub mod redis;
 pub mod server;
 pub mod speech;

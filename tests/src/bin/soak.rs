@@ -91,17 +91,6 @@ struct Sample {
     barge_ins: u64,
 }
 
-fn proc_status(pid: u32, field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 fn open_fds(pid: u32) -> Option<f64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as f64)
 }
@@ -236,9 +225,9 @@ async fn main() -> std::process::ExitCode {
         let at = started.elapsed().as_secs_f64();
         let s = Sample {
             at_s: at,
-            rss_mib: proc_status(args.pid, "VmRSS:").unwrap_or(f64::NAN) / 1024.0,
+            rss_mib: voice_tests::procfs::status(args.pid, "VmRSS:").unwrap_or(f64::NAN) / 1024.0,
             fds: open_fds(args.pid).unwrap_or(f64::NAN),
-            threads: proc_status(args.pid, "Threads:").unwrap_or(f64::NAN),
+            threads: voice_tests::procfs::status(args.pid, "Threads:").unwrap_or(f64::NAN),
             sessions: active_sessions(&args.metrics).await.unwrap_or(f64::NAN),
             turns: counts.turns.load(Ordering::Relaxed),
             barge_ins: counts.barge_ins.load(Ordering::Relaxed),

@@ -224,14 +224,9 @@ fn on_text(text: &str, _now: Instant, t: &mut Turn, rec: &mut SessionRecord) {
                 t.awaiting_audio = Some((n, spoken));
             }
         }
-        Some("agent_done") => {
-            if t.playing.is_some_and(|(n, _)| Some(n) == turn) {
-                t.playing = None;
-                rec.turns_done += 1;
-            }
-        }
-        Some("interrupt") => {
-            rec.interrupts += 1;
+        Some(kind @ ("agent_done" | "interrupt")) => {
+            rec.interrupts += u64::from(kind == "interrupt");
+            // The reply playing ended (an interrupt comes before its `agent_done`).
             if t.playing.is_some_and(|(n, _)| Some(n) == turn) {
                 t.playing = None;
                 rec.turns_done += 1;

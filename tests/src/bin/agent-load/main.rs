@@ -91,18 +91,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// `field` (e.g. `VmRSS:`) of `/proc/PID/status`, in its unit (kB for sizes).
-fn proc_status(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// CPU time (user + system) of a process so far, seconds. Linux reports clock ticks of
 /// 1/100 s (USER_HZ, fixed at 100 in the kernel's user ABI).
 fn cpu_seconds(pid: &str) -> Option<f64> {
@@ -194,7 +182,9 @@ async fn main() -> std::process::ExitCode {
         // Long enough for five interim words (the default barge-in threshold) from the fake.
         None => to_frames(&voice_tests::speech::voiced(1600)),
     };
-    let rss_before = args.pid.and_then(|p| proc_status(p, "VmRSS:"));
+    let rss_before = args
+        .pid
+        .and_then(|p| voice_tests::procfs::status(p, "VmRSS:"));
     let totals = Arc::new(Totals::default());
     let barrier = Arc::new(tokio::sync::Barrier::new(args.sessions + 1));
     let plan = Arc::new(converse::Plan {
@@ -232,7 +222,9 @@ async fn main() -> std::process::ExitCode {
     let cpu_start = cpu_now(&args);
     let window = Duration::from_secs(args.seconds);
     tokio::time::sleep(window.min(Duration::from_secs(2))).await;
-    let rss_during = args.pid.and_then(|p| proc_status(p, "VmRSS:"));
+    let rss_during = args
+        .pid
+        .and_then(|p| voice_tests::procfs::status(p, "VmRSS:"));
     tokio::time::sleep(window.saturating_sub(Duration::from_secs(2))).await;
     let cpu_end = cpu_now(&args);
     for t in tasks {
@@ -251,7 +243,7 @@ fn report(
     args: &Args,
     records: &[SessionRecord],
     (cpu_start, cpu_end): (Cpu, Cpu),
-    (rss_before, rss_during): (Option<u64>, Option<u64>),
+    (rss_before, rss_during): (Option<f64>, Option<f64>),
 ) -> std::process::ExitCode {
     let ready: Vec<&SessionRecord> = records.iter().filter(|r| r.ready).collect();
     let failed = args.sessions - ready.len();
@@ -350,7 +342,7 @@ fn report(
     );
     let per_session = rss_before
         .zip(rss_during)
-        .map(|(b, d)| d.saturating_sub(b) as f64 / ready.len().max(1) as f64);
+        .map(|(b, d)| (d - b).max(0.0) / ready.len().max(1) as f64);
     if let (Some(b), Some(d), Some(per)) = (rss_before, rss_during, per_session) {
         println!(
             "host RSS KiB: before {b}, with {} sessions {d}, per session {per:.1}",
