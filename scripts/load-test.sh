@@ -42,10 +42,10 @@ work="$(mktemp -d)"
 cleanup() { kill "${host_pid:-}" "${fakes_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-# shellcheck disable=SC2086
 # Every utterance is heard as a question of nine words (five of them interrupt a reply by the
 # default rules) and answered in about seven seconds of speech, so a turn every 10 s fits.
-"${rig_pin[@]}" target/release/fake-providers --loudness-is-speech ${FAKE_FLAGS:-} \
+# shellcheck disable=SC2086
+"${rig_pin[@]}" target/release/fake-providers --loudness-is-speech --whole-events ${FAKE_FLAGS:-} \
   --fallback "could you tell me a little more about that please" \
   --reply "more=Of course. Let me tell you a little more about that, slowly and one thing after the other, until you stop me." \
   > "$work/fakes.env" &

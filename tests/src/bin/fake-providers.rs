@@ -9,8 +9,9 @@
 //!
 //! Latencies, for load runs that show what a caller would hear with production providers:
 //! `--stt-latency-ms N` (every recogniser message N ms after the audio that caused it),
-//! `--llm-first-token-ms N`, `--llm-token-ms N` (pause between tokens; each streamed
-//! event is one token, sent whole),
+//! `--llm-first-token-ms N`, `--llm-token-ms N` (pause between tokens, each streamed event
+//! sent whole, as `--whole-events` does; by default the stream is cut into odd pieces 1 ms
+//! apart, which tests a client's event framing but makes the first token ~120 ms late),
 //! `--tts-first-audio-ms N`, or `--realistic` for 150 / 350 / 15 / 150. `--loudness-is-speech`
 //! makes the recogniser take any loud frame for speech instead of checking its pitch (cheap
 //! endpointing for a load rig).
@@ -37,6 +38,7 @@ struct Args {
     llm_token_ms: u64,
     tts_first_audio_ms: u64,
     loudness_is_speech: bool,
+    whole_events: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         llm_token_ms: 1,
         tts_first_audio_ms: 0,
         loudness_is_speech: false,
+        whole_events: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -69,13 +72,18 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--stt-latency-ms" => args.stt_latency_ms = ms(value()?)?,
             "--llm-first-token-ms" => args.llm_first_token_ms = ms(value()?)?,
-            "--llm-token-ms" => args.llm_token_ms = ms(value()?)?,
+            "--llm-token-ms" => {
+                args.llm_token_ms = ms(value()?)?;
+                args.whole_events = true;
+            }
+            "--whole-events" => args.whole_events = true,
             "--tts-first-audio-ms" => args.tts_first_audio_ms = ms(value()?)?,
             "--realistic" => {
                 args.stt_latency_ms = 150;
                 args.llm_first_token_ms = 350;
                 args.llm_token_ms = 15;
                 args.tts_first_audio_ms = 150;
+                args.whole_events = true;
             }
             "--loudness-is-speech" => args.loudness_is_speech = true,
             "--deepgram-port" => args.deepgram_port = port(value()?)?,
@@ -95,7 +103,7 @@ fn parse_args() -> Result<Args, String> {
                     "usage: fake-providers [--deepgram-port N] [--openai-port N] \
                             [--elevenlabs-port N] [--utterance TEXT]... [--fallback TEXT] [--reply WHEN=TEXT]... \
                             [--stt-latency-ms N] [--llm-first-token-ms N] [--llm-token-ms N] \
-                            [--tts-first-audio-ms N] [--realistic] [--loudness-is-speech]"
+                            [--tts-first-audio-ms N] [--realistic] [--whole-events] [--loudness-is-speech]"
                         .into(),
                 )
             }
@@ -131,7 +139,7 @@ async fn main() -> ExitCode {
             OpenAiScript {
                 replies: args.replies,
                 chunk_interval: ms(args.llm_token_ms),
-                split_events: false,
+                split_events: !args.whole_events,
                 first_token_delay: ms(args.llm_first_token_ms),
                 ..OpenAiScript::default()
             }
