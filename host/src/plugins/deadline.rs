@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use wasmtime::{Store, StoreContextMut, Trap, UpdateDeadline};
 
 use super::bindings::HostState;
-use super::engine::EPOCH_TICK;
+use super::engine::{EngineHandle, EPOCH_TICK};
+use super::epoch_ticker::Ticking;
 
 /// How much longer than the CPU budget a call may take in wall-clock time.
 pub(crate) const BACKSTOP_FACTOR: u32 = 10;
@@ -105,11 +106,13 @@ pub(crate) fn install(store: &mut Store<HostState>) {
     store.epoch_deadline_callback(on_deadline);
 }
 
-/// Starts the clock of a call (or of instantiation) with `budget`.
-pub(crate) fn arm(store: &mut Store<HostState>, budget: Budget) {
+/// Starts the clock of a call (or of instantiation) with `budget`. The epoch advances, and so
+/// the deadline can end the call, only while the returned guard is held: keep it for the call.
+pub(crate) fn arm(store: &mut Store<HostState>, budget: Budget, engine: &EngineHandle) -> Ticking {
     store.data_mut().clock = CallClock::new(budget);
     // One extra tick: the current one is already partly over.
     store.set_epoch_deadline(ticks(budget.cpu) + 1);
+    engine.ticking()
 }
 
 fn on_deadline(mut ctx: StoreContextMut<'_, HostState>) -> wasmtime::Result<UpdateDeadline> {

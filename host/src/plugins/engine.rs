@@ -1,13 +1,11 @@
 //! The process's wasmtime engine: pooling allocator sized to the session limit, epoch
-//! interruption, and the ticker thread that advances the epoch.
+//! interruption, and the ticker thread that advances the epoch while calls run.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::epoch_ticker::{EpochTicker, Ticking};
 use super::error::PluginError;
 use super::settings::PluginSettings;
 
@@ -33,7 +31,7 @@ pub(crate) struct EngineHandle {
     pub engine: Engine,
     /// Component instances the pool holds; the instance semaphore has this many permits.
     pub pool_instances: u32,
-    stop: Arc<AtomicBool>,
+    ticker: EpochTicker,
 }
 
 impl EngineHandle {
@@ -68,36 +66,17 @@ impl EngineHandle {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine =
             Engine::new(&config).map_err(|e| PluginError::Runtime(super::error::one_line(&e)))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        spawn_ticker(&engine, stop.clone())?;
+        let ticker = EpochTicker::start(&engine, EPOCH_TICK)
+            .map_err(|e| PluginError::Runtime(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Self {
             engine,
             pool_instances,
-            stop,
+            ticker,
         })
     }
-}
 
-impl Drop for EngineHandle {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+    /// Keeps the epoch (and so call deadlines) advancing while the guard is held.
+    pub fn ticking(&self) -> Ticking {
+        self.ticker.ticking()
     }
-}
-
-fn spawn_ticker(engine: &Engine, stop: Arc<AtomicBool>) -> Result<(), PluginError> {
-    // A weak reference: the ticker must not keep the engine alive.
-    let weak = engine.weak();
-    thread::Builder::new()
-        .name("plugin-epoch".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                thread::sleep(EPOCH_TICK);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
-                }
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| PluginError::Runtime(format!("cannot start the epoch ticker: {e}")))
 }

@@ -46,7 +46,7 @@ pub(crate) fn instantiate<W: World>(
     let mut store = Store::new(&rt.engine.engine, state);
     store.limiter(|s| s);
     deadline::install(&mut store);
-    deadline::arm(&mut store, rt.limits.init_budget);
+    let _ticking = deadline::arm(&mut store, rt.limits.init_budget, &rt.engine);
     let bindings = W::instantiate(&plugin.pre, &mut store)
         .map_err(|e| InstantiateError::Fault(FaultKind::Instantiate, one_line(&e)))?;
     match bindings.init(&mut store, &plugin.config) {
@@ -174,7 +174,7 @@ impl<W: World> SlotInstance<W> {
         let budget = self.rt.limits.call_budget;
         let live = self.live.as_mut()?;
         live.store.data_mut().begin_call();
-        deadline::arm(&mut live.store, budget);
+        let _ticking = deadline::arm(&mut live.store, budget, &self.rt.engine);
         match call(&live.bindings, &mut live.store) {
             Ok(value) => Some(value),
             Err(err) => {

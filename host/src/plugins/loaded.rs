@@ -139,7 +139,7 @@ fn self_check<W: World>(rt: &Runtime, plugin: &LoadedPlugin<W>) -> Result<usize,
         InstantiateError::PoolExhausted => "the instance pool is full".to_string(),
         InstantiateError::Fault(kind, reason) => format!("{}: {reason}", kind.as_str()),
     })?;
-    deadline::arm(&mut live.store, rt.limits.init_budget);
+    let _ticking = deadline::arm(&mut live.store, rt.limits.init_budget, &rt.engine);
     live.bindings
         .self_check(&mut live.store)
         .map_err(|e| one_line(&e))?;

@@ -15,6 +15,7 @@ mod cache_dir;
 mod check;
 mod deadline;
 mod engine;
+mod epoch_ticker;
 mod error;
 mod faults;
 mod imports;

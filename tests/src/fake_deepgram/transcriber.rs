@@ -114,7 +114,13 @@ impl Transcriber {
     }
 
     /// Takes audio in and returns the messages it triggers.
-    pub fn push(&mut self, samples: &[i16], out: &mut Vec<Value>) {
+    pub fn push(&mut self, mut samples: &[i16], out: &mut Vec<Value>) {
+        // Whole frames straight from the input (the usual case: clients send whole frames).
+        while self.frame.is_empty() && samples.len() >= self.frame_len {
+            let (frame, rest) = samples.split_at(self.frame_len);
+            self.on_frame(frame, out);
+            samples = rest;
+        }
         for &s in samples {
             self.frame.push(s);
             if self.frame.len() == self.frame_len {
@@ -127,8 +133,8 @@ impl Transcriber {
     }
 
     fn on_frame(&mut self, frame: &[i16], out: &mut Vec<Value>) {
-        let rms =
-            (frame.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / frame.len() as f64).sqrt();
+        let energy: i64 = frame.iter().map(|&s| i64::from(s) * i64::from(s)).sum();
+        let rms = (energy as f64 / frame.len() as f64).sqrt();
         let frame_ms = 20.0;
         let start = self.now_ms;
         self.now_ms += frame_ms;

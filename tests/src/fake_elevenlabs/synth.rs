@@ -2,6 +2,7 @@
 //! output format, cut into chunks with character alignment.
 
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 
 /// Milliseconds of audio per character of text.
 pub const MS_PER_CHAR: u32 = 60;
@@ -74,6 +75,7 @@ impl Chunk {
 /// Synthesises `text` into chunks.
 pub fn synthesise(text: &str, format: Format) -> Vec<Chunk> {
     let rate = format.sample_rate();
+    let second = buzz_second(rate);
     let chars: Vec<char> = text.chars().collect();
     let mut phase = 0usize;
     chars
@@ -81,12 +83,7 @@ pub fn synthesise(text: &str, format: Format) -> Vec<Chunk> {
         .map(|piece| {
             let n = (rate as usize * MS_PER_CHAR as usize / 1000) * piece.len();
             let samples: Vec<i16> = (phase..phase + n)
-                .map(|i| {
-                    let t = i as f32 / rate as f32;
-                    let tau = std::f32::consts::TAU;
-                    let s = 0.6 * (tau * 180.0 * t).sin() + 0.4 * (tau * 540.0 * t).sin();
-                    (s * 8000.0) as i16
-                })
+                .map(|i| second[i % second.len()])
                 .collect();
             phase += n;
             Chunk {
@@ -95,6 +92,27 @@ pub fn synthesise(text: &str, format: Format) -> Vec<Chunk> {
             }
         })
         .collect()
+}
+
+/// One second of the buzz at `rate` (whole cycles of both tones, so it repeats seamlessly),
+/// computed once per rate: a load run synthesises hours of it, and `sin` per sample made the
+/// fake voice the most expensive part of the load rig.
+fn buzz_second(rate: u32) -> Arc<[i16]> {
+    static SECONDS: Mutex<Vec<(u32, Arc<[i16]>)>> = Mutex::new(Vec::new());
+    let mut cache = SECONDS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, s)) = cache.iter().find(|(r, _)| *r == rate) {
+        return s.clone();
+    }
+    let second: Arc<[i16]> = (0..rate)
+        .map(|i| {
+            let t = i as f32 / rate as f32;
+            let tau = std::f32::consts::TAU;
+            let s = 0.6 * (tau * 180.0 * t).sin() + 0.4 * (tau * 540.0 * t).sin();
+            (s * 8000.0) as i16
+        })
+        .collect();
+    cache.push((rate, second.clone()));
+    second
 }
 
 /// G.711 mu-law encoding of one sample (the fake's own, independent of the host's codec).

@@ -127,12 +127,13 @@ pub async fn session(
     let mut rec = SessionRecord::default();
     let t0 = std::time::Instant::now();
     let opened = open(&plan.url).await;
+    // Upgrade to ready, not the wait for the other sessions.
+    rec.connect_ms = t0.elapsed().as_secs_f64() * 1000.0;
     barrier.wait().await;
     let Ok(mut ws) = opened else {
         return rec;
     };
     rec.ready = true;
-    rec.connect_ms = t0.elapsed().as_secs_f64() * 1000.0;
 
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15 ^ (index + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9));
     let begin = Instant::now();

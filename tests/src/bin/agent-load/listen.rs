@@ -20,12 +20,13 @@ pub async fn session(
     let mut rec = SessionRecord::default();
     let t0 = std::time::Instant::now();
     let opened = open(&url).await;
+    // Upgrade to ready, not the wait for the other sessions.
+    rec.connect_ms = t0.elapsed().as_secs_f64() * 1000.0;
     barrier.wait().await;
     let Ok(ws) = opened else {
         return rec;
     };
     rec.ready = true;
-    rec.connect_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let (mut tx, mut rx) = ws.split();
     let reader = tokio::spawn(async move {
         let (mut audio, mut errors) = (0u64, 0u64);

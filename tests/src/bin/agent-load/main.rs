@@ -158,6 +158,22 @@ fn cpu_now(args: &Args) -> Cpu {
     Cpu { host, rig }
 }
 
+/// The host's memory at one moment, in KiB.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    rss: Option<f64>,
+    pss: Option<f64>,
+}
+
+impl Memory {
+    fn of(pid: Option<u32>) -> Self {
+        Self {
+            rss: pid.and_then(|p| voice_tests::procfs::status(p, "VmRSS:")),
+            pss: pid.and_then(|p| voice_tests::procfs::smaps_rollup(p, "Pss:")),
+        }
+    }
+}
+
 fn sum(records: &[SessionRecord], f: impl Fn(&SessionRecord) -> u64) -> u64 {
     records.iter().map(f).sum()
 }
@@ -182,9 +198,7 @@ async fn main() -> std::process::ExitCode {
         // Long enough for five interim words (the default barge-in threshold) from the fake.
         None => to_frames(&voice_tests::speech::voiced(1600)),
     };
-    let rss_before = args
-        .pid
-        .and_then(|p| voice_tests::procfs::status(p, "VmRSS:"));
+    let memory_before = Memory::of(args.pid);
     let totals = Arc::new(Totals::default());
     let barrier = Arc::new(tokio::sync::Barrier::new(args.sessions + 1));
     let plan = Arc::new(converse::Plan {
@@ -222,9 +236,7 @@ async fn main() -> std::process::ExitCode {
     let cpu_start = cpu_now(&args);
     let window = Duration::from_secs(args.seconds);
     tokio::time::sleep(window.min(Duration::from_secs(2))).await;
-    let rss_during = args
-        .pid
-        .and_then(|p| voice_tests::procfs::status(p, "VmRSS:"));
+    let memory_during = Memory::of(args.pid);
     tokio::time::sleep(window.saturating_sub(Duration::from_secs(2))).await;
     let cpu_end = cpu_now(&args);
     for t in tasks {
@@ -235,7 +247,7 @@ async fn main() -> std::process::ExitCode {
         &args,
         &records,
         (cpu_start, cpu_end),
-        (rss_before, rss_during),
+        (memory_before, memory_during),
     )
 }
 
@@ -243,7 +255,7 @@ fn report(
     args: &Args,
     records: &[SessionRecord],
     (cpu_start, cpu_end): (Cpu, Cpu),
-    (rss_before, rss_during): (Option<f64>, Option<f64>),
+    (memory_before, memory_during): (Memory, Memory),
 ) -> std::process::ExitCode {
     let ready: Vec<&SessionRecord> = records.iter().filter(|r| r.ready).collect();
     let failed = args.sessions - ready.len();
@@ -340,14 +352,23 @@ fn report(
         "rig CPU (agent-load + --rig-pid): {rig_cpu:.2} s ({:.2} cores)",
         rig_cpu / wall
     );
-    let per_session = rss_before
-        .zip(rss_during)
-        .map(|(b, d)| (d - b).max(0.0) / ready.len().max(1) as f64);
-    if let (Some(b), Some(d), Some(per)) = (rss_before, rss_during, per_session) {
-        println!(
+    let per_session = |before: Option<f64>, during: Option<f64>| {
+        before
+            .zip(during)
+            .map(|(b, d)| (d - b).max(0.0) / ready.len().max(1) as f64)
+    };
+    let rss_per_session = per_session(memory_before.rss, memory_during.rss);
+    let pss_per_session = per_session(memory_before.pss, memory_during.pss);
+    if let (Some(b), Some(d), Some(per)) = (memory_before.rss, memory_during.rss, rss_per_session) {
+        print!(
             "host RSS KiB: before {b}, with {} sessions {d}, per session {per:.1}",
             ready.len()
         );
+        match pss_per_session {
+            // Shared pages (plug-in memory images mapped into every instance) counted once.
+            Some(pss) => println!("; proportional (PSS) per session {pss:.1}"),
+            None => println!(),
+        }
     }
     if let Some(path) = &args.json {
         let line = serde_json::json!({
@@ -369,7 +390,8 @@ fn report(
             "ended_early": ended_early,
             "host_cpu_s": host_cpu,
             "rig_cpu_s": rig_cpu,
-            "rss_per_session_kib": per_session,
+            "rss_per_session_kib": rss_per_session,
+            "pss_per_session_kib": pss_per_session,
         });
         let appended = std::fs::OpenOptions::new()
             .create(true)
