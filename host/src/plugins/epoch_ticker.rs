@@ -30,7 +30,6 @@ pub(crate) struct EpochTicker {
 #[must_use = "the epoch advances only while the guard is held"]
 pub(crate) struct Ticking {
     shared: Arc<Shared>,
-    thread: Thread,
 }
 
 impl EpochTicker {
@@ -75,7 +74,6 @@ impl EpochTicker {
         }
         Ticking {
             shared: self.shared.clone(),
-            thread: self.thread.clone(),
         }
     }
 
@@ -90,17 +88,6 @@ impl Drop for Ticking {
     fn drop(&mut self) {
         // The thread sees the count reach zero on its next round and parks.
         self.shared.active.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Clone for Ticking {
-    fn clone(&self) -> Self {
-        self.shared.active.fetch_add(1, Ordering::AcqRel);
-        self.thread.unpark();
-        Self {
-            shared: self.shared.clone(),
-            thread: self.thread.clone(),
-        }
     }
 }
 
@@ -151,7 +138,7 @@ mod tests {
 
         // Overlapping calls: ticking goes on until both are over.
         let a = ticker.ticking();
-        let b = a.clone();
+        let b = ticker.ticking();
         drop(a);
         let before = ticker.ticks();
         assert!(

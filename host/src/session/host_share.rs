@@ -47,11 +47,9 @@ impl HostShare {
     /// Audio went out to the client at `at`, from work that started at `work_started`: the first
     /// audio of the turn counts that work up to `at` and ends the measurement.
     pub fn audio_sent(&mut self, work_started: Instant, at: Instant) {
-        if let Window::Open { .. } = self.window {
-            self.add(work_started, at);
-        }
-        if let Window::Open { busy, .. } = self.window {
-            self.window = Window::Measured(busy);
+        if let Window::Open { since, busy } = self.window {
+            let until_audio = at.saturating_duration_since(work_started.max(since));
+            self.window = Window::Measured(busy + until_audio);
         }
     }
 

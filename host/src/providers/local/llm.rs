@@ -14,6 +14,12 @@ pub const DEFAULT_MAX_TOKENS: u32 = 96;
 /// Sampling temperature when the request sets none: low, since a small base model drifts.
 pub const DEFAULT_TEMPERATURE: f32 = 0.3;
 
+/// Of contexts with `counts` threads (most first, never empty), the index of the one with the
+/// fewest threads that still has `threads`; the widest when none has that many.
+fn context_for(counts: &[usize], threads: usize) -> usize {
+    counts.iter().rposition(|n| *n >= threads).unwrap_or(0)
+}
+
 /// A generation request as the inference threads see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
@@ -168,7 +174,7 @@ pub(crate) fn drive(
 #[cfg(feature = "local-llm")]
 mod engine {
     //! llama.cpp backend, model and per-thread contexts, loaded once per process.
-    use super::{drive, Generation, Generator};
+    use super::{context_for, drive, Generation, Generator};
     use crate::providers::local::cpu_load;
     use crate::providers::local::worker::WorkerPool;
     use crate::providers::local::{not_installed, LocalModels};
@@ -230,14 +236,10 @@ mod engine {
             Ok(Self { model, contexts })
         }
 
-        /// The context for `threads` threads, or the one with the fewest above it.
+        /// The context for `threads` threads (see [`context_for`]).
         fn context(&mut self, threads: usize) -> &mut LlamaContext<'static> {
-            let at = self
-                .contexts
-                .iter()
-                .rposition(|(n, _)| *n >= threads)
-                .unwrap_or(0);
-            &mut self.contexts[at].1
+            let counts: Vec<usize> = self.contexts.iter().map(|(n, _)| *n).collect();
+            &mut self.contexts[context_for(&counts, threads)].1
         }
     }
 
@@ -587,6 +589,15 @@ mod tests {
         let (events, outcome) = run_drive(&[" a", " b", " c", " d"], 2);
         assert_eq!(text_of(&events), "a b");
         assert_eq!(outcome, Some(("length", 2)));
+    }
+
+    #[test]
+    fn a_generation_runs_in_the_context_with_the_threads_it_asks_for() {
+        assert_eq!(context_for(&[2, 1], 2), 0);
+        assert_eq!(context_for(&[2, 1], 1), 1);
+        assert_eq!(context_for(&[8, 4], 3), 1);
+        assert_eq!(context_for(&[8, 4], 16), 0);
+        assert_eq!(context_for(&[1], 1), 0);
     }
 
     #[test]

@@ -158,6 +158,14 @@ fn cpu_now(args: &Args) -> Cpu {
     Cpu { host, rig }
 }
 
+/// "p50 x, p95 x, p99 x, max x" of a [`summary`], with `decimals` places.
+fn percentiles(s: &[f64; 4], decimals: usize) -> String {
+    format!(
+        "p50 {:.*}, p95 {:.*}, p99 {:.*}, max {:.*}",
+        decimals, s[0], decimals, s[1], decimals, s[2], decimals, s[3]
+    )
+}
+
 /// The host's memory at one moment, in KiB.
 #[derive(Debug, Clone, Copy)]
 struct Memory {
@@ -312,12 +320,12 @@ fn report(
             sum(records, |r| r.interrupts)
         );
         println!(
-            "speech end -> first agent audio ms (client): p50 {:.1}, p95 {:.1}, p99 {:.1}, max {:.1}",
-            first_audio[0], first_audio[1], first_audio[2], first_audio[3]
+            "speech end -> first agent audio ms (client): {}",
+            percentiles(&first_audio, 1)
         );
         println!(
-            "host time per turn ms (turn_metrics): p50 {:.2}, p95 {:.2}, p99 {:.2}, max {:.2}",
-            host_turn[0], host_turn[1], host_turn[2], host_turn[3]
+            "host time per turn ms (turn_metrics): {}",
+            percentiles(&host_turn, 2)
         );
         let stages: Vec<String> = stats::STAGES
             .iter()
