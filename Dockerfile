@@ -13,16 +13,17 @@ FROM debian:bookworm-slim
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         ca-certificates espeak-ng-data libespeak-ng1 libgomp1 curl && rm -rf /var/lib/apt/lists/*
 # The compiled-plug-in cache holds native code: a directory only the service user can write.
-RUN useradd --system --home /srv voice \
+# A fixed numeric id: Kubernetes checks `runAsNonRoot` against it (deploy/base/deployment.yaml).
+RUN useradd --system --uid 10001 --user-group --home /srv voice \
     && install -d -o voice -g voice -m 0700 /srv/cache /srv/cache/voice-host \
         /srv/cache/voice-host/plugins
 COPY --from=build /src/target/release/voice-host /usr/local/bin/voice-host
 COPY --from=build /src/plugins/dist /srv/plugins
 COPY --from=build /models /srv/models
 ENV PORT=4010 PLUGIN_DIR=/srv/plugins MODELS_DIR=/srv/models LOG_FORMAT=json XDG_CACHE_HOME=/srv/cache
-USER voice
+USER 10001:10001
 WORKDIR /srv
 EXPOSE 4010
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
-    CMD curl -fsS "http://127.0.0.1:${PORT}/healthz" || exit 1
+    CMD ["sh", "-c", "curl -fsS \"http://127.0.0.1:${PORT}/healthz\" || exit 1"]
 ENTRYPOINT ["/usr/local/bin/voice-host"]

@@ -19,5 +19,7 @@ echo "== running tests"
 cargo test --workspace --release --no-fail-fast -- --test-threads=2
 echo "== soak, 60 s with 50 sessions (scripts/soak.sh MINUTES [SESSIONS] for the long run)"
 SOAK_SECONDS=60 SOAK_MAX_RSS_GROWTH_MIB=64 SOAK_MAX_FD_GROWTH=64 scripts/soak.sh 1 50
+echo "== deployment files (hadolint, kustomize, Kubernetes schemas, the host with their settings)"
+scripts/check-deploy.sh
 echo "== browser page in headless Chromium"
 scripts/test-browser.sh
