@@ -35,7 +35,7 @@ else
 fi
 
 # Components need no debug info; keep them small and the settings identical to the test suite's
-# build (host/tests/plugins_common) so both share one cached build.
+# build (host/tests/plugins/common) so both share one cached build.
 export CARGO_PROFILE_RELEASE_DEBUG=false
 export CARGO_PROFILE_RELEASE_STRIP=debuginfo
 

@@ -5,7 +5,7 @@
 //!
 //! Run: `cargo bench -p voice-host --bench plugins`
 
-#[path = "../tests/plugins_common/mod.rs"]
+#[path = "../tests/plugins/common/mod.rs"]
 mod plugins_common;
 
 use std::hint::black_box;
@@ -59,6 +59,7 @@ fn barge_event() -> BargeInEvent {
         spoken_text: "Sure. The weather in Paris today is".into(),
         remaining_text: "sunny with a high of twenty degrees.".into(),
         protected_playing: false,
+        turn: 1,
     }
 }
 

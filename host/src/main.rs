@@ -49,6 +49,9 @@ enum Command {
 enum PluginsCommand {
     /// Validate a component and say which slot it fits.
     Check { file: PathBuf },
+    /// Run a component over a recording of plug-in calls (PLUGIN_RECORD) and report how often
+    /// it decides as recorded (or as --against decides), its faults and its call times.
+    Replay(voice_host::cli::replay::ReplayArgs),
     /// Show the plug-ins a running server has loaded (GET /admin/plugins).
     List {
         /// The server's base URL.
@@ -132,6 +135,13 @@ fn main() -> ExitCode {
                 }
             }
             PluginsCommand::List { url, token } => plugins_list(&url, token),
+            PluginsCommand::Replay(args) => {
+                // Faults are in the report; plug-in and host log lines only when asked for.
+                if std::env::var_os("LOG").is_some() {
+                    init_check_logging();
+                }
+                voice_host::cli::replay::run(cli.config.as_deref(), args)
+            }
         },
         Some(Command::Talk(args)) => voice_host::cli::talk::run(args),
         Some(Command::Token(args)) => match Config::load(cli.config.as_deref()) {

@@ -1,5 +1,5 @@
 //! The `voice-host` binary: fail-fast configuration, help and `config`. (Draining on SIGTERM
-//! needs providers to talk to: `tests/tests/sigterm.rs` runs the binary against the fakes.)
+//! needs providers to talk to: `tests/tests/e2e/sigterm.rs` runs the binary against the fakes.)
 
 use std::process::Command;
 

@@ -1,6 +1,7 @@
 //! Plug-ins written in Python (componentize-py), run through the host runtime: they load, answer,
 //! are configured through `init`, and see nothing of the host through the WASI stand-ins.
 
+#[path = "plugins/common/mod.rs"]
 mod plugins_common;
 
 use std::collections::HashMap;

@@ -96,6 +96,9 @@ pub struct BargeInEvent {
     pub remaining_text: String,
     /// Whether the sentence playing now is protected (must be heard whole).
     pub protected_playing: bool,
+    /// The user turn the agent is replying to. Host-side only (the WIT event has no turn, so
+    /// plug-ins do not see it): it numbers the call in recordings.
+    pub turn: u32,
 }
 
 /// The barge-in policy's answer.

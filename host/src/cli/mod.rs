@@ -1,4 +1,5 @@
 //! Command-line clients of a running host, and development helpers.
 
+pub mod replay;
 pub mod talk;
 pub mod token;

@@ -103,6 +103,11 @@ pub struct Config {
     pub plugin_fault_window_ms: u64,
     pub plugin_quarantine_backoff_ms: u64,
     pub plugin_watch: bool,
+    /// Directory recording every plug-in call (`PLUGIN_RECORD`); `None`: no recording.
+    pub plugin_record: Option<PathBuf>,
+    pub plugin_record_text: bool,
+    pub plugin_record_max_mb: u64,
+    pub plugin_record_files: u32,
 
     /// Admission and per-client limits (see `docs/security.md`).
     pub security: security::SecurityConfig,
@@ -114,6 +119,9 @@ pub struct Config {
 pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful voice assistant. Answer in one to three \
 short spoken sentences, without lists, markdown or emoji. When you read back a number or a code the \
 user must note, wrap that sentence in <protect> and </protect>.";
+
+/// Most rotated recording files (`PLUGIN_RECORD_FILES`).
+pub const MAX_RECORD_FILES: u32 = 100;
 
 /// Sentences protected from barge-in unless configured otherwise.
 /// Most audio (ms) that may be sent ahead of real time (`AUDIO_LEAD_MS`).
@@ -512,6 +520,21 @@ impl Config {
             plugin_fault_window_ms: r.num("PLUGIN_FAULT_WINDOW_MS", 60_000)?,
             plugin_quarantine_backoff_ms: r.num("PLUGIN_QUARANTINE_BACKOFF_MS", 30_000)?,
             plugin_watch: r.boolean("PLUGIN_WATCH", true)?,
+            plugin_record: r.opt("PLUGIN_RECORD").map(PathBuf::from),
+            plugin_record_text: r.boolean("PLUGIN_RECORD_TEXT", true)?,
+            plugin_record_max_mb: match r.num("PLUGIN_RECORD_MAX_MB", 64)? {
+                0 => return Err(err("PLUGIN_RECORD_MAX_MB", "must be at least 1")),
+                n => n,
+            },
+            plugin_record_files: match r.num("PLUGIN_RECORD_FILES", 3)? {
+                n if n > MAX_RECORD_FILES => {
+                    return Err(err(
+                        "PLUGIN_RECORD_FILES",
+                        format!("must be at most {MAX_RECORD_FILES}"),
+                    ))
+                }
+                n => n,
+            },
             security: security::SecurityConfig::read(&r)?,
             resume: resume::ResumeConfig::read(&r)?,
         };
@@ -661,6 +684,18 @@ impl Config {
                 self.plugin_quarantine_backoff_ms.to_string(),
             ),
             ("PLUGIN_WATCH", self.plugin_watch.to_string()),
+            (
+                "PLUGIN_RECORD",
+                self.plugin_record
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+            ),
+            ("PLUGIN_RECORD_TEXT", self.plugin_record_text.to_string()),
+            (
+                "PLUGIN_RECORD_MAX_MB",
+                self.plugin_record_max_mb.to_string(),
+            ),
+            ("PLUGIN_RECORD_FILES", self.plugin_record_files.to_string()),
         ];
         let lines = lines
             .into_iter()
@@ -755,6 +790,9 @@ mod tests {
             ("ADMIN_BIND", "localhost"),
             ("MAX_SESSIONS_PER_IP", "-1"),
             ("AUDIO_LEAD_MS", "60000"),
+            ("PLUGIN_RECORD_MAX_MB", "0"),
+            ("PLUGIN_RECORD_FILES", "1000"),
+            ("PLUGIN_RECORD_TEXT", "perhaps"),
             // A path that never ends is refused, not read until memory runs out.
             ("AUTH_PUBLIC_KEY", "/dev/zero"),
         ];
@@ -847,6 +885,35 @@ mod tests {
         assert!(c.secrets().contains(&secret));
         assert!(c.security.auth_required());
         assert_eq!(c.security.start_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn recording_is_set_under_plugins_or_by_its_variables() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.plugin_record, None);
+        assert!(c.plugin_record_text);
+        assert_eq!((c.plugin_record_max_mb, c.plugin_record_files), (64, 3));
+        let raw = RawSettings::from_toml(
+            r#"
+            [plugins]
+            record = "/var/lib/voice/calls"
+            record_text = false
+            record_max_mb = 8
+            [plugins.barge_in]
+            path = "x.wasm"
+            "#,
+        )
+        .unwrap();
+        let c = Config::from_raw(&raw).unwrap();
+        assert_eq!(c.plugin_record, Some(PathBuf::from("/var/lib/voice/calls")));
+        assert!(!c.plugin_record_text);
+        assert_eq!(c.plugin_record_max_mb, 8);
+        assert_eq!(c.barge_in_plugin.path, Some(PathBuf::from("x.wasm")));
+        assert!(c
+            .describe()
+            .contains("PLUGIN_RECORD=/var/lib/voice/calls\n"));
+        let e = RawSettings::from_toml("[plugins]\nrecord = [1]").unwrap_err();
+        assert_eq!(e.variable, "plugins.record", "{e}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Where settings come from: the environment over an optional TOML file. Every environment
 //! variable may also be written in the file under its lowercase name (`port = 4010`); the file
 //! adds agent profiles (`[agent]`, `[agents.<name>]`) and plug-in tables (`[plugins.<slot>]`).
+//! A plain value under `[plugins]` is the `PLUGIN_` variable of its name (`[plugins]
+//! record = "DIR"` is `PLUGIN_RECORD`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -105,9 +107,14 @@ impl RawSettings {
                         .ok_or_else(|| err("plugins", "expected a table"))?;
                     for (slot, spec) in table {
                         let name = format!("plugins.{slot}");
-                        let spec = spec
-                            .as_table()
-                            .ok_or_else(|| err(&name, "expected a table"))?;
+                        if let Some(value) = scalar(spec) {
+                            raw.values
+                                .insert(format!("PLUGIN_{}", slot.to_uppercase()), value);
+                            continue;
+                        }
+                        let spec = spec.as_table().ok_or_else(|| {
+                            err(&name, "expected a table or a string, number or boolean")
+                        })?;
                         let path = spec.get("path").and_then(scalar);
                         let config = match spec.get("config") {
                             Some(c) => string_table(&format!("{name}.config"), c)?

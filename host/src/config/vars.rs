@@ -303,6 +303,26 @@ pub const VARS: &[Var] = &[
         "true",
         "reload plug-in files when they change",
     ),
+    v(
+        "PLUGIN_RECORD",
+        "",
+        "directory where every plug-in call is recorded as a JSON line (empty: no recording)",
+    ),
+    v(
+        "PLUGIN_RECORD_TEXT",
+        "true",
+        "keep transcripts and other text in recordings (false: word counts and lengths only)",
+    ),
+    v(
+        "PLUGIN_RECORD_MAX_MB",
+        "64",
+        "size at which the recording file is rotated",
+    ),
+    v(
+        "PLUGIN_RECORD_FILES",
+        "3",
+        "rotated recording files kept (0: the file starts over when full)",
+    ),
 ];
 
 /// Names of all variables.

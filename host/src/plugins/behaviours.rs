@@ -1,5 +1,11 @@
 //! The session-facing behaviours backed by plug-in instances; each falls back to the built-in
-//! decision whenever its plug-in cannot answer.
+//! decision whenever its plug-in cannot answer, and hands every call to the recorder.
+//!
+//! Each behaviour has one `*_traced` method that makes the decision and says whether the
+//! built-in one was used: the session's trait method records what it returns, and `plugins
+//! replay` calls it directly, so a replay runs exactly the code a session runs.
+
+use std::time::Instant;
 
 use crate::behaviour::defaults::{DefaultBargeIn, NoIntent, PassThroughPrompt};
 use crate::behaviour::{
@@ -8,8 +14,9 @@ use crate::behaviour::{
 };
 
 use super::bindings::{barge_in, intent, prompt};
-use super::instance::SlotInstance;
+use super::instance::{Fallback, SlotInstance};
 use super::prompt_clamp::clamp;
+use super::record::Call;
 use super::worlds::{
     barge_in_event, decision_back, intent_back, intent_input, prompt_input, prompt_output,
 };
@@ -20,13 +27,27 @@ pub(crate) struct PluginIntent {
     pub fallback: NoIntent,
 }
 
-impl IntentAnalyzer for PluginIntent {
-    fn analyze(&mut self, input: &IntentInput) -> Option<Intent> {
+impl PluginIntent {
+    /// The intent, and why the built-in answer was used when it was.
+    pub fn analyze_traced(&mut self, input: &IntentInput) -> (Option<Intent>, Option<Fallback>) {
         let wit_input = intent_input(input);
         match self.slot.call(|b, store| b.call_analyze(store, &wit_input)) {
-            Some(result) => result.map(intent_back),
-            None => self.fallback.analyze(input),
+            Ok(result) => (result.map(intent_back), None),
+            Err(why) => (self.fallback.analyze(input), Some(why)),
         }
+    }
+}
+
+impl IntentAnalyzer for PluginIntent {
+    fn analyze(&mut self, input: &IntentInput) -> Option<Intent> {
+        let started = Instant::now();
+        let (decision, fallback) = self.analyze_traced(input);
+        self.slot
+            .record(input.turn, started.elapsed(), fallback, || Call::Intent {
+                input: input.clone(),
+                decision: decision.clone(),
+            });
+        decision
     }
 
     fn plugin_generation(&self) -> Option<u64> {
@@ -43,19 +64,33 @@ pub(crate) struct PluginPrompt {
     pub max_tokens: u32,
 }
 
-impl PromptShaper for PluginPrompt {
-    fn shape(&mut self, input: &PromptInput) -> PromptOutput {
+impl PluginPrompt {
+    /// The prompt, and why the built-in answer was used when it was.
+    pub fn shape_traced(&mut self, input: &PromptInput) -> (PromptOutput, Option<Fallback>) {
         let wit_input = prompt_input(input);
         match self.slot.call(|b, store| b.call_shape(store, &wit_input)) {
-            Some(out) => match prompt_output(out) {
-                Some(out) => clamp(out, self.max_tokens),
+            Ok(out) => match prompt_output(out) {
+                Some(out) => (clamp(out, self.max_tokens), None),
                 None => {
-                    self.slot.unusable_result("an LLM request without messages");
-                    self.fallback.shape(input)
+                    let why = self.slot.unusable_result("an LLM request without messages");
+                    (self.fallback.shape(input), Some(why))
                 }
             },
-            None => self.fallback.shape(input),
+            Err(why) => (self.fallback.shape(input), Some(why)),
         }
+    }
+}
+
+impl PromptShaper for PluginPrompt {
+    fn shape(&mut self, input: &PromptInput) -> PromptOutput {
+        let started = Instant::now();
+        let (decision, fallback) = self.shape_traced(input);
+        self.slot
+            .record(input.turn, started.elapsed(), fallback, || Call::Prompt {
+                input: input.clone(),
+                decision: decision.clone(),
+            });
+        decision
     }
 
     fn plugin_generation(&self) -> Option<u64> {
@@ -69,13 +104,27 @@ pub(crate) struct PluginBargeIn {
     pub fallback: DefaultBargeIn,
 }
 
-impl BargeInPolicy for PluginBargeIn {
-    fn decide(&mut self, event: &BargeInEvent) -> BargeInDecision {
+impl PluginBargeIn {
+    /// The decision, and why the built-in answer was used when it was.
+    pub fn decide_traced(&mut self, event: &BargeInEvent) -> (BargeInDecision, Option<Fallback>) {
         let wit_event = barge_in_event(event);
         match self.slot.call(|b, store| b.call_decide(store, &wit_event)) {
-            Some(decision) => decision_back(decision),
-            None => self.fallback.decide(event),
+            Ok(decision) => (decision_back(decision), None),
+            Err(why) => (self.fallback.decide(event), Some(why)),
         }
+    }
+}
+
+impl BargeInPolicy for PluginBargeIn {
+    fn decide(&mut self, event: &BargeInEvent) -> BargeInDecision {
+        let started = Instant::now();
+        let (decision, fallback) = self.decide_traced(event);
+        self.slot
+            .record(event.turn, started.elapsed(), fallback, || Call::BargeIn {
+                input: event.clone(),
+                decision,
+            });
+        decision
     }
 
     fn plugin_generation(&self) -> Option<u64> {

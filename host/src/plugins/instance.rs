@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::Store;
@@ -13,6 +14,7 @@ use super::error::one_line;
 use super::faults::FaultKind;
 use super::loaded::LoadedPlugin;
 use super::metrics::SlotCounters;
+use super::record::{Call, CallRecord};
 use super::runtime::Runtime;
 use super::worlds::World;
 
@@ -78,6 +80,22 @@ fn bounded(reason: &str) -> String {
     line.chars().take(200).collect()
 }
 
+/// Why the built-in behaviour answered a call in place of the plug-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fallback {
+    /// The version is quarantined.
+    Quarantined,
+    /// This session reached its fault limit with this version.
+    Benched,
+    /// No instance could be created because the instance pool is full.
+    PoolFull,
+    /// The call, or the instantiation before it, faulted.
+    Fault(FaultKind),
+    /// The plug-in answered something the host cannot use (e.g. an LLM request without
+    /// messages).
+    Unusable,
+}
+
 /// Source of the numbers that tell sessions apart in fault windows: assigned by the host, so a
 /// client cannot make its faults look like another session's by reusing an id.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -87,7 +105,9 @@ pub(crate) struct SlotInstance<W: World> {
     rt: Arc<Runtime>,
     plugin: Arc<LoadedPlugin<W>>,
     live: Option<Live<W>>,
-    /// This session's number in the version's fault window.
+    /// The session's id, for recordings.
+    session_id: Arc<str>,
+    /// This session's number in the version's fault window; recordings call it `instance`.
     session: u64,
     /// Faults of this session with this version.
     faults: u32,
@@ -98,19 +118,26 @@ pub(crate) struct SlotInstance<W: World> {
 impl<W: World> SlotInstance<W> {
     /// Instantiates `plugin` for a session. If that fails the slot answers with the built-in
     /// default and tries again on its next call.
-    pub fn new(rt: Arc<Runtime>, plugin: Arc<LoadedPlugin<W>>) -> Self {
+    pub fn new(rt: Arc<Runtime>, plugin: Arc<LoadedPlugin<W>>, session_id: Arc<str>) -> Self {
         let mut slot = Self {
             rt,
             plugin,
             live: None,
+            session_id,
             session: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             faults: 0,
             pool_warned: false,
         };
         if !slot.plugin.faults.is_quarantined() {
-            slot.ensure_live();
+            slot.live = slot.fresh_instance().ok();
         }
         slot
+    }
+
+    /// Drops the live instance: the next call gets a fresh one, as after a fault (replay
+    /// mirrors a recorded fault this way).
+    pub fn restart(&mut self) {
+        self.live = None;
     }
 
     /// The version this slot runs.
@@ -128,75 +155,115 @@ impl<W: World> SlotInstance<W> {
         self.faults >= self.rt.limits.session_fault_limit
     }
 
-    fn ensure_live(&mut self) -> bool {
-        if self.live.is_some() {
-            return true;
-        }
+    /// A new instance, or why there is none.
+    fn fresh_instance(&mut self) -> Result<Live<W>, Fallback> {
         match instantiate(&self.rt, &self.plugin) {
             Ok(live) => {
                 SlotCounters::inc(&self.counters().instantiations);
-                self.live = Some(live);
                 self.pool_warned = false;
-                true
+                Ok(live)
             }
             Err(InstantiateError::PoolExhausted) => {
                 SlotCounters::inc(&self.counters().pool_exhausted);
-                if std::mem::replace(&mut self.pool_warned, true) {
-                    return false;
+                if !std::mem::replace(&mut self.pool_warned, true) {
+                    tracing::warn!(
+                        slot = %W::SLOT,
+                        plugin = &*self.plugin.label,
+                        "plug-in instance pool is full; using the built-in behaviour"
+                    );
                 }
-                tracing::warn!(
-                    slot = %W::SLOT,
-                    plugin = &*self.plugin.label,
-                    "plug-in instance pool is full; using the built-in behaviour"
-                );
-                false
+                Err(Fallback::PoolFull)
             }
             Err(InstantiateError::Fault(kind, reason)) => {
                 self.fault(kind, &reason);
-                false
+                Err(Fallback::Fault(kind))
             }
         }
     }
 
-    /// Runs `call` on the live instance under the call deadline. `None` means the caller must
-    /// use the built-in default: the plug-in is quarantined, this session reached its fault
-    /// limit, there is no instance, or the call faulted (in which case the fault is logged and
-    /// counted and the instance is dropped, to be replaced on the next call).
+    /// Runs `call` on the live instance under the call deadline. `Err` tells why the caller
+    /// must use the built-in default: the plug-in is quarantined, this session reached its
+    /// fault limit, there is no instance, or the call faulted (in which case the fault is logged
+    /// and counted and the instance is dropped, to be replaced on the next call).
     pub fn call<R>(
         &mut self,
         call: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
-    ) -> Option<R> {
-        if self.benched() || self.plugin.faults.is_quarantined() || !self.ensure_live() {
-            SlotCounters::inc(&self.counters().fallbacks);
-            return None;
-        }
+    ) -> Result<R, Fallback> {
+        let ready = if self.benched() {
+            Err(Fallback::Benched)
+        } else if self.plugin.faults.is_quarantined() {
+            Err(Fallback::Quarantined)
+        } else {
+            match self.live.take() {
+                Some(live) => Ok(live),
+                None => self.fresh_instance(),
+            }
+        };
+        let mut live = match ready {
+            Ok(live) => live,
+            Err(why) => {
+                SlotCounters::inc(&self.counters().fallbacks);
+                return Err(why);
+            }
+        };
         SlotCounters::inc(&self.counters().calls);
-        let budget = self.rt.limits.call_budget;
-        let live = self.live.as_mut()?;
         live.store.data_mut().begin_call();
-        let _ticking = deadline::arm(&mut live.store, budget, &self.rt.engine);
-        match call(&live.bindings, &mut live.store) {
-            Ok(value) => Some(value),
+        let outcome = {
+            let _ticking =
+                deadline::arm(&mut live.store, self.rt.limits.call_budget, &self.rt.engine);
+            call(&live.bindings, &mut live.store)
+        };
+        match outcome {
+            Ok(value) => {
+                self.live = Some(live);
+                Ok(value)
+            }
             Err(err) => {
                 let kind = FaultKind::of_call(&err, live.store.data());
                 // A trapped store is poisoned: drop it (freeing its pool slot) and start over.
-                self.live = None;
+                drop(live);
                 self.fault(kind, &one_line(&err));
                 SlotCounters::inc(&self.counters().fallbacks);
-                None
+                Err(Fallback::Fault(kind))
             }
         }
     }
 
     /// Reports a result the host cannot use (e.g. an empty message list): a fallback, not a
     /// fault, since the instance itself is healthy.
-    pub fn unusable_result(&self, what: &str) {
+    pub fn unusable_result(&self, what: &str) -> Fallback {
         SlotCounters::inc(&self.counters().fallbacks);
         tracing::warn!(
             slot = %W::SLOT,
             plugin = &*self.plugin.label,
             "plug-in returned {what}; using the built-in behaviour for this call"
         );
+        Fallback::Unusable
+    }
+
+    /// Hands a call of this session to the recorder, when recording is on; `call` builds the
+    /// record's input and decision only then. Never blocks (see `record/writer.rs`).
+    pub fn record(
+        &self,
+        turn: u32,
+        took: Duration,
+        fallback: Option<Fallback>,
+        call: impl FnOnce() -> Call,
+    ) {
+        let Some(recorder) = &self.rt.recorder else {
+            return;
+        };
+        recorder.send(CallRecord {
+            at_ms: super::record::now_ms(),
+            plugin: self.plugin.info.name.clone(),
+            version: self.plugin.info.short_hash().to_string(),
+            session: self.session_id.clone(),
+            instance: self.session,
+            turn,
+            call: call(),
+            fallback,
+            duration: took,
+        });
     }
 
     fn fault(&mut self, kind: FaultKind, reason: &str) {

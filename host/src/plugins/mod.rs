@@ -6,6 +6,9 @@
 //! its own instance of each slot, every call is bounded in memory and time, and a failing call
 //! falls back to the built-in behaviour. The contract plug-ins implement is the WIT package in
 //! `wit/policy.wit`.
+//!
+//! With `PLUGIN_RECORD` set every plug-in call is recorded (`record/`), and `voice-host plugins
+//! replay` runs a component over a recording with this same runtime (`replay/`).
 
 mod admin;
 mod behaviours;
@@ -23,7 +26,9 @@ mod instance;
 mod loaded;
 mod metrics;
 mod prompt_clamp;
+mod record;
 mod registry;
+mod replay;
 mod runtime;
 mod settings;
 mod wasi;
@@ -35,5 +40,7 @@ pub use check::{check_component, CheckReport};
 pub use error::PluginError;
 pub use faults::FaultKind;
 pub use prompt_clamp::{MAX_CHARS as PROMPT_MAX_CHARS, MAX_MESSAGES as PROMPT_MAX_MESSAGES};
+pub use record::FILE_NAME as RECORD_FILE_NAME;
 pub use registry::{PluginRegistry, SlotStatus};
-pub use settings::{default_cache_dir, PluginSettings, Slot, SlotSettings};
+pub use replay::{replay, Disagreement, ReplayOptions, ReplayReport, SideReport};
+pub use settings::{default_cache_dir, PluginSettings, RecordSettings, Slot, SlotSettings};

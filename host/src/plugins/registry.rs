@@ -227,12 +227,18 @@ impl PluginRegistry {
     }
 
     /// Counters of the runtime as Prometheus text (calls, fallbacks, faults by kind,
-    /// quarantines, instantiations, reloads, and quarantined and degraded gauges per slot).
+    /// quarantines, instantiations, reloads, quarantined and degraded gauges per slot, and the
+    /// recorder's written and dropped records when recording is on).
     pub fn prometheus(&self) -> String {
         let status = self.status();
-        self.rt
+        let mut out = self
+            .rt
             .metrics
-            .render(|slot| status.iter().any(|s| s.slot == slot && s.quarantined))
+            .render(|slot| status.iter().any(|s| s.slot == slot && s.quarantined));
+        if let Some(recorder) = &self.rt.recorder {
+            out.push_str(&recorder.prometheus());
+        }
+        out
     }
 
     fn reload_cell<W: World>(
@@ -287,20 +293,20 @@ impl PluginRegistry {
         }
     }
 
-    fn intent_behaviour(&self) -> Box<dyn crate::behaviour::IntentAnalyzer> {
+    fn intent_behaviour(&self, session: &Arc<str>) -> Box<dyn crate::behaviour::IntentAnalyzer> {
         match self.intent.current() {
             Some(p) => Box::new(PluginIntent {
-                slot: SlotInstance::new(self.rt.clone(), p),
+                slot: SlotInstance::new(self.rt.clone(), p, session.clone()),
                 fallback: NoIntent,
             }),
             None => Box::new(NoIntent),
         }
     }
 
-    fn prompt_behaviour(&self) -> Box<dyn crate::behaviour::PromptShaper> {
+    fn prompt_behaviour(&self, session: &Arc<str>) -> Box<dyn crate::behaviour::PromptShaper> {
         match self.prompt.current() {
             Some(p) => Box::new(PluginPrompt {
-                slot: SlotInstance::new(self.rt.clone(), p),
+                slot: SlotInstance::new(self.rt.clone(), p, session.clone()),
                 fallback: PassThroughPrompt,
                 max_tokens: self.rt.limits.prompt_max_tokens,
             }),
@@ -308,11 +314,11 @@ impl PluginRegistry {
         }
     }
 
-    fn barge_in_behaviour(&self) -> Box<dyn crate::behaviour::BargeInPolicy> {
+    fn barge_in_behaviour(&self, session: &Arc<str>) -> Box<dyn crate::behaviour::BargeInPolicy> {
         let fallback = DefaultBargeIn(self.fallback.rules);
         match self.barge_in.current() {
             Some(p) => Box::new(PluginBargeIn {
-                slot: SlotInstance::new(self.rt.clone(), p),
+                slot: SlotInstance::new(self.rt.clone(), p, session.clone()),
                 fallback,
             }),
             None => Box::new(fallback),
@@ -339,31 +345,33 @@ fn generation_of<W: World>(cell: &SlotCell<W>) -> Option<u64> {
 }
 
 impl BehaviourSource for PluginRegistry {
-    fn for_session(&self, _session_id: &str) -> Behaviours {
+    fn for_session(&self, session_id: &str) -> Behaviours {
+        let session: Arc<str> = session_id.into();
         Behaviours {
-            intent: self.intent_behaviour(),
-            prompt: self.prompt_behaviour(),
-            barge_in: self.barge_in_behaviour(),
+            intent: self.intent_behaviour(&session),
+            prompt: self.prompt_behaviour(&session),
+            barge_in: self.barge_in_behaviour(&session),
         }
     }
 
     fn refresh(&self, session_id: &str, current: &mut Behaviours) {
+        let session: Arc<str> = session_id.into();
         let mut swapped = Vec::new();
         if let Some(g) = generation_of(&self.intent) {
             if current.intent.plugin_generation() != Some(g) {
-                current.intent = self.intent_behaviour();
+                current.intent = self.intent_behaviour(&session);
                 swapped.push(Slot::Intent);
             }
         }
         if let Some(g) = generation_of(&self.prompt) {
             if current.prompt.plugin_generation() != Some(g) {
-                current.prompt = self.prompt_behaviour();
+                current.prompt = self.prompt_behaviour(&session);
                 swapped.push(Slot::Prompt);
             }
         }
         if let Some(g) = generation_of(&self.barge_in) {
             if current.barge_in.plugin_generation() != Some(g) {
-                current.barge_in = self.barge_in_behaviour();
+                current.barge_in = self.barge_in_behaviour(&session);
                 swapped.push(Slot::BargeIn);
             }
         }

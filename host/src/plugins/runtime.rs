@@ -1,5 +1,5 @@
 //! What every loaded plug-in and instance shares: the engine, the compiled-component cache, the
-//! limits, the instance pool's semaphore and the metrics.
+//! limits, the instance pool's semaphore, the metrics and the call recorder.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use super::engine::EngineHandle;
 use super::error::PluginError;
 use super::faults::QuarantinePolicy;
 use super::metrics::Metrics;
+use super::record::Recorder;
 use super::settings::PluginSettings;
 
 /// Lower bound of the instantiation/`init` deadline, in ms.
@@ -44,12 +45,20 @@ pub(crate) struct Runtime {
     /// One permit per pool slot: a full pool refuses new instances instead of failing them.
     permits: Arc<Semaphore>,
     pub metrics: Metrics,
+    /// Where calls are recorded (`PLUGIN_RECORD`); `None` when recording is off.
+    pub recorder: Option<Recorder>,
 }
 
 impl Runtime {
     pub fn new(settings: &PluginSettings) -> Result<Arc<Self>, PluginError> {
         let engine = EngineHandle::new(settings)?;
         let permits = Arc::new(Semaphore::new(engine.pool_instances as usize));
+        let recorder = settings
+            .record
+            .as_ref()
+            .map(Recorder::start)
+            .transpose()
+            .map_err(|e| PluginError::Runtime(format!("PLUGIN_RECORD: {e}")))?;
         Ok(Arc::new(Self {
             cache: ComponentCache::open(settings.cache_dir.clone()),
             limits: Limits {
@@ -77,6 +86,7 @@ impl Runtime {
             engine,
             permits,
             metrics: Metrics::default(),
+            recorder,
         }))
     }
 

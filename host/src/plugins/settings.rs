@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One of the three behaviour slots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Slot {
     /// Intent analysis of a final user turn (world `intent-analyzer`).
@@ -65,6 +65,36 @@ impl SlotSettings {
     }
 }
 
+/// Where and how plug-in calls are recorded (`PLUGIN_RECORD*`, see `record/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSettings {
+    /// Directory holding `plugin-calls.jsonl` and its rotated predecessors.
+    pub dir: PathBuf,
+    /// Keep transcripts and other free text; `false` keeps only word counts and lengths.
+    pub text: bool,
+    /// Size at which the file is rotated, in bytes.
+    pub max_file_bytes: u64,
+    /// Rotated files kept beside the current one (`plugin-calls.jsonl.1` is the newest).
+    pub rotated_files: u32,
+}
+
+impl RecordSettings {
+    /// Default size of one recording file, in MiB (`PLUGIN_RECORD_MAX_MB`).
+    pub const DEFAULT_MAX_MB: u64 = 64;
+    /// Default number of rotated files kept (`PLUGIN_RECORD_FILES`).
+    pub const DEFAULT_ROTATED_FILES: u32 = 3;
+
+    /// Recording into `dir` with the default text, size and rotation settings.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            text: true,
+            max_file_bytes: Self::DEFAULT_MAX_MB * 1024 * 1024,
+            rotated_files: Self::DEFAULT_ROTATED_FILES,
+        }
+    }
+}
+
 /// Settings of the plug-in runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginSettings {
@@ -99,6 +129,8 @@ pub struct PluginSettings {
     pub max_sessions: u32,
     /// Watch the component files and reload them when they change.
     pub watch: bool,
+    /// Record every call of a configured plug-in (`None`: no recording).
+    pub record: Option<RecordSettings>,
 }
 
 impl PluginSettings {
@@ -129,6 +161,7 @@ impl Default for PluginSettings {
             cache_dir: default_cache_dir(),
             max_sessions: 1024,
             watch: true,
+            record: None,
         }
     }
 }

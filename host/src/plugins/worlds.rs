@@ -130,6 +130,7 @@ impl World for barge_in::BargeInPolicy {
             spoken_text: "Sure, the weather in Paris".into(),
             remaining_text: "is sunny today.".into(),
             protected_playing: false,
+            turn: 1,
         };
         self.call_decide(store, &barge_in_event(&event)).map(drop)
     }

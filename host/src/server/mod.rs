@@ -12,7 +12,7 @@ pub use state::AppState;
 use crate::behaviour::defaults::{BargeInRules, BuiltinBehaviours};
 use crate::behaviour::BehaviourSource;
 use crate::config::Config;
-use crate::plugins::{PluginRegistry, PluginSettings, SlotSettings};
+use crate::plugins::{PluginRegistry, PluginSettings, RecordSettings, SlotSettings};
 use crate::session::orchestrator::OrchestratorConfig;
 use crate::session::{Providers, SessionDeps};
 use axum::routing::get;
@@ -61,6 +61,12 @@ pub fn plugin_settings(cfg: &Config) -> PluginSettings {
         prompt_max_tokens: cfg.llm_max_tokens,
         max_sessions: cfg.max_sessions.min(u32::MAX as usize) as u32,
         watch: cfg.plugin_watch,
+        record: cfg.plugin_record.as_ref().map(|dir| RecordSettings {
+            dir: dir.clone(),
+            text: cfg.plugin_record_text,
+            max_file_bytes: cfg.plugin_record_max_mb.saturating_mul(1024 * 1024),
+            rotated_files: cfg.plugin_record_files,
+        }),
         ..PluginSettings::default()
     }
 }
@@ -134,6 +140,12 @@ pub fn prepare_with(
                 })?;
             (registry.clone(), Some(registry))
         } else {
+            if cfg.plugin_record.is_some() {
+                tracing::warn!(
+                    "PLUGIN_RECORD is set but no slot has a plug-in: the built-in behaviours make \
+                     no plug-in calls, so nothing is recorded"
+                );
+            }
             (Arc::new(fallback), None)
         };
     let resume = crate::resume::ResumeStore::new(cfg.resume.redis_url.as_deref(), cfg.resume.ttl())

@@ -787,6 +787,7 @@ impl Orchestrator {
             spoken_text: spoken,
             remaining_text: remaining,
             protected_playing: r.protected_at(chars),
+            turn: b.turn,
         };
         self.ask_seq += 1;
         b.seq = self.ask_seq;

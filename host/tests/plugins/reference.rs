@@ -1,8 +1,6 @@
 //! The reference plug-ins, run through the host runtime.
 
-mod plugins_common;
-
-use plugins_common::{config, settings, slot, wasm};
+use crate::common::{config, settings, slot, wasm};
 use voice_host::behaviour::defaults::{BargeInRules, BuiltinBehaviours, DefaultBargeIn};
 use voice_host::behaviour::{
     BargeInDecision, BargeInEvent, BehaviourSource, ChatMessage, Intent, IntentInput, PromptInput,
@@ -19,6 +17,7 @@ fn event(words: &str, agent_ms: u32, user_ms: u32, protected: bool) -> BargeInEv
         spoken_text: "Your table is booked for".into(),
         remaining_text: "eight people at seven.".into(),
         protected_playing: protected,
+        turn: 1,
     }
 }
 
@@ -378,7 +377,7 @@ fn barge_in_origin(registry: &PluginRegistry) -> (String, u64, u64) {
         .expect("barge-in slot listed");
     let text = registry.prometheus();
     let loads = |origin: &str| {
-        plugins_common::metric(
+        crate::common::metric(
             &text,
             &format!("voice_plugin_loads_total{{slot=\"barge_in\",origin=\"{origin}\"}}"),
         )
@@ -392,7 +391,7 @@ fn barge_in_origin(registry: &PluginRegistry) -> (String, u64, u64) {
 
 #[test]
 fn precompiled_cache_is_used_on_restart() {
-    let dir = plugins_common::TempDir::new("cache");
+    let dir = crate::common::TempDir::new("cache");
     let with_cache = || PluginSettings {
         barge_in: slot("barge-in-seed", &[]),
         cache_dir: Some(dir.path().to_path_buf()),
@@ -424,12 +423,12 @@ fn precompiled_cache_is_used_on_restart() {
     );
     let text = second.prometheus();
     assert_eq!(
-        plugins_common::metric(&text, "voice_plugin_calls_total{slot=\"barge_in\"}"),
+        crate::common::metric(&text, "voice_plugin_calls_total{slot=\"barge_in\"}"),
         1,
         "the plug-in answered"
     );
     assert_eq!(
-        plugins_common::metric(&text, "voice_plugin_fallbacks_total{slot=\"barge_in\"}"),
+        crate::common::metric(&text, "voice_plugin_fallbacks_total{slot=\"barge_in\"}"),
         0
     );
     drop(b);

@@ -2,13 +2,11 @@
 //! faults from several sessions quarantine a version only until its backoff passes, and the
 //! CPU-time deadline never cuts a healthy call on a busy machine.
 
-mod plugins_common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugins_common::{metric, settings, slot};
+use crate::common::{metric, settings, slot};
 use voice_host::behaviour::defaults::{BargeInRules, BuiltinBehaviours, DefaultBargeIn};
 use voice_host::behaviour::{BargeInDecision, BargeInEvent, BehaviourSource};
 use voice_host::plugins::{PluginRegistry, PluginSettings};

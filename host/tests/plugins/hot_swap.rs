@@ -1,13 +1,11 @@
 //! Hot swap under load at the registry level: sessions keep calling while the component file is
 //! replaced with a new version and then with a broken one.
 
-mod plugins_common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use plugins_common::{install, settings, wasm, TempDir};
+use crate::common::{install, settings, wasm, TempDir};
 use voice_host::behaviour::defaults::BuiltinBehaviours;
 use voice_host::behaviour::{BargeInDecision, BargeInEvent, BehaviourSource};
 use voice_host::plugins::{PluginRegistry, PluginSettings, SlotSettings};
@@ -139,17 +137,17 @@ fn swap_under_load_switches_at_turn_boundaries_and_keeps_the_old_version_on_fail
     }
     let text = reg.prometheus();
     assert_eq!(
-        plugins_common::metric(&text, "voice_plugin_reloads_total{slot=\"barge_in\"}"),
+        crate::common::metric(&text, "voice_plugin_reloads_total{slot=\"barge_in\"}"),
         1
     );
     assert!(
-        plugins_common::metric(
+        crate::common::metric(
             &text,
             "voice_plugin_reloads_failed_total{slot=\"barge_in\"}"
         ) >= 2
     );
     assert_eq!(
-        plugins_common::metric(
+        crate::common::metric(
             &text,
             "voice_plugin_faults_total{slot=\"barge_in\",kind=\"trap\"}"
         ),

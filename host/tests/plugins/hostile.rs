@@ -1,9 +1,7 @@
 //! Hostile plug-ins: the host survives each, the session keeps going with the built-in decision,
 //! and the fault is counted.
 
-mod plugins_common;
-
-use plugins_common::{metric, settings, slot, wasm};
+use crate::common::{metric, settings, slot, wasm};
 use voice_host::behaviour::defaults::{BargeInRules, BuiltinBehaviours, DefaultBargeIn};
 use voice_host::behaviour::{BargeInDecision, BargeInEvent, BehaviourSource};
 use voice_host::plugins::{check_component, PluginError, PluginRegistry, PluginSettings, Slot};
@@ -162,7 +160,7 @@ fn wrong_world_is_refused() {
 
 #[test]
 fn garbage_file_is_refused() {
-    let dir = plugins_common::TempDir::new("garbage");
+    let dir = crate::common::TempDir::new("garbage");
     let path = dir.path().join("half.wasm");
     let full = std::fs::read(wasm("barge-in-seed")).unwrap();
     std::fs::write(&path, &full[..full.len() / 2]).unwrap();

@@ -1,8 +1,6 @@
 //! The admin endpoints: listing and reloading plug-ins behind a bearer token.
 
-mod plugins_common;
-
-use plugins_common::{install, settings, wasm, TempDir};
+use crate::common::{install, settings, wasm, TempDir};
 use voice_host::behaviour::defaults::BuiltinBehaviours;
 use voice_host::plugins::{admin_routes, PluginRegistry, PluginSettings, SlotSettings};
 

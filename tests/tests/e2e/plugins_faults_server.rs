@@ -53,7 +53,8 @@ async fn one_faulting_session_leaves_others_on_the_plugin_and_readyz_up() {
     let prompt = plugins::component("prompt-persona");
     let s = CloudStack::start(
         DeepgramScript::new(["hello"]),
-        OpenAiScript::default(),
+        // A one-word reply: each of the 25 turns waits for its playback to end.
+        OpenAiScript::default().reply("", "Okay."),
         ElevenLabsScript::default(),
         &[
             ("INTENT_PLUGIN", intent.to_str().unwrap()),
@@ -64,6 +65,8 @@ async fn one_faulting_session_leaves_others_on_the_plugin_and_readyz_up() {
             ("PLUGIN_DEADLINE_MS", "500"),
             // Every fault of this (slow, real-time) test stays inside the window.
             ("PLUGIN_FAULT_WINDOW_MS", "3600000"),
+            // One-word replies make twenty typed turns in well under a minute.
+            ("TEXT_TURNS_PER_MIN", "0"),
         ],
     )
     .await;

@@ -1,0 +1,25 @@
+//! End-to-end tests of the host against the provider fakes, in one test binary: each module was
+//! its own binary, and each binary compiled and linked the host and its dependencies again (about
+//! 20 s of CPU apiece). Tests that read process-wide metrics (the host's `/metrics` counters are
+//! global to the process) or that load the machine on purpose keep binaries of their own in
+//! `tests/tests/`, so that nothing else runs beside them.
+
+mod admission;
+mod conversation;
+mod deepgram;
+mod elevenlabs;
+mod fakes_refuse;
+mod logs;
+mod openai;
+mod pipeline_cloud;
+mod playback;
+mod plugins_faults_server;
+mod plugins_hot_swap_server;
+mod plugins_python_server;
+mod plugins_record_replay;
+mod provider_not_installed;
+mod server;
+mod sigterm;
+mod talk_cli;
+mod twilio;
+mod vad_events;
