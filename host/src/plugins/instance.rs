@@ -189,44 +189,49 @@ impl<W: World> SlotInstance<W> {
         &mut self,
         call: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, Fallback> {
-        let ready = if self.benched() {
-            Err(Fallback::Benched)
-        } else if self.plugin.faults.is_quarantined() {
-            Err(Fallback::Quarantined)
-        } else {
-            match self.live.take() {
-                Some(live) => Ok(live),
-                None => self.fresh_instance(),
-            }
-        };
-        let mut live = match ready {
-            Ok(live) => live,
+        let (live, rt) = match self.start_call() {
+            Ok(ready) => ready,
             Err(why) => {
                 SlotCounters::inc(&self.counters().fallbacks);
                 return Err(why);
             }
         };
-        SlotCounters::inc(&self.counters().calls);
+        SlotCounters::inc(&rt.metrics.slot(W::SLOT).calls);
         live.store.data_mut().begin_call();
         let outcome = {
-            let _ticking =
-                deadline::arm(&mut live.store, self.rt.limits.call_budget, &self.rt.engine);
+            let _ticking = deadline::arm(&mut live.store, rt.limits.call_budget, &rt.engine);
             call(&live.bindings, &mut live.store)
         };
         match outcome {
-            Ok(value) => {
-                self.live = Some(live);
-                Ok(value)
-            }
+            Ok(value) => Ok(value),
             Err(err) => {
                 let kind = FaultKind::of_call(&err, live.store.data());
                 // A trapped store is poisoned: drop it (freeing its pool slot) and start over.
-                drop(live);
+                self.live = None;
                 self.fault(kind, &one_line(&err));
                 SlotCounters::inc(&self.counters().fallbacks);
                 Err(Fallback::Fault(kind))
             }
         }
+    }
+
+    /// The instance a call may run on (created when there is none), with the runtime's limits;
+    /// or why the built-in behaviour must answer instead.
+    fn start_call(&mut self) -> Result<(&mut Live<W>, &Runtime), Fallback> {
+        if self.benched() {
+            return Err(Fallback::Benched);
+        }
+        if self.plugin.faults.is_quarantined() {
+            return Err(Fallback::Quarantined);
+        }
+        let live = match self.live {
+            Some(ref mut live) => live,
+            None => {
+                let fresh = self.fresh_instance()?;
+                self.live.insert(fresh)
+            }
+        };
+        Ok((live, &self.rt))
     }
 
     /// Reports a result the host cannot use (e.g. an empty message list): a fallback, not a
