@@ -10,6 +10,7 @@ and exits 0 on SIGTERM within the grace period. Run by scripts/check-deploy.sh:
     python3 check_deploy.py --railway railway.json HOST_BINARY
 """
 
+import functools
 import json
 import os
 import re
@@ -48,16 +49,19 @@ def one(docs, kind):
     return found[0]
 
 
+@functools.cache
+def help_text(host):
+    return subprocess.run([host, "--help"], capture_output=True, text=True, check=True).stdout
+
+
 def host_variables(host):
     """Names of the environment variables the host reads, from its own --help."""
-    out = subprocess.run([host, "--help"], capture_output=True, text=True, check=True).stdout
-    section = out.split("Environment", 1)[1]
+    section = help_text(host).split("Environment", 1)[1]
     return set(re.findall(r"^\s{2}([A-Z][A-Z0-9_]+)\s", section, re.M))
 
 
 def host_default(host, name):
-    out = subprocess.run([host, "--help"], capture_output=True, text=True, check=True).stdout
-    m = re.search(rf"^\s{{2}}{name}\s.*\[default: ([^\]]+)\]", out, re.M)
+    m = re.search(rf"^\s{{2}}{name}\s.*\[default: ([^\]]+)\]", help_text(host), re.M)
     return m.group(1) if m else None
 
 
