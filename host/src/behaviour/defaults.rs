@@ -133,6 +133,7 @@ impl BuiltinBehaviours {
             intent: Box::new(NoIntent),
             prompt: Box::new(PassThroughPrompt),
             barge_in: Box::new(DefaultBargeIn(self.rules)),
+            shadows: Default::default(),
         }
     }
 }

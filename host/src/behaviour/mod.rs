@@ -145,11 +145,60 @@ pub trait BargeInPolicy: Send {
     }
 }
 
-/// The behaviours one session uses, one per slot.
+/// Watches the decisions of one slot without taking part in them: a shadow version answering
+/// the same inputs on its own thread, to be compared. `observe` must return at once (it may drop
+/// the observation when it is behind); what callers hear never depends on it.
+pub trait Observer<Input, Decision>: Send {
+    /// The session's behaviour decided `decision` for `input`.
+    fn observe(&self, input: &Input, decision: &Decision);
+    /// Identity of the observing version, compared at turn boundaries like
+    /// [`IntentAnalyzer::plugin_generation`].
+    fn generation(&self) -> u64;
+}
+
+/// Observers of a session's slots (`None`: nobody watches that slot).
+#[derive(Default)]
+pub struct Shadows {
+    pub intent: Option<Box<dyn Observer<IntentInput, Option<Intent>>>>,
+    pub prompt: Option<Box<dyn Observer<PromptInput, PromptOutput>>>,
+    pub barge_in: Option<Box<dyn Observer<BargeInEvent, BargeInDecision>>>,
+}
+
+/// The behaviours one session uses, one per slot, and whatever watches them.
 pub struct Behaviours {
     pub intent: Box<dyn IntentAnalyzer>,
     pub prompt: Box<dyn PromptShaper>,
     pub barge_in: Box<dyn BargeInPolicy>,
+    pub shadows: Shadows,
+}
+
+impl Behaviours {
+    /// The intent of a user turn, shown to the intent slot's observer.
+    pub fn analyze(&mut self, input: &IntentInput) -> Option<Intent> {
+        let intent = self.intent.analyze(input);
+        if let Some(shadow) = &self.shadows.intent {
+            shadow.observe(input, &intent);
+        }
+        intent
+    }
+
+    /// The prompt for a user turn, shown to the prompt slot's observer.
+    pub fn shape(&mut self, input: &PromptInput) -> PromptOutput {
+        let output = self.prompt.shape(input);
+        if let Some(shadow) = &self.shadows.prompt {
+            shadow.observe(input, &output);
+        }
+        output
+    }
+
+    /// The barge-in decision, shown to the barge-in slot's observer.
+    pub fn decide(&mut self, event: &BargeInEvent) -> BargeInDecision {
+        let decision = self.barge_in.decide(event);
+        if let Some(shadow) = &self.shadows.barge_in {
+            shadow.observe(event, &decision);
+        }
+        decision
+    }
 }
 
 /// Where sessions get their behaviours from. The plug-in registry implements this; so do the

@@ -41,6 +41,12 @@ pub struct AgentProfile {
 pub struct SlotConfig {
     pub path: Option<PathBuf>,
     pub config: Vec<(String, String)>,
+    /// Shadow version (`<SLOT>_PLUGIN_SHADOW`).
+    pub shadow: Option<PathBuf>,
+    /// Canary version (`<SLOT>_PLUGIN_CANARY`) and its share of new sessions
+    /// (`<SLOT>_PLUGIN_CANARY_PERCENT`).
+    pub canary: Option<PathBuf>,
+    pub canary_percent: u8,
 }
 
 /// The validated configuration. Its `Debug` shows the settings with keys redacted (see
@@ -103,6 +109,11 @@ pub struct Config {
     pub plugin_fault_window_ms: u64,
     pub plugin_quarantine_backoff_ms: u64,
     pub plugin_watch: bool,
+    /// Sessions a slot's shadow version shadows at once (`PLUGIN_SHADOW_MAX_SESSIONS`).
+    pub plugin_shadow_max_sessions: u32,
+    /// Canary rollback: fault-rate points over the live version, and calls before judging.
+    pub plugin_canary_margin_pct: f64,
+    pub plugin_canary_min_calls: u64,
     /// Directory recording every plug-in call (`PLUGIN_RECORD`); `None`: no recording.
     pub plugin_record: Option<PathBuf>,
     pub plugin_record_text: bool,
@@ -243,16 +254,30 @@ impl Reader<'_> {
         }
     }
 
-    fn slot(&self, env: &str, slot: &str, dir: &str, file: &str) -> SlotConfig {
+    fn slot(
+        &self,
+        env: &str,
+        slot: &str,
+        dir: &str,
+        file: &str,
+    ) -> Result<SlotConfig, ConfigError> {
         let (file_path, config) = self.raw.plugins.get(slot).cloned().unwrap_or_default();
         let path = self
             .opt(env)
             .or(file_path)
             .unwrap_or_else(|| format!("{dir}/{file}"));
-        SlotConfig {
+        let percent_var = format!("{env}_CANARY_PERCENT");
+        let canary_percent = match self.num(&percent_var, 10u8)? {
+            n if n > 100 => return Err(err(&percent_var, "must be at most 100")),
+            n => n,
+        };
+        Ok(SlotConfig {
             path: (!path.eq_ignore_ascii_case("none")).then(|| PathBuf::from(path)),
             config,
-        }
+            shadow: self.opt(&format!("{env}_SHADOW")).map(PathBuf::from),
+            canary: self.opt(&format!("{env}_CANARY")).map(PathBuf::from),
+            canary_percent,
+        })
     }
 }
 
@@ -500,19 +525,19 @@ impl Config {
                 "intent",
                 &plugin_dir,
                 "intent_keywords.wasm",
-            ),
+            )?,
             prompt_plugin: r.slot(
                 "PROMPT_PLUGIN",
                 "prompt",
                 &plugin_dir,
                 "prompt_persona.wasm",
-            ),
+            )?,
             barge_in_plugin: r.slot(
                 "BARGE_IN_PLUGIN",
                 "barge_in",
                 &plugin_dir,
                 "barge_in_smart.wasm",
-            ),
+            )?,
             plugin_memory_mb: r.num("PLUGIN_MEMORY_MB", 16)?,
             plugin_deadline_ms: r.num("PLUGIN_DEADLINE_MS", 5)?,
             plugin_session_fault_limit: r.num("PLUGIN_SESSION_FAULT_LIMIT", 5)?,
@@ -520,6 +545,12 @@ impl Config {
             plugin_fault_window_ms: r.num("PLUGIN_FAULT_WINDOW_MS", 60_000)?,
             plugin_quarantine_backoff_ms: r.num("PLUGIN_QUARANTINE_BACKOFF_MS", 30_000)?,
             plugin_watch: r.boolean("PLUGIN_WATCH", true)?,
+            plugin_shadow_max_sessions: r.num("PLUGIN_SHADOW_MAX_SESSIONS", 64)?,
+            plugin_canary_margin_pct: match r.num("PLUGIN_CANARY_MARGIN_PCT", 5.0f64)? {
+                n if (0.0..=100.0).contains(&n) => n,
+                _ => return Err(err("PLUGIN_CANARY_MARGIN_PCT", "must be 0..=100")),
+            },
+            plugin_canary_min_calls: r.num("PLUGIN_CANARY_MIN_CALLS", 20)?,
             plugin_record: r.opt("PLUGIN_RECORD").map(PathBuf::from),
             plugin_record_text: r.boolean("PLUGIN_RECORD_TEXT", true)?,
             plugin_record_max_mb: match r.num("PLUGIN_RECORD_MAX_MB", 64)? {
@@ -576,6 +607,10 @@ impl Config {
         let choice = |c: ProviderChoice, cloud: &str| match c {
             ProviderChoice::Cloud => cloud.to_string(),
             ProviderChoice::Local => "local".to_string(),
+        };
+        let path_or_empty = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map_or(String::new(), |p| p.display().to_string())
         };
         let slot = |s: &SlotConfig| {
             s.path
@@ -665,6 +700,42 @@ impl Config {
             ("INTENT_PLUGIN", slot(&self.intent_plugin)),
             ("PROMPT_PLUGIN", slot(&self.prompt_plugin)),
             ("BARGE_IN_PLUGIN", slot(&self.barge_in_plugin)),
+            (
+                "INTENT_PLUGIN_SHADOW",
+                path_or_empty(&self.intent_plugin.shadow),
+            ),
+            (
+                "INTENT_PLUGIN_CANARY",
+                path_or_empty(&self.intent_plugin.canary),
+            ),
+            (
+                "INTENT_PLUGIN_CANARY_PERCENT",
+                self.intent_plugin.canary_percent.to_string(),
+            ),
+            (
+                "PROMPT_PLUGIN_SHADOW",
+                path_or_empty(&self.prompt_plugin.shadow),
+            ),
+            (
+                "PROMPT_PLUGIN_CANARY",
+                path_or_empty(&self.prompt_plugin.canary),
+            ),
+            (
+                "PROMPT_PLUGIN_CANARY_PERCENT",
+                self.prompt_plugin.canary_percent.to_string(),
+            ),
+            (
+                "BARGE_IN_PLUGIN_SHADOW",
+                path_or_empty(&self.barge_in_plugin.shadow),
+            ),
+            (
+                "BARGE_IN_PLUGIN_CANARY",
+                path_or_empty(&self.barge_in_plugin.canary),
+            ),
+            (
+                "BARGE_IN_PLUGIN_CANARY_PERCENT",
+                self.barge_in_plugin.canary_percent.to_string(),
+            ),
             ("PLUGIN_MEMORY_MB", self.plugin_memory_mb.to_string()),
             ("PLUGIN_DEADLINE_MS", self.plugin_deadline_ms.to_string()),
             (
@@ -684,6 +755,18 @@ impl Config {
                 self.plugin_quarantine_backoff_ms.to_string(),
             ),
             ("PLUGIN_WATCH", self.plugin_watch.to_string()),
+            (
+                "PLUGIN_SHADOW_MAX_SESSIONS",
+                self.plugin_shadow_max_sessions.to_string(),
+            ),
+            (
+                "PLUGIN_CANARY_MARGIN_PCT",
+                self.plugin_canary_margin_pct.to_string(),
+            ),
+            (
+                "PLUGIN_CANARY_MIN_CALLS",
+                self.plugin_canary_min_calls.to_string(),
+            ),
             (
                 "PLUGIN_RECORD",
                 self.plugin_record

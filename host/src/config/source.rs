@@ -115,6 +115,33 @@ impl RawSettings {
                         let spec = spec.as_table().ok_or_else(|| {
                             err(&name, "expected a table or a string, number or boolean")
                         })?;
+                        // Candidate versions are the slot's `<SLOT>_PLUGIN_*` variables.
+                        for key in ["shadow", "canary", "canary_percent"] {
+                            if let Some(v) = spec.get(key) {
+                                let value = scalar(v).ok_or_else(|| {
+                                    err(&format!("{name}.{key}"), "expected a string or number")
+                                })?;
+                                raw.values.insert(
+                                    format!(
+                                        "{}_PLUGIN_{}",
+                                        slot.to_uppercase(),
+                                        key.to_uppercase()
+                                    ),
+                                    value,
+                                );
+                            }
+                        }
+                        if let Some(unknown) = spec.keys().find(|k| {
+                            !matches!(
+                                k.as_str(),
+                                "path" | "config" | "shadow" | "canary" | "canary_percent"
+                            )
+                        }) {
+                            return Err(err(
+                                &format!("{name}.{unknown}"),
+                                "unknown key (expected path, config, shadow, canary or canary_percent)",
+                            ));
+                        }
                         let path = spec.get("path").and_then(scalar);
                         let config = match spec.get("config") {
                             Some(c) => string_table(&format!("{name}.config"), c)?

@@ -269,6 +269,51 @@ pub const VARS: &[Var] = &[
         "barge-in-policy component, or none",
     ),
     v(
+        "INTENT_PLUGIN_SHADOW",
+        "",
+        "intent shadow version: answers beside the live one, compared in /metrics, never heard",
+    ),
+    v(
+        "INTENT_PLUGIN_CANARY",
+        "",
+        "intent canary version: serves a share of new sessions, rolled back by itself on faults",
+    ),
+    v(
+        "INTENT_PLUGIN_CANARY_PERCENT",
+        "10",
+        "share of new sessions the intent canary serves",
+    ),
+    v(
+        "PROMPT_PLUGIN_SHADOW",
+        "",
+        "prompt shadow version: answers beside the live one, compared in /metrics, never heard",
+    ),
+    v(
+        "PROMPT_PLUGIN_CANARY",
+        "",
+        "prompt canary version: serves a share of new sessions, rolled back by itself on faults",
+    ),
+    v(
+        "PROMPT_PLUGIN_CANARY_PERCENT",
+        "10",
+        "share of new sessions the prompt canary serves",
+    ),
+    v(
+        "BARGE_IN_PLUGIN_SHADOW",
+        "",
+        "barge-in shadow version: answers beside the live one, compared in /metrics, never heard",
+    ),
+    v(
+        "BARGE_IN_PLUGIN_CANARY",
+        "",
+        "barge-in canary version: serves a share of new sessions, rolled back by itself on faults",
+    ),
+    v(
+        "BARGE_IN_PLUGIN_CANARY_PERCENT",
+        "10",
+        "share of new sessions the barge-in canary serves",
+    ),
+    v(
         "PLUGIN_MEMORY_MB",
         "16",
         "linear memory cap per plug-in instance",
@@ -302,6 +347,21 @@ pub const VARS: &[Var] = &[
         "PLUGIN_WATCH",
         "true",
         "reload plug-in files when they change",
+    ),
+    v(
+        "PLUGIN_SHADOW_MAX_SESSIONS",
+        "64",
+        "sessions a slot's shadow version shadows at once",
+    ),
+    v(
+        "PLUGIN_CANARY_MARGIN_PCT",
+        "5",
+        "fault-rate points by which a canary may exceed the live version before it is rolled back",
+    ),
+    v(
+        "PLUGIN_CANARY_MIN_CALLS",
+        "20",
+        "calls a canary answers before its fault rate is judged",
     ),
     v(
         "PLUGIN_RECORD",

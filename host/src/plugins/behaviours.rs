@@ -109,7 +109,13 @@ impl PluginBargeIn {
     pub fn decide_traced(&mut self, event: &BargeInEvent) -> (BargeInDecision, Option<Fallback>) {
         let wit_event = barge_in_event(event);
         match self.slot.call(|b, store| b.call_decide(store, &wit_event)) {
-            Ok(decision) => (decision_back(decision), None),
+            Ok(decision) => {
+                let decision = decision_back(decision);
+                if decision == BargeInDecision::Interrupt {
+                    self.slot.plugin().usage.interrupt();
+                }
+                (decision, None)
+            }
             Err(why) => (self.fallback.decide(event), Some(why)),
         }
     }

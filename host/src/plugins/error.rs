@@ -34,6 +34,9 @@ pub enum PluginError {
     /// The runtime itself could not start (engine or pool configuration).
     #[error("plug-in runtime: {0}")]
     Runtime(String),
+    /// A canary operation named a slot that has no canary running.
+    #[error("plug-in {0}: no canary version is running")]
+    NoCanary(Slot),
 }
 
 /// One line of an error chain, without newlines, bounded in length.

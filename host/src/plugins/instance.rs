@@ -96,6 +96,14 @@ pub(crate) enum Fallback {
     Unusable,
 }
 
+/// What an instance's answers are for: the session's decisions, or a shadow's comparison
+/// (counted apart, so a shadow never moves the slot's figures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Serving,
+    Shadow,
+}
+
 /// Source of the numbers that tell sessions apart in fault windows: assigned by the host, so a
 /// client cannot make its faults look like another session's by reusing an id.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -104,6 +112,7 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct SlotInstance<W: World> {
     rt: Arc<Runtime>,
     plugin: Arc<LoadedPlugin<W>>,
+    role: Role,
     live: Option<Live<W>>,
     /// The session's id, for recordings.
     session_id: Arc<str>,
@@ -119,9 +128,25 @@ impl<W: World> SlotInstance<W> {
     /// Instantiates `plugin` for a session. If that fails the slot answers with the built-in
     /// default and tries again on its next call.
     pub fn new(rt: Arc<Runtime>, plugin: Arc<LoadedPlugin<W>>, session_id: Arc<str>) -> Self {
+        Self::with_role(rt, plugin, session_id, Role::Serving)
+    }
+
+    /// [`SlotInstance::new`] for a shadow version.
+    pub fn shadow(rt: Arc<Runtime>, plugin: Arc<LoadedPlugin<W>>, session_id: Arc<str>) -> Self {
+        Self::with_role(rt, plugin, session_id, Role::Shadow)
+    }
+
+    fn with_role(
+        rt: Arc<Runtime>,
+        plugin: Arc<LoadedPlugin<W>>,
+        session_id: Arc<str>,
+        role: Role,
+    ) -> Self {
+        plugin.usage.session();
         let mut slot = Self {
             rt,
             plugin,
+            role,
             live: None,
             session_id,
             session: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
@@ -146,7 +171,13 @@ impl<W: World> SlotInstance<W> {
     }
 
     fn counters(&self) -> &SlotCounters {
-        self.rt.metrics.slot(W::SLOT)
+        self.rt.metrics.counters(W::SLOT, self.role)
+    }
+
+    /// The call was answered by the built-in behaviour.
+    fn fell_back(&self) {
+        SlotCounters::inc(&self.counters().fallbacks);
+        self.plugin.usage.fallback();
     }
 
     /// Whether this session has faulted often enough to keep the built-in behaviour for the
@@ -175,6 +206,7 @@ impl<W: World> SlotInstance<W> {
                 Err(Fallback::PoolFull)
             }
             Err(InstantiateError::Fault(kind, reason)) => {
+                self.plugin.usage.attempt();
                 self.fault(kind, &reason);
                 Err(Fallback::Fault(kind))
             }
@@ -192,11 +224,10 @@ impl<W: World> SlotInstance<W> {
         let (live, rt) = match self.start_call() {
             Ok(ready) => ready,
             Err(why) => {
-                SlotCounters::inc(&self.counters().fallbacks);
+                self.fell_back();
                 return Err(why);
             }
         };
-        SlotCounters::inc(&rt.metrics.slot(W::SLOT).calls);
         live.store.data_mut().begin_call();
         let outcome = {
             let _ticking = deadline::arm(&mut live.store, rt.limits.call_budget, &rt.engine);
@@ -209,14 +240,14 @@ impl<W: World> SlotInstance<W> {
                 // A trapped store is poisoned: drop it (freeing its pool slot) and start over.
                 self.live = None;
                 self.fault(kind, &one_line(&err));
-                SlotCounters::inc(&self.counters().fallbacks);
+                self.fell_back();
                 Err(Fallback::Fault(kind))
             }
         }
     }
 
-    /// The instance a call may run on (created when there is none), with the runtime's limits;
-    /// or why the built-in behaviour must answer instead.
+    /// The instance a call may run on (created when there is none), with the runtime's limits,
+    /// the call counted; or why the built-in behaviour must answer instead.
     fn start_call(&mut self) -> Result<(&mut Live<W>, &Runtime), Fallback> {
         if self.benched() {
             return Err(Fallback::Benched);
@@ -231,13 +262,15 @@ impl<W: World> SlotInstance<W> {
                 self.live.insert(fresh)
             }
         };
+        SlotCounters::inc(&self.rt.metrics.counters(W::SLOT, self.role).calls);
+        self.plugin.usage.attempt();
         Ok((live, &self.rt))
     }
 
     /// Reports a result the host cannot use (e.g. an empty message list): a fallback, not a
     /// fault, since the instance itself is healthy.
     pub fn unusable_result(&self, what: &str) -> Fallback {
-        SlotCounters::inc(&self.counters().fallbacks);
+        self.fell_back();
         tracing::warn!(
             slot = %W::SLOT,
             plugin = &*self.plugin.label,
@@ -273,11 +306,13 @@ impl<W: World> SlotInstance<W> {
 
     fn fault(&mut self, kind: FaultKind, reason: &str) {
         self.faults = self.faults.saturating_add(1);
-        let counters = self.rt.metrics.slot(W::SLOT);
+        self.plugin.usage.fault();
+        let counters = self.rt.metrics.counters(W::SLOT, self.role);
         counters.fault(kind);
         tracing::warn!(
             slot = %W::SLOT,
             plugin = &*self.plugin.label,
+            shadow = self.role == Role::Shadow,
             kind = kind.as_str(),
             error = reason,
             "plug-in fault; using the built-in behaviour for this call"

@@ -13,6 +13,7 @@ use super::faults::FaultWindow;
 use super::imports;
 use super::instance::{instantiate, InstantiateError};
 use super::runtime::Runtime;
+use super::usage::Usage;
 use super::worlds::World;
 
 /// Identity of a loaded version.
@@ -47,6 +48,8 @@ pub(crate) struct LoadedPlugin<W: World> {
     pub generation: u64,
     /// Linear memory the self-check instance used (instantiation, `init` and one call).
     pub checked_memory: usize,
+    /// What this version did in sessions (canary judgement and the admin endpoint).
+    pub usage: Usage,
 }
 
 /// Reads the file at `path`.
@@ -124,6 +127,7 @@ pub(crate) fn load_compiled<W: World>(
         config: config.to_vec(),
         generation,
         checked_memory: 0,
+        usage: Usage::default(),
     };
     plugin.checked_memory = self_check(rt, &plugin).map_err(|reason| PluginError::SelfCheck {
         slot: W::SLOT,

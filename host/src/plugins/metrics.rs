@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::cache::Origin;
 use super::faults::FaultKind;
+use super::instance::Role;
 use super::settings::Slot;
+use super::shadow::ShadowCounters;
 
 /// Counters of one slot.
 #[derive(Default)]
@@ -55,11 +57,25 @@ type CounterOf = fn(&SlotCounters) -> &AtomicU64;
 #[derive(Default)]
 pub(crate) struct Metrics {
     slots: [SlotCounters; 3],
+    /// The same counters for shadow versions, kept apart from the slots' own.
+    shadow_slots: [SlotCounters; 3],
+    /// Shadow comparisons by decision pair (see `shadow.rs`).
+    pub shadow: ShadowCounters,
+    /// Canary versions rolled back by themselves, by slot.
+    pub canary_rollbacks: [AtomicU64; 3],
 }
 
 impl Metrics {
     pub fn slot(&self, slot: Slot) -> &SlotCounters {
         &self.slots[slot as usize]
+    }
+
+    /// The counters an instance of `role` moves.
+    pub fn counters(&self, slot: Slot, role: Role) -> &SlotCounters {
+        match role {
+            Role::Serving => &self.slots[slot as usize],
+            Role::Shadow => &self.shadow_slots[slot as usize],
+        }
     }
 
     /// Prometheus text exposition; `quarantined(slot)` tells whether the slot's current
@@ -148,6 +164,53 @@ impl Metrics {
                     kind.as_str()
                 );
             }
+        }
+        let shadow_counters: [(&str, &str, CounterOf); 3] = [
+            (
+                "voice_plugin_shadow_calls_total",
+                "Calls into shadow versions.",
+                |c| &c.calls,
+            ),
+            (
+                "voice_plugin_shadow_fallbacks_total",
+                "Shadow calls the shadow version could not answer.",
+                |c| &c.fallbacks,
+            ),
+            (
+                "voice_plugin_shadow_instantiations_total",
+                "Shadow instances created.",
+                |c| &c.instantiations,
+            ),
+        ];
+        for (name, help, counter) in shadow_counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for slot in Slot::ALL {
+                let value = counter(&self.shadow_slots[slot as usize]).load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}{{slot=\"{slot}\"}} {value}");
+            }
+        }
+        let name = "voice_plugin_shadow_faults_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Faults of shadow versions.\n# TYPE {name} counter"
+        );
+        for slot in Slot::ALL {
+            let value: u64 = self.shadow_slots[slot as usize]
+                .faults
+                .iter()
+                .map(|f| f.load(Ordering::Relaxed))
+                .sum();
+            let _ = writeln!(out, "{name}{{slot=\"{slot}\"}} {value}");
+        }
+        self.shadow.render(&mut out);
+        let name = "voice_plugin_canary_rollbacks_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Canary versions rolled back by themselves.\n# TYPE {name} counter"
+        );
+        for slot in Slot::ALL {
+            let value = self.canary_rollbacks[slot as usize].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{slot=\"{slot}\"}} {value}");
         }
         let gauges = [
             (

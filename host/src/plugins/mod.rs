@@ -9,12 +9,18 @@
 //!
 //! With `PLUGIN_RECORD` set every plug-in call is recorded (`record/`), and `voice-host plugins
 //! replay` runs a component over a recording with this same runtime (`replay/`).
+//!
+//! A slot may also run candidate versions beside its live one: a shadow answering every call
+//! off the session's path, compared and counted (`shadow.rs`), and a canary serving a share of
+//! new sessions, rolled back by itself when it faults more than the live version (`canary.rs`).
+//! `slot_cell.rs` decides which version each session runs.
 
 mod admin;
 mod behaviours;
 mod bindings;
 mod cache;
 mod cache_dir;
+mod canary;
 mod check;
 mod deadline;
 mod engine;
@@ -31,16 +37,24 @@ mod registry;
 mod replay;
 mod runtime;
 mod settings;
+mod shadow;
+mod slot_cell;
+mod usage;
 mod wasi;
 mod watch;
 mod worlds;
 
 pub use admin::admin_routes;
+pub use canary::CanaryPolicy;
 pub use check::{check_component, CheckReport};
 pub use error::PluginError;
 pub use faults::FaultKind;
 pub use prompt_clamp::{MAX_CHARS as PROMPT_MAX_CHARS, MAX_MESSAGES as PROMPT_MAX_MESSAGES};
 pub use record::FILE_NAME as RECORD_FILE_NAME;
-pub use registry::{PluginRegistry, SlotStatus};
+pub use registry::PluginRegistry;
 pub use replay::{replay, Disagreement, ReplayOptions, ReplayReport, SideReport};
-pub use settings::{default_cache_dir, PluginSettings, RecordSettings, Slot, SlotSettings};
+pub use settings::{
+    default_cache_dir, CanarySettings, PluginSettings, RecordSettings, Slot, SlotSettings,
+};
+pub use slot_cell::{CanaryOutcome, CanaryStatus, CandidateStatus, SlotStatus};
+pub use usage::UsageSnapshot;

@@ -1,120 +1,44 @@
 //! The plug-in registry: the current version of each slot, per-session behaviours, reload (hot
-//! swap) and status.
+//! swap), shadow and canary versions, and status.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-
-use serde::Serialize;
+use std::sync::{Arc, Mutex};
 
 use crate::behaviour::defaults::{BuiltinBehaviours, DefaultBargeIn, NoIntent, PassThroughPrompt};
-use crate::behaviour::{BehaviourSource, Behaviours};
+use crate::behaviour::{BehaviourSource, Behaviours, Observer};
 
 use super::behaviours::{PluginBargeIn, PluginIntent, PluginPrompt};
 use super::bindings::{barge_in, intent, prompt};
+use super::canary::CanaryPolicy;
 use super::error::PluginError;
 use super::instance::SlotInstance;
 use super::loaded::{load, read_component, LoadedPlugin};
 use super::runtime::Runtime;
-use super::settings::{PluginSettings, Slot, SlotSettings};
+use super::settings::{CanarySettings, PluginSettings, Slot};
+use super::shadow::{self, Candidate};
+use super::slot_cell::{Canary, CanaryOutcome, SlotCell, SlotStatus, Wanted};
 use super::watch::{spawn_watcher, WatchHandle};
 use super::worlds::World;
 
-/// What serves a slot, for `plugins list`, the admin endpoint and `/readyz`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SlotStatus {
-    /// The slot.
-    pub slot: Slot,
-    /// Plug-in name (component file stem); `None` when the built-in behaviour serves the slot.
-    pub plugin: Option<String>,
-    /// Component file.
-    pub path: Option<PathBuf>,
-    /// Version: the first 12 hex digits of the component's SHA-256.
-    pub version: Option<String>,
-    /// Full SHA-256 of the component.
-    pub hash: Option<String>,
-    /// When the version was loaded, in ms since the Unix epoch.
-    pub loaded_at: Option<u64>,
-    /// Where the loaded version's machine code came from: `cache` (the precompiled artifact)
-    /// or `compiled` (compiled at load).
-    pub origin: Option<&'static str>,
-    /// Faults of this version since it was loaded.
-    pub faults: u64,
-    /// Whether the version is quarantined (built-in behaviour used instead).
-    pub quarantined: bool,
-    /// Times this version was quarantined.
-    pub quarantines: u64,
-    /// When quarantined: milliseconds until the version is retried by itself.
-    pub retry_in_ms: Option<u64>,
-    /// Why the last reload of this slot was rejected, if it was.
-    pub last_error: Option<String>,
-}
-
-/// One slot: its settings, current version and last reload error.
-struct SlotCell<W: World> {
-    settings: SlotSettings,
-    current: RwLock<Option<Arc<LoadedPlugin<W>>>>,
-    last_error: Mutex<Option<String>>,
-}
-
-impl<W: World> SlotCell<W> {
-    fn new(settings: SlotSettings) -> Self {
-        Self {
-            settings,
-            current: RwLock::new(None),
-            last_error: Mutex::new(None),
+/// Runs `$body` with `$cell` bound to the cell of `$slot` (the cells differ in type).
+macro_rules! on_cell {
+    ($registry:expr, $slot:expr, $cell:ident => $body:expr) => {
+        match $slot {
+            Slot::Intent => {
+                let $cell = &$registry.intent;
+                $body
+            }
+            Slot::Prompt => {
+                let $cell = &$registry.prompt;
+                $body
+            }
+            Slot::BargeIn => {
+                let $cell = &$registry.barge_in;
+                $body
+            }
         }
-    }
-
-    fn current(&self) -> Option<Arc<LoadedPlugin<W>>> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn set_error(&self, error: Option<String>) {
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
-    }
-
-    fn status(&self) -> SlotStatus {
-        let current = self.current();
-        let last_error = self
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match current {
-            None => SlotStatus {
-                slot: W::SLOT,
-                plugin: None,
-                path: None,
-                version: None,
-                hash: None,
-                loaded_at: None,
-                origin: None,
-                faults: 0,
-                quarantined: false,
-                quarantines: 0,
-                retry_in_ms: None,
-                last_error,
-            },
-            Some(p) => SlotStatus {
-                slot: W::SLOT,
-                plugin: Some(p.info.name.clone()),
-                path: Some(p.info.path.clone()),
-                version: Some(p.info.short_hash().to_string()),
-                hash: Some(p.info.hash.clone()),
-                loaded_at: Some(p.info.loaded_at_ms),
-                origin: Some(p.info.origin.as_str()),
-                faults: p.faults.total(),
-                quarantined: p.faults.is_quarantined(),
-                quarantines: p.faults.quarantines(),
-                retry_in_ms: p.faults.retry_in().map(|d| d.as_millis() as u64),
-                last_error,
-            },
-        }
-    }
+    };
 }
 
 /// Outcome of reloading one slot.
@@ -131,6 +55,7 @@ pub struct PluginRegistry {
     prompt: SlotCell<prompt::PromptShaper>,
     barge_in: SlotCell<barge_in::BargeInPolicy>,
     generation: AtomicU64,
+    canary_policy: CanaryPolicy,
     /// Serialises reloads (file watcher and admin endpoint).
     reload_lock: Mutex<()>,
     watcher: Mutex<Option<WatchHandle>>,
@@ -149,16 +74,26 @@ impl PluginRegistry {
         let registry = Arc::new(PluginRegistry {
             rt,
             fallback,
-            intent: SlotCell::new(settings.intent.clone()),
-            prompt: SlotCell::new(settings.prompt.clone()),
-            barge_in: SlotCell::new(settings.barge_in.clone()),
+            intent: SlotCell::new(&settings.intent),
+            prompt: SlotCell::new(&settings.prompt),
+            barge_in: SlotCell::new(&settings.barge_in),
             generation: AtomicU64::new(0),
+            canary_policy: settings.canary_policy,
             reload_lock: Mutex::new(()),
             watcher: Mutex::new(None),
         });
         registry.reload_cell(&registry.intent, true)?;
         registry.reload_cell(&registry.prompt, true)?;
         registry.reload_cell(&registry.barge_in, true)?;
+        for slot in Slot::ALL {
+            let configured = settings.slot(slot);
+            if let Some(path) = &configured.shadow {
+                registry.set_shadow(slot, Some(path))?;
+            }
+            if let Some(canary) = &configured.canary {
+                registry.start_canary(slot, canary)?;
+            }
+        }
         if settings.watch {
             let paths: Vec<(Slot, PathBuf)> = Slot::ALL
                 .iter()
@@ -172,8 +107,11 @@ impl PluginRegistry {
         Ok(registry)
     }
 
-    /// What serves each slot now.
+    /// What serves each slot now (judging running canaries first).
     pub fn status(&self) -> Vec<SlotStatus> {
+        self.judge(&self.intent);
+        self.judge(&self.prompt);
+        self.judge(&self.barge_in);
         vec![
             self.intent.status(),
             self.prompt.status(),
@@ -241,12 +179,97 @@ impl PluginRegistry {
         out
     }
 
+    /// Rollback policy for canaries started without their own.
+    pub fn canary_policy(&self) -> CanaryPolicy {
+        self.canary_policy
+    }
+
+    /// Starts (`Some`) or stops (`None`) shadowing `slot` with the component at `path`: loaded
+    /// and self-checked like a live version; sessions pick it up at their next turn.
+    pub fn set_shadow(&self, slot: Slot, path: Option<&Path>) -> Result<(), PluginError> {
+        on_cell!(self, slot, cell => {
+            let plugin = match path {
+                Some(path) => Some(self.load_candidate(cell, path)?),
+                None => None,
+            };
+            match &plugin {
+                Some(p) => tracing::info!(slot = %slot, shadow = &*p.label, "shadow version started"),
+                None => tracing::info!(slot = %slot, "shadow version stopped"),
+            }
+            cell.set_shadow(plugin);
+            Ok(())
+        })
+    }
+
+    /// Starts a canary of `slot` (replacing a running one): `canary.percent` % of new sessions
+    /// get it.
+    pub fn start_canary(&self, slot: Slot, canary: &CanarySettings) -> Result<(), PluginError> {
+        on_cell!(self, slot, cell => {
+            let plugin = self.load_candidate(cell, &canary.path)?;
+            tracing::info!(
+                slot = %slot,
+                canary = &*plugin.label,
+                percent = canary.percent.min(100),
+                "canary version started"
+            );
+            cell.start_canary(Canary {
+                plugin,
+                percent: canary.percent.min(100),
+                policy: canary.policy,
+            });
+            Ok(())
+        })
+    }
+
+    /// Ends the canary of `slot`: its sessions go back to the live version at their next turn.
+    pub fn abort_canary(&self, slot: Slot) -> Result<CanaryOutcome, PluginError> {
+        let ended = on_cell!(self, slot, cell => cell.end_canary(None, "aborted", None));
+        let ended = ended.ok_or(PluginError::NoCanary(slot))?;
+        tracing::info!(slot = %slot, canary = %ended.version, "canary version aborted");
+        Ok(ended)
+    }
+
+    /// Makes the canary of `slot` the live version: every session runs it from its next turn,
+    /// and reloads read its file from now on.
+    pub fn promote_canary(&self, slot: Slot) -> Result<CanaryOutcome, PluginError> {
+        let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let promoted = on_cell!(self, slot, cell => cell.promote());
+        let promoted = promoted.ok_or(PluginError::NoCanary(slot))?;
+        tracing::info!(slot = %slot, version = %promoted.version, "canary version promoted to live");
+        Ok(promoted)
+    }
+
+    /// Loads a shadow or canary version of `cell`'s slot, configured like the live one.
+    fn load_candidate<W: World>(
+        &self,
+        cell: &SlotCell<W>,
+        path: &Path,
+    ) -> Result<Arc<LoadedPlugin<W>>, PluginError> {
+        let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = read_component::<W>(path)?;
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        load::<W>(&self.rt, path, &bytes, &cell.config, generation)
+    }
+
+    /// Rolls back `cell`'s canary when it misbehaves (see `canary.rs`).
+    fn judge<W: World>(&self, cell: &SlotCell<W>) {
+        if let Some(rollback) = cell.judge() {
+            self.rt.metrics.canary_rollbacks[W::SLOT as usize].fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                slot = %W::SLOT,
+                canary = %rollback.version,
+                reason = rollback.reason.as_deref().unwrap_or(""),
+                "canary version rolled back by itself; its sessions return to the live version at their next turn"
+            );
+        }
+    }
+
     fn reload_cell<W: World>(
         &self,
         cell: &SlotCell<W>,
         initial: bool,
     ) -> Result<Reloaded, PluginError> {
-        let Some(path) = cell.settings.path.clone() else {
+        let Some(path) = cell.live_path() else {
             return Ok(Reloaded::Unchanged);
         };
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -260,7 +283,7 @@ impl PluginRegistry {
                 }
             }
             let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-            load::<W>(&self.rt, &path, &bytes, &cell.settings.config, generation).map(Some)
+            load::<W>(&self.rt, &path, &bytes, &cell.config, generation).map(Some)
         });
         match result {
             Ok(None) => {
@@ -275,7 +298,7 @@ impl PluginRegistry {
                     "plug-in loaded"
                 );
                 counters.loaded(plugin.info.origin);
-                *cell.current.write().unwrap_or_else(|p| p.into_inner()) = Some(plugin);
+                cell.set_current(plugin);
                 cell.set_error(None);
                 if !initial {
                     super::metrics::SlotCounters::inc(&counters.reloads_ok);
@@ -293,38 +316,101 @@ impl PluginRegistry {
         }
     }
 
-    fn intent_behaviour(&self, session: &Arc<str>) -> Box<dyn crate::behaviour::IntentAnalyzer> {
-        match self.intent.current() {
-            Some(p) => Box::new(PluginIntent {
-                slot: SlotInstance::new(self.rt.clone(), p, session.clone()),
-                fallback: NoIntent,
-            }),
+    fn intent_behaviour(
+        &self,
+        session: &Arc<str>,
+        version: Option<Arc<LoadedPlugin<intent::IntentAnalyzer>>>,
+    ) -> Box<dyn crate::behaviour::IntentAnalyzer> {
+        match version {
+            Some(p) => Box::new(self.intent_plugin(session, p, SlotInstance::new)),
             None => Box::new(NoIntent),
         }
     }
 
-    fn prompt_behaviour(&self, session: &Arc<str>) -> Box<dyn crate::behaviour::PromptShaper> {
-        match self.prompt.current() {
-            Some(p) => Box::new(PluginPrompt {
-                slot: SlotInstance::new(self.rt.clone(), p, session.clone()),
-                fallback: PassThroughPrompt,
-                max_tokens: self.rt.limits.prompt_max_tokens,
-            }),
+    fn prompt_behaviour(
+        &self,
+        session: &Arc<str>,
+        version: Option<Arc<LoadedPlugin<prompt::PromptShaper>>>,
+    ) -> Box<dyn crate::behaviour::PromptShaper> {
+        match version {
+            Some(p) => Box::new(self.prompt_plugin(session, p, SlotInstance::new)),
             None => Box::new(PassThroughPrompt),
         }
     }
 
-    fn barge_in_behaviour(&self, session: &Arc<str>) -> Box<dyn crate::behaviour::BargeInPolicy> {
-        let fallback = DefaultBargeIn(self.fallback.rules);
-        match self.barge_in.current() {
-            Some(p) => Box::new(PluginBargeIn {
-                slot: SlotInstance::new(self.rt.clone(), p, session.clone()),
-                fallback,
-            }),
-            None => Box::new(fallback),
+    fn barge_in_behaviour(
+        &self,
+        session: &Arc<str>,
+        version: Option<Arc<LoadedPlugin<barge_in::BargeInPolicy>>>,
+    ) -> Box<dyn crate::behaviour::BargeInPolicy> {
+        match version {
+            Some(p) => Box::new(self.barge_in_plugin(session, p, SlotInstance::new)),
+            None => Box::new(DefaultBargeIn(self.fallback.rules)),
+        }
+    }
+
+    fn intent_plugin(
+        &self,
+        session: &Arc<str>,
+        p: Arc<LoadedPlugin<intent::IntentAnalyzer>>,
+        instance: Instance<intent::IntentAnalyzer>,
+    ) -> PluginIntent {
+        PluginIntent {
+            slot: instance(self.rt.clone(), p, session.clone()),
+            fallback: NoIntent,
+        }
+    }
+
+    fn prompt_plugin(
+        &self,
+        session: &Arc<str>,
+        p: Arc<LoadedPlugin<prompt::PromptShaper>>,
+        instance: Instance<prompt::PromptShaper>,
+    ) -> PluginPrompt {
+        PluginPrompt {
+            slot: instance(self.rt.clone(), p, session.clone()),
+            fallback: PassThroughPrompt,
+            max_tokens: self.rt.limits.prompt_max_tokens,
+        }
+    }
+
+    fn barge_in_plugin(
+        &self,
+        session: &Arc<str>,
+        p: Arc<LoadedPlugin<barge_in::BargeInPolicy>>,
+        instance: Instance<barge_in::BargeInPolicy>,
+    ) -> PluginBargeIn {
+        PluginBargeIn {
+            slot: instance(self.rt.clone(), p, session.clone()),
+            fallback: DefaultBargeIn(self.fallback.rules),
+        }
+    }
+
+    /// A shadow tap running `candidate`, or `None` when the slot shadows enough sessions.
+    fn tap<C: Candidate>(&self, candidate: C) -> Option<Box<dyn Observer<C::Input, C::Decision>>> {
+        shadow::spawn(&self.rt, candidate).map(|t| Box::new(t) as Box<_>)
+    }
+
+    fn shadows(&self, session: &Arc<str>) -> crate::behaviour::Shadows {
+        crate::behaviour::Shadows {
+            intent: self
+                .intent
+                .shadow()
+                .and_then(|p| self.tap(self.intent_plugin(session, p, SlotInstance::shadow))),
+            prompt: self
+                .prompt
+                .shadow()
+                .and_then(|p| self.tap(self.prompt_plugin(session, p, SlotInstance::shadow))),
+            barge_in: self
+                .barge_in
+                .shadow()
+                .and_then(|p| self.tap(self.barge_in_plugin(session, p, SlotInstance::shadow))),
         }
     }
 }
+
+/// Makes a slot's instance for a session: [`SlotInstance::new`] or [`SlotInstance::shadow`].
+type Instance<W> = fn(Arc<Runtime>, Arc<LoadedPlugin<W>>, Arc<str>) -> SlotInstance<W>;
 
 impl Drop for PluginRegistry {
     fn drop(&mut self) {
@@ -339,41 +425,69 @@ impl Drop for PluginRegistry {
     }
 }
 
-/// Generation of a slot's current version, if a plug-in serves it.
-fn generation_of<W: World>(cell: &SlotCell<W>) -> Option<u64> {
-    cell.current().map(|p| p.generation)
+/// Whether a session's observer of a slot runs the slot's shadow version now.
+fn shadow_current<I, D, W: World>(
+    observer: &Option<Box<dyn Observer<I, D>>>,
+    cell: &SlotCell<W>,
+) -> bool {
+    observer.as_ref().map(|o| o.generation()) == cell.shadow().map(|p| p.generation)
 }
 
 impl BehaviourSource for PluginRegistry {
     fn for_session(&self, session_id: &str) -> Behaviours {
         let session: Arc<str> = session_id.into();
+        self.judge(&self.intent);
+        self.judge(&self.prompt);
+        self.judge(&self.barge_in);
         Behaviours {
-            intent: self.intent_behaviour(&session),
-            prompt: self.prompt_behaviour(&session),
-            barge_in: self.barge_in_behaviour(&session),
+            intent: self.intent_behaviour(&session, self.intent.pick(session_id)),
+            prompt: self.prompt_behaviour(&session, self.prompt.pick(session_id)),
+            barge_in: self.barge_in_behaviour(&session, self.barge_in.pick(session_id)),
+            shadows: self.shadows(&session),
         }
     }
 
     fn refresh(&self, session_id: &str, current: &mut Behaviours) {
         let session: Arc<str> = session_id.into();
+        self.judge(&self.intent);
+        self.judge(&self.prompt);
+        self.judge(&self.barge_in);
         let mut swapped = Vec::new();
-        if let Some(g) = generation_of(&self.intent) {
-            if current.intent.plugin_generation() != Some(g) {
-                current.intent = self.intent_behaviour(&session);
-                swapped.push(Slot::Intent);
-            }
+        if let Wanted::Switch(v) = self.intent.wanted(current.intent.plugin_generation()) {
+            current.intent = self.intent_behaviour(&session, v);
+            swapped.push(Slot::Intent);
         }
-        if let Some(g) = generation_of(&self.prompt) {
-            if current.prompt.plugin_generation() != Some(g) {
-                current.prompt = self.prompt_behaviour(&session);
-                swapped.push(Slot::Prompt);
-            }
+        if let Wanted::Switch(v) = self.prompt.wanted(current.prompt.plugin_generation()) {
+            current.prompt = self.prompt_behaviour(&session, v);
+            swapped.push(Slot::Prompt);
         }
-        if let Some(g) = generation_of(&self.barge_in) {
-            if current.barge_in.plugin_generation() != Some(g) {
-                current.barge_in = self.barge_in_behaviour(&session);
-                swapped.push(Slot::BargeIn);
-            }
+        if let Wanted::Switch(v) = self.barge_in.wanted(current.barge_in.plugin_generation()) {
+            current.barge_in = self.barge_in_behaviour(&session, v);
+            swapped.push(Slot::BargeIn);
+        }
+        let shadows = &mut current.shadows;
+        if !shadow_current(&shadows.intent, &self.intent) {
+            // The old observer (if any) is dropped first, ending its thread and freeing its
+            // place among the shadowed sessions.
+            shadows.intent = None;
+            shadows.intent = self
+                .intent
+                .shadow()
+                .and_then(|p| self.tap(self.intent_plugin(&session, p, SlotInstance::shadow)));
+        }
+        if !shadow_current(&shadows.prompt, &self.prompt) {
+            shadows.prompt = None;
+            shadows.prompt = self
+                .prompt
+                .shadow()
+                .and_then(|p| self.tap(self.prompt_plugin(&session, p, SlotInstance::shadow)));
+        }
+        if !shadow_current(&shadows.barge_in, &self.barge_in) {
+            shadows.barge_in = None;
+            shadows.barge_in = self
+                .barge_in
+                .shadow()
+                .and_then(|p| self.tap(self.barge_in_plugin(&session, p, SlotInstance::shadow)));
         }
         if !swapped.is_empty() {
             tracing::debug!(session = session_id, slots = ?swapped, "session switched plug-in versions");

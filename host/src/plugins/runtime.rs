@@ -32,6 +32,8 @@ pub(crate) struct Limits {
     pub init_budget: Budget,
     /// Faults after which a session keeps the built-in behaviour for the slot.
     pub session_fault_limit: u32,
+    /// Sessions a slot's shadow version may shadow at once.
+    pub shadow_max_sessions: u64,
     pub quarantine: QuarantinePolicy,
     /// Largest `max_tokens` a prompt plug-in may ask for.
     pub prompt_max_tokens: u32,
@@ -74,6 +76,7 @@ impl Runtime {
                         .max(INIT_DEADLINE_MIN_MS),
                 )),
                 session_fault_limit: settings.session_fault_limit.max(1),
+                shadow_max_sessions: u64::from(settings.shadow_max_sessions),
                 quarantine: QuarantinePolicy {
                     sessions: settings.quarantine_sessions,
                     window: Duration::from_millis(settings.fault_window_ms),

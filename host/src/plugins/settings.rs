@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::canary::CanaryPolicy;
+
 /// One of the three behaviour slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -47,12 +49,29 @@ impl std::fmt::Display for Slot {
 }
 
 /// What serves one slot.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SlotSettings {
     /// Component file; `None` selects the built-in behaviour.
     pub path: Option<PathBuf>,
-    /// Key/value configuration passed to the plug-in's `init`.
+    /// Key/value configuration passed to the plug-in's `init` (the shadow and canary versions
+    /// get the same).
     pub config: Vec<(String, String)>,
+    /// A shadow version: answers every call beside the live one, compared and counted, never
+    /// heard (`<SLOT>_PLUGIN_SHADOW`).
+    pub shadow: Option<PathBuf>,
+    /// A canary version serving a share of new sessions (`<SLOT>_PLUGIN_CANARY`).
+    pub canary: Option<CanarySettings>,
+}
+
+/// A canary version of a slot and when it is rolled back by itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanarySettings {
+    /// Component file.
+    pub path: PathBuf,
+    /// Share of new sessions that get it, 0..=100 (`<SLOT>_PLUGIN_CANARY_PERCENT`).
+    pub percent: u8,
+    /// Automatic rollback (`PLUGIN_CANARY_MARGIN_PCT`, `PLUGIN_CANARY_MIN_CALLS`).
+    pub policy: CanaryPolicy,
 }
 
 impl SlotSettings {
@@ -61,6 +80,7 @@ impl SlotSettings {
         Self {
             path: Some(path.into()),
             config,
+            ..Self::default()
         }
     }
 }
@@ -96,7 +116,7 @@ impl RecordSettings {
 }
 
 /// Settings of the plug-in runtime.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginSettings {
     /// The intent-analyzer slot.
     pub intent: SlotSettings,
@@ -131,6 +151,10 @@ pub struct PluginSettings {
     pub watch: bool,
     /// Record every call of a configured plug-in (`None`: no recording).
     pub record: Option<RecordSettings>,
+    /// Sessions a slot's shadow version may shadow at once; further sessions are not shadowed.
+    pub shadow_max_sessions: u32,
+    /// Rollback policy of canaries started without one of their own (the admin endpoint).
+    pub canary_policy: CanaryPolicy,
 }
 
 impl PluginSettings {
@@ -162,6 +186,8 @@ impl Default for PluginSettings {
             max_sessions: 1024,
             watch: true,
             record: None,
+            shadow_max_sessions: 64,
+            canary_policy: CanaryPolicy::default(),
         }
     }
 }

@@ -12,7 +12,9 @@ pub use state::AppState;
 use crate::behaviour::defaults::{BargeInRules, BuiltinBehaviours};
 use crate::behaviour::BehaviourSource;
 use crate::config::Config;
-use crate::plugins::{PluginRegistry, PluginSettings, RecordSettings, SlotSettings};
+use crate::plugins::{
+    CanaryPolicy, CanarySettings, PluginRegistry, PluginSettings, RecordSettings, SlotSettings,
+};
 use crate::session::orchestrator::OrchestratorConfig;
 use crate::session::{Providers, SessionDeps};
 use axum::routing::get;
@@ -36,9 +38,19 @@ pub fn barge_in_rules(cfg: &Config) -> BargeInRules {
 /// Plug-in runtime settings from the host configuration. The barge-in slot also receives the
 /// `TTS_*` rules so the reference policies follow them.
 pub fn plugin_settings(cfg: &Config) -> PluginSettings {
+    let canary_policy = CanaryPolicy {
+        margin: cfg.plugin_canary_margin_pct / 100.0,
+        min_calls: cfg.plugin_canary_min_calls,
+    };
     let slot = |s: &crate::config::SlotConfig, extra: Vec<(String, String)>| SlotSettings {
         path: s.path.clone(),
         config: extra.into_iter().chain(s.config.iter().cloned()).collect(),
+        shadow: s.shadow.clone(),
+        canary: s.canary.clone().map(|path| CanarySettings {
+            path,
+            percent: s.canary_percent,
+            policy: canary_policy,
+        }),
     };
     let rules = barge_in_rules(cfg);
     PluginSettings {
@@ -61,6 +73,8 @@ pub fn plugin_settings(cfg: &Config) -> PluginSettings {
         prompt_max_tokens: cfg.llm_max_tokens,
         max_sessions: cfg.max_sessions.min(u32::MAX as usize) as u32,
         watch: cfg.plugin_watch,
+        shadow_max_sessions: cfg.plugin_shadow_max_sessions,
+        canary_policy,
         record: cfg.plugin_record.as_ref().map(|dir| RecordSettings {
             dir: dir.clone(),
             text: cfg.plugin_record_text,

@@ -75,12 +75,12 @@ impl Context {
             } => {
                 self.source.refresh(&self.session_id, b);
                 let t0 = Instant::now();
-                let intent = b.intent.analyze(&IntentInput {
+                let intent = b.analyze(&IntentInput {
                     transcript: user_text.clone(),
                     turn,
                     history: history.clone(),
                 });
-                let output = b.prompt.shape(&PromptInput {
+                let output = b.shape(&PromptInput {
                     system_prompt: self.system_prompt.clone(),
                     history,
                     user_turn: user_text,
@@ -96,7 +96,7 @@ impl Context {
             Request::Decide { turn, seq, event } => Answer::Decided {
                 turn,
                 seq,
-                decision: b.barge_in.decide(&event),
+                decision: b.decide(&event),
             },
         }
     }

@@ -10,3 +10,4 @@ mod faults;
 mod hostile;
 mod hot_swap;
 mod reference;
+mod rollout;
