@@ -81,6 +81,37 @@ pub async fn admin(
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// Calls the admin API with any method and an optional JSON body (the shadow and canary
+/// endpoints); returns the status and the JSON body (`null` when there is none).
+pub async fn admin_with(
+    addr: std::net::SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut req = reqwest::Client::new()
+        .request(method, format!("http://{addr}{path}"))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.expect("admin request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// The entry of `slot` in a `GET /admin/plugins` body.
+pub fn slot_entry<'a>(listing: &'a serde_json::Value, slot: &str) -> &'a serde_json::Value {
+    listing["slots"]
+        .as_array()
+        .expect("slot list")
+        .iter()
+        .find(|s| s["slot"] == slot)
+        .unwrap_or_else(|| panic!("no {slot} slot in {listing}"))
+}
+
 /// The version loaded in `slot`, from a `GET /admin/plugins` body.
 pub fn version(listing: &serde_json::Value, slot: &str) -> String {
     let slots = listing

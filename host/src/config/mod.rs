@@ -1000,6 +1000,54 @@ mod tests {
     }
 
     #[test]
+    fn shadow_and_canary_versions_are_set_per_slot_in_the_file_or_by_variables() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(
+            (
+                c.intent_plugin.shadow.clone(),
+                c.intent_plugin.canary.clone()
+            ),
+            (None, None)
+        );
+        assert_eq!(c.intent_plugin.canary_percent, 10);
+        assert_eq!(c.plugin_canary_margin_pct, 5.0);
+        let raw = RawSettings::from_toml(
+            r#"
+            [plugins]
+            canary_min_calls = 50
+            [plugins.barge_in]
+            path = "live.wasm"
+            shadow = "next.wasm"
+            canary = "candidate.wasm"
+            canary_percent = 25
+            "#,
+        )
+        .unwrap();
+        let c = Config::from_raw(&raw).unwrap();
+        assert_eq!(c.barge_in_plugin.shadow, Some(PathBuf::from("next.wasm")));
+        assert_eq!(
+            c.barge_in_plugin.canary,
+            Some(PathBuf::from("candidate.wasm"))
+        );
+        assert_eq!(c.barge_in_plugin.canary_percent, 25);
+        assert_eq!(c.plugin_canary_min_calls, 50);
+        assert!(c.describe().contains("BARGE_IN_PLUGIN_CANARY_PERCENT=25\n"));
+        let c = cfg(&[
+            ("PROMPT_PLUGIN_CANARY", "p.wasm"),
+            ("PROMPT_PLUGIN_CANARY_PERCENT", "100"),
+        ])
+        .unwrap();
+        assert_eq!(c.prompt_plugin.canary, Some(PathBuf::from("p.wasm")));
+        assert_eq!(c.prompt_plugin.canary_percent, 100);
+        let e = cfg(&[("INTENT_PLUGIN_CANARY_PERCENT", "101")]).unwrap_err();
+        assert_eq!(e.variable, "INTENT_PLUGIN_CANARY_PERCENT", "{e}");
+        let e = cfg(&[("PLUGIN_CANARY_MARGIN_PCT", "-1")]).unwrap_err();
+        assert_eq!(e.variable, "PLUGIN_CANARY_MARGIN_PCT", "{e}");
+        let e = RawSettings::from_toml("[plugins.intent]\ncanary_pct = 5").unwrap_err();
+        assert_eq!(e.variable, "plugins.intent.canary_pct", "{e}");
+    }
+
+    #[test]
     fn plugin_none_selects_builtin() {
         let c = cfg(&[("BARGE_IN_PLUGIN", "none")]).unwrap();
         assert!(c.barge_in_plugin.path.is_none());

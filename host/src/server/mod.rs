@@ -140,9 +140,12 @@ pub fn prepare_with(
     let fallback = BuiltinBehaviours {
         rules: barge_in_rules(&cfg),
     };
+    // With an admin token the registry runs even when the built-ins serve every slot: a shadow
+    // or canary version may be started through the admin endpoint at any time.
     let any_plugin = [&cfg.intent_plugin, &cfg.prompt_plugin, &cfg.barge_in_plugin]
         .iter()
-        .any(|s| s.path.is_some());
+        .any(|s| s.path.is_some() || s.shadow.is_some() || s.canary.is_some())
+        || cfg.admin_token.is_some();
     let (behaviours, registry): (Arc<dyn BehaviourSource>, Option<Arc<PluginRegistry>>) =
         if any_plugin {
             let registry = PluginRegistry::start(plugin_settings(&cfg), fallback)

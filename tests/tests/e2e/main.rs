@@ -17,6 +17,7 @@ mod plugins_faults_server;
 mod plugins_hot_swap_server;
 mod plugins_python_server;
 mod plugins_record_replay;
+mod plugins_rollout_server;
 mod provider_not_installed;
 mod server;
 mod sigterm;
