@@ -7,6 +7,7 @@
 #   - fonts-dejavu-core, curl       (the soak: its plot's text, the host's health; scripts/soak.sh)
 #   - the wasm32-wasip2 Rust target (plug-in builds)
 #   - python3 with pip, when missing (offline models and componentize-py for Python plug-ins)
+#   - node and npm, when missing (componentize-js for JavaScript plug-ins)
 # Idempotent and quiet: when everything is present it only checks and exits.
 # Runs apt-get through sudo when not root.
 set -euo pipefail
@@ -14,6 +15,9 @@ set -euo pipefail
 APT_PACKAGES=(espeak-ng libespeak-ng-dev sox cmake libclang-dev redis-server fonts-dejavu-core curl)
 if ! python3 -m pip --version >/dev/null 2>&1; then
     APT_PACKAGES+=(python3 python3-pip)
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    APT_PACKAGES+=(nodejs npm)
 fi
 
 missing=()

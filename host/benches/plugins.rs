@@ -1,7 +1,8 @@
 //! Plug-in runtime benchmarks: per-call latency of each slot (with p50/p99 printed from
 //! individually timed calls), per-session instantiation of all three slots, and loading a
 //! component from the precompiled cache versus compiling it; the same for the Python intent
-//! analyzer (componentize-py), plus the memory each session's Python instance keeps.
+//! analyzer (componentize-py) and the JavaScript one (componentize-js), plus the memory each
+//! session's instance of them keeps.
 //!
 //! Run: `cargo bench -p voice-host --bench plugins`
 
@@ -12,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
-use plugins_common::{python_wasm, slot, TempDir};
+use plugins_common::{js_wasm, python_wasm, slot, TempDir};
 use voice_host::behaviour::defaults::BuiltinBehaviours;
 use voice_host::behaviour::{
     BargeInEvent, BehaviourSource, ChatMessage, IntentInput, PromptInput, Role,
@@ -218,10 +219,19 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn python(c: &mut Criterion) {
-    let cache = TempDir::new("bench-py-cache");
+/// The intent analyzer of an interpreted language, `prefix` naming its figures: load (compiling
+/// versus from the precompiled cache), per-call p50/p99, per-session instantiation, and the
+/// memory each session's instance keeps. `criterion`: also a criterion run of the call, whose
+/// iteration count is open-ended (one instance makes tens of thousands of calls).
+fn interpreted(
+    c: &mut Criterion,
+    prefix: &str,
+    component: std::path::PathBuf,
+    criterion: bool,
+) -> std::sync::Arc<PluginRegistry> {
+    let cache = TempDir::new(&format!("bench-{prefix}-cache"));
     let settings = |cache_dir| PluginSettings {
-        intent: SlotSettings::component(python_wasm("intent-regex-py"), vec![]),
+        intent: SlotSettings::component(&component, vec![]),
         cache_dir,
         max_sessions: 128,
         ..bench_settings()
@@ -242,7 +252,7 @@ fn python(c: &mut Criterion) {
         .expect("starts"),
     );
     println!(
-        "python_intent_load: compiling {:.1} s, from the precompiled cache {:.1} ms",
+        "{prefix}_intent_load: compiling {:.1} s, from the precompiled cache {:.1} ms",
         compiling.as_secs_f64(),
         t0.elapsed().as_secs_f64() * 1000.0
     );
@@ -254,17 +264,19 @@ fn python(c: &mut Criterion) {
         history: history(),
     };
     assert!(b.intent.analyze(&input).is_some());
-    c.bench_function("python_intent_analyze", |bench| {
-        bench.iter(|| black_box(b.intent.analyze(black_box(&input))))
-    });
-    percentiles("python_intent_analyze", 5_000, || {
+    if criterion {
+        c.bench_function(&format!("{prefix}_intent_analyze"), |bench| {
+            bench.iter(|| black_box(b.intent.analyze(black_box(&input))))
+        });
+    }
+    percentiles(&format!("{prefix}_intent_analyze"), 5_000, || {
         black_box(b.intent.analyze(&input));
     });
-    percentiles("python_session_instantiate", 500, || {
+    percentiles(&format!("{prefix}_session_instantiate"), 500, || {
         black_box(reg.for_session("bench"));
     });
 
-    // What a session's Python instance keeps: instantiate and call 100, compare RSS.
+    // What a session's instance keeps: instantiate and call 100, compare RSS.
     let before = rss_kib();
     let sessions: Vec<_> = (0..100)
         .map(|_| {
@@ -275,14 +287,50 @@ fn python(c: &mut Criterion) {
         .collect();
     let after = rss_kib();
     println!(
-        "python_session_memory: {} KiB RSS per session (100 sessions, one call each)",
+        "{prefix}_session_memory: {} KiB RSS per session (100 sessions, one call each)",
         after.saturating_sub(before) / 100
     );
     drop(sessions);
     assert_no_fallbacks(&reg);
+    reg
 }
 
-criterion_group!(benches, per_call, per_session, load, python);
+/// Calls a fresh instance of `reg`'s intent plug-in answers before it outgrows the memory cap
+/// and faults (the host then replaces it), up to `limit` calls.
+fn calls_until_memory_fault(prefix: &str, reg: &PluginRegistry, limit: u32) {
+    let mut b = reg.for_session("bench");
+    let input = IntentInput {
+        transcript: "what's the weather in paris tomorrow".into(),
+        turn: 4,
+        history: history(),
+    };
+    let series = "voice_plugin_faults_total{slot=\"intent\",kind=\"memory\"}";
+    let before = plugins_common::metric(&reg.prometheus(), series);
+    let calls = (1..=limit)
+        .find(|_| {
+            black_box(b.intent.analyze(&input));
+            plugins_common::metric(&reg.prometheus(), series) > before
+        })
+        .map_or(format!("none in {limit}"), |n| (n - 1).to_string());
+    let limit_mib = bench_settings().memory_limit_bytes / (1024 * 1024);
+    println!("{prefix}_calls_until_memory_fault: {calls} ({limit_mib} MiB cap, one instance)");
+}
+
+/// `plugins/python/intent-regex-py` (componentize-py, CPython).
+fn python(c: &mut Criterion) {
+    interpreted(c, "python", python_wasm("intent-regex-py"), true);
+}
+
+/// `plugins/js/intent-keywords-js` (componentize-js, SpiderMonkey); the same rules as the Rust
+/// `intent-keywords` of `per_call`, so the two call figures compare directly. Its instances grow
+/// by a few hundred bytes a call (the componentize-js runtime; docs/plugins.md), so the
+/// open-ended criterion run would end in a memory fault; the growth is measured instead.
+fn js(c: &mut Criterion) {
+    let reg = interpreted(c, "js", js_wasm("intent-keywords-js"), false);
+    calls_until_memory_fault("js", &reg, 100_000);
+}
+
+criterion_group!(benches, per_call, per_session, load, python, js);
 
 fn main() {
     benches();

@@ -93,6 +93,36 @@ pub fn python_wasm(name: &str) -> PathBuf {
     path
 }
 
+/// Builds the JavaScript plug-ins under `plugins/js/` once per test process with
+/// `scripts/build-plugins.sh` (componentize-js, installed with npm on first use; a no-op when up
+/// to date) and returns the path of `name`'s component (e.g. `intent-keywords-js`).
+pub fn js_wasm(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let root = workspace_root();
+    BUILT.get_or_init(|| {
+        let mut cmd = Command::new("bash");
+        cmd.current_dir(&root)
+            .arg("scripts/build-plugins.sh")
+            .env_remove("CARGO_TARGET_DIR");
+        for entry in std::fs::read_dir(root.join("plugins/js")).expect("plugins/js") {
+            let entry = entry.expect("dir entry");
+            cmd.arg(entry.file_name());
+        }
+        let out = cmd.output().expect("bash runs");
+        assert!(
+            out.status.success(),
+            "building the JavaScript plug-ins failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let path = root
+        .join("target")
+        .join("js-plugins")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
 /// A directory removed when dropped.
 pub struct TempDir(PathBuf);
 
