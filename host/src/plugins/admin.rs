@@ -110,21 +110,21 @@ async fn reload(State(state): State<AdminState>, headers: HeaderMap) -> Response
     }
 }
 
-/// A slot named in a path, or the 404 answer naming the valid ones.
-fn slot_named(name: &str) -> Result<Slot, Response> {
-    Slot::ALL
-        .into_iter()
-        .find(|s| s.as_str() == name)
-        .ok_or_else(|| {
-            (
-                StatusCode::NOT_FOUND,
-                Json(json!({
-                    "ok": false,
-                    "error": format!("no slot {name:?} (expected intent, prompt or barge_in)")
-                })),
-            )
-                .into_response()
-        })
+/// The slot named in a path.
+fn slot_named(name: &str) -> Option<Slot> {
+    Slot::ALL.into_iter().find(|s| s.as_str() == name)
+}
+
+/// The 404 answer to a path naming no slot, listing the valid ones.
+fn unknown_slot(name: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({
+            "ok": false,
+            "error": format!("no slot {name:?} (expected intent, prompt or barge_in)")
+        })),
+    )
+        .into_response()
 }
 
 /// A malformed JSON body, answered with 400 and the reason.
@@ -174,16 +174,15 @@ struct ShadowBody {
 
 async fn start_shadow(
     State(state): State<AdminState>,
-    Path(slot): Path<String>,
+    Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Json<ShadowBody>, JsonRejection>,
 ) -> Response {
     if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
-    let slot = match slot_named(&slot) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(slot) = slot_named(&name) else {
+        return unknown_slot(&name);
     };
     let Json(body) = match body {
         Ok(b) => b,
@@ -194,15 +193,15 @@ async fn start_shadow(
 
 async fn stop_shadow(
     State(state): State<AdminState>,
-    Path(slot): Path<String>,
+    Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
-    match slot_named(&slot) {
-        Ok(slot) => change(&state, move |r| r.set_shadow(slot, None)).await,
-        Err(r) => r,
+    match slot_named(&name) {
+        Some(slot) => change(&state, move |r| r.set_shadow(slot, None)).await,
+        None => unknown_slot(&name),
     }
 }
 
@@ -220,16 +219,15 @@ struct CanaryBody {
 
 async fn start_canary(
     State(state): State<AdminState>,
-    Path(slot): Path<String>,
+    Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Json<CanaryBody>, JsonRejection>,
 ) -> Response {
     if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
-    let slot = match slot_named(&slot) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(slot) = slot_named(&name) else {
+        return unknown_slot(&name);
     };
     let Json(body) = match body {
         Ok(b) => b,
@@ -260,28 +258,28 @@ async fn start_canary(
 
 async fn promote(
     State(state): State<AdminState>,
-    Path(slot): Path<String>,
+    Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
-    match slot_named(&slot) {
-        Ok(slot) => change(&state, move |r| r.promote_canary(slot)).await,
-        Err(r) => r,
+    match slot_named(&name) {
+        Some(slot) => change(&state, move |r| r.promote_canary(slot)).await,
+        None => unknown_slot(&name),
     }
 }
 
 async fn abort(
     State(state): State<AdminState>,
-    Path(slot): Path<String>,
+    Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
-    match slot_named(&slot) {
-        Ok(slot) => change(&state, move |r| r.abort_canary(slot)).await,
-        Err(r) => r,
+    match slot_named(&name) {
+        Some(slot) => change(&state, move |r| r.abort_canary(slot)).await,
+        None => unknown_slot(&name),
     }
 }

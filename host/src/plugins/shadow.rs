@@ -277,7 +277,7 @@ fn compare<C: Candidate>(rt: &Runtime, candidate: &mut C, input: &C::Input, live
     }
     if !agreed && fallback.is_none() {
         let n = plugin.usage.snapshot().disagreed;
-        if n <= LOGGED_DISAGREEMENTS || n % 100 == 0 {
+        if n <= LOGGED_DISAGREEMENTS || n.is_multiple_of(100) {
             tracing::info!(
                 slot = %slot,
                 shadow = &*plugin.label,
