@@ -330,7 +330,76 @@ fn js(c: &mut Criterion) {
     calls_until_memory_fault("js", &reg, 100_000);
 }
 
-criterion_group!(benches, per_call, per_session, load, python, js);
+/// What a shadow version costs the session: the live barge-in call alone, and with a shadow
+/// (`barge-in-seed`) watching, in one run so the two compare. The session only hands the input
+/// and decision to the shadow's queue; the shadow answers on its own thread, and what it could
+/// not keep up with is dropped and counted (printed).
+fn shadow(c: &mut Criterion) {
+    let live = PluginRegistry::start(
+        PluginSettings {
+            barge_in: slot("barge-in-smart", &[]),
+            ..bench_settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("starts");
+    let shadowed = PluginRegistry::start(
+        PluginSettings {
+            barge_in: SlotSettings {
+                shadow: Some(plugins_common::wasm("barge-in-seed")),
+                ..slot("barge-in-smart", &[])
+            },
+            ..bench_settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("starts");
+    let event = barge_event();
+    let mut alone = live.for_session("bench");
+    let mut watched = shadowed.for_session("bench");
+    let mut group = c.benchmark_group("shadow");
+    group.bench_function("barge_in_decide_alone", |bench| {
+        bench.iter(|| black_box(alone.decide(black_box(&event))))
+    });
+    group.bench_function("barge_in_decide_with_shadow", |bench| {
+        bench.iter(|| black_box(watched.decide(black_box(&event))))
+    });
+    group.finish();
+    percentiles("barge_in_decide_alone", 100_000, || {
+        black_box(alone.decide(&event));
+    });
+    percentiles("barge_in_decide_with_shadow", 100_000, || {
+        black_box(watched.decide(&event));
+    });
+    // Paced (a decision every 50 us, still far more than any barge-in sees), the shadow keeps
+    // up but for scheduling hiccups: the count shows how many.
+    let text = shadowed.prometheus();
+    let series =
+        |name: &str| plugins_common::metric(&text, &format!("{name}{{slot=\"barge_in\"}}"));
+    println!(
+        "shadow, back to back: {} compared, {} dropped (queue full)",
+        series("voice_plugin_shadow_calls_total"),
+        series("voice_plugin_shadow_dropped_total")
+    );
+    let before = series("voice_plugin_shadow_dropped_total");
+    for _ in 0..2_000 {
+        black_box(watched.decide(&event));
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let text = shadowed.prometheus();
+    let dropped = plugins_common::metric(
+        &text,
+        "voice_plugin_shadow_dropped_total{slot=\"barge_in\"}",
+    );
+    println!(
+        "shadow, paced 1 per 50 us: {} of 2000 dropped",
+        dropped - before
+    );
+    assert_no_fallbacks(&live);
+    assert_no_fallbacks(&shadowed);
+}
+
+criterion_group!(benches, per_call, per_session, load, shadow, python, js);
 
 fn main() {
     benches();
