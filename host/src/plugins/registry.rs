@@ -179,6 +179,11 @@ impl PluginRegistry {
         out
     }
 
+    /// The file a slot's live version is read from (moved by a promotion).
+    pub(crate) fn live_path(&self, slot: Slot) -> Option<PathBuf> {
+        on_cell!(self, slot, cell => cell.live_path())
+    }
+
     /// Rollback policy for canaries started without their own.
     pub fn canary_policy(&self) -> CanaryPolicy {
         self.canary_policy

@@ -1,4 +1,5 @@
-//! Watches the configured component files and reloads a slot when its file changes.
+//! Watches the live component file of each slot and reloads the slot when it changes. A promoted
+//! canary moves a slot's live file; the watcher follows it from its next poll.
 //!
 //! Polling file metadata (size, modification time, inode) keeps this portable and free of
 //! platform notification quirks; a reload only happens when the content hash differs, and a
@@ -50,6 +51,13 @@ fn stamp(path: &PathBuf) -> Option<Stamp> {
     })
 }
 
+/// One watched file: the slot's live file and its last seen stamp.
+struct Watched {
+    slot: Slot,
+    path: PathBuf,
+    last: Option<Stamp>,
+}
+
 /// Starts the watcher; it ends when the registry is dropped.
 pub(crate) fn spawn_watcher(
     registry: Weak<PluginRegistry>,
@@ -57,20 +65,33 @@ pub(crate) fn spawn_watcher(
 ) -> Result<WatchHandle, PluginError> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
-    let mut stamps: Vec<Option<Stamp>> = paths.iter().map(|(_, p)| stamp(p)).collect();
+    let mut watched: Vec<Watched> = paths
+        .into_iter()
+        .map(|(slot, path)| Watched {
+            slot,
+            last: stamp(&path),
+            path,
+        })
+        .collect();
     thread::Builder::new()
         .name("plugin-watch".into())
         .spawn(move || {
             while !stop_flag.load(Ordering::Relaxed) {
                 thread::sleep(POLL_INTERVAL);
-                for ((slot, path), last) in paths.iter().zip(stamps.iter_mut()) {
+                let Some(registry) = registry.upgrade() else {
+                    return;
+                };
+                for Watched { slot, path, last } in watched.iter_mut() {
+                    // A promotion loaded the new file already: watch it from its current state.
+                    if let Some(live) = registry.live_path(*slot).filter(|p| p != path) {
+                        *last = stamp(&live);
+                        *path = live;
+                        continue;
+                    }
                     let now = stamp(path);
                     if now.is_none() || now == *last {
                         continue;
                     }
-                    let Some(registry) = registry.upgrade() else {
-                        return;
-                    };
                     *last = now;
                     tracing::info!(slot = %slot, path = %path.display(), "plug-in file changed; reloading");
                     // Errors are logged, counted and kept in the slot's status by the registry.

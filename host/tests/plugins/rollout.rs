@@ -9,11 +9,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{metric, settings, slot, wasm};
+use crate::common::{install, metric, settings, slot, wasm, TempDir};
 use voice_host::behaviour::defaults::{BargeInRules, BuiltinBehaviours, DefaultBargeIn};
 use voice_host::behaviour::{BargeInDecision, BargeInEvent, BehaviourSource, Behaviours};
 use voice_host::plugins::{
-    CanaryPolicy, CanarySettings, PluginRegistry, PluginSettings, Slot, SlotStatus,
+    CanaryPolicy, CanarySettings, PluginRegistry, PluginSettings, Slot, SlotSettings, SlotStatus,
 };
 
 fn event(words: &str) -> BargeInEvent {
@@ -388,4 +388,51 @@ fn shadowed_sessions_are_capped_and_ended_sessions_free_their_place() {
         1,
         "{text}"
     );
+}
+
+#[test]
+fn after_a_promotion_the_file_watcher_follows_the_promoted_file() {
+    let dir = TempDir::new("promote-watch");
+    let live = dir.path().join("live.wasm");
+    let candidate = dir.path().join("candidate.wasm");
+    install(&wasm("barge-in-seed"), &live);
+    install(&wasm("test-hostile-trap"), &candidate);
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            barge_in: SlotSettings::component(&live, vec![]),
+            watch: true,
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .unwrap();
+    reg.start_canary(
+        Slot::BargeIn,
+        &CanarySettings {
+            path: candidate.clone(),
+            percent: 100,
+            policy: CanaryPolicy::default(),
+        },
+    )
+    .unwrap();
+    reg.promote_canary(Slot::BargeIn).unwrap();
+    let promoted = barge_in_status(&reg).version.unwrap();
+    // The old live file changing no longer swaps anything in...
+    install(&wasm("barge-in-smart"), &live);
+    // ...while a new version written over the promoted file is picked up.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(barge_in_status(&reg).version.unwrap(), promoted);
+    install(&wasm("barge-in-seed"), &candidate);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while barge_in_status(&reg).version.as_deref() == Some(promoted.as_str()) {
+        assert!(
+            Instant::now() < deadline,
+            "the promoted file's change was not picked up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = barge_in_status(&reg);
+    assert_eq!(status.path.as_deref(), Some(candidate.as_path()));
+    let mut b = reg.for_session("after");
+    assert_eq!(b.decide(&event("hello")), builtin("hello"), "seed answers");
 }
