@@ -436,3 +436,148 @@ fn after_a_promotion_the_file_watcher_follows_the_promoted_file() {
     let mut b = reg.for_session("after");
     assert_eq!(b.decide(&event("hello")), builtin("hello"), "seed answers");
 }
+
+/// Which reference component a version is: the seed answers like the built-in rules, the trap
+/// answers `pause` (it never sees "boom" here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Seed,
+    Trap,
+}
+
+impl Kind {
+    fn other(self) -> Kind {
+        match self {
+            Kind::Seed => Kind::Trap,
+            Kind::Trap => Kind::Seed,
+        }
+    }
+    fn crate_name(self) -> &'static str {
+        match self {
+            Kind::Seed => "barge-in-seed",
+            Kind::Trap => "test-hostile-trap",
+        }
+    }
+    fn answer(self) -> BargeInDecision {
+        match self {
+            Kind::Seed => builtin("hello"),
+            Kind::Trap => BargeInDecision::Pause,
+        }
+    }
+}
+
+/// One step of the generated rollouts.
+#[derive(Debug, Clone)]
+enum Op {
+    NewSession,
+    Turn(usize),
+    EndSession(usize),
+    /// A canary of the other component at this share.
+    Start(u8),
+    Promote,
+    Abort,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => Just(Op::NewSession),
+        6 => (0usize..8).prop_map(Op::Turn),
+        1 => (0usize..8).prop_map(Op::EndSession),
+        2 => prop_oneof![Just(0u8), Just(50), Just(100)].prop_map(Op::Start),
+        1 => Just(Op::Promote),
+        1 => Just(Op::Abort),
+    ]
+}
+
+/// Which version a session runs in the model: the live one, or canary number `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Live,
+    Canary(u32),
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 24, ..Default::default() })]
+
+    /// Generated interleavings of sessions, turns, canaries started (replacing one another),
+    /// promoted and aborted: after every step each session answers with the version the model
+    /// says it runs (a session keeps the side it started on; the canary's sessions follow the
+    /// live version once their canary ends; nobody moves onto a canary), and the registry shows
+    /// the model's live version and canary.
+    #[test]
+    fn sessions_run_the_version_their_side_says_through_any_rollout(
+        ops in proptest::collection::vec(op(), 1..40)
+    ) {
+        let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache");
+        let reg = registry(|s| s.cache_dir = Some(cache));
+        let mut live = Kind::Seed;
+        let mut canary: Option<(u32, Kind, u8)> = None;
+        let mut next = 0u32;
+        let mut sessions: Vec<(String, Behaviours, Side)> = Vec::new();
+        for (step, op) in ops.into_iter().enumerate() {
+            match op {
+                Op::NewSession => {
+                    let id = format!("s{step}");
+                    let mut b = reg.for_session(&id);
+                    let got = b.decide(&event("hello"));
+                    let side = match canary {
+                        Some((n, kind, _)) if got == kind.answer() => Side::Canary(n),
+                        _ => Side::Live,
+                    };
+                    let expected = match (canary, side) {
+                        (Some((_, kind, 100)), _) => kind.answer(),
+                        (Some((_, _, 0)) | None, _) => live.answer(),
+                        (Some((_, kind, _)), Side::Canary(_)) => kind.answer(),
+                        (Some(_), Side::Live) => live.answer(),
+                    };
+                    proptest::prop_assert_eq!(got, expected, "new session at step {}", step);
+                    sessions.push((id, b, side));
+                }
+                Op::Turn(i) if !sessions.is_empty() => {
+                    let i = i % sessions.len();
+                    let (id, b, side) = &mut sessions[i];
+                    let runs = match (*side, canary) {
+                        (Side::Canary(n), Some((m, kind, _))) if n == m => kind,
+                        _ => {
+                            *side = Side::Live;
+                            live
+                        }
+                    };
+                    proptest::prop_assert_eq!(turn(&reg, id, b, "hello"), runs.answer(), "turn of {} at step {}", id, step);
+                }
+                Op::EndSession(i) if !sessions.is_empty() => {
+                    let i = i % sessions.len();
+                    sessions.remove(i);
+                }
+                Op::Start(percent) => {
+                    let kind = live.other();
+                    reg.start_canary(Slot::BargeIn, &CanarySettings {
+                        path: wasm(kind.crate_name()),
+                        percent,
+                        policy: CanaryPolicy::default(),
+                    }).unwrap();
+                    next += 1;
+                    canary = Some((next, kind, percent));
+                }
+                Op::Promote => {
+                    let done = reg.promote_canary(Slot::BargeIn);
+                    proptest::prop_assert_eq!(done.is_ok(), canary.is_some());
+                    if let Some((_, kind, _)) = canary.take() {
+                        live = kind;
+                    }
+                }
+                Op::Abort => {
+                    let done = reg.abort_canary(Slot::BargeIn);
+                    proptest::prop_assert_eq!(done.is_ok(), canary.is_some());
+                    canary = None;
+                }
+                Op::Turn(_) | Op::EndSession(_) => {}
+            }
+            let status = barge_in_status(&reg);
+            let live_name = live.crate_name().replace('-', "_");
+            proptest::prop_assert_eq!(status.plugin.as_deref(), Some(live_name.as_str()));
+            proptest::prop_assert_eq!(status.canary.map(|c| c.percent), canary.map(|c| c.2));
+        }
+    }
+}
