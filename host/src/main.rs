@@ -52,6 +52,9 @@ enum PluginsCommand {
     /// Run a component over a recording of plug-in calls (PLUGIN_RECORD) and report how often
     /// it decides as recorded (or as --against decides), its faults and its call times.
     Replay(voice_host::cli::replay::ReplayArgs),
+    /// Create a standalone plug-in project: the WIT contract, a stubbed guest that builds, a
+    /// build script, a replay test over a sample recording and a README.
+    New(voice_host::cli::scaffold::NewArgs),
     /// Show the plug-ins a running server has loaded (GET /admin/plugins).
     List {
         /// The server's base URL.
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
                 }
             }
             PluginsCommand::List { url, token } => plugins_list(&url, token),
+            PluginsCommand::New(args) => voice_host::cli::scaffold::run(args),
             PluginsCommand::Replay(args) => {
                 // Faults are in the report; plug-in and host log lines only when asked for.
                 if std::env::var_os("LOG").is_some() {

@@ -1,5 +1,6 @@
 //! Command-line clients of a running host, and development helpers.
 
 pub mod replay;
+pub mod scaffold;
 pub mod talk;
 pub mod token;
