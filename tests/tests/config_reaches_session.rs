@@ -93,6 +93,7 @@ fn cases() -> Vec<(&'static [&'static str], How)> {
         (&["PLUGIN_MEMORY_MB"], Here(|| Box::pin(plugin_memory()))),
         (&["PLUGIN_SESSION_FAULT_LIMIT", "PLUGIN_QUARANTINE_SESSIONS"], Here(|| Box::pin(plugin_fault_limits()))),
         (&["PLUGIN_RECORD", "PLUGIN_RECORD_TEXT"], Elsewhere("tests/tests/plugins_record_replay.rs: typed turns and a barge-in recorded into the directory and replayed; a_masked_recording_keeps_no_words")),
+        (&["INTENT_PLUGIN_SHADOW", "PROMPT_PLUGIN_SHADOW", "BARGE_IN_PLUGIN_SHADOW", "INTENT_PLUGIN_CANARY", "PROMPT_PLUGIN_CANARY", "BARGE_IN_PLUGIN_CANARY", "INTENT_PLUGIN_CANARY_PERCENT", "PROMPT_PLUGIN_CANARY_PERCENT", "BARGE_IN_PLUGIN_CANARY_PERCENT", "PLUGIN_CANARY_MARGIN_PCT", "PLUGIN_CANARY_MIN_CALLS", "PLUGIN_SHADOW_MAX_SESSIONS"], Here(|| Box::pin(candidate_versions()))),
         (&["PLUGIN_RECORD_MAX_MB", "PLUGIN_RECORD_FILES"], Elsewhere("not end to end, since a rotation takes megabytes of calls: host/src/plugins/record/rotate.rs rotates at the size limit and keeps that many files, config/mod.rs reads both")),
     ]
 }
@@ -729,6 +730,73 @@ async fn plugin_memory() {
     // At the default the same component loads (the host checks it in a fresh instance).
     let s = stack(&[("BARGE_IN_PLUGIN", smart.to_str().unwrap())]).await;
     assert_eq!(s.host.state.config.plugin_memory_mb, 16);
+}
+
+async fn candidate_versions() {
+    // Every slot gets a shadow and a canary from the variables; the admin listing shows them
+    // with their shares and the rollback policy, and a turn shows the shadow cap at work.
+    let path = |name: &str| plugins::component(name).to_str().unwrap().to_string();
+    let (keywords, persona, seed, smart) = (
+        path("intent-keywords"),
+        path("prompt-persona"),
+        path("barge-in-seed"),
+        path("barge-in-smart"),
+    );
+    let s = stack(&[
+        ("ADMIN_TOKEN", ADMIN),
+        ("INTENT_PLUGIN", "none"),
+        ("INTENT_PLUGIN_SHADOW", &keywords),
+        ("INTENT_PLUGIN_CANARY", &keywords),
+        ("INTENT_PLUGIN_CANARY_PERCENT", "0"),
+        ("PROMPT_PLUGIN", &persona),
+        ("PROMPT_PLUGIN_SHADOW", &persona),
+        ("PROMPT_PLUGIN_CANARY", &persona),
+        ("PROMPT_PLUGIN_CANARY_PERCENT", "100"),
+        ("BARGE_IN_PLUGIN", &smart),
+        ("BARGE_IN_PLUGIN_SHADOW", &seed),
+        ("BARGE_IN_PLUGIN_CANARY", &seed),
+        ("BARGE_IN_PLUGIN_CANARY_PERCENT", "35"),
+        ("PLUGIN_CANARY_MARGIN_PCT", "7.5"),
+        ("PLUGIN_CANARY_MIN_CALLS", "3"),
+        ("PLUGIN_SHADOW_MAX_SESSIONS", "0"),
+    ])
+    .await;
+    let (status, listing) = plugins::admin(s.host.addr, ADMIN, "GET", "/admin/plugins").await;
+    assert_eq!(status, 200, "{listing}");
+    for (slot, shadow, canary, percent) in [
+        ("intent", "intent_keywords", "intent_keywords", 0),
+        ("prompt", "prompt_persona", "prompt_persona", 100),
+        ("barge_in", "barge_in_seed", "barge_in_seed", 35),
+    ] {
+        let entry = plugins::slot_entry(&listing, slot);
+        assert_eq!(entry["shadow"]["plugin"], shadow, "{entry}");
+        assert_eq!(entry["canary"]["plugin"], canary, "{entry}");
+        assert_eq!(entry["canary"]["percent"], percent, "{entry}");
+        assert_eq!(entry["canary"]["policy"]["margin"], 0.075, "{entry}");
+        assert_eq!(entry["canary"]["policy"]["min_calls"], 3, "{entry}");
+    }
+    // No session may be shadowed, so the turn's intent and prompt calls are not compared; the
+    // prompt canary (100 %) served the turn.
+    typed_turn(&s, "what is the weather in paris").await;
+    let addr = s.host.addr;
+    assert!(
+        metric(
+            addr,
+            "voice_plugin_shadow_sessions_skipped_total{slot=\"intent\"}"
+        )
+        .await
+            >= 1
+    );
+    assert_eq!(
+        metric(addr, "voice_plugin_shadow_calls_total{slot=\"intent\"}").await,
+        0
+    );
+    let (_, listing) = plugins::admin(addr, ADMIN, "GET", "/admin/plugins").await;
+    assert_eq!(
+        plugins::slot_entry(&listing, "prompt")["canary"]["usage"]["sessions"],
+        1,
+        "{listing}"
+    );
 }
 
 async fn plugin_fault_limits() {
