@@ -68,29 +68,7 @@ pub fn wasm(krate: &str) -> PathBuf {
 /// `name`'s component (e.g. `intent-regex-py`).
 pub fn python_wasm(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
-    let root = workspace_root();
-    BUILT.get_or_init(|| {
-        let mut cmd = Command::new("bash");
-        cmd.current_dir(&root)
-            .arg("scripts/build-plugins.sh")
-            .env_remove("CARGO_TARGET_DIR");
-        for entry in std::fs::read_dir(root.join("plugins/python")).expect("plugins/python") {
-            let entry = entry.expect("dir entry");
-            cmd.arg(entry.file_name());
-        }
-        let out = cmd.output().expect("bash runs");
-        assert!(
-            out.status.success(),
-            "building the Python plug-ins failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    let path = root
-        .join("target")
-        .join("python-plugins")
-        .join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(path.is_file(), "{} was not built", path.display());
-    path
+    interpreted_wasm(&BUILT, "python", "python-plugins", name)
 }
 
 /// Builds the JavaScript plug-ins under `plugins/js/` once per test process with
@@ -98,26 +76,33 @@ pub fn python_wasm(name: &str) -> PathBuf {
 /// to date) and returns the path of `name`'s component (e.g. `intent-keywords-js`).
 pub fn js_wasm(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
+    interpreted_wasm(&BUILT, "js", "js-plugins", name)
+}
+
+/// Builds every plug-in under `plugins/<lang>/` once (`built`) and returns the path of `name`'s
+/// component in `target/<out_dir>/`.
+fn interpreted_wasm(built: &OnceLock<()>, lang: &str, out_dir: &str, name: &str) -> PathBuf {
     let root = workspace_root();
-    BUILT.get_or_init(|| {
+    built.get_or_init(|| {
         let mut cmd = Command::new("bash");
         cmd.current_dir(&root)
             .arg("scripts/build-plugins.sh")
             .env_remove("CARGO_TARGET_DIR");
-        for entry in std::fs::read_dir(root.join("plugins/js")).expect("plugins/js") {
+        let dir = root.join("plugins").join(lang);
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let entry = entry.expect("dir entry");
             cmd.arg(entry.file_name());
         }
         let out = cmd.output().expect("bash runs");
         assert!(
             out.status.success(),
-            "building the JavaScript plug-ins failed:\n{}",
+            "building the plug-ins under plugins/{lang} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     });
     let path = root
         .join("target")
-        .join("js-plugins")
+        .join(out_dir)
         .join(format!("{}.wasm", name.replace('-', "_")));
     assert!(path.is_file(), "{} was not built", path.display());
     path
