@@ -4,6 +4,8 @@
 #   - cmake + libclang-dev          (llama.cpp build for the offline LLM, feature `local-llm`)
 #   - sox                           (test speech generation)
 #   - redis-server                  (session resume across replicas, started by the tests)
+#   - docker-registry               (an OCI registry for plug-ins pulled by reference, started by
+#                                    the tests)
 #   - fonts-dejavu-core, curl       (the soak: its plot's text, the host's health; scripts/soak.sh)
 #   - the wasm32-wasip2 Rust target (plug-in builds)
 #   - python3 with pip, when missing (offline models and componentize-py for Python plug-ins)
@@ -12,7 +14,8 @@
 # Runs apt-get through sudo when not root.
 set -euo pipefail
 
-APT_PACKAGES=(espeak-ng libespeak-ng-dev sox cmake libclang-dev redis-server fonts-dejavu-core curl)
+APT_PACKAGES=(espeak-ng libespeak-ng-dev sox cmake libclang-dev redis-server docker-registry
+    fonts-dejavu-core curl)
 if ! python3 -m pip --version >/dev/null 2>&1; then
     APT_PACKAGES+=(python3 python3-pip)
 fi

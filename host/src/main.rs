@@ -47,8 +47,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginsCommand {
-    /// Validate a component and say which slot it fits.
+    /// Validate a component (a file, or oci://REGISTRY/REPO:TAG pulled first) and say which
+    /// slot it fits.
     Check { file: PathBuf },
+    /// Publish a component to an OCI registry as a wasm artifact, after checking it
+    /// (PLUGIN_OCI_INSECURE, PLUGIN_OCI_USERNAME, PLUGIN_OCI_PASSWORD). Prints the pinned
+    /// reference (oci://...@sha256:...).
+    Push {
+        file: PathBuf,
+        /// oci://REGISTRY/REPOSITORY:TAG
+        target: String,
+    },
     /// Run a component over a recording of plug-in calls (PLUGIN_RECORD) and report how often
     /// it decides as recorded (or as --against decides), its faults and its call times.
     Replay(voice_host::cli::replay::ReplayArgs),
@@ -129,12 +138,22 @@ fn main() -> ExitCode {
         Some(Command::Plugins { command }) => match command {
             PluginsCommand::Check { file } => {
                 init_check_logging();
-                match voice_host::plugins::check_component(&file) {
+                match voice_host::cli::registry::check(cli.config.as_deref(), &file) {
                     Ok(report) => {
                         println!("{report}");
                         ExitCode::SUCCESS
                     }
                     Err(e) => fail(&file.display().to_string(), e),
+                }
+            }
+            PluginsCommand::Push { file, target } => {
+                init_check_logging();
+                match voice_host::cli::registry::push(cli.config.as_deref(), &file, &target) {
+                    Ok(pushed) => {
+                        println!("{pushed}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail("plugins push", e),
                 }
             }
             PluginsCommand::List { url, token } => plugins_list(&url, token),

@@ -14,6 +14,7 @@ pub mod host;
 pub mod host_process;
 pub mod metrics;
 pub mod microphone;
+pub mod oci_registry;
 pub mod plot;
 pub mod plugins;
 pub mod prerequisite;

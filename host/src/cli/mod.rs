@@ -1,5 +1,6 @@
 //! Command-line clients of a running host, and development helpers.
 
+pub mod registry;
 pub mod replay;
 pub mod scaffold;
 pub mod talk;

@@ -119,6 +119,13 @@ pub struct Config {
     pub plugin_record_text: bool,
     pub plugin_record_max_mb: u64,
     pub plugin_record_files: u32,
+    /// Seconds between checks of an `oci://` tag serving a slot (`PLUGIN_POLL_S`).
+    pub plugin_poll_s: u64,
+    /// Registries reached over plain HTTP (`PLUGIN_OCI_INSECURE`, `host:port` list).
+    pub plugin_oci_insecure: Vec<String>,
+    /// Registry credentials (`PLUGIN_OCI_USERNAME`, `PLUGIN_OCI_PASSWORD`).
+    pub plugin_oci_username: Option<String>,
+    pub plugin_oci_password: Option<String>,
 
     /// Admission and per-client limits (see `docs/security.md`).
     pub security: security::SecurityConfig,
@@ -553,6 +560,37 @@ impl Config {
             plugin_canary_min_calls: r.num("PLUGIN_CANARY_MIN_CALLS", 20)?,
             plugin_record: r.opt("PLUGIN_RECORD").map(PathBuf::from),
             plugin_record_text: r.boolean("PLUGIN_RECORD_TEXT", true)?,
+            plugin_poll_s: match r.num("PLUGIN_POLL_S", 30)? {
+                0 => return Err(err("PLUGIN_POLL_S", "must be at least 1")),
+                n => n,
+            },
+            plugin_oci_insecure: r
+                .opt("PLUGIN_OCI_INSECURE")
+                .map(|s| {
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|h| !h.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            plugin_oci_username: r.opt("PLUGIN_OCI_USERNAME"),
+            plugin_oci_password: match (r.opt("PLUGIN_OCI_USERNAME"), r.opt("PLUGIN_OCI_PASSWORD"))
+            {
+                (None, Some(_)) => {
+                    return Err(err(
+                        "PLUGIN_OCI_PASSWORD",
+                        "set PLUGIN_OCI_USERNAME with it",
+                    ))
+                }
+                (Some(_), None) => {
+                    return Err(err(
+                        "PLUGIN_OCI_USERNAME",
+                        "set PLUGIN_OCI_PASSWORD with it",
+                    ))
+                }
+                (_, password) => password,
+            },
             plugin_record_max_mb: match r.num("PLUGIN_RECORD_MAX_MB", 64)? {
                 0 => return Err(err("PLUGIN_RECORD_MAX_MB", "must be at least 1")),
                 n => n,
@@ -588,6 +626,7 @@ impl Config {
             &self.openai_api_key,
             &self.elevenlabs_api_key,
             &self.admin_token,
+            &self.plugin_oci_password,
         ]
         .into_iter()
         .flatten()
@@ -779,6 +818,13 @@ impl Config {
                 self.plugin_record_max_mb.to_string(),
             ),
             ("PLUGIN_RECORD_FILES", self.plugin_record_files.to_string()),
+            ("PLUGIN_POLL_S", self.plugin_poll_s.to_string()),
+            ("PLUGIN_OCI_INSECURE", self.plugin_oci_insecure.join(",")),
+            (
+                "PLUGIN_OCI_USERNAME",
+                self.plugin_oci_username.clone().unwrap_or_default(),
+            ),
+            ("PLUGIN_OCI_PASSWORD", show_key(&self.plugin_oci_password)),
         ];
         let lines = lines
             .into_iter()

@@ -73,10 +73,16 @@ mod tests {
                 "sk_0123456789abcdef0123456789abcdef9abc",
             ),
             ("ADMIN_TOKEN", "admin-token-0123456789abcdef0123456789"),
+            (
+                "PLUGIN_OCI_PASSWORD",
+                "ghp_registry0123456789abcdef01234567",
+            ),
         ];
         let mut raw = super::super::source::RawSettings::default();
         raw.overlay_env(
-            keys.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            keys.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain([("PLUGIN_OCI_USERNAME".to_string(), "ci".to_string())]),
             &super::super::vars::names(),
         );
         let config = super::super::Config::from_raw(&raw).expect("valid");

@@ -256,7 +256,7 @@ pub const VARS: &[Var] = &[
     v(
         "INTENT_PLUGIN",
         "PLUGIN_DIR/intent_keywords.wasm",
-        "intent-analyzer component, or none",
+        "intent-analyzer component (a file or oci://REGISTRY/REPO:TAG|@sha256:...), or none",
     ),
     v(
         "PROMPT_PLUGIN",
@@ -362,6 +362,25 @@ pub const VARS: &[Var] = &[
         "PLUGIN_CANARY_MIN_CALLS",
         "20",
         "calls a canary answers before its fault rate is judged",
+    ),
+    v(
+        "PLUGIN_POLL_S",
+        "30",
+        "seconds between checks of an oci:// tag serving a slot (a moved tag rolls out)",
+    ),
+    v(
+        "PLUGIN_OCI_INSECURE",
+        "",
+        "registries (host:port, comma-separated) reached over plain HTTP instead of HTTPS",
+    ),
+    v(
+        "PLUGIN_OCI_USERNAME",
+        "",
+        "user name for the plug-in registry (empty: anonymous)",
+    ),
+    secret(
+        "PLUGIN_OCI_PASSWORD",
+        "password or token for the plug-in registry",
     ),
     v(
         "PLUGIN_RECORD",

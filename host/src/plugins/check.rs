@@ -28,6 +28,10 @@ pub struct CheckReport {
     /// Most linear memory an instance used while loading (instantiation, `init` with an empty
     /// configuration and the self-check call), in bytes.
     pub memory_bytes: u64,
+    /// Names the component imports (e.g. `wasi:cli/environment@0.2.0`), in its order.
+    pub imports: Vec<String>,
+    /// Names the component exports (e.g. `analyze`).
+    pub exports: Vec<String>,
 }
 
 /// Memory cap of the trial instances: enough for an interpreter, so the report can say what a
@@ -43,11 +47,7 @@ impl fmt::Display for CheckReport {
             &self.hash[..12.min(self.hash.len())]
         )?;
         for slot in &self.fits {
-            writeln!(
-                f,
-                "  fits slot {slot} (world voice:policy/{}@0.1.0)",
-                slot.world()
-            )?;
+            writeln!(f, "  fits slot {slot} (world {})", slot.qualified_world())?;
         }
         for (slot, reason) in &self.rejected {
             writeln!(f, "  not {slot}: {reason}")?;
@@ -93,6 +93,8 @@ pub fn check_component(path: &Path) -> Result<CheckReport, PluginError> {
         fits: Vec::new(),
         rejected: Vec::new(),
         memory_bytes: 0,
+        imports: Vec::new(),
+        exports: Vec::new(),
     };
     // Compiled once, tried against every world.
     let (component, origin) = rt
@@ -102,6 +104,10 @@ pub fn check_component(path: &Path) -> Result<CheckReport, PluginError> {
             path: path.to_path_buf(),
             reason: one_line(&e),
         })?;
+    let ty = component.component_type();
+    let engine = &rt.engine.engine;
+    report.imports = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    report.exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     try_world::<intent::IntentAnalyzer>(&rt, path, &component, origin, &mut report);
     try_world::<prompt::PromptShaper>(&rt, path, &component, origin, &mut report);
     try_world::<barge_in::BargeInPolicy>(&rt, path, &component, origin, &mut report);

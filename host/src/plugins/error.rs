@@ -28,6 +28,10 @@ pub enum PluginError {
         path: PathBuf,
         reason: String,
     },
+    /// A slot's `oci://` source is malformed, or could not be pulled (and no earlier copy is
+    /// stored).
+    #[error("plug-in {slot}: {reason}")]
+    Source { slot: Slot, reason: String },
     /// A component checked outside of a slot fits no world.
     #[error("{}: {reason}", path.display())]
     Check { path: PathBuf, reason: String },

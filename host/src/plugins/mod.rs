@@ -14,6 +14,9 @@
 //! off the session's path, compared and counted (`shadow.rs`), and a canary serving a share of
 //! new sessions, rolled back by itself when it faults more than the live version (`canary.rs`).
 //! `slot_cell.rs` decides which version each session runs.
+//!
+//! A slot may name a component published in an OCI registry instead of a file (`oci/`): a tag is
+//! followed, and a new version behind it is pulled, verified and hot-swapped like a changed file.
 
 mod admin;
 mod behaviours;
@@ -31,6 +34,7 @@ mod imports;
 mod instance;
 mod loaded;
 mod metrics;
+pub mod oci;
 mod prompt_clamp;
 mod record;
 mod registry;

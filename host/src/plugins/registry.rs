@@ -14,6 +14,7 @@ use super::canary::CanaryPolicy;
 use super::error::PluginError;
 use super::instance::SlotInstance;
 use super::loaded::{load, read_component, LoadedPlugin};
+use super::oci::{self, OciSource, Registries, Tracked};
 use super::runtime::Runtime;
 use super::settings::{CanarySettings, PluginSettings, Slot};
 use super::shadow::{self, Candidate};
@@ -58,18 +59,43 @@ pub struct PluginRegistry {
     canary_policy: CanaryPolicy,
     /// Serialises reloads (file watcher and admin endpoint).
     reload_lock: Mutex<()>,
-    watcher: Mutex<Option<WatchHandle>>,
+    /// Pulls `oci://` versions (live, shadow and canary).
+    registries: Registries,
+    /// Per slot (indexed by `Slot as usize`): the OCI reference its live version follows.
+    sources: [Option<Tracked>; 3],
+    /// The file watcher and the tag follower, stopped when the registry is dropped.
+    watchers: Mutex<Vec<WatchHandle>>,
 }
 
 impl PluginRegistry {
-    /// Loads every configured slot (compiling or reading the precompiled cache, validating and
-    /// self-checking each) and starts the file watcher when `settings.watch` is set. Fails with
-    /// a one-line reason naming the slot and file when a configured component is missing or
-    /// invalid.
+    /// Loads every configured slot (pulling `oci://` sources, compiling or reading the
+    /// precompiled cache, validating and self-checking each), starts the file watcher when
+    /// `settings.watch` is set and follows the tags that serve slots. Fails with a one-line
+    /// reason naming the slot and file when a configured component is missing or invalid.
     pub fn start(
-        settings: PluginSettings,
+        mut settings: PluginSettings,
         fallback: BuiltinBehaviours,
     ) -> Result<Arc<PluginRegistry>, PluginError> {
+        let registries = Registries::new(
+            settings.oci.clone(),
+            oci::store_dir(settings.cache_dir.as_deref()),
+        );
+        let mut sources: [Option<Tracked>; 3] = Default::default();
+        for slot in Slot::ALL {
+            let configured = settings.slot(slot).path.as_deref();
+            let Some(source) = configured.and_then(OciSource::from_path) else {
+                continue;
+            };
+            let source = source.map_err(|reason| PluginError::Source { slot, reason })?;
+            let (pulled, problem) =
+                oci::first_pull(&registries, &source).map_err(|reason| PluginError::Source {
+                    slot,
+                    reason: format!("cannot pull {source}: {reason}"),
+                })?;
+            tracing::info!(slot = %slot, source = %source, digest = %pulled.digest, "plug-in pulled");
+            settings.slot_mut(slot).path = Some(pulled.file);
+            sources[slot as usize] = Some(Tracked::new(source, pulled.digest, problem));
+        }
         let rt = Runtime::new(&settings)?;
         let registry = Arc::new(PluginRegistry {
             rt,
@@ -80,7 +106,9 @@ impl PluginRegistry {
             generation: AtomicU64::new(0),
             canary_policy: settings.canary_policy,
             reload_lock: Mutex::new(()),
-            watcher: Mutex::new(None),
+            registries,
+            sources,
+            watchers: Mutex::new(Vec::new()),
         });
         registry.reload_cell(&registry.intent, true)?;
         registry.reload_cell(&registry.prompt, true)?;
@@ -101,10 +129,28 @@ impl PluginRegistry {
                 .collect();
             if !paths.is_empty() {
                 let handle = spawn_watcher(Arc::downgrade(&registry), paths)?;
-                *registry.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+                registry.watching(handle);
             }
         }
+        // A tag is followed whatever `watch` says: naming a tag asks for its newest version,
+        // and a digest is how a slot is frozen.
+        let tags: Vec<Slot> = Slot::ALL
+            .into_iter()
+            .filter(|s| matches!(&registry.sources[*s as usize], Some(t) if !t.source.is_pinned()))
+            .collect();
+        if !tags.is_empty() {
+            let every = settings.oci.poll;
+            let handle = oci::spawn_follower(Arc::downgrade(&registry), tags, every)?;
+            registry.watching(handle);
+        }
         Ok(registry)
+    }
+
+    fn watching(&self, handle: WatchHandle) {
+        self.watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle);
     }
 
     /// What serves each slot now (judging running canaries first).
@@ -112,11 +158,72 @@ impl PluginRegistry {
         self.judge(&self.intent);
         self.judge(&self.prompt);
         self.judge(&self.barge_in);
-        vec![
+        let mut all = vec![
             self.intent.status(),
             self.prompt.status(),
             self.barge_in.status(),
-        ]
+        ];
+        for status in &mut all {
+            if let Some(tracked) = &self.sources[status.slot as usize] {
+                status.source = Some(tracked.source.text.clone());
+                status.digest = Some(tracked.running());
+                if let Some(problem) = tracked.problem() {
+                    status.last_error = Some(problem);
+                }
+            }
+        }
+        all
+    }
+
+    /// One line per slot whose OCI reference names a version that does not serve (the registry
+    /// is unreachable, or the new version was refused), for the body of `/readyz`. The server
+    /// stays ready: the running version serves.
+    pub fn source_problems(&self) -> Vec<String> {
+        Slot::ALL
+            .into_iter()
+            .filter_map(|slot| {
+                let problem = self.sources[slot as usize].as_ref()?.problem()?;
+                Some(format!("plug-in {slot}: {problem}"))
+            })
+            .collect()
+    }
+
+    /// Asks the registry what `slot`'s tag names now and, when it moved, pulls, checks and
+    /// loads that version; sessions switch at their next turn. A version that fails keeps the
+    /// running one (see [`PluginRegistry::source_problems`]).
+    pub(crate) fn follow_source(&self, slot: Slot) {
+        let Some(tracked) = &self.sources[slot as usize] else {
+            return;
+        };
+        let latest = match self.registries.resolve(&tracked.source) {
+            Ok(digest) => digest,
+            Err(reason) => return tracked.unreachable(slot, reason),
+        };
+        if !tracked.wants(&latest) {
+            return;
+        }
+        let pulled = match self.registries.pull(&tracked.source, &latest) {
+            Ok(pulled) => pulled,
+            Err(reason) => return tracked.unreachable(slot, reason),
+        };
+        match self.switch_live(slot, pulled.file) {
+            Ok(()) => tracked.switched(slot, &pulled.digest),
+            Err(e) => tracked.refused(slot, &latest, e.to_string()),
+        }
+    }
+
+    /// Loads `file` as `slot`'s live version; on failure the previous file stays live.
+    fn switch_live(&self, slot: Slot, file: PathBuf) -> Result<(), PluginError> {
+        on_cell!(self, slot, cell => {
+            let previous = cell.set_live_path(file);
+            let result = self.reload_cell(cell, false).map(drop);
+            if result.is_err() {
+                if let Some(previous) = previous {
+                    cell.set_live_path(previous);
+                }
+            }
+            result
+        })
     }
 
     /// One line per quarantined (degraded) slot, for the body of `/readyz`. The server stays
@@ -244,12 +351,29 @@ impl PluginRegistry {
         Ok(promoted)
     }
 
-    /// Loads a shadow or canary version of `cell`'s slot, configured like the live one.
+    /// Loads a shadow or canary version of `cell`'s slot, configured like the live one. An
+    /// `oci://` path is pulled first (a tag is read once: candidates do not follow it).
     fn load_candidate<W: World>(
         &self,
         cell: &SlotCell<W>,
         path: &Path,
     ) -> Result<Arc<LoadedPlugin<W>>, PluginError> {
+        let pulled;
+        let path = match OciSource::from_path(path) {
+            None => path,
+            Some(source) => {
+                let source_error = |reason: String| PluginError::Source {
+                    slot: W::SLOT,
+                    reason,
+                };
+                let source = source.map_err(source_error)?;
+                pulled = self
+                    .registries
+                    .fetch(&source)
+                    .map_err(|reason| source_error(format!("cannot pull {source}: {reason}")))?;
+                pulled.file.as_path()
+            }
+        };
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = read_component::<W>(path)?;
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -419,12 +543,8 @@ type Instance<W> = fn(Arc<Runtime>, Arc<LoadedPlugin<W>>, Arc<str>) -> SlotInsta
 
 impl Drop for PluginRegistry {
     fn drop(&mut self) {
-        if let Some(handle) = self
-            .watcher
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        let watchers = self.watchers.get_mut().unwrap_or_else(|p| p.into_inner());
+        for handle in watchers.drain(..) {
             handle.stop();
         }
     }

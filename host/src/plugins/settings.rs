@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::canary::CanaryPolicy;
+use super::oci::OciSettings;
 
 /// One of the three behaviour slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -40,6 +41,11 @@ impl Slot {
             Slot::BargeIn => "barge-in-policy",
         }
     }
+
+    /// The world with its package and version, e.g. `voice:policy/intent-analyzer@0.1.0`.
+    pub fn qualified_world(self) -> String {
+        format!("voice:policy/{}@0.1.0", self.world())
+    }
 }
 
 impl std::fmt::Display for Slot {
@@ -51,7 +57,8 @@ impl std::fmt::Display for Slot {
 /// What serves one slot.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SlotSettings {
-    /// Component file; `None` selects the built-in behaviour.
+    /// Component file, or an OCI reference (`oci://REGISTRY/REPO:TAG` or `...@sha256:...`);
+    /// `None` selects the built-in behaviour.
     pub path: Option<PathBuf>,
     /// Key/value configuration passed to the plug-in's `init` (the shadow and canary versions
     /// get the same).
@@ -155,6 +162,8 @@ pub struct PluginSettings {
     pub shadow_max_sessions: u32,
     /// Rollback policy of canaries started without one of their own (the admin endpoint).
     pub canary_policy: CanaryPolicy,
+    /// How slots named `oci://...` are pulled and followed.
+    pub oci: OciSettings,
 }
 
 impl PluginSettings {
@@ -164,6 +173,15 @@ impl PluginSettings {
             Slot::Intent => &self.intent,
             Slot::Prompt => &self.prompt,
             Slot::BargeIn => &self.barge_in,
+        }
+    }
+
+    /// Settings of one slot, to change.
+    pub fn slot_mut(&mut self, slot: Slot) -> &mut SlotSettings {
+        match slot {
+            Slot::Intent => &mut self.intent,
+            Slot::Prompt => &mut self.prompt,
+            Slot::BargeIn => &mut self.barge_in,
         }
     }
 }
@@ -188,6 +206,7 @@ impl Default for PluginSettings {
             record: None,
             shadow_max_sessions: 64,
             canary_policy: CanaryPolicy::default(),
+            oci: OciSettings::default(),
         }
     }
 }

@@ -26,6 +26,10 @@ pub struct SlotStatus {
     pub plugin: Option<String>,
     /// Component file.
     pub path: Option<PathBuf>,
+    /// The OCI reference the slot follows (`oci://...`); `None` when it names a file.
+    pub source: Option<String>,
+    /// Manifest digest of the version pulled from `source` that serves now.
+    pub digest: Option<String>,
     /// Version: the first 12 hex digits of the component's SHA-256.
     pub version: Option<String>,
     /// Full SHA-256 of the component.
@@ -162,6 +166,12 @@ impl<W: World> SlotCell<W> {
 
     pub fn live_path(&self) -> Option<PathBuf> {
         lock(&self.live_path).clone()
+    }
+
+    /// Points the live version at another file (a new version pulled from a registry); returns
+    /// the previous one, to put back if the new file does not load.
+    pub fn set_live_path(&self, path: PathBuf) -> Option<PathBuf> {
+        lock(&self.live_path).replace(path)
     }
 
     pub fn current(&self) -> Option<Arc<LoadedPlugin<W>>> {
@@ -303,6 +313,8 @@ impl<W: World> SlotCell<W> {
             slot: W::SLOT,
             plugin: None,
             path: None,
+            source: None,
+            digest: None,
             version: None,
             hash: None,
             loaded_at: None,

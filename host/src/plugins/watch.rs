@@ -25,6 +25,11 @@ pub(crate) struct WatchHandle {
 }
 
 impl WatchHandle {
+    /// A handle setting `stop` (which the thread it stops polls).
+    pub fn new(stop: Arc<AtomicBool>) -> Self {
+        Self { stop }
+    }
+
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -100,5 +105,5 @@ pub(crate) fn spawn_watcher(
             }
         })
         .map_err(|e| PluginError::Runtime(format!("cannot start the plug-in file watcher: {e}")))?;
-    Ok(WatchHandle { stop })
+    Ok(WatchHandle::new(stop))
 }

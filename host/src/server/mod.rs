@@ -13,7 +13,8 @@ use crate::behaviour::defaults::{BargeInRules, BuiltinBehaviours};
 use crate::behaviour::BehaviourSource;
 use crate::config::Config;
 use crate::plugins::{
-    CanaryPolicy, CanarySettings, PluginRegistry, PluginSettings, RecordSettings, SlotSettings,
+    oci::OciSettings, CanaryPolicy, CanarySettings, PluginRegistry, PluginSettings, RecordSettings,
+    SlotSettings,
 };
 use crate::session::orchestrator::OrchestratorConfig;
 use crate::session::{Providers, SessionDeps};
@@ -81,6 +82,13 @@ pub fn plugin_settings(cfg: &Config) -> PluginSettings {
             max_file_bytes: cfg.plugin_record_max_mb.saturating_mul(1024 * 1024),
             rotated_files: cfg.plugin_record_files,
         }),
+        oci: OciSettings {
+            insecure: cfg.plugin_oci_insecure.clone(),
+            username: cfg.plugin_oci_username.clone(),
+            password: cfg.plugin_oci_password.clone(),
+            poll: std::time::Duration::from_secs(cfg.plugin_poll_s),
+            ..OciSettings::default()
+        },
         ..PluginSettings::default()
     }
 }

@@ -101,12 +101,18 @@ impl AppState {
         reasons
     }
 
-    /// Slots whose plug-in is quarantined. Not a readiness problem: the built-in behaviour
-    /// serves them, and failing readiness would let one client's faults pull every replica.
+    /// Slots whose plug-in is quarantined, or whose `oci://` source names a version that does
+    /// not serve. Not a readiness problem: the built-in behaviour or the running version serves
+    /// them, and failing readiness would let one client's faults (or one registry outage) pull
+    /// every replica.
     pub fn degraded_plugins(&self) -> Vec<String> {
         self.registry
             .as_ref()
-            .map(|r| r.quarantined())
+            .map(|r| {
+                let mut lines = r.quarantined();
+                lines.extend(r.source_problems());
+                lines
+            })
             .unwrap_or_default()
     }
 }

@@ -16,6 +16,7 @@ mod playback;
 mod plugins_faults_server;
 mod plugins_hot_swap_server;
 mod plugins_js_server;
+mod plugins_oci_server;
 mod plugins_python_server;
 mod plugins_record_replay;
 mod plugins_rollout_server;
