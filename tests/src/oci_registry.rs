@@ -27,6 +27,17 @@ impl OciRegistry {
     /// Starts one, or `None` (after [`crate::prerequisite::missing`]) when `docker-registry` is
     /// not installed.
     pub async fn start() -> Option<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Like [`OciRegistry::start`], answering only `user` with the password whose bcrypt hash
+    /// is `bcrypt` (HTTP basic authentication, as a private registry does). The methods of this
+    /// type that read the registry do not log in: use them with [`OciRegistry::start`] only.
+    pub async fn start_with_login(user: &str, bcrypt: &str) -> Option<Self> {
+        Self::start_with(Some((user, bcrypt))).await
+    }
+
+    async fn start_with(login: Option<(&str, &str)>) -> Option<Self> {
         if Command::new("docker-registry")
             .arg("--version")
             .stdout(Stdio::null())
@@ -54,12 +65,24 @@ impl OciRegistry {
             .port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.join("config.yml");
+        let auth = match login {
+            None => String::new(),
+            Some((user, bcrypt)) => {
+                let htpasswd = dir.join("htpasswd");
+                std::fs::write(&htpasswd, format!("{user}:{bcrypt}\n")).expect("htpasswd");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    htpasswd.display()
+                )
+            }
+        };
         std::fs::write(
             &config,
             format!(
                 "version: 0.1\n\
                  log:\n  level: warn\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                 {auth}\
                  http:\n  addr: {addr}\n",
                 dir.join("storage").display()
             ),
@@ -81,7 +104,8 @@ impl OciRegistry {
                 .send()
                 .await
                 .map(|r| r.status().as_u16());
-            if answered.as_ref().is_ok_and(|s| *s == 200) {
+            // 401: up, and asking for the login.
+            if answered.as_ref().is_ok_and(|s| *s == 200 || *s == 401) {
                 return Some(registry);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -90,6 +90,8 @@ fn cases() -> Vec<(&'static [&'static str], How)> {
         (&["INTENT_PLUGIN", "PROMPT_PLUGIN", "PLUGIN_DEADLINE_MS", "PLUGIN_FAULT_WINDOW_MS", "PLUGIN_QUARANTINE_BACKOFF_MS"], Elsewhere("tests/tests/e2e/plugins_faults_server.rs and plugins_python_server.rs")),
         (&["BARGE_IN_PLUGIN"], Elsewhere("tests/tests/e2e/conversation.rs a_seven_word_barge_in_interrupts_with_each_reference_barge_in_plugin")),
         (&["PLUGIN_WATCH"], Elsewhere("tests/tests/e2e/plugins_hot_swap_server.rs")),
+        (&["PLUGIN_POLL_S", "PLUGIN_OCI_INSECURE"], Elsewhere("tests/tests/e2e/plugins_oci_server.rs a_moved_tag_rolls_every_host_and_its_open_sessions: two hosts reach the loopback registry over plain HTTP and roll to a moved tag within a poll of 1 s")),
+        (&["PLUGIN_OCI_USERNAME", "PLUGIN_OCI_PASSWORD"], Elsewhere("tests/tests/e2e/plugins_oci_server.rs a_private_registry_is_reached_with_its_credentials_and_they_stay_secret")),
         (&["PLUGIN_MEMORY_MB"], Here(|| Box::pin(plugin_memory()))),
         (&["PLUGIN_SESSION_FAULT_LIMIT", "PLUGIN_QUARANTINE_SESSIONS"], Here(|| Box::pin(plugin_fault_limits()))),
         (&["PLUGIN_RECORD", "PLUGIN_RECORD_TEXT"], Elsewhere("tests/tests/plugins_record_replay.rs: typed turns and a barge-in recorded into the directory and replayed; a_masked_recording_keeps_no_words")),

@@ -84,6 +84,11 @@ fn unseen_version(reg: &OciRegistry, v1: &Path) -> PathBuf {
 /// registry and a home and compiled-component cache of its own; killed if it outlives
 /// [`LIMIT`].
 async fn cli(reg: &OciRegistry, args: &[&str]) -> Output {
+    cli_env(reg, args, &[]).await
+}
+
+/// [`cli`] with more environment variables (`env`).
+async fn cli_env(reg: &OciRegistry, args: &[&str], env: &[(&str, &str)]) -> Output {
     static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let home = reg.dir().join(format!(
         "cli-{}",
@@ -97,6 +102,7 @@ async fn cli(reg: &OciRegistry, args: &[&str]) -> Output {
         .env("HOME", &home)
         .env("XDG_CACHE_HOME", home.join("cache"))
         .env("PLUGIN_OCI_INSECURE", &reg.addr)
+        .envs(env.iter().copied())
         .kill_on_drop(true)
         .output();
     tokio::time::timeout(LIMIT, run)
@@ -503,4 +509,112 @@ async fn a_host_whose_first_pull_fails_does_not_start() {
         panic!("the host prepared with {missing}, which does not exist");
     };
     assert!(e.0.contains(&missing), "names the reference: {}", e.0);
+}
+
+/// The password of the private registry, and its bcrypt hash (cost 5) as htpasswd stores it.
+const PASSWORD: &str = "registry-test-password-0123";
+const PASSWORD_BCRYPT: &str = "$2b$05$jg2MT27nSp5Et57e9hsJG.HsD/fCe9Re./Lny0pjvu4P.5/XB4Q6i";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_registry_is_reached_with_its_credentials_and_they_stay_secret() {
+    let Some(reg) = OciRegistry::start_with_login("ci", PASSWORD_BCRYPT).await else {
+        return;
+    };
+    let (v1_file, _) = versions(&reg);
+    let v1 = v1_file.to_str().unwrap();
+    let live = reg.reference("voice/private:live");
+    let login = [
+        ("PLUGIN_OCI_USERNAME", "ci"),
+        ("PLUGIN_OCI_PASSWORD", PASSWORD),
+    ];
+
+    // Anonymous: refused, with one line that says so.
+    let out = cli(&reg, &["plugins", "push", v1, &live]).await;
+    let reason = one_line_reason("an anonymous push", &out).to_lowercase();
+    assert!(
+        reason.contains("unauthorized") || reason.contains("401"),
+        "{reason}"
+    );
+    // Logged in: published; the password appears nowhere in what the command printed.
+    let out = cli_env(&reg, &["plugins", "push", v1, &live], &login).await;
+    let printed = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{printed}");
+    assert!(!printed.contains(PASSWORD), "{printed}");
+    let other = reg.reference("voice/private:other");
+    let out = cli_env(&reg, &["plugins", "push", v1, &other], &login).await;
+    assert!(out.status.success(), "{out:?}");
+
+    // A host with the credentials pulls and serves it.
+    let mut settings = oci_settings(&reg, &live);
+    settings.extend(login.map(|(k, v)| (k.to_string(), v.to_string())));
+    let s = stack(&settings).await;
+    let mut c = session(s.host.addr).await;
+    let system = turn(&s, &mut c, "private", 1).await;
+    assert!(system.contains(V1_SAYS), "{system}");
+    assert_eq!(intent_slot(s.host.addr).await["source"], live.as_str());
+    no_trouble(c, "private").await;
+
+    // With a wrong password (and a reference it never pulled, so no earlier copy), a host does
+    // not start, and its reason does not carry the password.
+    let wrong = "not-the-registry-password-0123";
+    let cfg = host::config(&[
+        ("DEEPGRAM_API_KEY", host::DEEPGRAM_KEY),
+        ("OPENAI_API_KEY", host::OPENAI_KEY),
+        ("ELEVENLABS_API_KEY", host::ELEVENLABS_KEY),
+        ("INTENT_PLUGIN", other.as_str()),
+        ("PLUGIN_OCI_INSECURE", reg.addr.as_str()),
+        ("PLUGIN_OCI_USERNAME", "ci"),
+        ("PLUGIN_OCI_PASSWORD", wrong),
+    ]);
+    let prepared = tokio::task::spawn_blocking(move || voice_host::server::prepare(cfg))
+        .await
+        .unwrap();
+    let Err(e) = prepared else {
+        panic!("a host started on {other} with a wrong password");
+    };
+    assert!(e.0.contains(&other), "names the reference: {}", e.0);
+    assert!(!e.0.contains(wrong), "{}", e.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_restarting_while_its_registry_is_down_starts_with_its_last_copy() {
+    let Some(reg) = OciRegistry::start().await else {
+        return;
+    };
+    let (v1_file, _) = versions(&reg);
+    // A repository of its own: what a host pulled is remembered on disk by reference, and
+    // another run may get the same port.
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let live = reg.reference(&format!(
+        "voice/restart-{}-{unique}:live",
+        std::process::id()
+    ));
+    let v1 = push(&reg, &v1_file, &live).await;
+    let settings = oci_settings(&reg, &live);
+    let s = stack(&settings).await;
+    assert_eq!(intent_slot(s.host.addr).await["digest"], v1.digest.as_str());
+
+    drop(reg);
+    // A replica starting now cannot reach the registry: it serves the copy pulled before and
+    // says why it may be stale.
+    let again = s.another_host(&pairs(&settings)).await;
+    let entry = intent_slot(again.addr).await;
+    assert_eq!(entry["digest"], v1.digest.as_str(), "{entry}");
+    let (status, body) = readyz(again.addr).await;
+    assert_eq!(status, 200, "{body}");
+    let mut lines = Vec::new();
+    strings_with(&body, "oci://", &mut lines);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("cannot update from") && l.contains(live.as_str())),
+        "{body}"
+    );
+    let mut c = session(again.addr).await;
+    let system = turn(&s, &mut c, "restarted", 1).await;
+    assert!(system.contains(V1_SAYS), "{system}");
+    no_trouble(c, "restarted").await;
 }

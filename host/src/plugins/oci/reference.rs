@@ -122,7 +122,10 @@ mod tests {
             ("oci://ghcr.io/acme/intent", "give a tag"),
             ("oci://localhost:5000/intent", "give a tag"),
             ("oci://ghcr.io", "expected oci://REGISTRY/REPOSITORY:TAG"),
-            ("oci://ghcr.io/acme/intent@sha256:abc", "64 hex digits"),
+            (
+                "oci://ghcr.io/acme/intent@sha256:abc",
+                "malformed OCI reference",
+            ),
             ("oci://ghcr.io/Acme/intent:live", "malformed OCI reference"),
             (
                 "http://ghcr.io/acme/intent:live",
@@ -132,6 +135,10 @@ mod tests {
             let err = OciSource::parse(text).unwrap_err();
             assert!(err.contains(why), "{text}: {err}");
         }
+        // A well-formed digest of another algorithm: the host verifies sha256 only.
+        let sha512 = format!("oci://ghcr.io/acme/intent@sha512:{}", "ab".repeat(64));
+        let err = OciSource::parse(&sha512).unwrap_err();
+        assert!(err.contains("must be sha256"), "{err}");
         assert!(OciSource::from_path(Path::new("plugins/intent.wasm")).is_none());
         assert!(OciSource::from_path(Path::new("oci://x")).unwrap().is_err());
     }
