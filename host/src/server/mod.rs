@@ -157,11 +157,13 @@ pub fn prepare_with(
     let (behaviours, registry): (Arc<dyn BehaviourSource>, Option<Arc<PluginRegistry>>) =
         if any_plugin {
             let registry = PluginRegistry::start(plugin_settings(&cfg), fallback)
-                .map_err(|e| {
-                    StartError(format!(
+                .map_err(|e| match e {
+                    // A registry problem: the reference plug-ins are beside the point.
+                    crate::plugins::PluginError::Source { .. } => StartError(format!("plug-ins: {e}")),
+                    e => StartError(format!(
                         "plug-ins: {e} (scripts/build-plugins.sh builds the reference plug-ins; \
                          set INTENT_PLUGIN/PROMPT_PLUGIN/BARGE_IN_PLUGIN=none for the built-in behaviour)"
-                    ))
+                    )),
                 })?;
             (registry.clone(), Some(registry))
         } else {
