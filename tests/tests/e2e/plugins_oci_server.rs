@@ -618,3 +618,71 @@ async fn a_host_restarting_while_its_registry_is_down_starts_with_its_last_copy(
     assert!(system.contains(V1_SAYS), "{system}");
     no_trouble(c, "restarted").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_and_a_shadow_are_pulled_from_the_registry_through_the_admin_endpoint() {
+    let Some(reg) = OciRegistry::start().await else {
+        return;
+    };
+    let (v1_file, v2_file) = versions(&reg);
+    let live = reg.reference("voice/intent:live");
+    let candidate = reg.reference("voice/intent:candidate");
+    push(&reg, &v1_file, &live).await;
+    push(&reg, &v2_file, &candidate).await;
+    let s = stack(&oci_settings(&reg, &live)).await;
+    let addr = s.host.addr;
+
+    // A reference that does not exist is refused with its reason; nothing changes.
+    let missing = reg.reference("voice/intent:missing");
+    let (status, body) = admin_with(
+        addr,
+        ADMIN,
+        "PUT",
+        "/admin/plugins/intent/canary",
+        Some(json!({ "path": missing, "percent": 100 })),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains(&missing), "{body}");
+    assert_eq!(intent_slot(addr).await["canary"], Value::Null);
+
+    // The candidate as a shadow: pulled, loaded, counted, never heard.
+    let (status, body) = admin_with(
+        addr,
+        ADMIN,
+        "PUT",
+        "/admin/plugins/intent/shadow",
+        Some(json!({ "path": candidate })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        slot_entry(&body, "intent")["shadow"]["plugin"],
+        "intent_climate",
+        "{body}"
+    );
+    let mut shadowed = session(addr).await;
+    let system = turn(&s, &mut shadowed, "shadowed", 1).await;
+    assert!(system.contains(V1_SAYS), "{system}");
+    no_trouble(shadowed, "shadowed").await;
+
+    // The candidate as a canary for every new session: it decides their turns.
+    let (status, body) = admin_with(
+        addr,
+        ADMIN,
+        "PUT",
+        "/admin/plugins/intent/canary",
+        Some(json!({ "path": candidate, "percent": 100 })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        slot_entry(&body, "intent")["canary"]["plugin"],
+        "intent_climate",
+        "{body}"
+    );
+    let mut on_canary = session(addr).await;
+    let system = turn(&s, &mut on_canary, "canary", 1).await;
+    assert!(system.contains(V2_SAYS), "{system}");
+    no_trouble(on_canary, "canary").await;
+}
