@@ -114,6 +114,16 @@ impl AgentClient {
         c.start_session(audio, output).await
     }
 
+    /// [`AgentClient::start`] sending 16 kHz PCM16 and taking the default output.
+    pub async fn start_pcm16(addr: SocketAddr) -> Self {
+        Self::start(
+            addr,
+            json!({"encoding": "pcm16", "sample_rate": 16000}),
+            None,
+        )
+        .await
+    }
+
     /// Send `start` on this connection; returns after `ready`.
     pub async fn start_session(self, audio: Value, output: Option<Value>) -> Self {
         let mut c = self;

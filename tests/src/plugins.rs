@@ -13,6 +13,23 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `bytes` with `old`, which must occur exactly once, replaced by `new` of the same length: a
+/// variant of a built component whose every offset stays (another default text, another
+/// decision name), without a second build.
+pub fn patched(bytes: &[u8], old: &str, new: &str) -> Vec<u8> {
+    assert_eq!(old.len(), new.len(), "{old:?} and {new:?} differ in length");
+    let at: Vec<usize> = bytes
+        .windows(old.len())
+        .enumerate()
+        .filter(|(_, w)| *w == old.as_bytes())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "{old:?} appears once in the component");
+    let mut out = bytes.to_vec();
+    out[at[0]..at[0] + new.len()].copy_from_slice(new.as_bytes());
+    out
+}
+
 /// The component of plug-in `name` (a crate under `plugins/` or a Python plug-in under
 /// `plugins/python/`), e.g. `prompt-persona` -> `plugins/dist/prompt_persona.wasm`.
 pub fn component(name: &str) -> PathBuf {

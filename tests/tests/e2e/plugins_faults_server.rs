@@ -22,12 +22,7 @@ async fn readyz(addr: SocketAddr) -> (u16, Value) {
 }
 
 async fn session(addr: SocketAddr) -> AgentClient {
-    AgentClient::start(
-        addr,
-        json!({"encoding": "pcm16", "sample_rate": 16000}),
-        None,
-    )
-    .await
+    AgentClient::start_pcm16(addr).await
 }
 
 /// One typed turn, answered.

@@ -23,20 +23,7 @@ const NEW: &str = "You are a cheerful voice assistant";
 /// The same plug-in built with another default persona: the text differs, its length (and so
 /// every offset in the component) does not.
 fn other_persona(bytes: &[u8]) -> Vec<u8> {
-    let at: Vec<usize> = bytes
-        .windows(OLD.len())
-        .enumerate()
-        .filter(|(_, w)| *w == OLD.as_bytes())
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(
-        at.len(),
-        1,
-        "the persona text appears once in the component"
-    );
-    let mut out = bytes.to_vec();
-    out[at[0]..at[0] + NEW.len()].copy_from_slice(NEW.as_bytes());
-    out
+    plugins::patched(bytes, OLD, NEW)
 }
 
 /// A typed turn by session `who`, numbered `n`, as the model sees it.
@@ -45,12 +32,7 @@ fn question(who: &str, n: usize) -> String {
 }
 
 async fn session(addr: std::net::SocketAddr) -> AgentClient {
-    AgentClient::start(
-        addr,
-        json!({"encoding": "pcm16", "sample_rate": 16000}),
-        None,
-    )
-    .await
+    AgentClient::start_pcm16(addr).await
 }
 
 /// Sends turn `n` of `who` and waits for its reply, which must be whole.

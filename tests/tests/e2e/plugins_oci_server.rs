@@ -36,23 +36,12 @@ const V2_SAYS: &str = "intent appears to be \"climate\"";
 /// `weather`), so every offset in the component stays, and the same rules; only the decision's
 /// name differs.
 fn renamed_intent(bytes: &[u8], name: &str) -> Vec<u8> {
-    assert_eq!(name.len(), "weather".len());
     // The intent's name is stored right before its phrases.
-    const NAME_AND_PHRASES: &[u8] = b"weatherweather, forecast";
-    let at: Vec<usize> = bytes
-        .windows(NAME_AND_PHRASES.len())
-        .enumerate()
-        .filter(|(_, w)| *w == NAME_AND_PHRASES)
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(
-        at.len(),
-        1,
-        "the weather rule appears once in the component"
-    );
-    let mut out = bytes.to_vec();
-    out[at[0]..at[0] + name.len()].copy_from_slice(name.as_bytes());
-    out
+    plugins::patched(
+        bytes,
+        "weatherweather, forecast",
+        &format!("{name}weather, forecast"),
+    )
 }
 
 /// v1 and v2 as files under the registry's temporary directory.
@@ -214,12 +203,7 @@ async fn stack(settings: &[(String, String)]) -> CloudStack {
 }
 
 async fn session(addr: SocketAddr) -> AgentClient {
-    AgentClient::start(
-        addr,
-        json!({"encoding": "pcm16", "sample_rate": 16000}),
-        None,
-    )
-    .await
+    AgentClient::start_pcm16(addr).await
 }
 
 /// Turn `n` of session `who`: a weather question, answered whole. Returns the system message
@@ -244,6 +228,12 @@ async fn turn(s: &CloudStack, c: &mut AgentClient, who: &str, n: usize) -> Strin
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// Takes turn `n` on `c` and checks the intent the prompt plug-in passed to the model.
+async fn decided_by(s: &CloudStack, c: &mut AgentClient, who: &str, n: usize, says: &str) {
+    let system = turn(s, c, who, n).await;
+    assert!(system.contains(says), "{who} turn {n}: {system}");
 }
 
 /// The session saw no error and is still open.
@@ -280,13 +270,18 @@ async fn wait_for_slot(addr: SocketAddr, what: &str, done: impl Fn(&Value) -> bo
     }
 }
 
-/// `/readyz` of the host at `addr`: status and body.
-async fn readyz(addr: SocketAddr) -> (u16, Value) {
+/// `/readyz` of the host at `addr`, which must be 200 (ready): the lines of its body that
+/// mention an `oci://` reference.
+async fn ready_with_oci_lines(addr: SocketAddr) -> Vec<String> {
     let resp = reqwest::get(format!("http://{addr}/readyz"))
         .await
         .expect("readyz");
     let status = resp.status().as_u16();
-    (status, resp.json().await.expect("a JSON body"))
+    let body: Value = resp.json().await.expect("a JSON body");
+    assert_eq!(status, 200, "{body}");
+    let mut lines = Vec::new();
+    strings_with(&body, "oci://", &mut lines);
+    lines.into_iter().map(str::to_string).collect()
 }
 
 /// Every string in `v` that contains `needle`.
@@ -297,6 +292,27 @@ fn strings_with<'a>(v: &'a Value, needle: &str, found: &mut Vec<&'a str>) {
         Value::Object(map) => map.values().for_each(|i| strings_with(i, needle, found)),
         _ => {}
     }
+}
+
+/// Prepares (without serving) a host whose intent slot is `intent`, reaching the registry over
+/// plain HTTP, with `extra` settings.
+async fn prepare(
+    reg: &OciRegistry,
+    intent: &str,
+    extra: &[(&str, &str)],
+) -> Result<voice_host::server::Prepared, voice_host::server::StartError> {
+    let mut pairs = vec![
+        ("DEEPGRAM_API_KEY", host::DEEPGRAM_KEY),
+        ("OPENAI_API_KEY", host::OPENAI_KEY),
+        ("ELEVENLABS_API_KEY", host::ELEVENLABS_KEY),
+        ("INTENT_PLUGIN", intent),
+        ("PLUGIN_OCI_INSECURE", reg.addr.as_str()),
+    ];
+    pairs.extend_from_slice(extra);
+    let cfg = host::config(&pairs);
+    tokio::task::spawn_blocking(move || voice_host::server::prepare(cfg))
+        .await
+        .expect("prepare ran")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,8 +333,7 @@ async fn a_moved_tag_rolls_every_host_and_its_open_sessions() {
     let mut sessions = Vec::new();
     for (who, addr) in hosts {
         let mut c = session(addr).await;
-        let system = turn(&s, &mut c, who, 1).await;
-        assert!(system.contains(V1_SAYS), "{who}: {system}");
+        decided_by(&s, &mut c, who, 1, V1_SAYS).await;
         sessions.push(c);
 
         let (_, listing) = admin_with(addr, ADMIN, "GET", "/admin/plugins", None).await;
@@ -344,14 +359,12 @@ async fn a_moved_tag_rolls_every_host_and_its_open_sessions() {
 
     // The sessions opened before the move take their next turn with v2.
     for ((who, _), mut c) in hosts.into_iter().zip(sessions) {
-        let system = turn(&s, &mut c, who, 2).await;
-        assert!(system.contains(V2_SAYS), "{who}: {system}");
+        decided_by(&s, &mut c, who, 2, V2_SAYS).await;
         no_trouble(c, who).await;
     }
     // So does a new one.
     let mut late = session(other.addr).await;
-    let system = turn(&s, &mut late, "late", 1).await;
-    assert!(system.contains(V2_SAYS), "{system}");
+    decided_by(&s, &mut late, "late", 1, V2_SAYS).await;
     no_trouble(late, "late").await;
 }
 
@@ -372,10 +385,8 @@ async fn a_pinned_digest_stays_put_and_a_corrupt_blob_is_refused() {
     let tagged = tagged_host.addr;
     let mut on_pinned = session(pinned).await;
     let mut on_tagged = session(tagged).await;
-    let system = turn(&s, &mut on_pinned, "pinned", 1).await;
-    assert!(system.contains(V1_SAYS), "{system}");
-    let system = turn(&s, &mut on_tagged, "tagged", 1).await;
-    assert!(system.contains(V1_SAYS), "{system}");
+    decided_by(&s, &mut on_pinned, "pinned", 1, V1_SAYS).await;
+    decided_by(&s, &mut on_tagged, "tagged", 1, V1_SAYS).await;
     let entry = intent_slot(pinned).await;
     assert_eq!(entry["source"], v1.pinned.as_str(), "{entry}");
     assert_eq!(entry["digest"], v1.digest.as_str(), "{entry}");
@@ -411,30 +422,22 @@ async fn a_pinned_digest_stays_put_and_a_corrupt_blob_is_refused() {
         why.contains("digest") && why.contains("match"),
         "names the digest mismatch: {why}"
     );
-    let system = turn(&s, &mut on_tagged, "tagged", 2).await;
-    assert!(system.contains(V1_SAYS), "{system}");
-    let (status, body) = readyz(tagged).await;
-    assert_eq!(status, 200, "{body}");
-    let mut lines = Vec::new();
-    strings_with(&body, "oci://", &mut lines);
+    decided_by(&s, &mut on_tagged, "tagged", 2, V1_SAYS).await;
+    let lines = ready_with_oci_lines(tagged).await;
     assert!(
         lines
             .iter()
             .any(|l| l.contains("intent") && l.contains(live.as_str())),
-        "/readyz names the slot and the reference: {body}"
+        "/readyz names the slot and the reference: {lines:?}"
     );
 
     // The pinned host never moved, and has nothing to report.
     let entry = intent_slot(pinned).await;
     assert_eq!(entry["digest"], v1.digest.as_str(), "{entry}");
     assert_eq!(entry["last_error"], Value::Null, "{entry}");
-    let system = turn(&s, &mut on_pinned, "pinned", 2).await;
-    assert!(system.contains(V1_SAYS), "{system}");
-    let (status, body) = readyz(pinned).await;
-    assert_eq!(status, 200, "{body}");
-    let mut lines = Vec::new();
-    strings_with(&body, "oci://", &mut lines);
-    assert!(lines.is_empty(), "{body}");
+    decided_by(&s, &mut on_pinned, "pinned", 2, V1_SAYS).await;
+    let lines = ready_with_oci_lines(pinned).await;
+    assert!(lines.is_empty(), "{lines:?}");
 
     no_trouble(on_pinned, "pinned").await;
     no_trouble(on_tagged, "tagged").await;
@@ -488,24 +491,14 @@ async fn a_host_whose_first_pull_fails_does_not_start() {
     let live = reg.reference("voice/intent:live");
     push(&reg, &v1_file, &live).await;
     let missing = reg.reference("voice/intent:never-pushed");
-    let prepare = |reference: &str| {
-        let cfg = host::config(&[
-            ("DEEPGRAM_API_KEY", host::DEEPGRAM_KEY),
-            ("OPENAI_API_KEY", host::OPENAI_KEY),
-            ("ELEVENLABS_API_KEY", host::ELEVENLABS_KEY),
-            ("INTENT_PLUGIN", reference),
-            ("PLUGIN_OCI_INSECURE", &reg.addr),
-        ]);
-        tokio::task::spawn_blocking(move || voice_host::server::prepare(cfg))
-    };
 
     // The same registry, a pushed tag: the host starts.
-    if let Err(e) = prepare(&live).await.unwrap() {
+    if let Err(e) = prepare(&reg, &live, &[]).await {
         panic!("the host did not start on {live}: {e}");
     }
 
     // A tag nobody pushed, and nothing pulled before: it does not, and says why.
-    let Err(e) = prepare(&missing).await.unwrap() else {
+    let Err(e) = prepare(&reg, &missing, &[]).await else {
         panic!("the host prepared with {missing}, which does not exist");
     };
     assert!(e.0.contains(&missing), "names the reference: {}", e.0);
@@ -549,27 +542,18 @@ async fn a_private_registry_is_reached_with_its_credentials_and_they_stay_secret
     settings.extend(login.map(|(k, v)| (k.to_string(), v.to_string())));
     let s = stack(&settings).await;
     let mut c = session(s.host.addr).await;
-    let system = turn(&s, &mut c, "private", 1).await;
-    assert!(system.contains(V1_SAYS), "{system}");
+    decided_by(&s, &mut c, "private", 1, V1_SAYS).await;
     assert_eq!(intent_slot(s.host.addr).await["source"], live.as_str());
     no_trouble(c, "private").await;
 
     // With a wrong password (and a reference it never pulled, so no earlier copy), a host does
     // not start, and its reason does not carry the password.
     let wrong = "not-the-registry-password-0123";
-    let cfg = host::config(&[
-        ("DEEPGRAM_API_KEY", host::DEEPGRAM_KEY),
-        ("OPENAI_API_KEY", host::OPENAI_KEY),
-        ("ELEVENLABS_API_KEY", host::ELEVENLABS_KEY),
-        ("INTENT_PLUGIN", other.as_str()),
-        ("PLUGIN_OCI_INSECURE", reg.addr.as_str()),
+    let login = [
         ("PLUGIN_OCI_USERNAME", "ci"),
         ("PLUGIN_OCI_PASSWORD", wrong),
-    ]);
-    let prepared = tokio::task::spawn_blocking(move || voice_host::server::prepare(cfg))
-        .await
-        .unwrap();
-    let Err(e) = prepared else {
+    ];
+    let Err(e) = prepare(&reg, &other, &login).await else {
         panic!("a host started on {other} with a wrong password");
     };
     assert!(e.0.contains(&other), "names the reference: {}", e.0);
@@ -603,19 +587,15 @@ async fn a_host_restarting_while_its_registry_is_down_starts_with_its_last_copy(
     let again = s.another_host(&pairs(&settings)).await;
     let entry = intent_slot(again.addr).await;
     assert_eq!(entry["digest"], v1.digest.as_str(), "{entry}");
-    let (status, body) = readyz(again.addr).await;
-    assert_eq!(status, 200, "{body}");
-    let mut lines = Vec::new();
-    strings_with(&body, "oci://", &mut lines);
+    let lines = ready_with_oci_lines(again.addr).await;
     assert!(
         lines
             .iter()
             .any(|l| l.contains("cannot update from") && l.contains(live.as_str())),
-        "{body}"
+        "{lines:?}"
     );
     let mut c = session(again.addr).await;
-    let system = turn(&s, &mut c, "restarted", 1).await;
-    assert!(system.contains(V1_SAYS), "{system}");
+    decided_by(&s, &mut c, "restarted", 1, V1_SAYS).await;
     no_trouble(c, "restarted").await;
 }
 
@@ -662,8 +642,7 @@ async fn a_canary_and_a_shadow_are_pulled_from_the_registry_through_the_admin_en
         "{body}"
     );
     let mut shadowed = session(addr).await;
-    let system = turn(&s, &mut shadowed, "shadowed", 1).await;
-    assert!(system.contains(V1_SAYS), "{system}");
+    decided_by(&s, &mut shadowed, "shadowed", 1, V1_SAYS).await;
     no_trouble(shadowed, "shadowed").await;
 
     // The candidate as a canary for every new session: it decides their turns.
@@ -682,7 +661,6 @@ async fn a_canary_and_a_shadow_are_pulled_from_the_registry_through_the_admin_en
         "{body}"
     );
     let mut on_canary = session(addr).await;
-    let system = turn(&s, &mut on_canary, "canary", 1).await;
-    assert!(system.contains(V2_SAYS), "{system}");
+    decided_by(&s, &mut on_canary, "canary", 1, V2_SAYS).await;
     no_trouble(on_canary, "canary").await;
 }
