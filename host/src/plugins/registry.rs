@@ -207,9 +207,28 @@ impl PluginRegistry {
             Err(reason) => return tracked.unreachable(slot, reason),
         };
         match self.switch_live(slot, pulled.file) {
-            Ok(()) => tracked.switched(slot, &pulled.digest),
+            Ok(()) => {
+                tracked.switched(slot, &pulled.digest);
+                self.registries.prune(&self.loaded_files());
+            }
             Err(e) => tracked.refused(slot, &latest, e.to_string()),
         }
+    }
+
+    /// The files of every version loaded now (live, shadow and canary of each slot).
+    fn loaded_files(&self) -> Vec<PathBuf> {
+        fn of<W: World>(cell: &SlotCell<W>) -> impl Iterator<Item = PathBuf> {
+            let shadow = cell.shadow().map(|p| p.info.path.clone());
+            let canary = cell.canary().map(|c| c.plugin.info.path.clone());
+            let live = cell.current().map(|p| p.info.path.clone());
+            [cell.live_path(), live, shadow, canary]
+                .into_iter()
+                .flatten()
+        }
+        of(&self.intent)
+            .chain(of(&self.prompt))
+            .chain(of(&self.barge_in))
+            .collect()
     }
 
     /// Loads `file` as `slot`'s live version; on failure the previous file stays live.

@@ -21,6 +21,10 @@ use super::artifact::{self, Publication, MAX_COMPONENT_BYTES};
 use super::reference::OciSource;
 use super::store::{digest_of, Pulled, Store};
 
+/// How long a pulled component no reference names and no slot runs stays on disk (a rollback
+/// within a day finds it there).
+const PRUNE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// How the host reaches registries (`PLUGIN_OCI_*`, `PLUGIN_POLL_S`).
 #[derive(Clone, PartialEq)]
 pub struct OciSettings {
@@ -122,6 +126,17 @@ impl Registries {
     pub fn fetch(&self, source: &OciSource) -> Result<Pulled, String> {
         let digest = self.resolve(source)?;
         self.pull(source, &digest)
+    }
+
+    /// Removes stored components nothing uses (see [`Store::prune`]).
+    pub fn prune(&self, keep: &[PathBuf]) {
+        let removed = self.store.prune(keep, PRUNE_AFTER);
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed plug-in components pulled before and no longer used"
+            );
+        }
     }
 
     /// What `source` resolved to when last pulled, if its component is still stored intact.

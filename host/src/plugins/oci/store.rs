@@ -2,9 +2,11 @@
 //! read back), plus, per reference, the version it last resolved to, so that a host restarting
 //! while its registry is unreachable still starts with what it ran.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +76,46 @@ impl Store {
         }
     }
 
+    /// Removes the stored components that no reference last resolved to, that hold none of the
+    /// files in `keep` (the versions loaded now) and that were stored more than `age` ago: a
+    /// tag moved every day would otherwise leave a component on disk per move. Returns how
+    /// many were removed.
+    pub fn prune(&self, keep: &[PathBuf], age: Duration) -> usize {
+        let remembered: HashSet<PathBuf> = fs::read_dir(self.dir.join("refs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| fs::read(entry.path()).ok())
+            .filter_map(|bytes| serde_json::from_slice::<(String, Pulled)>(&bytes).ok())
+            .filter_map(|(_, pulled)| {
+                self.blob_path(&pulled.layer, &pulled.name)
+                    .parent()
+                    .map(Path::to_path_buf)
+            })
+            .collect();
+        let mut removed = 0;
+        for entry in fs::read_dir(self.dir.join("blobs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = entry.path();
+            if remembered.contains(&dir) || keep.iter().any(|k| k.starts_with(&dir)) {
+                continue;
+            }
+            let stored_long_ago = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|elapsed| elapsed >= age);
+            if stored_long_ago && fs::remove_dir_all(&dir).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// What `source` last resolved to, when that component is still stored intact.
     pub fn last_known(&self, source: &OciSource) -> Option<Pulled> {
         let bytes = fs::read(self.ref_path(source)).ok()?;
@@ -124,6 +166,42 @@ mod tests {
         assert_eq!(store.component(&layer, "intent"), Some(file.clone()));
         fs::write(&file, b"\0asm tampered component").unwrap();
         assert_eq!(store.component(&layer, "intent"), None);
+    }
+
+    #[test]
+    fn pruning_keeps_what_is_loaded_what_references_name_and_what_is_recent() {
+        let store = Store::new(temp("prune"));
+        let put = |bytes: &[u8]| {
+            let layer = digest_of(bytes);
+            let file = store.put(&layer, "intent", bytes).unwrap();
+            (layer, file)
+        };
+        let (remembered_layer, remembered) = put(b"the version a tag names");
+        let (_, loaded) = put(b"a version a canary runs");
+        let (_, stale) = put(b"a version rolled past");
+        let source = OciSource::parse("oci://127.0.0.1:5000/voice/intent:live").unwrap();
+        store.remember(
+            &source,
+            &Pulled {
+                digest: format!("sha256:{}", "1".repeat(64)),
+                layer: remembered_layer,
+                name: "intent".into(),
+                file: remembered.clone(),
+            },
+        );
+        // Recent: nothing goes.
+        assert_eq!(
+            store.prune(std::slice::from_ref(&loaded), Duration::from_secs(3600)),
+            0
+        );
+        assert!(stale.exists());
+        // Old enough: only the version nothing uses goes.
+        assert_eq!(
+            store.prune(std::slice::from_ref(&loaded), Duration::ZERO),
+            1
+        );
+        assert!(!stale.exists());
+        assert!(loaded.exists() && remembered.exists());
     }
 
     #[test]
