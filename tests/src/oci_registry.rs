@@ -154,14 +154,28 @@ impl OciRegistry {
         resp.bytes().await.expect("blob body").to_vec()
     }
 
-    /// The manifest of `repo:tag`, or `None` when the registry has no such tag.
-    pub async fn manifest(&self, repo: &str, tag: &str) -> Option<serde_json::Value> {
-        let resp = reqwest::Client::new()
-            .get(format!("http://{}/v2/{repo}/manifests/{tag}", self.addr))
+    /// `METHOD /v2/<repo>/manifests/<tag>` accepting OCI manifests (the registry answers 404 to
+    /// a request that does not).
+    async fn manifest_request(
+        &self,
+        method: reqwest::Method,
+        repo: &str,
+        tag: &str,
+    ) -> reqwest::Response {
+        reqwest::Client::new()
+            .request(
+                method,
+                format!("http://{}/v2/{repo}/manifests/{tag}", self.addr),
+            )
             .header(reqwest::header::ACCEPT, OCI_MANIFEST)
             .send()
             .await
-            .expect("manifest request");
+            .expect("manifest request")
+    }
+
+    /// The manifest of `repo:tag`, or `None` when the registry has no such tag.
+    pub async fn manifest(&self, repo: &str, tag: &str) -> Option<serde_json::Value> {
+        let resp = self.manifest_request(reqwest::Method::GET, repo, tag).await;
         match resp.status().as_u16() {
             200 => Some(resp.json().await.expect("a JSON manifest")),
             404 => None,
@@ -172,12 +186,9 @@ impl OciRegistry {
     /// The digest (`sha256:<hex>`) of the manifest `repo:tag` points at, as the registry
     /// reports it (`Docker-Content-Digest`).
     pub async fn manifest_digest(&self, repo: &str, tag: &str) -> String {
-        let resp = reqwest::Client::new()
-            .head(format!("http://{}/v2/{repo}/manifests/{tag}", self.addr))
-            .header(reqwest::header::ACCEPT, OCI_MANIFEST)
-            .send()
-            .await
-            .expect("manifest request");
+        let resp = self
+            .manifest_request(reqwest::Method::HEAD, repo, tag)
+            .await;
         assert_eq!(resp.status().as_u16(), 200, "HEAD manifest {repo}:{tag}");
         resp.headers()
             .get("docker-content-digest")

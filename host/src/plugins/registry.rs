@@ -197,14 +197,14 @@ impl PluginRegistry {
         };
         let latest = match self.registries.resolve(&tracked.source) {
             Ok(digest) => digest,
-            Err(reason) => return tracked.unreachable(slot, reason),
+            Err(reason) => return tracked.retried(slot, reason),
         };
         if !tracked.wants(&latest) {
             return;
         }
         let pulled = match self.registries.pull(&tracked.source, &latest) {
             Ok(pulled) => pulled,
-            Err(reason) => return tracked.unreachable(slot, reason),
+            Err(reason) => return tracked.retried(slot, reason),
         };
         match self.switch_live(slot, pulled.file) {
             Ok(()) => {

@@ -19,7 +19,7 @@ use tokio::io::AsyncWrite;
 
 use super::artifact::{self, Publication, MAX_COMPONENT_BYTES};
 use super::reference::OciSource;
-use super::store::{digest_of, Pulled, Store};
+use super::store::{Pulled, Store};
 
 /// How long a pulled component no reference names and no slot runs stays on disk (a rollback
 /// within a day finds it there).
@@ -168,20 +168,12 @@ impl Registries {
             });
         }
         let mut sink = Bounded::new(layer.size as u64);
+        // Checks the bytes against the layer's digest (a mismatch reads as a corrupt artifact,
+        // see `registry_error`).
         client
             .pull_blob(reference, layer, &mut sink)
             .await
             .map_err(|e| registry_error(&e))?;
-        // pull_blob verifies too; checked here as well because the whole point is that a
-        // corrupt component never runs.
-        let actual = digest_of(&sink.bytes);
-        if actual != layer.digest {
-            return Err(format!(
-                "the bytes the registry sent do not match their digest (expected {}, got \
-                 {actual}): a corrupt or tampered artifact",
-                layer.digest
-            ));
-        }
         let file = self
             .store
             .put(&layer.digest, &name, &sink.bytes)

@@ -20,9 +20,9 @@ struct State {
 
 #[derive(Clone, PartialEq)]
 enum Problem {
-    /// The registry could not be asked, or the pull of `digest` failed in transit: tried again
-    /// at the next poll.
-    Unreachable { reason: String },
+    /// The registry could not be asked, or a pull failed (in transit, or its bytes did not
+    /// match their digest): tried again at the next poll.
+    Retried { reason: String },
     /// `digest` was pulled but its content is not a working component: not tried again until
     /// the reference moves to another version.
     Refused { digest: String, reason: String },
@@ -36,7 +36,7 @@ impl Tracked {
             source,
             state: Mutex::new(State {
                 running,
-                problem: problem.map(|reason| Problem::Unreachable { reason }),
+                problem: problem.map(|reason| Problem::Retried { reason }),
             }),
         }
     }
@@ -55,7 +55,7 @@ impl Tracked {
     pub fn wants(&self, latest: &str) -> bool {
         let mut state = self.lock();
         if state.running == latest {
-            if matches!(state.problem, Some(Problem::Unreachable { .. })) {
+            if matches!(state.problem, Some(Problem::Retried { .. })) {
                 tracing::info!(source = %self.source, "the plug-in registry answers again");
                 state.problem = None;
             }
@@ -79,8 +79,8 @@ impl Tracked {
     }
 
     /// The registry could not be asked or the pull failed; logged when the reason changes.
-    pub fn unreachable(&self, slot: Slot, reason: String) {
-        self.set(slot, Problem::Unreachable { reason });
+    pub fn retried(&self, slot: Slot, reason: String) {
+        self.set(slot, Problem::Retried { reason });
     }
 
     /// `digest` is not a working component; logged once.
@@ -114,7 +114,7 @@ impl Tracked {
 fn describe(source: &OciSource, running: &str, problem: &Problem) -> String {
     let running = short(running);
     match problem {
-        Problem::Unreachable { reason } => {
+        Problem::Retried { reason } => {
             format!("cannot update from {source}: {reason}; {running} still serves")
         }
         Problem::Refused { digest, reason } => format!(
@@ -170,10 +170,10 @@ mod tests {
             Some("connection refused".into()),
         );
         assert!(t.problem().unwrap().contains("connection refused"));
-        t.unreachable(Slot::Intent, "timed out".into());
+        t.retried(Slot::Intent, "timed out".into());
         assert!(t.problem().unwrap().contains("timed out"));
         // A failed pull of a new version is retried at the next poll.
-        t.unreachable(Slot::Intent, "digest mismatch".into());
+        t.retried(Slot::Intent, "digest mismatch".into());
         assert!(t.wants(&digest('2')));
         assert!(!t.wants(&digest('1')));
         assert_eq!(t.problem(), None);
