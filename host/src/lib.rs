@@ -15,5 +15,6 @@ pub mod providers;
 pub mod resume;
 pub mod server;
 pub mod session;
+pub mod telemetry;
 pub mod transport;
 pub mod ws_buffers;

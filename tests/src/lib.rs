@@ -15,6 +15,7 @@ pub mod host_process;
 pub mod metrics;
 pub mod microphone;
 pub mod oci_registry;
+pub mod otlp_receiver;
 pub mod plot;
 pub mod plugins;
 pub mod prerequisite;

@@ -60,6 +60,8 @@ fn cases() -> Vec<(&'static [&'static str], How)> {
         (&["AUTH_PUBLIC_KEY"], Here(|| Box::pin(auth_public_key()))),
         (&["TWILIO_AUTH_TOKEN", "PUBLIC_URL"], Elsewhere("tests/tests/e2e/admission.rs: the signed Twilio webhook and its stream token")),
         (&["RESUME_TTL_S", "REDIS_URL"], Elsewhere("tests/tests/resume.rs: the TTL expires a dropped session (and 0 turns resume off); two hosts sharing REDIS_URL resume each other's sessions")),
+        (&["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME", "OTEL_RECORD_TEXT"], Elsewhere("tests/tests/e2e/telemetry.rs: spans of a spoken turn reach a local OTLP receiver over each protocol under the service name, text only when asked")),
+        (&["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], Elsewhere("not end to end: host/src/config/telemetry.rs reads it as the traces URL, used as is, over the base endpoint")),
         (&["TRUSTED_PROXIES"], Elsewhere("tests/tests/e2e/admission.rs one_ip_past_its_cap_gets_429_while_another_is_served")),
         (&["MAX_SESSIONS_PER_IP"], Here(|| Box::pin(max_sessions_per_ip()))),
         (&["CONNECT_RATE_PER_MIN", "CONNECT_BURST"], Here(|| Box::pin(connect_rate()))),

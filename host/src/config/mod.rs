@@ -6,6 +6,7 @@ pub mod redact;
 pub mod resume;
 pub mod security;
 pub mod source;
+pub mod telemetry;
 pub mod vars;
 
 use source::{err, ConfigError, RawSettings};
@@ -131,6 +132,8 @@ pub struct Config {
     pub security: security::SecurityConfig,
     /// Session resume (`RESUME_TTL_S`, `REDIS_URL`).
     pub resume: resume::ResumeConfig,
+    /// OpenTelemetry traces (`OTEL_*`).
+    pub telemetry: telemetry::TelemetryConfig,
 }
 
 /// The system prompt when none is configured.
@@ -606,6 +609,7 @@ impl Config {
             },
             security: security::SecurityConfig::read(&r)?,
             resume: resume::ResumeConfig::read(&r)?,
+            telemetry: telemetry::TelemetryConfig::read(&r)?,
         };
         plaintext::check(&config)?;
         Ok(config)
@@ -829,7 +833,8 @@ impl Config {
         let lines = lines
             .into_iter()
             .chain(self.security.describe())
-            .chain(self.resume.describe());
+            .chain(self.resume.describe())
+            .chain(self.telemetry.describe());
         let mut s: String = lines.map(|(k, v)| format!("{k}={v}\n")).collect();
         for name in self.agents.keys() {
             s.push_str(&format!("agent profile: {name}\n"));

@@ -83,6 +83,31 @@ pub const VARS: &[Var] = &[
         "redis://[:PASSWORD@]HOST[:PORT] holding resume records, shared by replicas (unset: process memory)",
     ),
     v(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "OTLP collector base URL: traces of every session and turn go there (unset: tracing off)",
+    ),
+    v(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "",
+        "OTLP traces URL, used as is (overrides OTEL_EXPORTER_OTLP_ENDPOINT for traces)",
+    ),
+    v(
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "http/protobuf",
+        "http/protobuf, http/json or grpc",
+    ),
+    v(
+        "OTEL_SERVICE_NAME",
+        "voice-host",
+        "service.name of the exported spans",
+    ),
+    v(
+        "OTEL_RECORD_TEXT",
+        "false",
+        "put transcripts and reply text in spans (false: their lengths only)",
+    ),
+    v(
         "TRUSTED_PROXIES",
         "",
         "comma-separated CIDRs whose X-Forwarded-For/-Proto/-Host are believed",

@@ -177,8 +177,11 @@ pub fn prepare_with(
         };
     let resume = crate::resume::ResumeStore::new(cfg.resume.redis_url.as_deref(), cfg.resume.ttl())
         .map_err(StartError)?;
+    let telemetry = crate::telemetry::Telemetry::start(&cfg.telemetry)
+        .map_err(|e| StartError(format!("traces: {e}")))?;
     let cfg = Arc::new(cfg);
     let deps = Arc::new(SessionDeps {
+        telemetry,
         resume: Arc::new(resume),
         orchestrator: orchestrator_config(&cfg),
         config: cfg.clone(),
@@ -249,6 +252,7 @@ impl ServerHandle {
         let admin_addr = admin.as_ref().map(|(a, _, _)| *a);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let drain_state = state.clone();
+        let telemetry = state.deps.telemetry.clone();
         let task = tokio::spawn(async move {
             let admin_task = admin.map(|(_, l, r)| {
                 tokio::spawn(async move {
@@ -279,6 +283,10 @@ impl ServerHandle {
             }
             if let Some(t) = admin_task {
                 t.abort();
+            }
+            // Every session has ended: their last spans are queued; send them.
+            if let Some(telemetry) = &telemetry {
+                telemetry.shutdown().await;
             }
         });
         Ok(Self {

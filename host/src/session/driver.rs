@@ -59,6 +59,8 @@ struct Driver {
     saved_revision: u64,
     /// The client sent `stop`: the conversation is over, nothing to resume.
     stopped_by_client: bool,
+    /// The session's trace, when traces are exported.
+    trace: Option<crate::telemetry::SessionTrace>,
 }
 
 /// Run a session until the client leaves or the orchestrator closes it.
@@ -141,6 +143,10 @@ pub async fn run(
         saver,
         saved_revision: u64::MAX,
         stopped_by_client: false,
+        trace: deps
+            .telemetry
+            .as_ref()
+            .map(|t| t.session(&start.session_id)),
         deps,
         start,
     };
@@ -223,6 +229,9 @@ pub async fn run(
         }
     }
     let _ = d.stt_in.try_send(SttInput::Close);
+    if let Some(trace) = d.trace.take() {
+        trace.end();
+    }
     if let Some(saver) = d.saver.take() {
         saver.finish(d.stopped_by_client).await;
     }
@@ -236,6 +245,9 @@ impl Driver {
     fn feed(&mut self, event: Event) {
         let t0 = Instant::now();
         let now = self.now();
+        if let Some(trace) = &mut self.trace {
+            trace.on_event(&event);
+        }
         self.orch.handle(now, event, &mut self.actions);
         // Carrying the actions out (encoding messages, handing audio and text on) is host
         // work too; the providers and plug-ins they start run elsewhere.
@@ -367,11 +379,15 @@ impl Driver {
     }
 
     fn on_answer(&mut self, answer: Answer) {
+        if let Some(trace) = &mut self.trace {
+            trace.on_answer(&answer);
+        }
         match answer {
             Answer::Planned {
                 turn,
                 output,
                 plugins_ms,
+                ..
             } => self.feed(Event::ReplyPlanned {
                 turn,
                 output,
@@ -381,6 +397,7 @@ impl Driver {
                 turn,
                 seq,
                 decision,
+                ..
             } => self.feed(Event::BargeInDecided {
                 turn,
                 seq,
@@ -410,6 +427,9 @@ impl Driver {
     }
 
     fn apply(&mut self, action: Action, started: Instant) {
+        if let Some(trace) = &mut self.trace {
+            trace.on_action(&action);
+        }
         match action {
             Action::Send(m) => self.send_json(m),
             Action::SendAudio(bytes) => {

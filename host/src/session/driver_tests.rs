@@ -248,6 +248,7 @@ async fn run(script: Script) -> Result<(), String> {
         orchestrator: crate::server::orchestrator_config(&config),
         resume: Arc::new(crate::resume::ResumeStore::new(None, config.resume.ttl()).unwrap()),
         config: config.clone(),
+        telemetry: None,
     });
     let format = AudioFormat {
         encoding: Encoding::Pcm16,

@@ -8,7 +8,7 @@ pub mod memory;
 pub mod orchestrator;
 pub mod outbound;
 pub mod playout;
-mod plugin_worker;
+pub(crate) mod plugin_worker;
 
 #[cfg(test)]
 mod driver_tests;
@@ -42,6 +42,8 @@ pub struct SessionDeps {
     pub orchestrator: OrchestratorConfig,
     /// Where resumable sessions keep their snapshot.
     pub resume: Arc<ResumeStore>,
+    /// Where sessions send their traces (`None`: tracing is off).
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 /// What the client asked for in its `start` message.

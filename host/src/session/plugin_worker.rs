@@ -41,12 +41,16 @@ pub enum Answer {
     Planned {
         turn: u32,
         output: PromptOutput,
+        /// Both calls together; the intent analyzer's share (it runs first) in `intent_ms`.
         plugins_ms: f64,
+        intent_ms: f64,
     },
     Decided {
         turn: u32,
         seq: u32,
         decision: BargeInDecision,
+        /// How long the barge-in policy took.
+        took_ms: f64,
     },
 }
 
@@ -80,6 +84,7 @@ impl Context {
                     turn,
                     history: history.clone(),
                 });
+                let intent_ms = t0.elapsed().as_secs_f64() * 1000.0;
                 let output = b.shape(&PromptInput {
                     system_prompt: self.system_prompt.clone(),
                     history,
@@ -91,13 +96,19 @@ impl Context {
                     turn,
                     output,
                     plugins_ms: t0.elapsed().as_secs_f64() * 1000.0,
+                    intent_ms,
                 }
             }
-            Request::Decide { turn, seq, event } => Answer::Decided {
-                turn,
-                seq,
-                decision: b.decide(&event),
-            },
+            Request::Decide { turn, seq, event } => {
+                let t0 = Instant::now();
+                let decision = b.decide(&event);
+                Answer::Decided {
+                    turn,
+                    seq,
+                    decision,
+                    took_ms: t0.elapsed().as_secs_f64() * 1000.0,
+                }
+            }
         }
     }
 }

@@ -24,5 +24,6 @@ mod provider_not_installed;
 mod server;
 mod sigterm;
 mod talk_cli;
+mod telemetry;
 mod twilio;
 mod vad_events;

@@ -1,0 +1,101 @@
+//! OpenTelemetry settings: where traces go (`OTEL_EXPORTER_OTLP_*`, the standard variables) and
+//! whether transcripts may appear in them. Tracing is off unless an endpoint is set.
+
+use super::source::{err, ConfigError};
+use super::Reader;
+
+/// The OTLP transports the specification names for `OTEL_EXPORTER_OTLP_PROTOCOL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `http/protobuf` (the specification's default).
+    HttpProtobuf,
+    /// `http/json`.
+    HttpJson,
+    /// `grpc`.
+    Grpc,
+}
+
+impl OtlpProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtlpProtocol::HttpProtobuf => "http/protobuf",
+            OtlpProtocol::HttpJson => "http/json",
+            OtlpProtocol::Grpc => "grpc",
+        }
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_SERVICE_NAME`, `OTEL_RECORD_TEXT`.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// Where spans are sent: the traces URL itself (for HTTP, `/v1/traces` already added to
+    /// a base endpoint, as the specification says). `None`: tracing is off.
+    pub traces_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` as given (the base every signal's URL is built from).
+    pub base_endpoint: Option<String>,
+    pub protocol: OtlpProtocol,
+    pub service_name: String,
+    /// Transcripts and reply text as span attributes (otherwise only their lengths).
+    pub record_text: bool,
+}
+
+impl TelemetryConfig {
+    pub(super) fn read(r: &Reader<'_>) -> Result<Self, ConfigError> {
+        let protocol = match r
+            .str_or("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+            .trim()
+        {
+            "http/protobuf" => OtlpProtocol::HttpProtobuf,
+            "http/json" => OtlpProtocol::HttpJson,
+            "grpc" => OtlpProtocol::Grpc,
+            _ => {
+                return Err(err(
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    "expected http/protobuf, http/json or grpc",
+                ))
+            }
+        };
+        let url = |name: &str| -> Result<Option<String>, ConfigError> {
+            match r.opt(name) {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => Ok(Some(u)),
+                Some(_) => Err(err(name, "expected an http:// or https:// URL")),
+                None => Ok(None),
+            }
+        };
+        let base = url("OTEL_EXPORTER_OTLP_ENDPOINT")?;
+        let traces_endpoint = match url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")? {
+            Some(signal) => Some(signal),
+            None => base.clone().map(|b| match protocol {
+                OtlpProtocol::Grpc => b,
+                _ => format!("{}/v1/traces", b.trim_end_matches('/')),
+            }),
+        };
+        Ok(Self {
+            traces_endpoint,
+            base_endpoint: base,
+            protocol,
+            service_name: r.str_or("OTEL_SERVICE_NAME", "voice-host"),
+            record_text: r.boolean("OTEL_RECORD_TEXT", false)?,
+        })
+    }
+
+    /// Settings as shown by `voice-host config`.
+    pub(super) fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                self.base_endpoint.clone().unwrap_or_default(),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                self.traces_endpoint
+                    .clone()
+                    .unwrap_or_else(|| "(unset: tracing off)".into()),
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", self.protocol.as_str().into()),
+            ("OTEL_SERVICE_NAME", self.service_name.clone()),
+            ("OTEL_RECORD_TEXT", self.record_text.to_string()),
+        ]
+    }
+}
