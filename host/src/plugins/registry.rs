@@ -290,17 +290,18 @@ impl PluginRegistry {
         }
     }
 
-    /// Counters of the runtime as Prometheus text (calls, fallbacks, faults by kind,
+    /// Counters of the runtime as OpenMetrics text (calls, fallbacks, faults by kind,
     /// quarantines, instantiations, reloads, quarantined and degraded gauges per slot, and the
-    /// recorder's written and dropped records when recording is on).
+    /// recorder's written and dropped records when recording is on), without the closing
+    /// `# EOF`: `/metrics` puts it after the process metrics and then ends the text.
     pub fn prometheus(&self) -> String {
         let status = self.status();
-        let mut out = self
-            .rt
-            .metrics
-            .render(|slot| status.iter().any(|s| s.slot == slot && s.quarantined));
+        let mut out = String::new();
+        self.rt.metrics.encode(&mut out, |slot| {
+            status.iter().any(|s| s.slot == slot && s.quarantined)
+        });
         if let Some(recorder) = &self.rt.recorder {
-            out.push_str(&recorder.prometheus());
+            recorder.encode(&mut out);
         }
         out
     }
@@ -402,7 +403,7 @@ impl PluginRegistry {
     /// Rolls back `cell`'s canary when it misbehaves (see `canary.rs`).
     fn judge<W: World>(&self, cell: &SlotCell<W>) {
         if let Some(rollback) = cell.judge() {
-            self.rt.metrics.canary_rollbacks[W::SLOT as usize].fetch_add(1, Ordering::Relaxed);
+            self.rt.metrics.canary_rollbacks[W::SLOT as usize].inc();
             tracing::error!(
                 slot = %W::SLOT,
                 canary = %rollback.version,

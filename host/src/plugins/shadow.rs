@@ -8,19 +8,26 @@
 //! `PLUGIN_SHADOW_MAX_SESSIONS` sessions are shadowed at once; further sessions are counted as
 //! skipped.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
 use crate::behaviour::{
     BargeInDecision, BargeInEvent, Intent, IntentInput, Observer, PromptInput, PromptOutput,
 };
+use crate::metrics::registered;
 
 use super::behaviours::{PluginBargeIn, PluginIntent, PluginPrompt};
 use super::instance::Fallback;
 use super::loaded::LoadedPlugin;
+use super::metrics::{per_slot, slot_family};
 use super::runtime::Runtime;
 use super::settings::Slot;
 use super::worlds::World;
@@ -123,74 +130,83 @@ fn metric_label(name: &str) -> String {
     }
 }
 
+/// The labels of `voice_plugin_shadow_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PairLabels {
+    slot: &'static str,
+    live: String,
+    candidate: String,
+}
+
 /// Shadow figures of every slot, for `/metrics`.
-#[derive(Default)]
 pub(crate) struct ShadowCounters {
-    pairs: [Mutex<BTreeMap<(String, String), u64>>; 3],
-    dropped: [AtomicU64; 3],
-    skipped: [AtomicU64; 3],
-    active: [AtomicU64; 3],
+    /// Comparisons by (live, candidate) decision label: known only when compared, so children
+    /// are created at run time, by the shadow threads (never a session).
+    pairs: Family<PairLabels, Counter>,
+    /// Per slot, the pairs counted so far with their handles; the lock keeps the cap exact.
+    seen: [Mutex<HashMap<(String, String), Counter>>; 3],
+    /// Live decisions not compared because the shadow was behind, by slot.
+    pub dropped: [Counter; 3],
+    /// Sessions not shadowed because the slot shadowed as many as allowed, by slot.
+    pub skipped: [Counter; 3],
+    /// Sessions shadowed now, by slot; also the admission count of `spawn`.
+    pub active: [Gauge<u64, AtomicU64>; 3],
 }
 
 impl ShadowCounters {
-    fn count(&self, slot: Slot, live: String, candidate: String) {
-        let mut pairs = self.pairs[slot as usize]
+    /// The shadow figures, registered in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        let pairs = registered(
+            registry,
+            "voice_plugin_shadow",
+            "Calls answered by a shadow version, by the live and the shadow decision",
+            Family::default(),
+        );
+        let dropped = per_slot(&slot_family(
+            registry,
+            "voice_plugin_shadow_dropped",
+            "Live decisions not compared because the shadow was behind",
+        ));
+        let skipped = per_slot(&slot_family(
+            registry,
+            "voice_plugin_shadow_sessions_skipped",
+            "Times a session was not shadowed (checked again at its next turn) because PLUGIN_SHADOW_MAX_SESSIONS were",
+        ));
+        let active = per_slot(&slot_family(
+            registry,
+            "voice_plugin_shadow_sessions",
+            "Sessions shadowed now",
+        ));
+        Self {
+            pairs,
+            seen: Default::default(),
+            dropped,
+            skipped,
+            active,
+        }
+    }
+
+    /// Counts one comparison; past `MAX_PAIRS` distinct pairs in the slot, new pairs count as
+    /// (`other`, `other`).
+    pub fn count(&self, slot: Slot, live: String, candidate: String) {
+        let mut seen = self.seen[slot as usize]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let key = (live, candidate);
-        let key = if pairs.contains_key(&key) || pairs.len() < MAX_PAIRS {
+        let key = if seen.contains_key(&key) || seen.len() < MAX_PAIRS {
             key
         } else {
             ("other".to_string(), "other".to_string())
         };
-        *pairs.entry(key).or_default() += 1;
-    }
-
-    /// Prometheus text of the shadow comparisons.
-    pub fn render(&self, out: &mut String) {
-        let name = "voice_plugin_shadow_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Calls answered by a shadow version, by the live and the shadow decision.\n# TYPE {name} counter"
-        );
-        for slot in Slot::ALL {
-            let pairs = self.pairs[slot as usize]
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            for ((live, candidate), n) in pairs.iter() {
-                let _ = writeln!(
-                    out,
-                    "{name}{{slot=\"{slot}\",live=\"{live}\",candidate=\"{candidate}\"}} {n}"
-                );
-            }
-        }
-        let counters: [(&str, &str, &str, &[AtomicU64; 3]); 3] = [
-            (
-                "voice_plugin_shadow_dropped_total",
-                "counter",
-                "Live decisions not compared because the shadow was behind.",
-                &self.dropped,
-            ),
-            (
-                "voice_plugin_shadow_sessions_skipped_total",
-                "counter",
-                "Times a session was not shadowed (checked again at its next turn) because PLUGIN_SHADOW_MAX_SESSIONS were.",
-                &self.skipped,
-            ),
-            (
-                "voice_plugin_shadow_sessions",
-                "gauge",
-                "Sessions shadowed now.",
-                &self.active,
-            ),
-        ];
-        for (name, kind, help, values) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for slot in Slot::ALL {
-                let value = values[slot as usize].load(Ordering::Relaxed);
-                let _ = writeln!(out, "{name}{{slot=\"{slot}\"}} {value}");
-            }
-        }
+        seen.entry(key)
+            .or_insert_with_key(|(live, candidate)| {
+                self.pairs.get_or_create_owned(&PairLabels {
+                    slot: slot.as_str(),
+                    live: live.clone(),
+                    candidate: candidate.clone(),
+                })
+            })
+            .inc();
     }
 }
 
@@ -207,7 +223,7 @@ impl<C: Candidate> Observer<C::Input, C::Decision> for ShadowTap<C> {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 let slot = <C::World as World>::SLOT;
-                self.rt.metrics.shadow.dropped[slot as usize].fetch_add(1, Ordering::Relaxed);
+                self.rt.metrics.shadow.dropped[slot as usize].inc();
                 self.plugin.usage.dropped();
             }
         }
@@ -223,14 +239,14 @@ impl<C: Candidate> Observer<C::Input, C::Decision> for ShadowTap<C> {
 pub(crate) fn spawn<C: Candidate>(rt: &Arc<Runtime>, candidate: C) -> Option<ShadowTap<C>> {
     let slot = <C::World as World>::SLOT;
     let counters = &rt.metrics.shadow;
-    let active = &counters.active[slot as usize];
+    let active = counters.active[slot as usize].inner();
     let admitted = active
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < rt.limits.shadow_max_sessions).then_some(n + 1)
         })
         .is_ok();
     if !admitted {
-        counters.skipped[slot as usize].fetch_add(1, Ordering::Relaxed);
+        counters.skipped[slot as usize].inc();
         return None;
     }
     let (tx, rx) = sync_channel::<(C::Input, C::Decision)>(QUEUE);
@@ -244,7 +260,9 @@ pub(crate) fn spawn<C: Candidate>(rt: &Arc<Runtime>, candidate: C) -> Option<Sha
                 compare(&worker_rt, &mut candidate, &input, &live);
             }
             drop(candidate);
-            worker_rt.metrics.shadow.active[slot as usize].fetch_sub(1, Ordering::AcqRel);
+            worker_rt.metrics.shadow.active[slot as usize]
+                .inner()
+                .fetch_sub(1, Ordering::AcqRel);
         });
     match started {
         Ok(_) => Some(ShadowTap {
@@ -305,18 +323,24 @@ mod tests {
 
     #[test]
     fn pairs_beyond_the_cap_count_as_other() {
-        let counters = ShadowCounters::default();
+        let mut registry = Registry::default();
+        let counters = ShadowCounters::new(&mut registry);
         for i in 0..MAX_PAIRS + 5 {
             counters.count(Slot::Intent, "none".into(), format!("i{i}"));
         }
         counters.count(Slot::Intent, "none".into(), "i0".into());
         let mut text = String::new();
-        counters.render(&mut text);
+        crate::metrics::exposition::encode(&mut text, &registry);
         assert!(text.contains(
-            "voice_plugin_shadow_total{slot=\"intent\",live=\"none\",candidate=\"i0\"} 2"
+            "voice_plugin_shadow_total{slot=\"intent\",live=\"none\",candidate=\"i0\"} 2\n"
         ));
         assert!(text.contains(
-            "voice_plugin_shadow_total{slot=\"intent\",live=\"other\",candidate=\"other\"} 5"
+            "voice_plugin_shadow_total{slot=\"intent\",live=\"other\",candidate=\"other\"} 5\n"
         ));
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("voice_plugin_shadow_total{"))
+            .count();
+        assert_eq!(series, MAX_PAIRS + 1, "{text}");
     }
 }

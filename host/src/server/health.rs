@@ -1,6 +1,7 @@
 //! `/healthz`, `/readyz` and `/metrics`.
 
 use super::AppState;
+use crate::metrics::exposition;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -46,11 +47,13 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus metrics of the host and the plug-in runtime.
+/// Metrics of the host and the plug-in runtime, as one OpenMetrics exposition.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let mut body = crate::metrics::global().render();
+    let mut body = String::new();
+    crate::metrics::global().encode(&mut body);
     if let Some(r) = &state.registry {
         body.push_str(&r.prometheus());
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    exposition::finish(&mut body);
+    ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], body)
 }

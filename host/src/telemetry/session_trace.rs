@@ -245,10 +245,8 @@ impl SessionTrace {
                 text,
                 interrupted,
             }) => {
-                if self.turn.as_ref().is_some_and(|t| t.turn == *turn) {
-                    if let Some(t) = self.turn.take() {
-                        self.emit(t, now, Some(text), *interrupted);
-                    }
+                if let Some(t) = self.turn.take_if(|t| t.turn == *turn) {
+                    self.emit(t, now, Some(text), *interrupted);
                 }
             }
             _ => {}

@@ -6,12 +6,13 @@
 //! is empty, so a recording is complete on disk moments after the calls. It ends when the
 //! recorder is dropped, after writing what was queued.
 
-use std::fmt::Write as _;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::Arc;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+
+use crate::metrics::{exposition, registered};
 use crate::plugins::settings::RecordSettings;
 
 use super::line::encode;
@@ -31,18 +32,40 @@ pub(crate) trait LineSink: Send + 'static {
     fn flush(&mut self) -> io::Result<()>;
 }
 
-/// What the recorder did, for `/metrics`.
-#[derive(Default)]
+/// What the recorder did, for `/metrics`; clones share the values (the writer thread holds one).
+#[derive(Clone)]
 struct Counters {
-    written: AtomicU64,
+    written: Counter,
     /// Records lost: the queue was full, or the line could not be written.
-    dropped: AtomicU64,
+    dropped: Counter,
+}
+
+impl Counters {
+    /// The counters, registered in `registry`.
+    fn new(registry: &mut Registry) -> Self {
+        Self {
+            written: registered(
+                registry,
+                "voice_plugin_records",
+                "Plug-in calls written to the recording (PLUGIN_RECORD)",
+                Counter::default(),
+            ),
+            dropped: registered(
+                registry,
+                "voice_plugin_record_dropped",
+                "Plug-in call records dropped because the recording writer could not keep up or write",
+                Counter::default(),
+            ),
+        }
+    }
 }
 
 /// The sending side of the recording; owned by the plug-in runtime.
 pub(crate) struct Recorder {
     queue: SyncSender<CallRecord>,
-    counters: Arc<Counters>,
+    counters: Counters,
+    /// The recorder's own registry: it may run or not beside the runtime's counters.
+    registry: Registry,
 }
 
 impl Recorder {
@@ -63,7 +86,8 @@ impl Recorder {
         capacity: usize,
     ) -> io::Result<Self> {
         let (queue, records) = mpsc::sync_channel::<CallRecord>(capacity);
-        let counters = Arc::new(Counters::default());
+        let mut registry = Registry::default();
+        let counters = Counters::new(&mut registry);
         let count = counters.clone();
         std::thread::Builder::new()
             .name("plugin-recorder".into())
@@ -86,7 +110,11 @@ impl Recorder {
                     }
                 }
             })?;
-        Ok(Self { queue, counters })
+        Ok(Self {
+            queue,
+            counters,
+            registry,
+        })
     }
 
     /// Queues `record` for the writer, or drops and counts it when the queue is full. Never
@@ -95,43 +123,26 @@ impl Recorder {
         match self.queue.try_send(record) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters.dropped.inc();
             }
         }
     }
 
     /// Records written so far.
+    #[cfg(test)]
     pub fn written(&self) -> u64 {
-        self.counters.written.load(Ordering::Relaxed)
+        self.counters.written.get()
     }
 
     /// Records lost so far (queue full or write failed).
+    #[cfg(test)]
     pub fn dropped(&self) -> u64 {
-        self.counters.dropped.load(Ordering::Relaxed)
+        self.counters.dropped.get()
     }
 
-    /// The recorder's counters as Prometheus text.
-    pub fn prometheus(&self) -> String {
-        let mut out = String::new();
-        let counters = [
-            (
-                "voice_plugin_records_total",
-                "Plug-in calls written to the recording (PLUGIN_RECORD).",
-                self.written(),
-            ),
-            (
-                "voice_plugin_record_dropped_total",
-                "Plug-in call records dropped because the recording writer could not keep up or write.",
-                self.dropped(),
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        }
-        out
+    /// Appends the recorder's counters as OpenMetrics text to `out` (without `# EOF`).
+    pub fn encode(&self, out: &mut String) {
+        exposition::encode(out, &self.registry);
     }
 }
 
@@ -140,11 +151,11 @@ impl Recorder {
 fn tally(counters: &Counters, written: io::Result<()>, healthy: bool) -> bool {
     match written {
         Ok(()) => {
-            counters.written.fetch_add(1, Ordering::Relaxed);
+            counters.written.inc();
             true
         }
         Err(e) => {
-            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            counters.dropped.inc();
             if healthy {
                 tracing::warn!(error = %e, "cannot write the plug-in call recording; records are dropped until it can");
             }
@@ -159,6 +170,7 @@ mod tests {
     use crate::behaviour::{BargeInDecision, BargeInEvent};
     use crate::plugins::record::Call;
     use std::sync::mpsc::{Receiver, Sender};
+    use std::sync::Arc;
     use std::time::Duration;
 
     fn record(n: u32) -> CallRecord {
@@ -268,13 +280,14 @@ mod tests {
         while recorder.written() == 0 {
             std::thread::yield_now();
         }
-        let metrics = recorder.prometheus();
+        let mut metrics = String::new();
+        recorder.encode(&mut metrics);
         assert!(
-            metrics.contains("voice_plugin_records_total 1"),
+            metrics.contains("voice_plugin_records_total 1\n"),
             "{metrics}"
         );
         assert!(
-            metrics.contains("voice_plugin_record_dropped_total 0"),
+            metrics.contains("voice_plugin_record_dropped_total 0\n"),
             "{metrics}"
         );
     }

@@ -1,0 +1,183 @@
+//! Process metrics for `GET /metrics`: sessions, turns and per-turn latency histograms.
+//!
+//! The exposition is written by `prometheus-client`, the Prometheus project's Rust client: it
+//! owns the OpenMetrics text format (escaping, `_total` suffixes, histogram lines, `# EOF`), so
+//! this code only says what is counted. Its counters and gauges are an `Arc` around one atomic:
+//! a clone is a handle on the same value, so a component registers one clone in its own
+//! [`Registry`] and keeps the other to count with, and a session counting is one relaxed atomic
+//! addition, never a lock. The turn histograms are this module's own [`Histogram`] (on atomics;
+//! the crate's takes a mutex per observation), encoded by the crate all the same.
+//!
+//! Two things of the crate to keep in mind when adding a metric:
+//! - a counter is registered without `_total` (`voice_sessions`): the encoder appends it, and a
+//!   name already ending in `_total` would come out as `_total_total` in a release build;
+//! - the encoder ends every HELP text with a full stop, so help texts are written without one.
+//!
+//! Every component keeps its own registry (this one, the plug-in runtime's, the call
+//! recorder's): tests build many plug-in runtimes in one process, and a registry shared by all
+//! would list each of their metrics again. `/metrics` joins the registries' text and ends it
+//! with one `# EOF` (see [`exposition`]).
+
+pub mod exposition;
+mod histogram;
+
+pub use histogram::{Histogram, BUCKETS_MS};
+
+use crate::transport::protocol::TurnMetrics;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Metric, Registry};
+use std::sync::OnceLock;
+
+/// Registers a clone of `metric` as `name` in `registry` and returns the metric: the caller
+/// counts with it, the registry reads the same value at scrape time.
+pub(crate) fn registered<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// All host metrics, and the registry they are exposed from.
+pub struct Metrics {
+    pub sessions_active: Gauge,
+    pub sessions_total: Counter,
+    pub sessions_rejected: Counter,
+    pub session_panics: Counter,
+    pub turns_total: Counter,
+    pub stt_audio_dropped: Counter,
+    /// Sessions closed because their client stopped reading.
+    pub slow_clients: Counter,
+    /// `playback` reports received: clients telling the host how much of a reply was heard.
+    pub playback_reports: Counter,
+    /// Sessions resumed after a dropped connection.
+    pub resumes: Counter,
+    /// Resumes refused (expired, wrong token, store unavailable): a new session started.
+    pub resumes_refused: Counter,
+    pub host_ms: Histogram,
+    pub first_audio_ms: Histogram,
+    pub llm_first_token_ms: Histogram,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let r = &mut registry;
+        let gauge = Gauge::default;
+        let counter = Counter::default;
+        let histogram = Histogram::default;
+        let sessions_active = registered(r, "voice_sessions_active", "Sessions open now", gauge());
+        let sessions_total = registered(r, "voice_sessions", "Sessions started", counter());
+        let sessions_rejected = registered(
+            r,
+            "voice_sessions_rejected",
+            "Upgrades refused (capacity, origin, draining)",
+            counter(),
+        );
+        let session_panics = registered(
+            r,
+            "voice_session_panics",
+            "Sessions ended by an internal fault",
+            counter(),
+        );
+        let turns_total = registered(
+            r,
+            "voice_turns",
+            "Agent replies completed or interrupted",
+            counter(),
+        );
+        let stt_audio_dropped = registered(
+            r,
+            "voice_stt_audio_dropped",
+            "Audio batches dropped because speech-to-text could not keep up",
+            counter(),
+        );
+        let slow_clients = registered(
+            r,
+            "voice_slow_clients",
+            "Sessions closed (1008) because the client stopped reading its socket",
+            counter(),
+        );
+        let playback_reports = registered(
+            r,
+            "voice_playback_reports",
+            "Playback reports received from clients (how much of a reply was heard)",
+            counter(),
+        );
+        let resumes = registered(
+            r,
+            "voice_sessions_resumed",
+            "Sessions resumed after a dropped connection",
+            counter(),
+        );
+        let resumes_refused = registered(
+            r,
+            "voice_resumes_refused",
+            "Resumes refused (expired, wrong token, store unavailable): a new session started",
+            counter(),
+        );
+        let host_ms = registered(
+            r,
+            "voice_turn_host_ms",
+            "Host processing per turn (ms)",
+            histogram(),
+        );
+        let first_audio_ms = registered(
+            r,
+            "voice_turn_first_audio_ms",
+            "Speech end to first agent audio sent (ms)",
+            histogram(),
+        );
+        let llm_first_token_ms = registered(
+            r,
+            "voice_turn_llm_first_token_ms",
+            "Speech end to first LLM token (ms)",
+            histogram(),
+        );
+        Self {
+            sessions_active,
+            sessions_total,
+            sessions_rejected,
+            session_panics,
+            turns_total,
+            stt_audio_dropped,
+            slow_clients,
+            playback_reports,
+            resumes,
+            resumes_refused,
+            host_ms,
+            first_audio_ms,
+            llm_first_token_ms,
+            registry,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe_turn(&self, m: &TurnMetrics) {
+        self.turns_total.inc();
+        self.host_ms.observe(m.host_processing_ms);
+        if let Some(v) = m.first_audio_sent_ms {
+            self.first_audio_ms.observe(v as f64);
+        }
+        if let Some(v) = m.llm_first_token_ms {
+            self.llm_first_token_ms.observe(v as f64);
+        }
+    }
+
+    /// Appends the OpenMetrics text of the process metrics to `out`, without the closing
+    /// `# EOF` (see [`exposition`]).
+    pub fn encode(&self, out: &mut String) {
+        exposition::encode(out, &self.registry);
+    }
+}
+
+/// The process-wide metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::default)
+}
