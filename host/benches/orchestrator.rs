@@ -1,6 +1,8 @@
 //! Host-side cost of the turn orchestrator (pure, no I/O): a whole typed turn with 20 LLM
 //! tokens and 2 s of TTS audio paced out to `agent_done`, and the work per 20 ms audio frame
-//! while a reply plays.
+//! while a reply plays; each also with the session's OpenTelemetry trace shown every event and
+//! action, as the session task does when traces are exported (the spans go to a batch exporter
+//! whose collector refuses connections: what is measured is the session's side).
 //!
 //! Run with `cargo bench -p voice-host --bench orchestrator`.
 
@@ -11,6 +13,7 @@ use voice_host::behaviour::{ChatMessage, GenerationSettings, PromptOutput, Role}
 use voice_host::providers::LlmEvent;
 use voice_host::session::events::{Action, Event};
 use voice_host::session::orchestrator::{Orchestrator, OrchestratorConfig};
+use voice_host::telemetry::{SessionTrace, Telemetry};
 
 /// 20 ms of 16 kHz PCM16 (the default output format).
 const FRAME_BYTES: usize = 640;
@@ -44,6 +47,7 @@ struct Feeder {
     out: Vec<Action>,
     now: u64,
     actions: usize,
+    trace: Option<SessionTrace>,
 }
 
 impl Feeder {
@@ -53,11 +57,27 @@ impl Feeder {
             out: Vec::with_capacity(64),
             now: 0,
             actions: 0,
+            trace: None,
+        }
+    }
+
+    fn traced(telemetry: &Telemetry) -> Self {
+        Self {
+            trace: Some(telemetry.session("bench")),
+            ..Self::new()
         }
     }
 
     fn feed(&mut self, event: Event) {
+        if let Some(t) = &mut self.trace {
+            t.on_event(&event);
+        }
         self.orch.handle(self.now, event, &mut self.out);
+        if let Some(t) = &mut self.trace {
+            for a in &self.out {
+                t.on_action(a);
+            }
+        }
         self.actions += self.out.len();
     }
 
@@ -138,28 +158,65 @@ impl Feeder {
             bytes: vec![0; FRAME_BYTES * 50 * seconds],
             alignment: None,
         });
+        // All of it synthesised: nothing is owed, so no stall timer ends the reply early.
+        self.out.clear();
+        self.feed(Event::TtsDone { turn });
     }
 }
 
+/// Traces exported over OTLP/HTTP to a port where nothing listens.
+fn telemetry() -> std::sync::Arc<Telemetry> {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    Telemetry::start(&voice_host::config::telemetry::TelemetryConfig {
+        traces_endpoint: Some(format!("http://{closed}/v1/traces")),
+        base_endpoint: None,
+        protocol: voice_host::config::telemetry::OtlpProtocol::HttpProtobuf,
+        service_name: "bench".into(),
+        record_text: false,
+    })
+    .expect("exporter")
+    .expect("tracing on")
+}
+
 fn bench_turn(c: &mut Criterion) {
-    let mut f = Feeder::new();
-    c.bench_function("orchestrator/typed_turn_20_tokens_2s_audio", |b| {
-        b.iter(|| {
-            f.turn();
-            black_box(f.actions)
-        })
-    });
+    let telemetry = telemetry();
+    for (name, mut f) in [
+        ("orchestrator/typed_turn_20_tokens_2s_audio", Feeder::new()),
+        (
+            "orchestrator/typed_turn_20_tokens_2s_audio_traced",
+            Feeder::traced(&telemetry),
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                f.turn();
+                black_box(f.actions)
+            })
+        });
+    }
 }
 
 /// One 20 ms frame of reply audio: the tick at the orchestrator's wakeup that releases it.
 fn bench_frame(c: &mut Criterion) {
-    c.bench_function("orchestrator/audio_frame_tick", |b| {
+    let telemetry = telemetry();
+    for (name, traced) in [
+        ("orchestrator/audio_frame_tick", false),
+        ("orchestrator/audio_frame_tick_traced", true),
+    ] {
+        bench_frames(c, name, traced.then_some(&*telemetry));
+    }
+}
+
+fn bench_frames(c: &mut Criterion, name: &str, telemetry: Option<&Telemetry>) {
+    c.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             let mut done = 0;
             while done < iters {
                 // A fresh reply with a minute of audio, set up outside the measurement.
-                let mut f = Feeder::new();
+                let mut f = telemetry.map_or_else(Feeder::new, Feeder::traced);
                 f.speaking(60);
                 let frames = (iters - done).min(2500);
                 for _ in 0..frames {
