@@ -80,22 +80,60 @@ impl TelemetryConfig {
         })
     }
 
+    /// The traces URL without any user name or password in it (for logs and `voice-host config`).
+    pub fn traces_endpoint_shown(&self) -> Option<String> {
+        self.traces_endpoint.as_deref().map(without_credentials)
+    }
+
     /// Settings as shown by `voice-host config`.
     pub(super) fn describe(&self) -> Vec<(&'static str, String)> {
         vec![
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
-                self.base_endpoint.clone().unwrap_or_default(),
+                self.base_endpoint
+                    .as_deref()
+                    .map(without_credentials)
+                    .unwrap_or_default(),
             ),
             (
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                self.traces_endpoint
-                    .clone()
+                self.traces_endpoint_shown()
                     .unwrap_or_else(|| "(unset: tracing off)".into()),
             ),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", self.protocol.as_str().into()),
             ("OTEL_SERVICE_NAME", self.service_name.clone()),
             ("OTEL_RECORD_TEXT", self.record_text.to_string()),
         ]
+    }
+}
+
+/// `url` with its user info (`user:password@`) replaced by `***@`.
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("***");
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "(not a URL)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn credentials_in_an_endpoint_are_not_shown() {
+        let shown = without_credentials("https://team:s3cret@otlp.example.com/v1/traces");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("team"),
+            "{shown}"
+        );
+        assert_eq!(
+            without_credentials("http://collector:4318/v1/traces"),
+            "http://collector:4318/v1/traces"
+        );
     }
 }

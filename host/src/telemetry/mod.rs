@@ -45,7 +45,7 @@ impl Telemetry {
             .build();
         let tracer = provider.tracer("voice-host");
         tracing::info!(
-            endpoint = %endpoint,
+            endpoint = cfg.traces_endpoint_shown().unwrap_or_default(),
             protocol = cfg.protocol.as_str(),
             "exporting traces over OTLP"
         );
