@@ -70,7 +70,7 @@ fn cases() -> Vec<(&'static [&'static str], How)> {
         (&["MAX_SESSION_MS"], Here(|| Box::pin(max_session()))),
         (&["TEXT_TURNS_PER_MIN"], Here(|| Box::pin(text_turns()))),
         (&["STT_PROVIDER", "MODELS_DIR"], Here(|| Box::pin(local_stt()))),
-        (&["LLM_PROVIDER"], Here(|| Box::pin(local_llm()))),
+        (&["LLM_PROVIDER", "LOCAL_LLM_MODEL"], Here(|| Box::pin(local_llm()))),
         (&["TTS_PROVIDER"], Here(|| Box::pin(local_tts()))),
         (&["DEEPGRAM_URL", "DEEPGRAM_API_KEY", "DEEPGRAM_MODEL", "STT_LANGUAGE"], Here(|| Box::pin(deepgram()))),
         (&["OPENAI_BASE_URL", "OPENAI_API_KEY", "LLM_MODEL", "LLM_TEMPERATURE", "LLM_MAX_TOKENS"], Here(|| Box::pin(openai()))),
@@ -386,17 +386,25 @@ async fn local_stt() {
 
 async fn local_llm() {
     let dir = empty_models("llm");
-    let s = stack(&[
-        ("LLM_PROVIDER", "local"),
-        ("MODELS_DIR", dir.to_str().unwrap()),
-    ])
-    .await;
-    let mut c = session(&s).await;
-    c.send_json(json!({"type": "text", "text": "what is the weather"}))
-        .await;
-    let e = c.expect_type("error", LIMIT).await;
-    assert_eq!(e["code"], "provider_not_installed");
-    assert!(s.openai.requests().is_empty());
+    // The default model, then the other one by name: the error names the file each looks for.
+    for (model, file) in [
+        (None, "SmolLM2-135M-Instruct.Q4_1.gguf"),
+        (Some("gemma3-270m"), "gemma-3-270m-q4_k_m.gguf"),
+    ] {
+        let mut settings = vec![
+            ("LLM_PROVIDER", "local"),
+            ("MODELS_DIR", dir.to_str().unwrap()),
+        ];
+        settings.extend(model.map(|m| ("LOCAL_LLM_MODEL", m)));
+        let s = stack(&settings).await;
+        let mut c = session(&s).await;
+        c.send_json(json!({"type": "text", "text": "what is the weather"}))
+            .await;
+        let e = c.expect_type("error", LIMIT).await;
+        assert_eq!(e["code"], "provider_not_installed");
+        assert!(e["message"].as_str().unwrap().contains(file), "{e}");
+        assert!(s.openai.requests().is_empty());
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 

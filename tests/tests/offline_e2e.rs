@@ -1,5 +1,5 @@
 //! End to end with no keys and no fakes: the server runs the offline providers (Whisper,
-//! Gemma, espeak-ng) with the default barge-in rules. A client talks over the spoken greeting
+//! SmolLM2, espeak-ng) with the default barge-in rules. A client talks over the spoken greeting
 //! with an espeak-ng recording of its question: the recogniser's interim transcripts reach the
 //! default five-word threshold while the user is still speaking and, once the default 3000 ms
 //! minimum has passed, interrupt the greeting. The question is answered with speech; a typed

@@ -80,6 +80,8 @@ pub struct Config {
     pub elevenlabs_model_id: String,
     pub elevenlabs_http: bool,
     pub models_dir: Option<PathBuf>,
+    /// Which offline LLM answers (`LOCAL_LLM_MODEL`).
+    pub local_llm_model: crate::providers::local::LlmModel,
 
     pub stt_silence_timeout_ms: u64,
     pub stt_finalize_wait_ms: u64,
@@ -503,6 +505,12 @@ impl Config {
             elevenlabs_model_id: r.str_or("ELEVENLABS_MODEL_ID", "eleven_flash_v2_5"),
             elevenlabs_http,
             models_dir: r.opt("MODELS_DIR").map(PathBuf::from),
+            local_llm_model: match r.opt("LOCAL_LLM_MODEL") {
+                None => crate::providers::local::LlmModel::default(),
+                Some(name) => crate::providers::local::LlmModel::parse(&name).ok_or_else(|| {
+                    err("LOCAL_LLM_MODEL", "expected smollm2-135m or gemma3-270m")
+                })?,
+            },
             stt_silence_timeout_ms: r.num("STT_SILENCE_TIMEOUT_MS", 2500)?,
             stt_finalize_wait_ms: r.num("STT_FINALIZE_WAIT_MS", 300)?,
             llm_stall_timeout_ms: r.num("LLM_STALL_TIMEOUT_MS", 10_000)?,
@@ -702,6 +710,7 @@ impl Config {
                     .as_ref()
                     .map_or("(default)".into(), |p| p.display().to_string()),
             ),
+            ("LOCAL_LLM_MODEL", self.local_llm_model.name().to_string()),
             (
                 "STT_SILENCE_TIMEOUT_MS",
                 self.stt_silence_timeout_ms.to_string(),

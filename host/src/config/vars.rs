@@ -205,6 +205,11 @@ pub const VARS: &[Var] = &[
         "where the offline models are installed",
     ),
     v(
+        "LOCAL_LLM_MODEL",
+        "smollm2-135m",
+        "offline LLM: smollm2-135m (instruction-tuned) or gemma3-270m (base model, few-shot)",
+    ),
+    v(
         "STT_SILENCE_TIMEOUT_MS",
         "2500",
         "end the user's turn after this much silence following interim text",

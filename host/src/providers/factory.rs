@@ -75,7 +75,8 @@ pub fn build(cfg: &Config) -> Built {
         cfg.models_dir
             .clone()
             .unwrap_or_else(LocalModels::default_dir),
-    );
+    )
+    .with_llm(cfg.local_llm_model);
     let mut problems = Vec::new();
     let mut note = |role: &str, e: &ProviderError| {
         problems.push(format!("{role}: {}", e.message));

