@@ -83,7 +83,7 @@ enum ModelsCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Say which offline models are missing.
+    /// Say which offline models are missing (of the LLMs, the one `LOCAL_LLM_MODEL` names).
     Check {
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -189,8 +189,23 @@ fn main() -> ExitCode {
                 }
             }
             ModelsCommand::Check { dir } => {
-                let missing =
-                    voice_host::providers::local::LocalModels::new(models_dir(dir)).check();
+                use voice_host::providers::local::{LlmModel, LocalModels};
+                // The LLM the server would run: `LOCAL_LLM_MODEL`, else the default.
+                let llm = match std::env::var("LOCAL_LLM_MODEL") {
+                    Ok(name) if !name.trim().is_empty() => match LlmModel::parse(&name) {
+                        Some(m) => m,
+                        None => {
+                            return fail(
+                                "models check",
+                                format!(
+                                    "LOCAL_LLM_MODEL={name}: expected smollm2-135m or gemma3-270m"
+                                ),
+                            )
+                        }
+                    },
+                    _ => LlmModel::default(),
+                };
+                let missing = LocalModels::new(models_dir(dir)).with_llm(llm).check();
                 if missing.is_empty() {
                     println!("all offline models are installed");
                     ExitCode::SUCCESS

@@ -97,3 +97,33 @@ async fn a_missing_offline_recogniser_is_reported_and_typed_turns_still_work() {
         "the cloud STT was not used"
     );
 }
+
+/// `voice-host models check` looks for the LLM the server would run (`LOCAL_LLM_MODEL`), exits 1
+/// naming what is missing, and refuses an unknown model with one line (exit 2).
+#[test]
+fn models_check_names_the_configured_llm() {
+    let dir = EmptyDir::new("check");
+    let check = |model: Option<&str>| {
+        let mut cmd = std::process::Command::new(voice_tests::binary::voice_host());
+        cmd.args(["models", "check", "--dir"]).arg(&dir.0);
+        cmd.env_remove("LOCAL_LLM_MODEL");
+        if let Some(m) = model {
+            cmd.env("LOCAL_LLM_MODEL", m);
+        }
+        let out = cmd.output().expect("voice-host runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, text) = check(None);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("SmolLM2-135M-Instruct.Q4_1.gguf"), "{text}");
+    assert!(text.contains("models install"), "{text}");
+    let (code, text) = check(Some("gemma3-270m"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("gemma-3-270m-q4_k_m.gguf"), "{text}");
+    let (code, text) = check(Some("gpt-5"));
+    assert_eq!(code, Some(2), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    assert!(text.contains("LOCAL_LLM_MODEL"), "{text}");
+}
