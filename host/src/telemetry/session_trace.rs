@@ -117,12 +117,12 @@ impl SessionTrace {
 
     /// An event about to be fed to the orchestrator.
     pub fn on_event(&mut self, event: &Event) {
-        let now = SystemTime::now();
+        let now = SystemTime::now;
         match event {
             Event::Vad(VadTransition::SpeechStart { .. }) => self.pending = Pending::default(),
-            Event::Vad(VadTransition::SpeechEnd { .. }) => self.pending.speech_end = Some(now),
+            Event::Vad(VadTransition::SpeechEnd { .. }) => self.pending.speech_end = Some(now()),
             Event::Stt(SttEvent::Final { .. }) => {
-                self.pending.final_at = Some(now);
+                self.pending.final_at = Some(now());
             }
             Event::Llm { turn, event } => {
                 let Some(t) = self.turn_mut(*turn) else {
@@ -132,34 +132,34 @@ impl SessionTrace {
                 let Some(llm) = t.llm.as_mut() else { return };
                 match event {
                     LlmEvent::Token(_) => {
-                        llm.first.get_or_insert(now);
+                        llm.first.get_or_insert_with(now);
                         llm.count += 1;
                     }
                     LlmEvent::Working => {}
                     LlmEvent::Done { usage: u, .. } => {
                         *usage = *u;
-                        llm.finish(now);
+                        llm.finish(now());
                     }
                     LlmEvent::Error(_) => {
                         llm.failed = true;
-                        llm.finish(now);
+                        llm.finish(now());
                     }
                 }
             }
             Event::TtsAudio { turn, .. } => {
                 if let Some(tts) = self.turn_mut(*turn).and_then(|t| t.tts.as_mut()) {
-                    tts.first.get_or_insert(now);
+                    tts.first.get_or_insert_with(now);
                 }
             }
             Event::TtsDone { turn } => {
                 if let Some(tts) = self.turn_mut(*turn).and_then(|t| t.tts.as_mut()) {
-                    tts.finish(now);
+                    tts.finish(now());
                 }
             }
             Event::TtsError { turn, .. } => {
                 if let Some(tts) = self.turn_mut(*turn).and_then(|t| t.tts.as_mut()) {
                     tts.failed = true;
-                    tts.finish(now);
+                    tts.finish(now());
                 }
             }
             _ => {}
@@ -168,31 +168,31 @@ impl SessionTrace {
 
     /// An action about to be carried out.
     pub fn on_action(&mut self, action: &Action) {
-        // Audio goes out every 20 ms: only its first frame per turn reads the clock.
+        // The clock is read only where a time is kept: not for every audio frame, tick or
+        // token, only for the first of each.
+        let now = SystemTime::now;
         if let Action::SendAudio(_) = action {
             if let Some(t) = self.turn.as_mut() {
-                if t.playout_start.is_none() {
-                    t.playout_start = Some(SystemTime::now());
-                }
+                t.playout_start.get_or_insert_with(now);
             }
             return;
         }
-        let now = SystemTime::now();
         match action {
             Action::PlanReply {
                 turn, user_text, ..
             } => {
+                let at = now();
                 if let Some(old) = self.turn.take() {
-                    self.emit(old, now, None, true);
+                    self.emit(old, at, None, true);
                 }
                 let pending = std::mem::take(&mut self.pending);
-                let start = pending.speech_end.unwrap_or(now);
+                let start = pending.speech_end.unwrap_or(at);
                 self.turn = Some(Turn {
                     turn: *turn,
                     start,
                     stt: pending
                         .speech_end
-                        .map(|end| (end, pending.final_at.filter(|f| *f >= end).unwrap_or(now))),
+                        .map(|end| (end, pending.final_at.filter(|f| *f >= end).unwrap_or(at))),
                     user_text: user_text.clone(),
                     intent: None,
                     prompt: None,
@@ -206,20 +206,20 @@ impl SessionTrace {
             }
             Action::StartLlm { turn, .. } => {
                 if let Some(t) = self.turn_mut(*turn) {
-                    t.llm = Some(Stage::new(now));
+                    t.llm = Some(Stage::new(now()));
                 }
             }
             Action::CancelLlm { turn } => {
                 if let Some(llm) = self.turn_mut(*turn).and_then(|t| t.llm.as_mut()) {
                     if llm.end.is_none() {
                         llm.cancelled = true;
-                        llm.finish(now);
+                        llm.finish(now());
                     }
                 }
             }
             Action::StartTts { turn } => {
                 if let Some(t) = self.turn_mut(*turn) {
-                    t.tts = Some(Stage::new(now));
+                    t.tts = Some(Stage::new(now()));
                 }
             }
             Action::SpeakSentence { turn, .. } => {
@@ -231,13 +231,13 @@ impl SessionTrace {
                 if let Some(tts) = self.turn_mut(*turn).and_then(|t| t.tts.as_mut()) {
                     if tts.end.is_none() {
                         tts.cancelled = true;
-                        tts.finish(now);
+                        tts.finish(now());
                     }
                 }
             }
             Action::Send(ServerMessage::Interrupt { turn }) => {
                 if let Some(t) = self.turn_mut(*turn) {
-                    t.interrupted_at.get_or_insert(now);
+                    t.interrupted_at.get_or_insert_with(now);
                 }
             }
             Action::Send(ServerMessage::AgentDone {
@@ -246,7 +246,7 @@ impl SessionTrace {
                 interrupted,
             }) => {
                 if let Some(t) = self.turn.take_if(|t| t.turn == *turn) {
-                    self.emit(t, now, Some(text), *interrupted);
+                    self.emit(t, now(), Some(text), *interrupted);
                 }
             }
             _ => {}
