@@ -40,6 +40,12 @@ impl InputPipeline {
         self.decoder.format()
     }
 
+    /// Ends the VAD's current speech now (an end-of-turn policy decided the user has finished);
+    /// `None` when no speech is in progress.
+    pub fn end_speech_now(&mut self) -> Option<VadTransition> {
+        self.gate.end_now()
+    }
+
     /// Feeds client bytes; calls `on_frame(frame, frame_start_ms, transition)` for each
     /// completed 20 ms frame at 16 kHz, with the VAD transition that frame caused, if any.
     pub fn push(

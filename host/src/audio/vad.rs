@@ -1,4 +1,5 @@
-//! Voice activity detection: webrtc-vad frame decisions, debounced into speech start/end.
+//! Voice activity detection: webrtc-vad frame decisions, debounced into speech start/end, and
+//! (when asked for) the short pauses inside speech that an end-of-turn policy judges.
 
 use webrtc_vad::{SampleRate, Vad, VadMode};
 
@@ -13,6 +14,9 @@ pub struct VadConfig {
     pub start_frames: u32,
     /// Unvoiced audio, in ms, needed to end speech.
     pub hangover_ms: u32,
+    /// Unvoiced audio, in ms, after which a pause inside speech is reported (`Pause`, and
+    /// `Resume` if the voice comes back before the hangover ends); 0 reports none.
+    pub pause_ms: u32,
 }
 
 impl Default for VadConfig {
@@ -21,6 +25,7 @@ impl Default for VadConfig {
             aggressiveness: 2,
             start_frames: 3,
             hangover_ms: 600,
+            pause_ms: 0,
         }
     }
 }
@@ -35,6 +40,18 @@ pub enum VadTransition {
     },
     /// Speech ended; `at_ms` is the end of the last voiced frame.
     SpeechEnd {
+        /// Audio clock time in ms.
+        at_ms: u64,
+    },
+    /// The voice stopped `silence_ms` ago (`VadConfig::pause_ms`), speech not ended yet.
+    Pause {
+        /// Audio clock time in ms of the end of the last voiced frame.
+        at_ms: u64,
+        /// Unvoiced audio since then, in ms.
+        silence_ms: u32,
+    },
+    /// The voice came back after a `Pause`, before the end of speech.
+    Resume {
         /// Audio clock time in ms.
         at_ms: u64,
     },
@@ -62,8 +79,11 @@ pub struct VoiceGate {
     vad: SendVad,
     start_frames: u32,
     hangover_ms: u32,
+    pause_ms: u32,
     overhang: Overhang,
     in_speech: bool,
+    /// A `Pause` was reported for the current silence.
+    paused: bool,
     /// Consecutive frames the detector flagged as voiced, up to the latest one.
     flagged_run: u32,
     run_started_at: u64,
@@ -104,8 +124,10 @@ impl VoiceGate {
             vad: SendVad(Vad::new_with_rate_and_mode(SampleRate::Rate16kHz, mode)),
             start_frames: cfg.start_frames.max(1),
             hangover_ms: cfg.hangover_ms,
+            pause_ms: cfg.pause_ms,
             overhang,
             in_speech: false,
+            paused: false,
             flagged_run: 0,
             run_started_at: 0,
             speech_started_at: None,
@@ -148,14 +170,38 @@ impl VoiceGate {
             }
             return None;
         }
+        if self.paused && flagged {
+            // Voice again before the end of speech.
+            self.paused = false;
+            return Some(VadTransition::Resume { at_ms });
+        }
         if flagged || self.silence_ms < self.hangover_ms {
+            if self.pause_ms > 0 && !self.paused && !flagged && self.silence_ms >= self.pause_ms {
+                self.paused = true;
+                return Some(VadTransition::Pause {
+                    at_ms: self.voice_end,
+                    silence_ms: self.silence_ms,
+                });
+            }
             return None;
         }
+        Some(self.end())
+    }
+
+    /// Ends the current speech now (an end-of-turn policy decided the user has finished),
+    /// as if the hangover had passed; `None` when not in speech. Voice after this starts new
+    /// speech.
+    pub fn end_now(&mut self) -> Option<VadTransition> {
+        self.in_speech.then(|| self.end())
+    }
+
+    fn end(&mut self) -> VadTransition {
         let started = self.speech_started_at.take().unwrap_or(0);
         self.in_speech = false;
-        Some(VadTransition::SpeechEnd {
+        self.paused = false;
+        VadTransition::SpeechEnd {
             at_ms: self.voice_end.max(started),
-        })
+        }
     }
 
     /// Overhang the detector applies after the current run of flagged frames.
@@ -389,6 +435,71 @@ pub(crate) mod tests {
             panic!("{events:?}");
         };
         assert!((860..=920).contains(&end), "end at {end}");
+    }
+
+    #[test]
+    fn a_pause_inside_speech_is_reported_and_so_is_the_voice_coming_back() {
+        let cfg = VadConfig {
+            pause_ms: 200,
+            ..VadConfig::default()
+        };
+        let mut gate = VoiceGate::new(cfg).unwrap();
+        let mut signal = synthetic_vowel(600);
+        // 400 ms of silence: a pause (200 ms), not an end (600 ms).
+        signal.extend(vec![0i16; 16 * 400]);
+        signal.extend(synthetic_vowel(600));
+        signal.extend(vec![0i16; 16_000]);
+        let events = run(&mut gate, &signal);
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|e| match e {
+                VadTransition::SpeechStart { .. } => "start",
+                VadTransition::Pause { .. } => "pause",
+                VadTransition::Resume { .. } => "resume",
+                VadTransition::SpeechEnd { .. } => "end",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["start", "pause", "resume", "pause", "end"],
+            "{events:?}"
+        );
+        let VadTransition::Pause { at_ms, silence_ms } = events[1] else {
+            unreachable!()
+        };
+        assert!((560..=620).contains(&at_ms), "voice ended at {at_ms}");
+        assert!((200..=240).contains(&silence_ms), "{silence_ms}");
+        // Without `pause_ms` the same audio is one utterance and nothing else.
+        let mut plain = VoiceGate::new(VadConfig::default()).unwrap();
+        assert_eq!(run(&mut plain, &signal).len(), 2);
+    }
+
+    #[test]
+    fn ending_speech_now_makes_the_next_voice_new_speech() {
+        let cfg = VadConfig {
+            pause_ms: 200,
+            ..VadConfig::default()
+        };
+        let mut gate = VoiceGate::new(cfg).unwrap();
+        let mut first = synthetic_vowel(600);
+        first.extend(vec![0i16; 16 * 250]);
+        let events = run(&mut gate, &first);
+        assert!(
+            matches!(events.last(), Some(VadTransition::Pause { .. })),
+            "{events:?}"
+        );
+        let ended = gate.end_now();
+        assert!(
+            matches!(ended, Some(VadTransition::SpeechEnd { at_ms }) if (560..=620).contains(&at_ms)),
+            "{ended:?}"
+        );
+        assert!(!gate.in_speech());
+        assert_eq!(gate.end_now(), None, "nothing left to end");
+        let events = run(&mut gate, &synthetic_vowel(600));
+        assert!(
+            matches!(events.first(), Some(VadTransition::SpeechStart { .. })),
+            "{events:?}"
+        );
     }
 
     #[test]

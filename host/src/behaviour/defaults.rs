@@ -1,11 +1,12 @@
-//! Built-in behaviours: the seed's barge-in rules, a pass-through prompt and no intent. They are
+//! Built-in behaviours: the seed's barge-in rules, a pass-through prompt, no intent and the
+//! silence rules for the end of a turn. They are
 //! what a session uses when a slot has no plug-in, and the fallback decision when a plug-in call
 //! fails.
 
 use super::{
     BargeInDecision, BargeInEvent, BargeInPolicy, BehaviourSource, Behaviours, ChatMessage,
     GenerationSettings, Intent, IntentAnalyzer, IntentInput, PromptInput, PromptOutput,
-    PromptShaper, Role,
+    PromptShaper, Role, TurnDecision, TurnEvent, TurnPolicy,
 };
 
 /// Knobs of the built-in barge-in rules (from `TTS_*` configuration).
@@ -121,6 +122,18 @@ impl PromptShaper for PassThroughPrompt {
     }
 }
 
+/// The end of a turn by silence alone: no opinion (`Wait(0)`), so the orchestrator's silence
+/// rules decide. A session without a turn plug-in never asks (the answer could not differ); this
+/// is the answer when a plug-in cannot give one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SilenceRules;
+
+impl TurnPolicy for SilenceRules {
+    fn decide(&mut self, _event: &TurnEvent) -> TurnDecision {
+        TurnDecision::Wait(0)
+    }
+}
+
 /// The built-in behaviours for every slot.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BuiltinBehaviours {
@@ -133,6 +146,7 @@ impl BuiltinBehaviours {
             intent: Box::new(NoIntent),
             prompt: Box::new(PassThroughPrompt),
             barge_in: Box::new(DefaultBargeIn(self.rules)),
+            turn: Box::new(SilenceRules),
             shadows: Default::default(),
         }
     }

@@ -1,5 +1,5 @@
-//! The three pluggable behaviours (intent analysis, prompt shaping, barge-in policy) as the
-//! session sees them. The WebAssembly runtime (`crate::plugins`) implements these traits for
+//! The four pluggable behaviours (intent analysis, prompt shaping, barge-in policy, end-of-turn
+//! policy) as the session sees them. The WebAssembly runtime (`crate::plugins`) implements these traits for
 //! components; `defaults` holds the built-in behaviour used when no plug-in is configured and as
 //! the fallback when a plug-in call fails.
 //!
@@ -115,6 +115,52 @@ pub enum BargeInDecision {
     Wait,
 }
 
+/// Why the end-of-turn policy is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnTrigger {
+    /// The user's voice stopped a moment ago (before the VAD's end of speech).
+    Pause,
+    /// The VAD ended the speech.
+    SpeechEnd,
+    /// New words arrived while the user is silent.
+    Transcript,
+    /// A `Wait` of the previous answer ran out with the user still silent.
+    Timer,
+}
+
+/// What the host knows about the user's turn when it asks the end-of-turn policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnEvent {
+    pub trigger: TurnTrigger,
+    /// Silence since the user's voice stopped, in ms.
+    pub silence_ms: u32,
+    /// First voice to last voice of this turn, in ms.
+    pub speech_ms: u32,
+    /// Final words, then the latest interim guess.
+    pub text: String,
+    pub word_count: u32,
+    /// Whether every word of `text` is final.
+    pub text_final: bool,
+    /// The end-of-turn model's probability that the user has finished (`None`: no model).
+    pub model_probability: Option<f32>,
+    /// The last sentence the agent said before this turn.
+    pub agent_last_sentence: String,
+    /// The user turn being decided. Host-side only (plug-ins do not see it): it numbers the call
+    /// in recordings.
+    pub turn: u32,
+}
+
+/// The end-of-turn policy's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnDecision {
+    /// The user has finished: end the turn now (after the recogniser's last words).
+    EndTurn,
+    /// Keep the turn open at least this many ms; `Wait(0)` leaves it to the silence rules.
+    Wait(u32),
+}
+
 /// Intent analysis behaviour. Implementations must not block for long: the runtime bounds them.
 pub trait IntentAnalyzer: Send {
     fn analyze(&mut self, input: &IntentInput) -> Option<Intent>;
@@ -145,6 +191,16 @@ pub trait BargeInPolicy: Send {
     }
 }
 
+/// End-of-turn policy behaviour.
+pub trait TurnPolicy: Send {
+    fn decide(&mut self, event: &TurnEvent) -> TurnDecision;
+    /// Identity of the plug-in version behind this behaviour (`None` for built-ins); lets a
+    /// `BehaviourSource` tell at a turn boundary whether a newer version should replace it.
+    fn plugin_generation(&self) -> Option<u64> {
+        None
+    }
+}
+
 /// Watches the decisions of one slot without taking part in them: a shadow version answering
 /// the same inputs on its own thread, to be compared. `observe` must return at once (it may drop
 /// the observation when it is behind); what callers hear never depends on it.
@@ -162,6 +218,7 @@ pub struct Shadows {
     pub intent: Option<Box<dyn Observer<IntentInput, Option<Intent>>>>,
     pub prompt: Option<Box<dyn Observer<PromptInput, PromptOutput>>>,
     pub barge_in: Option<Box<dyn Observer<BargeInEvent, BargeInDecision>>>,
+    pub turn: Option<Box<dyn Observer<TurnEvent, TurnDecision>>>,
 }
 
 /// The behaviours one session uses, one per slot, and whatever watches them.
@@ -169,6 +226,7 @@ pub struct Behaviours {
     pub intent: Box<dyn IntentAnalyzer>,
     pub prompt: Box<dyn PromptShaper>,
     pub barge_in: Box<dyn BargeInPolicy>,
+    pub turn: Box<dyn TurnPolicy>,
     pub shadows: Shadows,
 }
 
@@ -199,6 +257,15 @@ impl Behaviours {
         }
         decision
     }
+
+    /// The end-of-turn decision, shown to the turn slot's observer.
+    pub fn decide_turn(&mut self, event: &TurnEvent) -> TurnDecision {
+        let decision = self.turn.decide(event);
+        if let Some(shadow) = &self.shadows.turn {
+            shadow.observe(event, &decision);
+        }
+        decision
+    }
 }
 
 /// Where sessions get their behaviours from. The plug-in registry implements this; so do the
@@ -206,6 +273,12 @@ impl Behaviours {
 pub trait BehaviourSource: Send + Sync {
     /// Behaviours for a new session.
     fn for_session(&self, session_id: &str) -> Behaviours;
+    /// Whether sessions ask the end-of-turn slot at all: only when something other than the
+    /// silence rules may answer (a plug-in, its canary or its shadow). Without one, asking could
+    /// not change a turn, so a session keeps the rules alone and pays nothing.
+    fn asks_turn(&self) -> bool {
+        false
+    }
     /// Called at each turn boundary: swap in newer plug-in versions if any were loaded since.
     fn refresh(&self, session_id: &str, current: &mut Behaviours) {
         let _ = (session_id, current);

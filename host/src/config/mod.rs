@@ -105,6 +105,10 @@ pub struct Config {
     pub intent_plugin: SlotConfig,
     pub prompt_plugin: SlotConfig,
     pub barge_in_plugin: SlotConfig,
+    /// End-of-turn policy slot (`TURN_PLUGIN`, default none: the silence rules).
+    pub turn_plugin: SlotConfig,
+    /// Silence within speech after which the end-of-turn policy is asked (`TURN_PAUSE_MS`).
+    pub turn_pause_ms: u32,
     pub plugin_memory_mb: u64,
     pub plugin_deadline_ms: u64,
     pub plugin_session_fault_limit: u32,
@@ -271,13 +275,13 @@ impl Reader<'_> {
         env: &str,
         slot: &str,
         dir: &str,
-        file: &str,
+        file: Option<&str>,
     ) -> Result<SlotConfig, ConfigError> {
         let (file_path, config) = self.raw.plugins.get(slot).cloned().unwrap_or_default();
         let path = self
             .opt(env)
             .or(file_path)
-            .unwrap_or_else(|| format!("{dir}/{file}"));
+            .unwrap_or_else(|| file.map_or("none".to_string(), |file| format!("{dir}/{file}")));
         let percent_var = format!("{env}_CANARY_PERCENT");
         let canary_percent = match self.num(&percent_var, 10u8)? {
             n if n > 100 => return Err(err(&percent_var, "must be at most 100")),
@@ -542,20 +546,26 @@ impl Config {
                 "INTENT_PLUGIN",
                 "intent",
                 &plugin_dir,
-                "intent_keywords.wasm",
+                Some("intent_keywords.wasm"),
             )?,
             prompt_plugin: r.slot(
                 "PROMPT_PLUGIN",
                 "prompt",
                 &plugin_dir,
-                "prompt_persona.wasm",
+                Some("prompt_persona.wasm"),
             )?,
             barge_in_plugin: r.slot(
                 "BARGE_IN_PLUGIN",
                 "barge_in",
                 &plugin_dir,
-                "barge_in_smart.wasm",
+                Some("barge_in_smart.wasm"),
             )?,
+            // No default: without a plug-in, turns end by the silence rules as they always did.
+            turn_plugin: r.slot("TURN_PLUGIN", "turn", &plugin_dir, None)?,
+            turn_pause_ms: match r.num("TURN_PAUSE_MS", 200)? {
+                n if (60..=2000).contains(&n) => n,
+                _ => return Err(err("TURN_PAUSE_MS", "must be 60..=2000")),
+            },
             plugin_memory_mb: r.num("PLUGIN_MEMORY_MB", 16)?,
             plugin_deadline_ms: r.num("PLUGIN_DEADLINE_MS", 5)?,
             plugin_session_fault_limit: r.num("PLUGIN_SESSION_FAULT_LIMIT", 5)?,
@@ -752,6 +762,8 @@ impl Config {
             ("INTENT_PLUGIN", slot(&self.intent_plugin)),
             ("PROMPT_PLUGIN", slot(&self.prompt_plugin)),
             ("BARGE_IN_PLUGIN", slot(&self.barge_in_plugin)),
+            ("TURN_PLUGIN", slot(&self.turn_plugin)),
+            ("TURN_PAUSE_MS", self.turn_pause_ms.to_string()),
             (
                 "INTENT_PLUGIN_SHADOW",
                 path_or_empty(&self.intent_plugin.shadow),
@@ -787,6 +799,18 @@ impl Config {
             (
                 "BARGE_IN_PLUGIN_CANARY_PERCENT",
                 self.barge_in_plugin.canary_percent.to_string(),
+            ),
+            (
+                "TURN_PLUGIN_SHADOW",
+                path_or_empty(&self.turn_plugin.shadow),
+            ),
+            (
+                "TURN_PLUGIN_CANARY",
+                path_or_empty(&self.turn_plugin.canary),
+            ),
+            (
+                "TURN_PLUGIN_CANARY_PERCENT",
+                self.turn_plugin.canary_percent.to_string(),
             ),
             ("PLUGIN_MEMORY_MB", self.plugin_memory_mb.to_string()),
             ("PLUGIN_DEADLINE_MS", self.plugin_deadline_ms.to_string()),

@@ -299,6 +299,16 @@ pub const VARS: &[Var] = &[
         "barge-in-policy component, or none",
     ),
     v(
+        "TURN_PLUGIN",
+        "none",
+        "end-of-turn-policy component, or none (turns end by the silence rules)",
+    ),
+    v(
+        "TURN_PAUSE_MS",
+        "200",
+        "silence within speech after which the end-of-turn plug-in is asked, 60..=2000",
+    ),
+    v(
         "INTENT_PLUGIN_SHADOW",
         "",
         "intent shadow version: answers beside the live one, compared in /metrics, never heard",
@@ -342,6 +352,21 @@ pub const VARS: &[Var] = &[
         "BARGE_IN_PLUGIN_CANARY_PERCENT",
         "10",
         "share of new sessions the barge-in canary serves",
+    ),
+    v(
+        "TURN_PLUGIN_SHADOW",
+        "",
+        "end-of-turn shadow version: answers beside the live one, compared in /metrics, never heard",
+    ),
+    v(
+        "TURN_PLUGIN_CANARY",
+        "",
+        "end-of-turn canary version: serves a share of new sessions, rolled back by itself on faults",
+    ),
+    v(
+        "TURN_PLUGIN_CANARY_PERCENT",
+        "10",
+        "share of new sessions the end-of-turn canary serves",
     ),
     v(
         "PLUGIN_MEMORY_MB",

@@ -7,18 +7,19 @@
 
 use std::time::Instant;
 
-use crate::behaviour::defaults::{DefaultBargeIn, NoIntent, PassThroughPrompt};
+use crate::behaviour::defaults::{DefaultBargeIn, NoIntent, PassThroughPrompt, SilenceRules};
 use crate::behaviour::{
     BargeInDecision, BargeInEvent, BargeInPolicy, Intent, IntentAnalyzer, IntentInput, PromptInput,
-    PromptOutput, PromptShaper,
+    PromptOutput, PromptShaper, TurnDecision, TurnEvent, TurnPolicy,
 };
 
-use super::bindings::{barge_in, intent, prompt};
+use super::bindings::{barge_in, intent, prompt, turn};
 use super::instance::{Fallback, SlotInstance};
 use super::prompt_clamp::clamp;
 use super::record::Call;
 use super::worlds::{
     barge_in_event, decision_back, intent_back, intent_input, prompt_input, prompt_output,
+    turn_decision_back, turn_event,
 };
 
 /// Intent analysis by a plug-in; no intent when it cannot answer.
@@ -127,6 +128,40 @@ impl BargeInPolicy for PluginBargeIn {
         let (decision, fallback) = self.decide_traced(event);
         self.slot
             .record(event.turn, started.elapsed(), fallback, || Call::BargeIn {
+                input: event.clone(),
+                decision,
+            });
+        decision
+    }
+
+    fn plugin_generation(&self) -> Option<u64> {
+        Some(self.slot.plugin().generation)
+    }
+}
+
+/// End-of-turn policy by a plug-in; the silence rules when it cannot answer.
+pub(crate) struct PluginTurn {
+    pub slot: SlotInstance<turn::EndOfTurnPolicy>,
+    pub fallback: SilenceRules,
+}
+
+impl PluginTurn {
+    /// The decision, and why the built-in answer was used when it was.
+    pub fn decide_traced(&mut self, event: &TurnEvent) -> (TurnDecision, Option<Fallback>) {
+        let wit_event = turn_event(event);
+        match self.slot.call(|b, store| b.call_decide(store, &wit_event)) {
+            Ok(decision) => (turn_decision_back(decision), None),
+            Err(why) => (self.fallback.decide(event), Some(why)),
+        }
+    }
+}
+
+impl TurnPolicy for PluginTurn {
+    fn decide(&mut self, event: &TurnEvent) -> TurnDecision {
+        let started = Instant::now();
+        let (decision, fallback) = self.decide_traced(event);
+        self.slot
+            .record(event.turn, started.elapsed(), fallback, || Call::Turn {
                 input: event.clone(),
                 decision,
             });

@@ -39,6 +39,18 @@ pub(crate) mod barge_in {
     });
 }
 
+/// The end-of-turn-policy world.
+pub(crate) mod turn {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "end-of-turn-policy",
+        with: {
+            "voice:policy/types": super::intent::voice::policy::types,
+            "voice:policy/log": super::intent::voice::policy::log,
+        },
+    });
+}
+
 pub(crate) use intent::voice::policy::{log, types};
 
 /// Longest log message kept from a plug-in; longer ones are cut.

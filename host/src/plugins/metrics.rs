@@ -65,7 +65,7 @@ where
 }
 
 /// The children of `family` for every slot, in `Slot::ALL` order.
-pub(crate) fn per_slot<M: Clone + Default>(family: &Family<SlotLabel, M>) -> [M; 3] {
+pub(crate) fn per_slot<M: Clone + Default>(family: &Family<SlotLabel, M>) -> [M; 4] {
     Slot::ALL.map(|slot| family.get_or_create_owned(&SlotLabel::of(slot)))
 }
 
@@ -112,16 +112,16 @@ impl SlotCounters {
 
 /// Counters of all slots, and the registry exposing them.
 pub(crate) struct Metrics {
-    slots: [SlotCounters; 3],
+    slots: [SlotCounters; 4],
     /// The same counters for shadow versions, kept apart from the slots' own.
-    shadow_slots: [SlotCounters; 3],
+    shadow_slots: [SlotCounters; 4],
     /// Shadow comparisons by decision pair (see `shadow.rs`).
     pub shadow: ShadowCounters,
     /// Canary versions rolled back by themselves, by slot.
-    pub canary_rollbacks: [Counter; 3],
+    pub canary_rollbacks: [Counter; 4],
     /// Set from the slots' state just before each encoding.
-    quarantined: [Gauge; 3],
-    degraded: [Gauge; 3],
+    quarantined: [Gauge; 4],
+    degraded: [Gauge; 4],
     registry: Registry,
 }
 

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::behaviour::defaults::{BuiltinBehaviours, DefaultBargeIn, NoIntent, PassThroughPrompt};
+use crate::behaviour::defaults::{
+    BuiltinBehaviours, DefaultBargeIn, NoIntent, PassThroughPrompt, SilenceRules,
+};
 use crate::behaviour::{BehaviourSource, Behaviours, Observer};
 
-use super::behaviours::{PluginBargeIn, PluginIntent, PluginPrompt};
-use super::bindings::{barge_in, intent, prompt};
+use super::behaviours::{PluginBargeIn, PluginIntent, PluginPrompt, PluginTurn};
+use super::bindings::{barge_in, intent, prompt, turn};
 use super::canary::CanaryPolicy;
 use super::error::PluginError;
 use super::instance::SlotInstance;
@@ -38,6 +40,10 @@ macro_rules! on_cell {
                 let $cell = &$registry.barge_in;
                 $body
             }
+            Slot::Turn => {
+                let $cell = &$registry.turn;
+                $body
+            }
         }
     };
 }
@@ -55,6 +61,7 @@ pub struct PluginRegistry {
     intent: SlotCell<intent::IntentAnalyzer>,
     prompt: SlotCell<prompt::PromptShaper>,
     barge_in: SlotCell<barge_in::BargeInPolicy>,
+    turn: SlotCell<turn::EndOfTurnPolicy>,
     generation: AtomicU64,
     canary_policy: CanaryPolicy,
     /// Serialises reloads (file watcher and admin endpoint).
@@ -62,7 +69,7 @@ pub struct PluginRegistry {
     /// Pulls `oci://` versions (live, shadow and canary).
     registries: Registries,
     /// Per slot (indexed by `Slot as usize`): the OCI reference its live version follows.
-    sources: [Option<Tracked>; 3],
+    sources: [Option<Tracked>; 4],
     /// The file watcher and the tag follower, stopped when the registry is dropped.
     watchers: Mutex<Vec<WatchHandle>>,
 }
@@ -80,7 +87,7 @@ impl PluginRegistry {
             settings.oci.clone(),
             oci::store_dir(settings.cache_dir.as_deref()),
         );
-        let mut sources: [Option<Tracked>; 3] = Default::default();
+        let mut sources: [Option<Tracked>; 4] = Default::default();
         for slot in Slot::ALL {
             let configured = settings.slot(slot).path.as_deref();
             let Some(source) = configured.and_then(OciSource::from_path) else {
@@ -103,6 +110,7 @@ impl PluginRegistry {
             intent: SlotCell::new(&settings.intent),
             prompt: SlotCell::new(&settings.prompt),
             barge_in: SlotCell::new(&settings.barge_in),
+            turn: SlotCell::new(&settings.turn),
             generation: AtomicU64::new(0),
             canary_policy: settings.canary_policy,
             reload_lock: Mutex::new(()),
@@ -113,6 +121,7 @@ impl PluginRegistry {
         registry.reload_cell(&registry.intent, true)?;
         registry.reload_cell(&registry.prompt, true)?;
         registry.reload_cell(&registry.barge_in, true)?;
+        registry.reload_cell(&registry.turn, true)?;
         for slot in Slot::ALL {
             let configured = settings.slot(slot);
             if let Some(path) = &configured.shadow {
@@ -158,10 +167,12 @@ impl PluginRegistry {
         self.judge(&self.intent);
         self.judge(&self.prompt);
         self.judge(&self.barge_in);
+        self.judge(&self.turn);
         let mut all = vec![
             self.intent.status(),
             self.prompt.status(),
             self.barge_in.status(),
+            self.turn.status(),
         ];
         for status in &mut all {
             if let Some(tracked) = &self.sources[status.slot as usize] {
@@ -228,6 +239,7 @@ impl PluginRegistry {
         of(&self.intent)
             .chain(of(&self.prompt))
             .chain(of(&self.barge_in))
+            .chain(of(&self.turn))
             .collect()
     }
 
@@ -287,6 +299,7 @@ impl PluginRegistry {
             Slot::Intent => self.reload_cell(&self.intent, false).map(drop),
             Slot::Prompt => self.reload_cell(&self.prompt, false).map(drop),
             Slot::BargeIn => self.reload_cell(&self.barge_in, false).map(drop),
+            Slot::Turn => self.reload_cell(&self.turn, false).map(drop),
         }
     }
 
@@ -498,6 +511,17 @@ impl PluginRegistry {
         }
     }
 
+    fn turn_behaviour(
+        &self,
+        session: &Arc<str>,
+        version: Option<Arc<LoadedPlugin<turn::EndOfTurnPolicy>>>,
+    ) -> Box<dyn crate::behaviour::TurnPolicy> {
+        match version {
+            Some(p) => Box::new(self.turn_plugin(session, p, SlotInstance::new)),
+            None => Box::new(SilenceRules),
+        }
+    }
+
     fn intent_plugin(
         &self,
         session: &Arc<str>,
@@ -535,6 +559,18 @@ impl PluginRegistry {
         }
     }
 
+    fn turn_plugin(
+        &self,
+        session: &Arc<str>,
+        p: Arc<LoadedPlugin<turn::EndOfTurnPolicy>>,
+        instance: Instance<turn::EndOfTurnPolicy>,
+    ) -> PluginTurn {
+        PluginTurn {
+            slot: instance(self.rt.clone(), p, session.clone()),
+            fallback: SilenceRules,
+        }
+    }
+
     /// A shadow tap running `candidate`, or `None` when the slot shadows enough sessions.
     fn tap<C: Candidate>(&self, candidate: C) -> Option<Box<dyn Observer<C::Input, C::Decision>>> {
         shadow::spawn(&self.rt, candidate).map(|t| Box::new(t) as Box<_>)
@@ -554,6 +590,10 @@ impl PluginRegistry {
                 .barge_in
                 .shadow()
                 .and_then(|p| self.tap(self.barge_in_plugin(session, p, SlotInstance::shadow))),
+            turn: self
+                .turn
+                .shadow()
+                .and_then(|p| self.tap(self.turn_plugin(session, p, SlotInstance::shadow))),
         }
     }
 }
@@ -579,15 +619,23 @@ fn shadow_current<I, D, W: World>(
 }
 
 impl BehaviourSource for PluginRegistry {
+    fn asks_turn(&self) -> bool {
+        self.turn.live_path().is_some()
+            || self.turn.canary().is_some()
+            || self.turn.shadow().is_some()
+    }
+
     fn for_session(&self, session_id: &str) -> Behaviours {
         let session: Arc<str> = session_id.into();
         self.judge(&self.intent);
         self.judge(&self.prompt);
         self.judge(&self.barge_in);
+        self.judge(&self.turn);
         Behaviours {
             intent: self.intent_behaviour(&session, self.intent.pick(session_id)),
             prompt: self.prompt_behaviour(&session, self.prompt.pick(session_id)),
             barge_in: self.barge_in_behaviour(&session, self.barge_in.pick(session_id)),
+            turn: self.turn_behaviour(&session, self.turn.pick(session_id)),
             shadows: self.shadows(&session),
         }
     }
@@ -597,6 +645,7 @@ impl BehaviourSource for PluginRegistry {
         self.judge(&self.intent);
         self.judge(&self.prompt);
         self.judge(&self.barge_in);
+        self.judge(&self.turn);
         let mut swapped = Vec::new();
         if let Wanted::Switch(v) = self.intent.wanted(current.intent.plugin_generation()) {
             current.intent = self.intent_behaviour(&session, v);
@@ -609,6 +658,10 @@ impl BehaviourSource for PluginRegistry {
         if let Wanted::Switch(v) = self.barge_in.wanted(current.barge_in.plugin_generation()) {
             current.barge_in = self.barge_in_behaviour(&session, v);
             swapped.push(Slot::BargeIn);
+        }
+        if let Wanted::Switch(v) = self.turn.wanted(current.turn.plugin_generation()) {
+            current.turn = self.turn_behaviour(&session, v);
+            swapped.push(Slot::Turn);
         }
         let shadows = &mut current.shadows;
         if !shadow_current(&shadows.intent, &self.intent) {
@@ -633,6 +686,13 @@ impl BehaviourSource for PluginRegistry {
                 .barge_in
                 .shadow()
                 .and_then(|p| self.tap(self.barge_in_plugin(&session, p, SlotInstance::shadow)));
+        }
+        if !shadow_current(&shadows.turn, &self.turn) {
+            shadows.turn = None;
+            shadows.turn = self
+                .turn
+                .shadow()
+                .and_then(|p| self.tap(self.turn_plugin(&session, p, SlotInstance::shadow)));
         }
         if !swapped.is_empty() {
             tracing::debug!(session = session_id, slots = ?swapped, "session switched plug-in versions");

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::canary::CanaryPolicy;
 use super::oci::OciSettings;
 
-/// One of the three behaviour slots.
+/// One of the four behaviour slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Slot {
@@ -18,18 +18,21 @@ pub enum Slot {
     Prompt,
     /// Barge-in policy (world `barge-in-policy`).
     BargeIn,
+    /// End-of-turn policy (world `end-of-turn-policy`).
+    Turn,
 }
 
 impl Slot {
     /// All slots, in a stable order.
-    pub const ALL: [Slot; 3] = [Slot::Intent, Slot::Prompt, Slot::BargeIn];
+    pub const ALL: [Slot; 4] = [Slot::Intent, Slot::Prompt, Slot::BargeIn, Slot::Turn];
 
-    /// The slot's name in configuration and metrics (`intent`, `prompt`, `barge_in`).
+    /// The slot's name in configuration and metrics (`intent`, `prompt`, `barge_in`, `turn`).
     pub fn as_str(self) -> &'static str {
         match self {
             Slot::Intent => "intent",
             Slot::Prompt => "prompt",
             Slot::BargeIn => "barge_in",
+            Slot::Turn => "turn",
         }
     }
 
@@ -39,12 +42,13 @@ impl Slot {
             Slot::Intent => "intent-analyzer",
             Slot::Prompt => "prompt-shaper",
             Slot::BargeIn => "barge-in-policy",
+            Slot::Turn => "end-of-turn-policy",
         }
     }
 
-    /// The world with its package and version, e.g. `voice:policy/intent-analyzer@0.1.0`.
+    /// The world with its package and version, e.g. `voice:policy/intent-analyzer@0.1.1`.
     pub fn qualified_world(self) -> String {
-        format!("voice:policy/{}@0.1.0", self.world())
+        format!("voice:policy/{}@0.1.1", self.world())
     }
 }
 
@@ -131,6 +135,8 @@ pub struct PluginSettings {
     pub prompt: SlotSettings,
     /// The barge-in-policy slot.
     pub barge_in: SlotSettings,
+    /// The end-of-turn-policy slot.
+    pub turn: SlotSettings,
     /// Linear memory cap of one plug-in instance, in bytes.
     pub memory_limit_bytes: u64,
     /// Table size cap (elements) of one plug-in instance.
@@ -173,6 +179,7 @@ impl PluginSettings {
             Slot::Intent => &self.intent,
             Slot::Prompt => &self.prompt,
             Slot::BargeIn => &self.barge_in,
+            Slot::Turn => &self.turn,
         }
     }
 
@@ -182,6 +189,7 @@ impl PluginSettings {
             Slot::Intent => &mut self.intent,
             Slot::Prompt => &mut self.prompt,
             Slot::BargeIn => &mut self.barge_in,
+            Slot::Turn => &mut self.turn,
         }
     }
 }
@@ -192,6 +200,7 @@ impl Default for PluginSettings {
             intent: SlotSettings::default(),
             prompt: SlotSettings::default(),
             barge_in: SlotSettings::default(),
+            turn: SlotSettings::default(),
             memory_limit_bytes: 16 * 1024 * 1024,
             table_limit: 10_000,
             call_deadline_ms: 5,

@@ -21,10 +21,11 @@ use prometheus_client::registry::Registry;
 
 use crate::behaviour::{
     BargeInDecision, BargeInEvent, Intent, IntentInput, Observer, PromptInput, PromptOutput,
+    TurnDecision, TurnEvent,
 };
 use crate::metrics::registered;
 
-use super::behaviours::{PluginBargeIn, PluginIntent, PluginPrompt};
+use super::behaviours::{PluginBargeIn, PluginIntent, PluginPrompt, PluginTurn};
 use super::instance::Fallback;
 use super::loaded::LoadedPlugin;
 use super::metrics::{per_slot, slot_family};
@@ -109,6 +110,26 @@ impl Candidate for PluginBargeIn {
     }
 }
 
+impl Candidate for PluginTurn {
+    type World = super::bindings::turn::EndOfTurnPolicy;
+    type Input = TurnEvent;
+    type Decision = TurnDecision;
+    fn decide(&mut self, event: &TurnEvent) -> (TurnDecision, Option<Fallback>) {
+        self.decide_traced(event)
+    }
+    fn label(decision: &TurnDecision) -> String {
+        match decision {
+            TurnDecision::EndTurn => "end_turn",
+            TurnDecision::Wait(0) => "rules",
+            TurnDecision::Wait(_) => "wait",
+        }
+        .to_string()
+    }
+    fn plugin(&self) -> &Arc<LoadedPlugin<Self::World>> {
+        self.slot.plugin()
+    }
+}
+
 /// A plug-in-chosen name made safe for a metric label: lowercase letters, digits and `_`, at
 /// most 32 characters.
 fn metric_label(name: &str) -> String {
@@ -144,13 +165,13 @@ pub(crate) struct ShadowCounters {
     /// are created at run time, by the shadow threads (never a session).
     pairs: Family<PairLabels, Counter>,
     /// Per slot, the pairs counted so far with their handles; the lock keeps the cap exact.
-    seen: [Mutex<HashMap<(String, String), Counter>>; 3],
+    seen: [Mutex<HashMap<(String, String), Counter>>; 4],
     /// Live decisions not compared because the shadow was behind, by slot.
-    pub dropped: [Counter; 3],
+    pub dropped: [Counter; 4],
     /// Sessions not shadowed because the slot shadowed as many as allowed, by slot.
-    pub skipped: [Counter; 3],
+    pub skipped: [Counter; 4],
     /// Sessions shadowed now, by slot; also the admission count of `spawn`.
-    pub active: [Gauge<u64, AtomicU64>; 3],
+    pub active: [Gauge<u64, AtomicU64>; 4],
 }
 
 impl ShadowCounters {

@@ -1,14 +1,14 @@
-//! The three worlds behind one trait, so instantiation, limits and fault handling are written
+//! The four worlds behind one trait, so instantiation, limits and fault handling are written
 //! once; plus the conversions between the session's records and the WIT records.
 
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 use wasmtime::Store;
 
-use super::bindings::{barge_in, intent, prompt, types, HostState};
+use super::bindings::{barge_in, intent, prompt, turn, types, HostState};
 use super::settings::Slot;
 use crate::behaviour::{
     BargeInDecision, BargeInEvent, ChatMessage, GenerationSettings, Intent, IntentInput,
-    PromptInput, PromptOutput, Role,
+    PromptInput, PromptOutput, Role, TurnDecision, TurnEvent, TurnTrigger,
 };
 
 /// What the runtime needs of a world's generated bindings.
@@ -136,6 +136,42 @@ impl World for barge_in::BargeInPolicy {
     }
 }
 
+impl World for turn::EndOfTurnPolicy {
+    type Pre = turn::EndOfTurnPolicyPre<HostState>;
+    const SLOT: Slot = Slot::Turn;
+
+    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        turn::EndOfTurnPolicy::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+    }
+    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+        turn::EndOfTurnPolicyPre::new(pre)
+    }
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
+        pre.instantiate(store)
+    }
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.call_init(store, config)
+    }
+    fn self_check(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
+        let event = TurnEvent {
+            trigger: TurnTrigger::Pause,
+            silence_ms: 200,
+            speech_ms: 1400,
+            text: "what's the weather in paris".into(),
+            word_count: 5,
+            text_final: false,
+            model_probability: Some(0.9),
+            agent_last_sentence: "How can I help?".into(),
+            turn: 1,
+        };
+        self.call_decide(store, &turn_event(&event)).map(drop)
+    }
+}
+
 fn role(role: Role) -> types::Role {
     match role {
         Role::System => types::Role::System,
@@ -246,5 +282,32 @@ pub(crate) fn decision_back(d: barge_in::Decision) -> BargeInDecision {
         barge_in::Decision::Interrupt => BargeInDecision::Interrupt,
         barge_in::Decision::Pause => BargeInDecision::Pause,
         barge_in::Decision::Wait => BargeInDecision::Wait,
+    }
+}
+
+/// The session's turn event as the WIT record.
+pub(crate) fn turn_event(ev: &TurnEvent) -> turn::TurnEvent {
+    turn::TurnEvent {
+        trigger: match ev.trigger {
+            TurnTrigger::Pause => turn::TurnTrigger::Pause,
+            TurnTrigger::SpeechEnd => turn::TurnTrigger::SpeechEnd,
+            TurnTrigger::Transcript => turn::TurnTrigger::Transcript,
+            TurnTrigger::Timer => turn::TurnTrigger::Timer,
+        },
+        silence_ms: ev.silence_ms,
+        speech_ms: ev.speech_ms,
+        text: ev.text.clone(),
+        word_count: ev.word_count,
+        text_final: ev.text_final,
+        model_probability: ev.model_probability,
+        agent_last_sentence: ev.agent_last_sentence.clone(),
+    }
+}
+
+/// A plug-in's end-of-turn decision.
+pub(crate) fn turn_decision_back(d: turn::TurnDecision) -> TurnDecision {
+    match d {
+        turn::TurnDecision::EndTurn => TurnDecision::EndTurn,
+        turn::TurnDecision::Wait(ms) => TurnDecision::Wait(ms),
     }
 }

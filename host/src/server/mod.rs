@@ -65,6 +65,7 @@ pub fn plugin_settings(cfg: &Config) -> PluginSettings {
                 ("protect_phrases".into(), rules.protect_phrases.to_string()),
             ],
         ),
+        turn: slot(&cfg.turn_plugin, vec![]),
         memory_limit_bytes: cfg.plugin_memory_mb * 1024 * 1024,
         call_deadline_ms: cfg.plugin_deadline_ms,
         session_fault_limit: cfg.plugin_session_fault_limit,
@@ -111,6 +112,7 @@ pub fn orchestrator_config(cfg: &Config) -> OrchestratorConfig {
         protected_patterns: Arc::new(patterns),
         memory_turns: cfg.memory_turns,
         memory_chars: cfg.memory_chars,
+        vad_hangover_ms: u64::from(cfg.vad_hangover_ms),
         ..OrchestratorConfig::default()
     }
 }
@@ -150,9 +152,14 @@ pub fn prepare_with(
     };
     // With an admin token the registry runs even when the built-ins serve every slot: a shadow
     // or canary version may be started through the admin endpoint at any time.
-    let any_plugin = [&cfg.intent_plugin, &cfg.prompt_plugin, &cfg.barge_in_plugin]
-        .iter()
-        .any(|s| s.path.is_some() || s.shadow.is_some() || s.canary.is_some())
+    let any_plugin = [
+        &cfg.intent_plugin,
+        &cfg.prompt_plugin,
+        &cfg.barge_in_plugin,
+        &cfg.turn_plugin,
+    ]
+    .iter()
+    .any(|s| s.path.is_some() || s.shadow.is_some() || s.canary.is_some())
         || cfg.admin_token.is_some();
     let (behaviours, registry): (Arc<dyn BehaviourSource>, Option<Arc<PluginRegistry>>) =
         if any_plugin {
@@ -162,7 +169,7 @@ pub fn prepare_with(
                     crate::plugins::PluginError::Source { .. } => StartError(format!("plug-ins: {e}")),
                     e => StartError(format!(
                         "plug-ins: {e} (scripts/build-plugins.sh builds the reference plug-ins; \
-                         set INTENT_PLUGIN/PROMPT_PLUGIN/BARGE_IN_PLUGIN=none for the built-in behaviour)"
+                         set INTENT_PLUGIN/PROMPT_PLUGIN/BARGE_IN_PLUGIN/TURN_PLUGIN=none for the built-in behaviour)"
                     )),
                 })?;
             (registry.clone(), Some(registry))

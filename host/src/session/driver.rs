@@ -36,6 +36,8 @@ struct Driver {
     /// The session clock's zero. Tokio's clock, so a test can drive the session on virtual time.
     epoch: tokio::time::Instant,
     orch: Orchestrator,
+    /// Decodes, frames and runs the VAD on the client's audio.
+    input: InputPipeline,
     out: OutboundTx,
     /// Bytes of one ms of output audio.
     out_bytes_per_ms: u64,
@@ -71,12 +73,20 @@ pub async fn run(
     out: OutboundTx,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Pauses inside speech matter only to an end-of-turn policy; without one the VAD reports
+    // none, so the session runs exactly as before.
+    let turn_policy = deps.behaviours.asks_turn();
     let vad = VadConfig {
         aggressiveness: deps.config.vad_aggressiveness,
         start_frames: deps.config.vad_start_frames,
         hangover_ms: deps.config.vad_hangover_ms,
+        pause_ms: if turn_policy {
+            deps.config.turn_pause_ms
+        } else {
+            0
+        },
     };
-    let mut input = match InputPipeline::new(start.input, vad) {
+    let input = match InputPipeline::new(start.input, vad) {
         Ok(p) => p,
         Err(e) => {
             let _ = out.json(ServerMessage::error("bad_audio_format", e, true).to_json());
@@ -87,6 +97,7 @@ pub async fn run(
     let orch_cfg = OrchestratorConfig {
         output: start.output,
         greeting: start.agent.greeting.clone(),
+        turn_policy,
         ..deps.orchestrator.clone()
     };
     // The behaviours live in their own task (instantiating plug-ins runs their `init`, off the
@@ -125,6 +136,7 @@ pub async fn run(
         output: OutputPipeline::new(start.output),
         out_bytes_per_ms,
         orch,
+        input,
         epoch: tokio::time::Instant::now(),
         out,
         stt_events: Some(stt_events),
@@ -174,7 +186,7 @@ pub async fn run(
                     let mut transitions = Vec::new();
                     let batch = &mut d.stt_batch;
                     let mut full = Vec::new();
-                    input.push(&bytes, |frame, _at, t| {
+                    d.input.push(&bytes, |frame, _at, t| {
                         batch.extend_from_slice(frame);
                         if batch.len() >= STT_BATCH_SAMPLES {
                             full.push(std::mem::replace(batch, Vec::with_capacity(STT_BATCH_SAMPLES)));
@@ -403,6 +415,9 @@ impl Driver {
                 seq,
                 decision,
             }),
+            Answer::TurnDecided { seq, decision, .. } => {
+                self.feed(Event::TurnDecided { seq, decision })
+            }
         }
     }
 
@@ -498,6 +513,11 @@ impl Driver {
             }
             Action::AskBargeIn { turn, seq, event } => {
                 self.ask_behaviours(Request::Decide { turn, seq, event })
+            }
+            Action::AskTurn { seq, event } => self.ask_behaviours(Request::Turn { seq, event }),
+            Action::EndSpeech => {
+                // The orchestrator has already taken this as the end of speech.
+                let _ = self.input.end_speech_now();
             }
             Action::Metrics(mut m) => {
                 m.host_processing_ms = self.host_share.take().as_secs_f64() * 1000.0;

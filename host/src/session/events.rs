@@ -2,7 +2,8 @@
 
 use crate::audio::VadTransition;
 use crate::behaviour::{
-    BargeInDecision, BargeInEvent, ChatMessage, GenerationSettings, PromptOutput,
+    BargeInDecision, BargeInEvent, ChatMessage, GenerationSettings, PromptOutput, TurnDecision,
+    TurnEvent,
 };
 use crate::providers::{Alignment, LlmEvent, ProviderError, SttEvent};
 use crate::transport::protocol::{ServerMessage, TurnMetrics};
@@ -43,6 +44,8 @@ pub enum Event {
         seq: u32,
         decision: BargeInDecision,
     },
+    /// The end-of-turn policy answered question `seq`.
+    TurnDecided { seq: u32, decision: TurnDecision },
     /// Time passed (pacing, timeouts).
     Tick,
     /// The client asked to end the session.
@@ -88,6 +91,12 @@ pub enum Action {
         seq: u32,
         event: BargeInEvent,
     },
+    /// Ask the end-of-turn policy; answer with `Event::TurnDecided` carrying the same `seq`. The
+    /// I/O adds the end-of-turn model's probability when a model runs.
+    AskTurn { seq: u32, event: TurnEvent },
+    /// The end-of-turn policy ended the user's speech (the orchestrator has taken it as the end
+    /// of speech): end the VAD's current speech too, so the next voice starts new speech.
+    EndSpeech,
     /// Per-turn timings; the I/O adds the host's processing share and sends them.
     Metrics(TurnMetrics),
     /// Close the session with this WebSocket close code.

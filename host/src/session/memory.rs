@@ -89,6 +89,11 @@ impl Memory {
     pub fn last(&self) -> Option<&ChatMessage> {
         self.messages.back()
     }
+
+    /// The newest message said by `role`.
+    pub fn last_of(&self, role: Role) -> Option<&ChatMessage> {
+        self.messages.iter().rev().find(|m| m.role == role)
+    }
 }
 
 #[cfg(test)]

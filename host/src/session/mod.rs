@@ -9,6 +9,7 @@ pub mod orchestrator;
 pub mod outbound;
 pub mod playout;
 pub(crate) mod plugin_worker;
+mod turn_policy;
 
 #[cfg(test)]
 mod driver_tests;

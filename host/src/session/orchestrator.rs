@@ -14,6 +14,9 @@
 //!   `silence_timeout_ms` ends the turn even under steady noise.
 //! - Every reply ends with exactly one `agent_done`; a reply that broke off (barge-in, error,
 //!   stall, a newer turn) is `interrupted` and memory keeps only what the user heard of it.
+//! - With an end-of-turn policy (`turn_policy.rs`), its answers move the end of a user turn:
+//!   sooner (the end of speech is brought forward) or later (a bounded hold); without one, or
+//!   when it answers `Wait(0)`, the rules above decide alone.
 //! - A barge-in the policy answers `wait` lives until the policy answers something else, even
 //!   after the user stops talking; the words it holds belong to the next user turn.
 
@@ -21,9 +24,13 @@ use super::aggregator::{strip_markers, Pushed, Sentence, SentenceAggregator};
 use super::events::{Action, Event};
 use super::memory::Memory;
 use super::playout::{heard_prefix, Playout};
+use super::turn_policy::{last_sentence, TurnPolicyState, Verdict};
 use crate::audio::{AudioFormat, VadTransition};
 use crate::behaviour::defaults::is_backchannel;
-use crate::behaviour::{BargeInDecision, BargeInEvent, ChatMessage, PromptOutput, Role};
+use crate::behaviour::{
+    BargeInDecision, BargeInEvent, ChatMessage, PromptOutput, Role, TurnDecision, TurnEvent,
+    TurnTrigger,
+};
 use crate::providers::{LlmEvent, ProviderError, ProviderErrorKind, SttEvent};
 use crate::transport::protocol::{close, ServerMessage, TurnMetrics, VadEventKind};
 use regex::Regex;
@@ -58,6 +65,11 @@ pub struct OrchestratorConfig {
     pub greeting: Option<String>,
     pub memory_turns: usize,
     pub memory_chars: usize,
+    /// Ask the end-of-turn policy (a `turn` plug-in serves the session); the I/O then reports
+    /// pauses inside speech and answers `EndSpeech`.
+    pub turn_policy: bool,
+    /// The VAD's hangover: how long the user has been silent at its end of speech.
+    pub vad_hangover_ms: u64,
 }
 
 impl Default for OrchestratorConfig {
@@ -80,6 +92,8 @@ impl Default for OrchestratorConfig {
             greeting: None,
             memory_turns: 20,
             memory_chars: 8000,
+            turn_policy: false,
+            vad_hangover_ms: 600,
         }
     }
 }
@@ -107,6 +121,15 @@ struct UserInput {
     ended: bool,
     /// After the VAD's end of speech: the recogniser's answer to `Finalize` is awaited until then.
     finalize_until: Option<u64>,
+    /// First voice of this turn (speech may pause and resume within it).
+    first_voice_at: Option<u64>,
+    /// When the voice last stopped, while the user is silent (a pause or after the end of speech).
+    silent_since: Option<u64>,
+    /// Where the voice stopped on the audio clock, at the last pause (the end of speech the
+    /// policy brings forward is reported from there).
+    paused_at_ms: Option<u64>,
+    /// The end-of-turn policy's say in this turn.
+    policy: TurnPolicyState,
 }
 
 impl UserInput {
@@ -262,6 +285,9 @@ pub struct Orchestrator {
     /// Set by a barge-in interruption until the user's turn ends.
     resumable: Option<Resumable>,
     ask_seq: u32,
+    /// Numbers the end-of-turn policy's questions (never reset, so a late answer cannot pass for
+    /// the answer to a newer question).
+    turn_seq: u32,
     draining: bool,
     closed: bool,
 }
@@ -279,6 +305,7 @@ impl Orchestrator {
             barge: None,
             resumable: None,
             ask_seq: 0,
+            turn_seq: 0,
             draining: false,
             closed: false,
         }
@@ -332,6 +359,13 @@ impl Orchestrator {
         }
     }
 
+    /// Whether the end-of-turn policy holds the user's turn open at `now` (for the simulation's
+    /// invariants).
+    #[cfg(test)]
+    pub(crate) fn turn_held(&self, now: u64) -> bool {
+        self.user.policy.holds(now)
+    }
+
     /// When the orchestrator next needs a `Tick` (session clock), if at all.
     pub fn next_wakeup(&self) -> Option<u64> {
         if self.closed {
@@ -359,8 +393,14 @@ impl Orchestrator {
                 consider(Some(t + self.cfg.tts_stall_ms));
             }
         }
-        consider(self.silence_deadline());
+        // While the end-of-turn policy holds the turn, the silence rules wait for it.
+        let released = self.user.policy.next_wakeup();
+        consider(
+            self.silence_deadline()
+                .map(|t| released.map_or(t, |r| t.max(r))),
+        );
         consider(self.user.finalize_until);
+        consider(released);
         if let Some(b) = &self.barge {
             if let Some(p) = b.paused_at {
                 consider(Some(p + self.cfg.pause_timeout_ms));
@@ -429,6 +469,7 @@ impl Orchestrator {
                 seq,
                 decision,
             } => self.on_decision(now, turn, seq, decision, out),
+            Event::TurnDecided { seq, decision } => self.on_turn_decision(now, seq, decision, out),
             Event::Tick => {}
             Event::Stop => {
                 self.cancel_reply(now, out);
@@ -479,6 +520,9 @@ impl Orchestrator {
             if due {
                 self.ask_barge_in(now, out);
             }
+        }
+        if self.user.policy.hold_expired(now) && self.user.silent_since.is_some() {
+            self.ask_turn(now, TurnTrigger::Timer, out);
         }
         self.check_user_turn(now, out);
         if self.reply.as_ref().is_some_and(|r| r.finished(now)) {
@@ -576,6 +620,9 @@ impl Orchestrator {
             VadTransition::SpeechStart { at_ms } => {
                 self.user.vad_speaking = true;
                 self.user.speech_started_at = Some(now);
+                self.user.first_voice_at.get_or_insert(now);
+                self.user.silent_since = None;
+                self.user.policy.voice_again();
                 self.user.ended = false;
                 out.push(Action::Send(ServerMessage::Vad {
                     event: VadEventKind::SpeechStart,
@@ -597,7 +644,95 @@ impl Orchestrator {
                     self.user.finalize_until = Some(now + self.cfg.finalize_wait_ms);
                 }
                 self.user.ended = true;
+                let hangover = self.cfg.vad_hangover_ms;
+                self.user
+                    .silent_since
+                    .get_or_insert(now.saturating_sub(hangover));
+                if !self.user.policy.ended() {
+                    self.ask_turn(now, TurnTrigger::SpeechEnd, out);
+                }
             }
+            VadTransition::Pause { at_ms, silence_ms } => {
+                if self.user.vad_speaking {
+                    self.user.silent_since = Some(now.saturating_sub(u64::from(silence_ms)));
+                    self.user.paused_at_ms = Some(at_ms);
+                    self.ask_turn(now, TurnTrigger::Pause, out);
+                }
+            }
+            VadTransition::Resume { .. } => {
+                // Only within speech: the VAD's end of speech closes its pauses.
+                if self.user.vad_speaking {
+                    self.user.silent_since = None;
+                    self.user.policy.voice_again();
+                }
+            }
+        }
+    }
+
+    // ---- the end-of-turn policy (see `turn_policy.rs`) ----
+
+    /// Asks the end-of-turn policy about the user's turn, when one serves the session and the
+    /// user holds the floor (a barge-in is the barge-in policy's).
+    fn ask_turn(&mut self, now: u64, trigger: TurnTrigger, out: &mut Vec<Action>) {
+        if !self.cfg.turn_policy || self.barge.is_some() || self.draining {
+            return;
+        }
+        let u = &self.user;
+        let Some(silent_since) = u.silent_since else {
+            return;
+        };
+        if u.first_voice_at.is_none() && !u.has_text() {
+            return;
+        }
+        self.turn_seq += 1;
+        let seq = self.turn_seq;
+        let text = u.text();
+        let agent_last_sentence = self
+            .memory
+            .last_of(Role::Assistant)
+            .map(|m| last_sentence(&m.content).to_string())
+            .unwrap_or_default();
+        let event = TurnEvent {
+            trigger,
+            silence_ms: clamp_ms(now.saturating_sub(silent_since)),
+            speech_ms: clamp_ms(
+                silent_since.saturating_sub(u.first_voice_at.unwrap_or(silent_since)),
+            ),
+            word_count: text
+                .split_whitespace()
+                .count()
+                .try_into()
+                .unwrap_or(u32::MAX),
+            text_final: u.interim.trim().is_empty() && !u.finals.trim().is_empty(),
+            text,
+            model_probability: None,
+            agent_last_sentence,
+            turn: self.next_turn,
+        };
+        self.user.policy.asked(seq, now);
+        out.push(Action::AskTurn { seq, event });
+    }
+
+    fn on_turn_decision(
+        &mut self,
+        now: u64,
+        seq: u32,
+        decision: TurnDecision,
+        out: &mut Vec<Action>,
+    ) {
+        let u = &self.user;
+        let last_activity = u
+            .silent_since
+            .unwrap_or(now)
+            .max(u.last_text_at.unwrap_or(0));
+        if self.user.policy.answer(seq, decision, now, last_activity) == Some(Verdict::EndSpeech)
+            && self.user.vad_speaking
+        {
+            // The speech ends here and now, as if the VAD's hangover had passed; the VAD is told
+            // so that the next voice starts new speech.
+            out.push(Action::EndSpeech);
+            let at_ms = self.user.paused_at_ms.unwrap_or(0);
+            self.on_vad(now, VadTransition::SpeechEnd { at_ms }, out);
         }
     }
 
@@ -617,6 +752,7 @@ impl Orchestrator {
                 self.user.last_text_at = Some(now);
                 self.send_transcript(out);
                 self.on_user_words(now, out);
+                self.ask_about_words(now, out);
             }
             SttEvent::Final {
                 text,
@@ -646,6 +782,7 @@ impl Orchestrator {
                 if !text.trim().is_empty() {
                     self.send_transcript(out);
                     self.on_user_words(now, out);
+                    self.ask_about_words(now, out);
                 }
             }
             SttEvent::UtteranceEnd => {
@@ -670,12 +807,23 @@ impl Orchestrator {
         }
     }
 
+    /// New words while the user is silent: the end-of-turn policy may judge them.
+    fn ask_about_words(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.user.silent_since.is_some() && !self.user.policy.ended() {
+            self.ask_turn(now, TurnTrigger::Transcript, out);
+        }
+    }
+
     /// End the user's turn once nothing holds it open: the VAD is quiet, something said the
     /// utterance ended and no finalize result is awaited any more (or the silence timeout).
     fn check_user_turn(&mut self, now: u64, out: &mut Vec<Action>) {
         let timed_out = self.silence_deadline().is_some_and(|at| now >= at);
         if self.user.finalize_until.is_some_and(|until| now >= until) {
             self.user.finalize_until = None;
+        }
+        if self.user.policy.holds(now) {
+            // The end-of-turn policy holds the turn open (bounded), or its answer is due.
+            return;
         }
         let u = &self.user;
         // Interim words wait for their final (or the silence timeout): a guess is not a turn.
@@ -1265,6 +1413,10 @@ impl Orchestrator {
 }
 
 /// Lowercase words without punctuation, for comparing transcripts.
+fn clamp_ms(ms: u64) -> u32 {
+    ms.try_into().unwrap_or(u32::MAX)
+}
+
 fn normalise(text: &str) -> String {
     text.to_lowercase()
         .split(|c: char| !c.is_alphanumeric() && c != '\'')

@@ -1,4 +1,5 @@
-//! The session's behaviours (intent analyzer, prompt shaper, barge-in policy), owned by one task
+//! The session's behaviours (intent analyzer, prompt shaper, barge-in and end-of-turn policies),
+//! owned by one task
 //! for the whole session. The session queues requests to it and gets answers back in order;
 //! each batch of calls runs off the async workers (a plug-in call may take a while, a Python
 //! instance milliseconds to start).
@@ -11,7 +12,7 @@
 use crate::behaviour::defaults::BuiltinBehaviours;
 use crate::behaviour::{
     BargeInDecision, BargeInEvent, BehaviourSource, Behaviours, ChatMessage, IntentInput,
-    PromptInput, PromptOutput,
+    PromptInput, PromptOutput, TurnDecision, TurnEvent,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +34,8 @@ pub enum Request {
         seq: u32,
         event: BargeInEvent,
     },
+    /// Ask the end-of-turn policy question `seq`.
+    Turn { seq: u32, event: TurnEvent },
 }
 
 /// The behaviours' answers.
@@ -52,11 +55,22 @@ pub enum Answer {
         /// How long the barge-in policy took.
         took_ms: f64,
     },
+    TurnDecided {
+        seq: u32,
+        decision: TurnDecision,
+        /// How long the end-of-turn policy took.
+        took_ms: f64,
+    },
 }
 
 impl Request {
-    fn is_plan(&self) -> bool {
-        matches!(self, Request::Plan { .. })
+    /// Requests of one kind supersede each other.
+    fn kind(&self) -> usize {
+        match self {
+            Request::Plan { .. } => 0,
+            Request::Decide { .. } => 1,
+            Request::Turn { .. } => 2,
+        }
     }
 }
 
@@ -109,6 +123,15 @@ impl Context {
                     took_ms: t0.elapsed().as_secs_f64() * 1000.0,
                 }
             }
+            Request::Turn { seq, event } => {
+                let t0 = Instant::now();
+                let decision = b.decide_turn(&event);
+                Answer::TurnDecided {
+                    seq,
+                    decision,
+                    took_ms: t0.elapsed().as_secs_f64() * 1000.0,
+                }
+            }
         }
     }
 }
@@ -120,14 +143,15 @@ pub fn answer_with_builtins(cx: &Context, request: Request) -> Answer {
 }
 
 /// Keep only the newest request of each kind, in arrival order: an older plan belongs to a turn
-/// a newer one replaced, an older question to a barge-in already asked again.
+/// a newer one replaced, an older question to a barge-in (or a silence) already asked about again.
 fn supersede(batch: Vec<Request>) -> Vec<Request> {
-    let last_plan = batch.iter().rposition(Request::is_plan);
-    let last_question = batch.iter().rposition(|r| !r.is_plan());
+    let last: Vec<Option<usize>> = (0..3)
+        .map(|kind| batch.iter().rposition(|r| r.kind() == kind))
+        .collect();
     batch
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| Some(*i) == last_plan || Some(*i) == last_question)
+        .filter(|(i, r)| last[r.kind()] == Some(*i))
         .map(|(_, r)| r)
         .collect()
 }
@@ -212,6 +236,7 @@ mod tests {
             .map(|r| match r {
                 Request::Plan { turn, .. } => format!("plan {turn}"),
                 Request::Decide { seq, .. } => format!("ask {seq}"),
+                Request::Turn { seq, .. } => format!("turn question {seq}"),
             })
             .collect()
     }

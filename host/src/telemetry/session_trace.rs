@@ -283,6 +283,9 @@ impl SessionTrace {
                     }
                 }
             }
+            // End-of-turn questions come before the turn they end exists (its span starts at the
+            // end of speech); they are counted in /metrics, not traced.
+            Answer::TurnDecided { .. } => {}
         }
     }
 

@@ -30,6 +30,8 @@ pub enum SlotArg {
     /// Barge-in policy (world `barge-in-policy`).
     #[value(name = "barge_in", alias = "barge-in")]
     BargeIn,
+    /// End-of-turn policy (world `end-of-turn-policy`).
+    Turn,
 }
 
 impl From<SlotArg> for Slot {
@@ -38,6 +40,7 @@ impl From<SlotArg> for Slot {
             SlotArg::Intent => Slot::Intent,
             SlotArg::Prompt => Slot::Prompt,
             SlotArg::BargeIn => Slot::BargeIn,
+            SlotArg::Turn => Slot::Turn,
         }
     }
 }

@@ -32,6 +32,7 @@ fn slot_index(slot: Slot) -> usize {
         Slot::Intent => 0,
         Slot::Prompt => 1,
         Slot::BargeIn => 2,
+        Slot::Turn => 3,
     }
 }
 
@@ -40,7 +41,7 @@ fn export(slot: Slot) -> &'static str {
     match slot {
         Slot::Intent => "analyze",
         Slot::Prompt => "shape",
-        Slot::BargeIn => "decide",
+        Slot::BargeIn | Slot::Turn => "decide",
     }
 }
 
@@ -56,6 +57,10 @@ fn stub_behaviour(slot: Slot) -> &'static str {
             "is a simple rule like the host's built-in one: backchannels (\"uh-huh\", \"yeah\") \
              are ignored, five words interrupt once the agent has spoken three seconds unless a \
              protected phrase is playing, and anything else waits for more words"
+        }
+        Slot::Turn => {
+            "keeps the host's silence rules (`wait(0)`) except after a word that promises more \
+             (\"and\", \"um\", \"to\"...), when it holds the turn open for 1.5 s"
         }
     }
 }

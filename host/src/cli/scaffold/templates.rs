@@ -39,28 +39,33 @@ pub const JS_BUILD_SH: &str = include_str!("templates/js/build.sh");
 pub const JS_PACKAGE_JSON: &str = include_str!("templates/js/package.json");
 pub const JS_README: &str = include_str!("templates/readme/js.md");
 
-/// The stubbed sources, by slot: `[intent, prompt, barge_in]`.
-pub const RUST_SOURCES: [&str; 3] = [
+/// The stubbed sources, by slot: `[intent, prompt, barge_in, turn]`.
+pub const RUST_SOURCES: [&str; 4] = [
     include_str!("templates/rust/intent.rs"),
     include_str!("templates/rust/prompt.rs"),
     include_str!("templates/rust/barge_in.rs"),
+    include_str!("templates/rust/turn.rs"),
 ];
-pub const PYTHON_SOURCES: [&str; 3] = [
+pub const PYTHON_SOURCES: [&str; 4] = [
     include_str!("templates/python/intent.py"),
     include_str!("templates/python/prompt.py"),
     include_str!("templates/python/barge_in.py"),
+    include_str!("templates/python/turn.py"),
 ];
-pub const JS_SOURCES: [&str; 3] = [
+pub const JS_SOURCES: [&str; 4] = [
     include_str!("templates/js/intent.js"),
     include_str!("templates/js/prompt.js"),
     include_str!("templates/js/barge_in.js"),
+    include_str!("templates/js/turn.js"),
 ];
 
-/// The sample recordings, by slot: `[intent, prompt, barge_in]`. Their decisions are the stubs'.
-pub const SAMPLES: [&str; 3] = [
+/// The sample recordings, by slot: `[intent, prompt, barge_in, turn]`. Their decisions are the
+/// stubs'.
+pub const SAMPLES: [&str; 4] = [
     include_str!("templates/sample/intent.jsonl"),
     include_str!("templates/sample/prompt.jsonl"),
     include_str!("templates/sample/barge_in.jsonl"),
+    include_str!("templates/sample/turn.jsonl"),
 ];
 
 /// `template` with every `{{key}}` replaced by its value in `values`; `Err` names a placeholder

@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::behaviour::{
-    BargeInEvent, ChatMessage, Intent, IntentInput, PromptInput, PromptOutput, Role,
+    BargeInEvent, ChatMessage, Intent, IntentInput, PromptInput, PromptOutput, Role, TurnEvent,
+    TurnTrigger,
 };
 use crate::plugins::faults::FaultKind;
 use crate::plugins::instance::Fallback;
@@ -269,6 +270,48 @@ impl BargeInEventForm {
     }
 }
 
+/// An end-of-turn event as recorded (its turn is the line's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct TurnEventForm {
+    pub trigger: TurnTrigger,
+    pub silence_ms: u32,
+    pub speech_ms: u32,
+    pub text: Text,
+    pub word_count: u32,
+    pub text_final: bool,
+    pub model_probability: Option<f32>,
+    pub agent_last_sentence: Text,
+}
+
+impl TurnEventForm {
+    pub fn of(event: TurnEvent, keep: bool) -> Self {
+        Self {
+            trigger: event.trigger,
+            silence_ms: event.silence_ms,
+            speech_ms: event.speech_ms,
+            text: Text::of(event.text, keep),
+            word_count: event.word_count,
+            text_final: event.text_final,
+            model_probability: event.model_probability,
+            agent_last_sentence: Text::of(event.agent_last_sentence, keep),
+        }
+    }
+
+    pub fn restore(self, turn: u32) -> TurnEvent {
+        TurnEvent {
+            trigger: self.trigger,
+            silence_ms: self.silence_ms,
+            speech_ms: self.speech_ms,
+            text: self.text.restore(),
+            word_count: self.word_count,
+            text_final: self.text_final,
+            model_probability: self.model_probability,
+            agent_last_sentence: self.agent_last_sentence.restore(),
+            turn,
+        }
+    }
+}
+
 /// The intent decision as recorded.
 pub(crate) fn intent_decision(decision: Option<Intent>, keep: bool) -> Option<IntentForm> {
     decision.map(|i| IntentForm::of(i, keep))
@@ -307,6 +350,11 @@ pub(crate) fn encode(record: CallRecord, keep_text: bool) -> serde_json::Result<
             head(Slot::BargeIn),
             BargeInEventForm::of(input, keep_text),
             // A barge-in decision holds no text.
+            decision,
+        )),
+        Call::Turn { input, decision } => serde_json::to_string(&with(
+            head(Slot::Turn),
+            TurnEventForm::of(input, keep_text),
             decision,
         )),
     }

@@ -21,13 +21,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::behaviour::{
-    BargeInDecision, BargeInEvent, Intent, IntentInput, PromptInput, PromptOutput,
+    BargeInDecision, BargeInEvent, Intent, IntentInput, PromptInput, PromptOutput, TurnDecision,
+    TurnEvent,
 };
 
 use super::instance::Fallback;
 
 pub(crate) use line::{
-    BargeInEventForm, IntentForm, IntentInputForm, Line, Outcome, PromptInputForm, PromptOutputForm,
+    BargeInEventForm, IntentForm, IntentInputForm, Line, Outcome, PromptInputForm,
+    PromptOutputForm, TurnEventForm,
 };
 pub(crate) use mask::Text;
 pub use rotate::FILE_NAME;
@@ -69,6 +71,10 @@ pub(crate) enum Call {
     BargeIn {
         input: BargeInEvent,
         decision: BargeInDecision,
+    },
+    Turn {
+        input: TurnEvent,
+        decision: TurnDecision,
     },
 }
 

@@ -34,7 +34,7 @@ use super::runtime::Runtime;
 use super::settings::{PluginSettings, Slot};
 use super::worlds::World;
 use recording::{RawLine, Recording};
-use slots::{BargeInDriver, Driver, HostRules, IntentDriver, PromptDriver};
+use slots::{BargeInDriver, Driver, HostRules, IntentDriver, PromptDriver, TurnDriver};
 
 /// What to replay, and the host configuration to replay it under.
 #[derive(Debug, Clone)]
@@ -153,6 +153,7 @@ pub fn replay(options: &ReplayOptions) -> Result<ReplayReport, PluginError> {
             Slot::Intent => job.run::<IntentDriver>(),
             Slot::Prompt => job.run::<PromptDriver>(),
             Slot::BargeIn => job.run::<BargeInDriver>(),
+            Slot::Turn => job.run::<TurnDriver>(),
         };
         match outcome {
             Ok(report) => return Ok(report),

@@ -6,12 +6,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::behaviour::defaults::{BargeInRules, DefaultBargeIn, NoIntent, PassThroughPrompt};
-use crate::plugins::behaviours::{PluginBargeIn, PluginIntent, PluginPrompt};
-use crate::plugins::bindings::{barge_in, intent, prompt};
+use crate::behaviour::defaults::{
+    BargeInRules, DefaultBargeIn, NoIntent, PassThroughPrompt, SilenceRules,
+};
+use crate::plugins::behaviours::{PluginBargeIn, PluginIntent, PluginPrompt, PluginTurn};
+use crate::plugins::bindings::{barge_in, intent, prompt, turn};
 use crate::plugins::instance::{Fallback, SlotInstance};
 use crate::plugins::record::{
     BargeInEventForm, IntentForm, IntentInputForm, PromptInputForm, PromptOutputForm, Text,
+    TurnEventForm,
 };
 use crate::plugins::worlds::World;
 
@@ -159,6 +162,44 @@ impl Driver for BargeInDriver {
             } else {
                 ""
             }
+        )
+    }
+}
+
+pub(crate) struct TurnDriver(PluginTurn);
+
+impl Driver for TurnDriver {
+    type W = turn::EndOfTurnPolicy;
+    type Input = TurnEventForm;
+
+    fn new(slot: SlotInstance<Self::W>, _rules: &HostRules) -> Self {
+        Self(PluginTurn {
+            slot,
+            fallback: SilenceRules,
+        })
+    }
+
+    fn slot(&mut self) -> &mut SlotInstance<Self::W> {
+        &mut self.0.slot
+    }
+
+    fn run(&mut self, input: &Self::Input, turn: u32, _keep: bool) -> (Value, Option<Fallback>) {
+        let (decision, fallback) = self.0.decide_traced(&input.clone().restore(turn));
+        (recorded_form(&decision), fallback)
+    }
+
+    fn summary(input: &Self::Input) -> String {
+        let probability = input
+            .model_probability
+            .map(|p| format!(", model {p:.2}"))
+            .unwrap_or_default();
+        format!(
+            "{:?} after {} ms of silence, {}, {} words{}{probability}",
+            input.trigger,
+            input.silence_ms,
+            show(&input.text),
+            input.word_count,
+            if input.text_final { ", final" } else { "" },
         )
     }
 }

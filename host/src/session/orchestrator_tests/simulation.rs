@@ -6,6 +6,11 @@
 //! in `check_settled`) are checked. proptest shrinks a failing
 //! run to a short script; a shrunk failure worth keeping becomes a named test in `races`.
 //!
+//! With an end-of-turn policy (profile `turn_policy`), the VAD also reports pauses and the policy
+//! answers on its own clock (or never); the turn must still settle, a held turn is never taken
+//! by the silence rules, and a policy that always answers `Wait(0)` at once changes nothing the
+//! client sees (`a_policy_answering_wait_0_changes_nothing`).
+//!
 //! The scripted providers behave as the session task's I/O does: a plan request is answered
 //! after a delay (answers of superseded turns still arrive and must be ignored); LLM tokens, TTS
 //! audio and barge-in decisions come on their own clocks; a cancelled stream sends nothing more,
@@ -13,7 +18,7 @@
 
 use crate::audio::VadTransition;
 use crate::behaviour::defaults::{BargeInRules, DefaultBargeIn};
-use crate::behaviour::{BargeInDecision, GenerationSettings, PromptOutput, Role};
+use crate::behaviour::{BargeInDecision, GenerationSettings, PromptOutput, Role, TurnDecision};
 use crate::providers::{Alignment, LlmEvent, ProviderError, ProviderErrorKind, SttEvent};
 use crate::session::events::{Action, Event};
 use crate::session::orchestrator::{Orchestrator, OrchestratorConfig, State};
@@ -38,6 +43,10 @@ const PLUGIN_FAULT_MS: u64 = 50;
 enum Input {
     VadStart,
     VadEnd,
+    /// The VAD heard a short silence inside speech (reported only with a turn policy).
+    VadPause,
+    /// The voice came back after a pause.
+    VadResume,
     /// An interim guess of `n` new words (a backchannel when `n` is 0).
     Interim(u8),
     /// A final of `n` new words (empty when 0); `repeat` repeats the last interim's words.
@@ -77,6 +86,11 @@ struct Profile {
     aligned: bool,
     /// The recogniser answers `Finalize` after this long (never when `None`).
     finalize_answer: Option<u64>,
+    /// The end-of-turn policy: 0 none, 1 `Wait(0)` (the built-in answer), 2 always `EndTurn`,
+    /// 3 a random answer (a hold of up to 8 s, beyond the cap, included), 4 never answers.
+    turn_policy: u8,
+    /// How long its answers take.
+    turn_delay: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +103,8 @@ fn input() -> impl Strategy<Value = Input> {
     prop_oneof![
         4 => Just(Input::VadStart),
         4 => Just(Input::VadEnd),
+        2 => Just(Input::VadPause),
+        1 => Just(Input::VadResume),
         4 => (0u8..6).prop_map(Input::Interim),
         4 => (0u8..5, any::<bool>(), any::<bool>(), prop::bool::weighted(0.2)).prop_map(
             |(n, speech_final, from_finalize, repeat)| Input::Final { n, speech_final, from_finalize, repeat }
@@ -107,6 +123,7 @@ fn profile() -> impl Strategy<Value = Profile> {
         (0u64..800, 0u64..150, 0u64..400),
         // At least as fast as the 14 characters a second the host assumes without timing.
         (50u64..=71, any::<bool>(), prop::option::of(20u64..500)),
+        (0u8..5, 0u64..300),
     )
         .prop_map(
             |(
@@ -114,6 +131,7 @@ fn profile() -> impl Strategy<Value = Profile> {
                 (plan_delay, decide_delay, policy),
                 (first_token, token_gap, tts_delay),
                 (ms_per_char, aligned, finalize_answer),
+                (turn_policy, turn_delay),
             )| Profile {
                 seed,
                 plan_delay,
@@ -125,6 +143,8 @@ fn profile() -> impl Strategy<Value = Profile> {
                 ms_per_char,
                 aligned,
                 finalize_answer,
+                turn_policy,
+                turn_delay,
             },
         )
 }
@@ -225,6 +245,8 @@ struct Sim {
     user_words_in_turns: HashMap<String, u32>,
     repeated_words: HashSet<String>,
     closed: bool,
+    /// Every action but the end-of-turn questions, with its time (see `client_log`).
+    log: Vec<(u64, String)>,
 }
 
 /// Which stream a pending event belongs to (cancelling a stream drops its events).
@@ -235,6 +257,7 @@ enum Owner {
     Llm(u32),
     Tts(u32),
     Policy,
+    TurnPolicy,
 }
 
 impl Sim {
@@ -244,6 +267,7 @@ impl Sim {
                 .seed
                 .is_multiple_of(4)
                 .then(|| "Hello there. How can I help?".to_string()),
+            turn_policy: p.turn_policy > 0,
             ..OrchestratorConfig::default()
         };
         Self {
@@ -267,6 +291,7 @@ impl Sim {
             user_words_in_turns: HashMap::new(),
             repeated_words: HashSet::new(),
             closed: false,
+            log: Vec::new(),
         }
     }
 
@@ -295,8 +320,20 @@ impl Sim {
     }
 
     fn feed(&mut self, event: Event) -> Result<(), String> {
+        // Only a typed turn, the policy's own answer or the user's voice (which voids the hold;
+        // the silence timeout may then be due) ends a turn the end-of-turn policy holds open.
+        let may_end = matches!(
+            event,
+            Event::UserText(_)
+                | Event::TurnDecided { .. }
+                | Event::Vad(VadTransition::SpeechStart { .. } | VadTransition::Resume { .. })
+        );
+        let held = self.orch.turn_held(self.now);
         let mut out = Vec::new();
         self.orch.handle(self.now, event, &mut out);
+        if held && !may_end && out.iter().any(|a| matches!(a, Action::PlanReply { .. })) {
+            return Err("a spoken turn was ended while the end-of-turn policy held it".into());
+        }
         self.apply(out)
     }
 
@@ -334,6 +371,11 @@ impl Sim {
         let event = match input {
             Input::VadStart => Event::Vad(VadTransition::SpeechStart { at_ms: self.now }),
             Input::VadEnd => Event::Vad(VadTransition::SpeechEnd { at_ms: self.now }),
+            Input::VadPause => Event::Vad(VadTransition::Pause {
+                at_ms: self.now.saturating_sub(200),
+                silence_ms: 200,
+            }),
+            Input::VadResume => Event::Vad(VadTransition::Resume { at_ms: self.now }),
             Input::Interim(n) => {
                 let text = self.fresh_words(n);
                 self.last_interim = text.clone();
@@ -408,7 +450,12 @@ impl Sim {
     /// Carry out the orchestrator's actions as the providers would, checking what the client
     /// sees as it goes.
     fn apply(&mut self, out: Vec<Action>) -> Result<(), String> {
+        // Answers given at once, fed after this event's actions as the session task does.
+        let mut at_once = Vec::new();
         for action in out {
+            if !matches!(action, Action::AskTurn { .. }) {
+                self.log.push((self.now, format!("{action:?}")));
+            }
             match action {
                 Action::Send(m) => self.client_sees(m)?,
                 Action::SendAudio(bytes) => {
@@ -497,11 +544,41 @@ impl Sim {
                         },
                     );
                 }
+                Action::AskTurn { seq, .. } => {
+                    let decision = match self.p.turn_policy {
+                        2 => TurnDecision::EndTurn,
+                        3 => match self.rng.below(3) {
+                            0 => TurnDecision::EndTurn,
+                            1 => TurnDecision::Wait(0),
+                            _ => TurnDecision::Wait(self.rng.below(8000) as u32),
+                        },
+                        4 => continue,
+                        _ => TurnDecision::Wait(0),
+                    };
+                    let answer = Event::TurnDecided { seq, decision };
+                    if self.p.turn_delay == 0 {
+                        at_once.push(answer);
+                    } else {
+                        let at = self.now + self.p.turn_delay;
+                        self.schedule(at, Owner::TurnPolicy, answer);
+                    }
+                }
+                Action::EndSpeech => {}
                 Action::Metrics(_) => {}
                 Action::Close { .. } => self.closed = true,
             }
         }
+        for answer in at_once {
+            self.feed(answer)?;
+        }
         Ok(())
+    }
+
+    /// What the session did, per ms of virtual time, in a fixed order within each ms.
+    fn client_log(&self) -> Vec<(u64, String)> {
+        let mut log = self.log.clone();
+        log.sort();
+        log
     }
 
     /// Drop a cancelled stream's pending events, but now and then let one stale event through
@@ -743,6 +820,11 @@ impl Sim {
 const SETTLE_MS: u64 = 60_000;
 
 fn run(script: &Script) -> Result<(), String> {
+    simulate(script).map(drop)
+}
+
+/// Runs `script` and checks the invariants; the finished simulation for further checks.
+fn simulate(script: &Script) -> Result<Sim, String> {
     let mut sim = Sim::new(script.profile.clone());
     sim.start()?;
     for (delay, input) in &script.steps {
@@ -759,7 +841,8 @@ fn run(script: &Script) -> Result<(), String> {
     }
     let end = sim.now + SETTLE_MS;
     sim.run_until(end)?;
-    sim.check_settled()
+    sim.check_settled()?;
+    Ok(sim)
 }
 
 proptest! {
@@ -774,6 +857,25 @@ proptest! {
     fn generated_sessions_keep_every_invariant(script in script()) {
         if let Err(why) = run(&script) {
             prop_assert!(false, "{why}");
+        }
+    }
+
+    /// The built-in answer of the end-of-turn slot, given at once, leaves every session exactly
+    /// as it is without a turn plug-in: same messages, audio and provider calls at the same
+    /// virtual times.
+    #[test]
+    fn a_policy_answering_wait_0_changes_nothing(script in script()) {
+        let without = Script {
+            profile: Profile { turn_policy: 0, ..script.profile.clone() },
+            steps: script.steps.clone(),
+        };
+        let with = Script {
+            profile: Profile { turn_policy: 1, turn_delay: 0, ..script.profile.clone() },
+            steps: script.steps.clone(),
+        };
+        match (simulate(&without), simulate(&with)) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a.client_log(), b.client_log()),
+            (a, b) => prop_assert!(false, "{:?} / {:?}", a.err(), b.err()),
         }
     }
 }
@@ -792,6 +894,8 @@ fn profile_of(seed: u64) -> Profile {
         ms_per_char: 60,
         aligned: false,
         finalize_answer: None,
+        turn_policy: 0,
+        turn_delay: 0,
     }
 }
 
@@ -823,6 +927,63 @@ fn regression_an_early_playback_report_does_not_count_the_unplayed_lead() {
             (218, Input::Playback { of: 0, pct: 0 }),
             (1427, Input::VadStart),
             (1419, Input::Stop),
+        ],
+    };
+    run(&script).unwrap();
+}
+
+/// The policy's end of speech was fed back by the I/O in the middle of the actions of the event
+/// that caused it: the reply it interrupted then had audio applied after its end.
+#[test]
+fn regression_the_policy_ends_speech_within_the_event_that_decided_it() {
+    let script = Script {
+        profile: Profile {
+            plan_delay: 299,
+            policy: 3,
+            first_token: 403,
+            token_gap: 8,
+            tts_delay: 139,
+            ms_per_char: 57,
+            turn_policy: 2,
+            turn_delay: 185,
+            ..profile_of(4_739_239_879_424_915_998)
+        },
+        steps: vec![
+            (0, Input::VadStart),
+            (0, Input::Interim(0)),
+            (0, Input::VadEnd),
+            (0, Input::Typed(1)),
+            (
+                0,
+                Input::Final {
+                    n: 0,
+                    speech_final: false,
+                    from_finalize: false,
+                    repeat: true,
+                },
+            ),
+            (299, Input::Typed(1)),
+            (
+                299,
+                Input::Final {
+                    n: 1,
+                    speech_final: false,
+                    from_finalize: false,
+                    repeat: false,
+                },
+            ),
+            (308, Input::VadStart),
+            (
+                555,
+                Input::Final {
+                    n: 0,
+                    speech_final: false,
+                    from_finalize: true,
+                    repeat: true,
+                },
+            ),
+            (1230, Input::VadPause),
+            (185, Input::VadStart),
         ],
     };
     run(&script).unwrap();
