@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::component::Component;
 
-use super::bindings::{barge_in, intent, prompt};
+use super::bindings::{barge_in, intent, prompt, turn};
 use super::cache::{content_hash, Origin};
 use super::error::{one_line, PluginError};
 use super::loaded::load_compiled;
@@ -111,6 +111,7 @@ pub fn check_component(path: &Path) -> Result<CheckReport, PluginError> {
     try_world::<intent::IntentAnalyzer>(&rt, path, &component, origin, &mut report);
     try_world::<prompt::PromptShaper>(&rt, path, &component, origin, &mut report);
     try_world::<barge_in::BargeInPolicy>(&rt, path, &component, origin, &mut report);
+    try_world::<turn::EndOfTurnPolicy>(&rt, path, &component, origin, &mut report);
     if report.fits.is_empty() {
         let reasons: Vec<String> = report
             .rejected

@@ -4,7 +4,7 @@ use crate::common::{config, settings, slot, wasm};
 use voice_host::behaviour::defaults::{BargeInRules, BuiltinBehaviours, DefaultBargeIn};
 use voice_host::behaviour::{
     BargeInDecision, BargeInEvent, BehaviourSource, ChatMessage, Intent, IntentInput, PromptInput,
-    PromptOutput, Role,
+    PromptOutput, Role, TurnDecision, TurnEvent, TurnTrigger,
 };
 use voice_host::plugins::{check_component, PluginError, PluginRegistry, PluginSettings, Slot};
 
@@ -356,6 +356,9 @@ fn check_names_the_slot_each_reference_plugin_fits() {
         ("prompt-persona", Slot::Prompt),
         ("barge-in-seed", Slot::BargeIn),
         ("barge-in-smart", Slot::BargeIn),
+        ("turn-smart", Slot::Turn),
+        // Built against the 0.1.0 contract: a host of a later 0.1.x still takes it.
+        ("test-policy-v0-1-0", Slot::BargeIn),
     ] {
         let report = check_component(&wasm(krate)).expect("fits a slot");
         assert_eq!(report.fits, vec![slot], "{krate}");
@@ -451,5 +454,117 @@ fn precompiled_cache_is_used_on_restart() {
         barge_in_origin(&fourth),
         ("cache".into(), 1, 0),
         "the rewritten artifact is used"
+    );
+}
+
+fn pause(text: &str, probability: Option<f32>, agent: &str) -> TurnEvent {
+    TurnEvent {
+        trigger: TurnTrigger::Pause,
+        silence_ms: 200,
+        speech_ms: 1500,
+        text: text.into(),
+        word_count: text.split_whitespace().count() as u32,
+        text_final: false,
+        model_probability: probability,
+        agent_last_sentence: agent.into(),
+        turn: 1,
+    }
+}
+
+#[test]
+fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            turn: slot("turn-smart", &[("hold_ms", "1800")]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("starts");
+    assert!(reg.asks_turn(), "a turn plug-in is asked");
+    let mut b = reg.for_session("s");
+    let mut decide = |text: &str, p: Option<f32>| b.turn.decide(&pause(text, p, "How can I help?"));
+    // Finished, by the words alone (no model) or with a confident model.
+    assert_eq!(
+        decide("what's the weather in paris", None),
+        TurnDecision::EndTurn
+    );
+    assert_eq!(
+        decide("I'd like a table for two.", None),
+        TurnDecision::EndTurn
+    );
+    assert_eq!(
+        decide("book it for tonight", Some(0.95)),
+        TurnDecision::EndTurn
+    );
+    // Unfinished words hold the turn whatever the model says.
+    for unfinished in [
+        "I'd like to book a table for",
+        "I want the pasta and",
+        "my number is 4 1 5",
+        "so um",
+        "let me think,",
+    ] {
+        assert_eq!(
+            decide(unfinished, Some(0.99)),
+            TurnDecision::Wait(1800),
+            "{unfinished}"
+        );
+    }
+    // A plain statement the model doubts is left to the silence rules; so are no words yet.
+    assert_eq!(
+        decide("book it for tonight", Some(0.05)),
+        TurnDecision::Wait(0)
+    );
+    assert_eq!(decide("", Some(0.99)), TurnDecision::Wait(0));
+    // A short answer to the agent's question is finished.
+    let yes = b.turn.decide(&pause("no thanks", None, "Anything else?"));
+    assert_eq!(yes, TurnDecision::EndTurn);
+
+    let refused = PluginRegistry::start(
+        PluginSettings {
+            turn: slot("turn-smart", &[("end_score", "1.5")]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .err()
+    .expect("init refuses the configuration");
+    assert!(refused.to_string().contains("end_score"), "{refused}");
+}
+
+#[test]
+fn without_a_turn_plugin_sessions_keep_the_silence_rules() {
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            barge_in: slot("barge-in-smart", &[]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("starts");
+    assert!(!reg.asks_turn(), "nothing but the rules could answer");
+    let mut b = reg.for_session("s");
+    assert_eq!(
+        b.turn.decide(&pause("what's the weather", Some(1.0), "")),
+        TurnDecision::Wait(0)
+    );
+}
+
+#[test]
+fn a_plugin_built_against_the_first_contract_still_serves() {
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            barge_in: slot("test-policy-v0-1-0", &[]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("a 0.1.0 plug-in links against this host");
+    let mut b = reg.for_session("s");
+    // The built-in rules would wait (the agent has spoken only 100 ms); the plug-in interrupts.
+    assert_eq!(
+        b.barge_in.decide(&event("no stop", 100, 300, false)),
+        BargeInDecision::Interrupt
     );
 }

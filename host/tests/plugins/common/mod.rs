@@ -15,6 +15,8 @@ const CRATES: &[&str] = &[
     "prompt-persona",
     "barge-in-seed",
     "barge-in-smart",
+    "turn-smart",
+    "test-policy-v0-1-0",
     "test-hostile-loop",
     "test-hostile-alloc",
     "test-hostile-trap",

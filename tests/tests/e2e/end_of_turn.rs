@@ -1,0 +1,124 @@
+//! The end-of-turn slot end to end, against the cloud fakes: the reference policy
+//! (`plugins/turn-smart`) ends a finished question sooner than the silence rules do, and holds a
+//! turn whose words promise more across a pause the silence rules take as its end. Each test
+//! runs the same speech with and without the plug-in, so the comparison is within one run.
+
+use serde_json::{json, Value};
+use std::time::Instant;
+use voice_tests::fake_deepgram::DeepgramScript;
+use voice_tests::fake_elevenlabs::ElevenLabsScript;
+use voice_tests::fake_openai::OpenAiScript;
+use voice_tests::host::CloudStack;
+use voice_tests::microphone::Microphone;
+use voice_tests::{plugins, speech};
+
+async fn stack(utterances: &[&str], policy: bool) -> CloudStack {
+    let turn = plugins::component("turn-smart");
+    let turn = if policy {
+        turn.to_str().unwrap().to_string()
+    } else {
+        "none".to_string()
+    };
+    CloudStack::start(
+        DeepgramScript::new(utterances.iter().copied()),
+        OpenAiScript::default(),
+        ElevenLabsScript::default(),
+        &[("TURN_PLUGIN", &turn)],
+    )
+    .await
+}
+
+fn is_final(m: &Value) -> bool {
+    m["type"] == "transcript" && m["final"] == true
+}
+
+async fn microphone(s: &CloudStack) -> Microphone {
+    let mut mic = Microphone::connect(
+        &format!("ws://{}/agent", s.host.addr),
+        json!({"encoding": "pcm16", "sample_rate": 16000}),
+    )
+    .await;
+    mic.until("ready", |m| m["type"] == "ready").await;
+    mic
+}
+
+/// Says one utterance (voice from 400 to 1600 ms) and returns the ms from the end of the voice
+/// to the turn's final transcript, as the client measures it, and the client.
+async fn end_of_turn_delay(s: &CloudStack) -> (f64, Microphone) {
+    let mut mic = microphone(s).await;
+    let mut audio = speech::silence(400);
+    audio.extend(speech::utterance(1200, 2500));
+    let started = Instant::now();
+    mic.say(&audio);
+    let fin = mic.until("the final transcript", is_final).await;
+    assert_eq!(fin["text"], "what's the weather in paris", "{fin}");
+    (started.elapsed().as_secs_f64() * 1000.0 - 1600.0, mic)
+}
+
+#[tokio::test]
+async fn a_finished_question_ends_sooner_with_the_reference_policy() {
+    let question = ["what's the weather in paris"];
+    let rules = stack(&question, false).await;
+    let (by_rules, _) = end_of_turn_delay(&rules).await;
+    let policy = stack(&question, true).await;
+    let (by_policy, mic) = end_of_turn_delay(&policy).await;
+    eprintln!("end of voice -> final transcript: {by_policy:.0} ms with the policy, {by_rules:.0} ms by the rules");
+    // The rules wait for the VAD's 600 ms hangover; the policy ends the turn when the
+    // recogniser's final words (300 ms endpointing) make a finished question.
+    assert!(
+        by_policy < 0.8 * by_rules,
+        "end of voice -> final transcript: {by_policy:.0} ms with the policy, {by_rules:.0} ms by the rules"
+    );
+    // The end of speech the policy brought forward is reported where the voice ended.
+    let vad = mic.of_type("vad");
+    assert_eq!(vad.len(), 2, "{vad:?}");
+    assert_eq!(vad[1]["event"], "speech_end");
+    let end = vad[1]["at_ms"].as_u64().unwrap();
+    assert!(
+        (1560..=1700).contains(&end),
+        "speech_end at {end} ms: {vad:?}"
+    );
+    // And the conversation goes on: the reply comes as usual.
+    let mut mic = mic;
+    mic.until("the reply", |m| m["type"] == "agent_done").await;
+}
+
+/// Says "I'd like to book a table for", pauses 900 ms (more than the VAD's hangover), then "four
+/// people please"; returns the final transcripts.
+async fn held_across_a_pause(policy: bool) -> Vec<String> {
+    let s = stack(
+        &["I'd like to book a table for", "four people please"],
+        policy,
+    )
+    .await;
+    let mut mic = microphone(&s).await;
+    let mut audio = speech::silence(400);
+    audio.extend(speech::utterance(1200, 900));
+    audio.extend(speech::utterance(900, 2500));
+    mic.say(&audio);
+    mic.finish_saying().await;
+    mic.until("the reply", |m| m["type"] == "agent_done").await;
+    mic.log
+        .iter()
+        .filter(|m| is_final(m))
+        .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unfinished_sentence_is_not_cut_off_at_a_pause() {
+    // The silence rules cut the sentence at the pause (the test's premise)...
+    let by_rules = held_across_a_pause(false).await;
+    assert_eq!(
+        by_rules.first().map(String::as_str),
+        Some("I'd like to book a table for"),
+        "{by_rules:?}"
+    );
+    // ...the policy holds the turn after "for", and the user's next words join it.
+    let by_policy = held_across_a_pause(true).await;
+    assert_eq!(
+        by_policy,
+        ["I'd like to book a table for four people please"],
+        "{by_policy:?}"
+    );
+}
