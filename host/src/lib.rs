@@ -17,4 +17,5 @@ pub mod server;
 pub mod session;
 pub mod telemetry;
 pub mod transport;
+pub mod turn;
 pub mod ws_buffers;

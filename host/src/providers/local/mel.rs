@@ -1,9 +1,18 @@
 //! Whisper's mel filterbank (80 bands over a 400-point FFT at 16 kHz), computed instead of
 //! shipped: the Slaney-style mel scale with area normalisation, as librosa's `filters.mel`
-//! defaults that Whisper was trained with.
+//! defaults that Whisper was trained with. Used by the offline recogniser (f32) and by the
+//! end-of-turn model's features (`crate::turn::features`, f64 like pipecat's numpy code).
 
 /// The filterbank, row-major `[n_mels][N_FREQS]`.
 pub fn mel_filters(sample_rate: f64, n_fft: usize, n_mels: usize) -> Vec<f32> {
+    mel_filters_f64(sample_rate, n_fft, n_mels)
+        .into_iter()
+        .map(|w| w as f32)
+        .collect()
+}
+
+/// The filterbank in double precision, row-major `[n_mels][N_FREQS]`.
+pub fn mel_filters_f64(sample_rate: f64, n_fft: usize, n_mels: usize) -> Vec<f64> {
     let n_freqs = n_fft / 2 + 1;
     let fft_freqs: Vec<f64> = (0..n_freqs)
         .map(|i| i as f64 * sample_rate / n_fft as f64)
@@ -12,7 +21,7 @@ pub fn mel_filters(sample_rate: f64, n_fft: usize, n_mels: usize) -> Vec<f32> {
     let mel_points: Vec<f64> = (0..n_mels + 2)
         .map(|i| mel_to_hz(mel_max * i as f64 / (n_mels + 1) as f64))
         .collect();
-    let mut weights = vec![0f32; n_mels * n_freqs];
+    let mut weights = vec![0f64; n_mels * n_freqs];
     for m in 0..n_mels {
         let (lo, mid, hi) = (mel_points[m], mel_points[m + 1], mel_points[m + 2]);
         let norm = 2.0 / (hi - lo);
@@ -20,7 +29,7 @@ pub fn mel_filters(sample_rate: f64, n_fft: usize, n_mels: usize) -> Vec<f32> {
             let lower = (f - lo) / (mid - lo);
             let upper = (hi - f) / (hi - mid);
             let w = lower.min(upper).max(0.0);
-            weights[m * n_freqs + k] = (w * norm) as f32;
+            weights[m * n_freqs + k] = w * norm;
         }
     }
     weights

@@ -19,9 +19,10 @@ mod espeak;
 mod install;
 #[cfg_attr(not(feature = "local-llm"), allow(dead_code))]
 mod llm;
+// The filterbank is shared with the end-of-turn model's features (`crate::turn`).
 #[cfg_attr(not(feature = "local-stt"), allow(dead_code))]
-mod mel;
-mod models;
+pub(crate) mod mel;
+pub(crate) mod models;
 mod prompt;
 mod segment;
 mod stt;
@@ -39,6 +40,7 @@ mod worker;
 
 pub use install::install_models;
 pub use llm::LocalLlm;
+pub(crate) use models::missing_message;
 pub use models::{LlmModel, LocalModels, INSTALL_COMMAND};
 pub use stt::LocalStt;
 pub use tts::LocalTts;

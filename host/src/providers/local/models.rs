@@ -55,6 +55,72 @@ pub const SMOLLM2_FILE: ModelFile = ModelFile {
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
 };
 
+/// Smart Turn v3.2, the end-of-turn model (int8 ONNX), as shipped in the `pipecat-ai` 1.14.0
+/// wheel (`pipecat/audio/turn/smart_turn/data/`). BSD-2-Clause, (c) Daily: see
+/// `licenses/pipecat-BSD-2-Clause.txt`; its licence is installed beside it.
+pub const SMART_TURN_FILE: ModelFile = ModelFile {
+    relative_path: "smart-turn/smart-turn-v3.2-cpu.onnx",
+    sha256: "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+};
+
+/// pipecat's licence (BSD-2-Clause), from the same wheel, kept beside the model it covers.
+pub const SMART_TURN_LICENSE: ModelFile = ModelFile {
+    relative_path: "smart-turn/LICENSE",
+    sha256: "e31a733ecb79cbffafd5474e964e5eca15e0a0876a42b1d7253b51b198eb61aa",
+};
+
+/// The ONNX Runtime shared library that runs the end-of-turn model, from the `onnxruntime`
+/// 1.32.0 wheel (`onnxruntime/capi/`): its path inside the models directory, the same on every
+/// machine (its checksum, which is not, is [`onnxruntime::LIBRARY`]'s).
+pub const ONNXRUNTIME_LIBRARY: &str = "onnxruntime/libonnxruntime.so.1.32.0";
+
+/// ONNX Runtime's licence (MIT) and third-party notices, from its wheel, kept beside the
+/// library they cover.
+pub const ONNXRUNTIME_NOTICES: [ModelFile; 2] = [
+    ModelFile {
+        relative_path: "onnxruntime/LICENSE",
+        sha256: "2f07c72751aed99790b8a4869cf2311df85a860b22ded05fa22803587a48922c",
+    },
+    ModelFile {
+        relative_path: "onnxruntime/ThirdPartyNotices.txt",
+        sha256: "d8696258afcf9df7827a5e01d6b6d55ee9b461b4e82020f5f48242deb9cc2270",
+    },
+];
+
+/// The `onnxruntime` wheel pinned for this machine: its platform tag and the library's checksum,
+/// `None` where no wheel is pinned. The library differs by CPU; the installer asks for the
+/// CPython 3.11 wheel of the platform whatever Python runs pip, so the checksum is that wheel's.
+pub(crate) mod onnxruntime {
+    use super::{ModelFile, ONNXRUNTIME_LIBRARY};
+
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    pub const PLATFORM: Option<&str> = Some("manylinux_2_28_x86_64");
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    pub const LIBRARY: Option<ModelFile> = Some(ModelFile {
+        relative_path: ONNXRUNTIME_LIBRARY,
+        sha256: "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
+    });
+
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    pub const PLATFORM: Option<&str> = Some("manylinux_2_28_aarch64");
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    pub const LIBRARY: Option<ModelFile> = Some(ModelFile {
+        relative_path: ONNXRUNTIME_LIBRARY,
+        sha256: "49852228a93995158b2a813d4df487d47a1b76b0eaa894507ef49e91b6d7954a",
+    });
+
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    pub const PLATFORM: Option<&str> = None;
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    pub const LIBRARY: Option<ModelFile> = None;
+}
+
 /// The offline LLMs (`LOCAL_LLM_MODEL`); `voice-host models install` installs both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LlmModel {
@@ -145,6 +211,16 @@ impl LocalModels {
         self.dir.join(self.llm.file().relative_path)
     }
 
+    /// Path of the end-of-turn model (Smart Turn v3.2).
+    pub fn smart_turn_path(&self) -> PathBuf {
+        self.dir.join(SMART_TURN_FILE.relative_path)
+    }
+
+    /// Path of the ONNX Runtime library the end-of-turn model runs on.
+    pub fn onnxruntime_path(&self) -> PathBuf {
+        self.dir.join(ONNXRUNTIME_LIBRARY)
+    }
+
     /// What is missing, one line each with the command to run; empty when all models are present.
     /// Only presence is checked here (cheap); `install_models` verifies checksums.
     pub fn check(&self) -> Vec<String> {
@@ -164,6 +240,20 @@ impl LocalModels {
             missing.push(missing_message(
                 &format!("LLM model ({})", self.llm.label()),
                 &self.llm_path(),
+                &self.dir,
+            ));
+        }
+        if !self.smart_turn_path().is_file() {
+            missing.push(missing_message(
+                "end-of-turn model (Smart Turn v3.2)",
+                &self.smart_turn_path(),
+                &self.dir,
+            ));
+        }
+        if !self.onnxruntime_path().is_file() {
+            missing.push(missing_message(
+                "ONNX Runtime library (runs the end-of-turn model)",
+                &self.onnxruntime_path(),
                 &self.dir,
             ));
         }
@@ -191,14 +281,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn empty_directory_reports_both_models_with_the_install_command() {
+    fn empty_directory_reports_every_model_with_the_install_command() {
         let dir = std::env::temp_dir().join(format!("vh-models-empty-{}", std::process::id()));
         let models = LocalModels::new(&dir);
         let missing = models.check();
-        assert_eq!(missing.len(), 2, "{missing:?}");
+        assert_eq!(missing.len(), 4, "{missing:?}");
         assert!(missing.iter().all(|m| m.contains(INSTALL_COMMAND)));
         assert!(missing[0].contains("Whisper"));
         assert!(missing[1].contains("SmolLM2"));
+        assert!(
+            missing[2].contains("smart-turn-v3.2-cpu.onnx"),
+            "{}",
+            missing[2]
+        );
+        assert!(
+            missing[3].contains("libonnxruntime.so.1.32.0"),
+            "{}",
+            missing[3]
+        );
         let gemma = LocalModels::new(&dir).with_llm(LlmModel::Gemma3).check();
         assert!(gemma[1].contains("Gemma"), "{gemma:?}");
     }

@@ -1,0 +1,148 @@
+//! The end-of-turn model (Smart Turn v3.2 on ONNX Runtime): CPU time of the features and of one
+//! run of the model at batch 1 and batch 4, and the latency of a request through the model's
+//! thread alone and with four sessions asking at once.
+//!
+//! `cargo bench -p voice-host --bench turn` (model and runtime from `voice-host models install`;
+//! the benchmark prints a notice and does nothing when they are missing).
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use voice_host::providers::local::LocalModels;
+use voice_host::turn::bench::{FeatureExtractor, SmartTurn};
+use voice_host::turn::features::FEATURES_LEN;
+use voice_host::turn::TurnModel;
+
+fn models_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("MODELS_DIR").map_or_else(LocalModels::default_dir, Into::into);
+    let started = Instant::now();
+    match SmartTurn::load(&dir) {
+        Ok(_) => {
+            let first = started.elapsed();
+            let started = Instant::now();
+            SmartTurn::load(&dir).expect("model");
+            println!(
+                "load: {:.0} ms the first time (ONNX Runtime and the model), {:.0} ms after",
+                first.as_secs_f64() * 1e3,
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            Some(dir)
+        }
+        Err(e) => {
+            eprintln!("end-of-turn benchmarks skipped: {e}");
+            None
+        }
+    }
+}
+
+/// A finished question (espeak-ng) and 300 ms of silence, as the model is asked at a pause.
+fn question() -> Vec<f32> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/smart-turn/weather.wav"
+    );
+    let (pcm, rate) = voice_host::audio::read_wav_mono_i16(path).expect("fixture WAV");
+    assert_eq!(rate, 16_000);
+    let mut audio: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32_768.0).collect();
+    audio.extend(std::iter::repeat_n(0.0, 4_800));
+    audio
+}
+
+/// CPU time used by the whole process so far (every thread ONNX Runtime might use counts).
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Median of `runs` (CPU, wall) times of `f`, in ms.
+fn median_ms(runs: usize, mut f: impl FnMut()) -> (f64, f64) {
+    let mut cpu = Vec::with_capacity(runs);
+    let mut wall = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let (c, w) = (process_cpu(), Instant::now());
+        f();
+        cpu.push((process_cpu() - c).as_secs_f64() * 1e3);
+        wall.push(w.elapsed().as_secs_f64() * 1e3);
+    }
+    cpu.sort_by(f64::total_cmp);
+    wall.sort_by(f64::total_cmp);
+    (cpu[runs / 2], wall[runs / 2])
+}
+
+fn turn(c: &mut Criterion) {
+    let Some(dir) = models_dir() else {
+        return;
+    };
+    let audio = question();
+    let extractor = FeatureExtractor::new();
+    let features = extractor.features(&audio);
+    assert_eq!(features.len(), FEATURES_LEN);
+    let mut model = SmartTurn::load(&dir).expect("model");
+    let p = model.run(features.clone(), 1).expect("run")[0];
+
+    // CPU time per run, on this thread (one intra-op thread: the run stays on it).
+    let runs = 30;
+    let (f_cpu, f_wall) = median_ms(runs, || {
+        extractor.features(&audio);
+    });
+    println!("features: {f_cpu:.2} ms CPU ({f_wall:.2} ms wall) per clip");
+    for batch in [1usize, 2, 4, 8] {
+        let input: Vec<f32> = features.repeat(batch);
+        let (cpu, wall) = median_ms(runs, || {
+            model.run(input.clone(), batch).expect("run");
+        });
+        println!(
+            "model, batch {batch}: {cpu:.1} ms CPU ({wall:.1} ms wall) per run, {:.1} ms CPU per clip",
+            cpu / batch as f64
+        );
+    }
+    println!("p(complete) of the question: {p:.4}");
+
+    // Through the model's thread, as a session asks: one alone, then four at once.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let shared = TurnModel::load(&dir).expect("model");
+    for sessions in [1usize, 4] {
+        let (cpu, wall) = median_ms(runs, || {
+            rt.block_on(futures_util::future::join_all(
+                (0..sessions).map(|_| shared.predict(audio.clone())),
+            ))
+            .into_iter()
+            .for_each(|r| {
+                r.expect("prediction");
+            });
+        });
+        println!(
+            "TurnModel, {sessions} session(s) asking at once: {wall:.1} ms until the last answer, \
+             {:.1} ms CPU per answer (features included)",
+            cpu / sessions as f64
+        );
+    }
+
+    let mut group = c.benchmark_group("turn");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("features", |b| b.iter(|| extractor.features(&audio)));
+    for batch in [1usize, 4] {
+        let input: Vec<f32> = features.repeat(batch);
+        group.bench_function(format!("model_batch{batch}"), |b| {
+            b.iter_batched(
+                || input.clone(),
+                |input| model.run(input, batch).expect("run"),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, turn);
+criterion_main!(benches);
