@@ -109,6 +109,8 @@ pub struct Config {
     pub turn_plugin: SlotConfig,
     /// Silence within speech after which the end-of-turn policy is asked (`TURN_PAUSE_MS`).
     pub turn_pause_ms: u32,
+    /// End-of-turn model for the turn plug-in (`TURN_MODEL`).
+    pub turn_model: TurnModelChoice,
     pub plugin_memory_mb: u64,
     pub plugin_deadline_ms: u64,
     pub plugin_session_fault_limit: u32,
@@ -310,6 +312,28 @@ fn validate_origin(origin: &str) -> Result<String, String> {
         ));
     }
     Ok(o.to_string())
+}
+
+/// Which end-of-turn model gives the turn plug-in its probability (`TURN_MODEL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnModelChoice {
+    /// Smart Turn when a turn plug-in is configured and the model is installed; else none.
+    Auto,
+    /// Smart Turn; the host refuses to start when it is not installed.
+    SmartTurn,
+    /// No model: plug-ins see no probability.
+    None,
+}
+
+impl TurnModelChoice {
+    /// The value as written in `TURN_MODEL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TurnModelChoice::Auto => "auto",
+            TurnModelChoice::SmartTurn => "smart-turn",
+            TurnModelChoice::None => "none",
+        }
+    }
 }
 
 impl Config {
@@ -562,6 +586,17 @@ impl Config {
             )?,
             // No default: without a plug-in, turns end by the silence rules as they always did.
             turn_plugin: r.slot("TURN_PLUGIN", "turn", &plugin_dir, None)?,
+            turn_model: match r.opt("TURN_MODEL").as_deref() {
+                None | Some("auto") => TurnModelChoice::Auto,
+                Some("smart-turn") => TurnModelChoice::SmartTurn,
+                Some("none") => TurnModelChoice::None,
+                Some(other) => {
+                    return Err(err(
+                        "TURN_MODEL",
+                        &format!("unknown model {other:?} (auto, smart-turn or none)"),
+                    ))
+                }
+            },
             turn_pause_ms: match r.num("TURN_PAUSE_MS", 200)? {
                 n if (60..=2000).contains(&n) => n,
                 _ => return Err(err("TURN_PAUSE_MS", "must be 60..=2000")),
@@ -764,6 +799,7 @@ impl Config {
             ("BARGE_IN_PLUGIN", slot(&self.barge_in_plugin)),
             ("TURN_PLUGIN", slot(&self.turn_plugin)),
             ("TURN_PAUSE_MS", self.turn_pause_ms.to_string()),
+            ("TURN_MODEL", self.turn_model.name().to_string()),
             (
                 "INTENT_PLUGIN_SHADOW",
                 path_or_empty(&self.intent_plugin.shadow),

@@ -304,6 +304,11 @@ pub const VARS: &[Var] = &[
         "end-of-turn-policy component, or none (turns end by the silence rules)",
     ),
     v(
+        "TURN_MODEL",
+        "auto",
+        "end-of-turn model for the turn plug-in: auto (Smart Turn when installed), smart-turn, none",
+    ),
+    v(
         "TURN_PAUSE_MS",
         "200",
         "silence within speech after which the end-of-turn plug-in is asked, 60..=2000",

@@ -117,6 +117,34 @@ pub fn orchestrator_config(cfg: &Config) -> OrchestratorConfig {
     }
 }
 
+/// The end-of-turn model sessions' turn plug-in sees (`TURN_MODEL`): loaded only when something
+/// will ask it (a turn plug-in, its shadow or canary; `smart-turn` always), since it costs an
+/// inference thread and ~20 ms of CPU per pause. `auto` goes without it when it is not installed.
+fn turn_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::TurnModel>, StartError> {
+    use crate::config::TurnModelChoice;
+    let dir = cfg
+        .models_dir
+        .clone()
+        .unwrap_or_else(crate::providers::local::LocalModels::default_dir);
+    match cfg.turn_model {
+        TurnModelChoice::None => Ok(None),
+        TurnModelChoice::Auto if !asked => Ok(None),
+        TurnModelChoice::Auto => match crate::turn::TurnModel::load(&dir) {
+            Ok(model) => {
+                tracing::info!(dir = %dir.display(), "end-of-turn model loaded (Smart Turn v3.2)");
+                Ok(Some(model))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no end-of-turn model: the turn plug-in decides without its probability");
+                Ok(None)
+            }
+        },
+        TurnModelChoice::SmartTurn => crate::turn::TurnModel::load(&dir)
+            .map(Some)
+            .map_err(|e| StartError(format!("TURN_MODEL=smart-turn: {e}"))),
+    }
+}
+
 /// Why the server could not start (reported as one line, exit status 2).
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -186,6 +214,7 @@ pub fn prepare_with(
         .map_err(StartError)?;
     let telemetry = crate::telemetry::Telemetry::start(&cfg.telemetry)
         .map_err(|e| StartError(format!("traces: {e}")))?;
+    let turn_model = turn_model(&cfg, behaviours.asks_turn())?;
     let cfg = Arc::new(cfg);
     let deps = Arc::new(SessionDeps {
         telemetry,
@@ -194,6 +223,7 @@ pub fn prepare_with(
         config: cfg.clone(),
         providers,
         behaviours,
+        turn_model,
     });
     let state = AppState::new(cfg, deps, problems, registry.clone());
     Ok(Prepared { state, registry })

@@ -6,13 +6,16 @@ use super::host_share::HostShare;
 use super::orchestrator::{Orchestrator, OrchestratorConfig};
 use super::outbound::SendError;
 use super::plugin_worker::{self, Answer, Request};
+use super::turn_audio::TurnAudio;
 use super::{Inbound, OutboundTx, SessionDeps, StartParams};
-use crate::audio::{Encoding, InputPipeline, OutputPipeline, VadConfig};
+use crate::audio::{Encoding, InputPipeline, OutputPipeline, VadConfig, VadTransition};
+use crate::behaviour::{TurnEvent, TurnTrigger};
 use crate::providers::{
     LlmEvent, LlmRequest, SttInput, SttParams, SttStream, TtsEvent, TtsInput, TtsParams, TtsStream,
 };
 use crate::resume::{Saver, Snapshot};
 use crate::transport::protocol::{close, ClientMessage, ServerMessage};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -63,7 +66,15 @@ struct Driver {
     stopped_by_client: bool,
     /// The session's trace, when traces are exported.
     trace: Option<crate::telemetry::SessionTrace>,
+    /// The end-of-turn model and the audio it judges (a turn plug-in and a model only).
+    turn_model: Option<(crate::turn::TurnModel, TurnAudio)>,
+    /// The model's probability at the latest pause (f32 bits; `NO_PROBABILITY` when none), for
+    /// questions about new words after it.
+    turn_probability: Arc<AtomicU32>,
 }
+
+/// `Driver::turn_probability` when the model has not judged the current silence.
+const NO_PROBABILITY: u32 = u32::MAX;
 
 /// Run a session until the client leaves or the orchestrator closes it.
 pub async fn run(
@@ -159,6 +170,12 @@ pub async fn run(
             .telemetry
             .as_ref()
             .map(|t| t.session(&start.session_id)),
+        turn_model: deps
+            .turn_model
+            .clone()
+            .filter(|_| turn_policy)
+            .map(|m| (m, TurnAudio::default())),
+        turn_probability: Arc::new(AtomicU32::new(NO_PROBABILITY)),
         deps,
         start,
     };
@@ -185,8 +202,15 @@ pub async fn run(
                     let t0 = Instant::now();
                     let mut transitions = Vec::new();
                     let batch = &mut d.stt_batch;
+                    let mut turn_audio = d.turn_model.as_mut().map(|(_, audio)| audio);
                     let mut full = Vec::new();
                     d.input.push(&bytes, |frame, _at, t| {
+                        if let Some(audio) = turn_audio.as_deref_mut() {
+                            audio.push(frame);
+                            if matches!(t, Some(VadTransition::SpeechStart { .. })) {
+                                audio.speech_started();
+                            }
+                        }
                         batch.extend_from_slice(frame);
                         if batch.len() >= STT_BATCH_SAMPLES {
                             full.push(std::mem::replace(batch, Vec::with_capacity(STT_BATCH_SAMPLES)));
@@ -200,6 +224,10 @@ pub async fn run(
                     }
                     d.host_share.add(t0, Instant::now());
                     for t in transitions {
+                        if matches!(t, VadTransition::SpeechStart { .. } | VadTransition::Resume { .. }) {
+                            // The model's judgement of the last silence no longer holds.
+                            d.turn_probability.store(NO_PROBABILITY, Ordering::Relaxed);
+                        }
                         d.feed(Event::Vad(t));
                     }
                 }
@@ -430,6 +458,37 @@ impl Driver {
         }
     }
 
+    /// Asks the end-of-turn policy, with the model's probability when a model runs: judged anew
+    /// from the turn's audio at a pause or the end of speech (on the model's thread; the question
+    /// goes to the plug-in when it answers, or without a probability when it cannot), and the
+    /// latest judgement for new words or a timer in the same silence.
+    fn ask_turn(&mut self, seq: u32, mut event: TurnEvent) {
+        let Some((model, audio)) = &self.turn_model else {
+            return self.ask_behaviours(Request::Turn { seq, event });
+        };
+        if !matches!(event.trigger, TurnTrigger::Pause | TurnTrigger::SpeechEnd) {
+            let bits = self.turn_probability.load(Ordering::Relaxed);
+            event.model_probability = (bits != NO_PROBABILITY).then(|| f32::from_bits(bits));
+            return self.ask_behaviours(Request::Turn { seq, event });
+        }
+        let (model, clip) = (model.clone(), audio.clip());
+        let (plugins, latest) = (self.plugins.clone(), self.turn_probability.clone());
+        let session = self.start.session_id.clone();
+        tokio::spawn(async move {
+            match model.predict(clip).await {
+                Ok(p) => {
+                    latest.store(p.to_bits(), Ordering::Relaxed);
+                    event.model_probability = Some(p);
+                }
+                Err(e) => {
+                    tracing::debug!(session = %session, error = %e, "end-of-turn model gave no answer")
+                }
+            }
+            // A session that ended meanwhile has no worker to ask; its orchestrator is gone too.
+            let _ = plugins.send(Request::Turn { seq, event });
+        });
+    }
+
     /// Carries out the pending actions of the unit of work that started at `started`.
     fn apply_actions(&mut self, started: Instant) {
         // Actions can cause more actions (e.g. an immediate plan); loop until none are left.
@@ -464,6 +523,9 @@ impl Driver {
                 history,
             } => {
                 self.host_share.turn_committed(Instant::now());
+                if let Some((_, audio)) = &mut self.turn_model {
+                    audio.turn_ended();
+                }
                 self.ask_behaviours(Request::Plan {
                     turn,
                     user_text,
@@ -514,7 +576,7 @@ impl Driver {
             Action::AskBargeIn { turn, seq, event } => {
                 self.ask_behaviours(Request::Decide { turn, seq, event })
             }
-            Action::AskTurn { seq, event } => self.ask_behaviours(Request::Turn { seq, event }),
+            Action::AskTurn { seq, event } => self.ask_turn(seq, event),
             Action::EndSpeech => {
                 // The orchestrator has already taken this as the end of speech.
                 let _ = self.input.end_speech_now();

@@ -249,6 +249,7 @@ async fn run(script: Script) -> Result<(), String> {
         resume: Arc::new(crate::resume::ResumeStore::new(None, config.resume.ttl()).unwrap()),
         config: config.clone(),
         telemetry: None,
+        turn_model: None,
     });
     let format = AudioFormat {
         encoding: Encoding::Pcm16,

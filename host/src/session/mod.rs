@@ -9,6 +9,7 @@ pub mod orchestrator;
 pub mod outbound;
 pub mod playout;
 pub(crate) mod plugin_worker;
+pub mod turn_audio;
 mod turn_policy;
 
 #[cfg(test)]
@@ -45,6 +46,8 @@ pub struct SessionDeps {
     pub resume: Arc<ResumeStore>,
     /// Where sessions send their traces (`None`: tracing is off).
     pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
+    /// The end-of-turn model whose probability the turn plug-in sees (`None`: no model runs).
+    pub turn_model: Option<crate::turn::TurnModel>,
 }
 
 /// What the client asked for in its `start` message.

@@ -4,7 +4,7 @@
 //! runs the same speech with and without the plug-in, so the comparison is within one run.
 
 use serde_json::{json, Value};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
 use voice_tests::fake_openai::OpenAiScript;
@@ -12,20 +12,29 @@ use voice_tests::host::CloudStack;
 use voice_tests::microphone::Microphone;
 use voice_tests::{plugins, speech};
 
-async fn stack(utterances: &[&str], policy: bool) -> CloudStack {
+/// The cloud fakes and a host, with the reference turn policy or without; `extra` settings on
+/// top. The policy decides on the words alone here (`TURN_MODEL=none`): the fakes' buzz is no
+/// speech the end-of-turn model can judge (`the_model_judges_each_pause` covers the model).
+async fn stack_with(utterances: &[&str], policy: bool, extra: &[(&str, &str)]) -> CloudStack {
     let turn = plugins::component("turn-smart");
     let turn = if policy {
         turn.to_str().unwrap().to_string()
     } else {
         "none".to_string()
     };
+    let mut settings = vec![("TURN_PLUGIN", turn.as_str()), ("TURN_MODEL", "none")];
+    settings.extend_from_slice(extra);
     CloudStack::start(
         DeepgramScript::new(utterances.iter().copied()),
         OpenAiScript::default(),
         ElevenLabsScript::default(),
-        &[("TURN_PLUGIN", &turn)],
+        &settings,
     )
     .await
+}
+
+async fn stack(utterances: &[&str], policy: bool) -> CloudStack {
+    stack_with(utterances, policy, &[]).await
 }
 
 fn is_final(m: &Value) -> bool {
@@ -121,4 +130,59 @@ async fn an_unfinished_sentence_is_not_cut_off_at_a_pause() {
         ["I'd like to book a table for four people please"],
         "{by_policy:?}"
     );
+}
+
+/// With the model on, every pause and end of speech is judged from the turn's audio and the
+/// policy sees the probability; questions about new words in the same silence see the latest.
+#[tokio::test]
+async fn the_model_judges_each_pause() {
+    let dir = std::env::temp_dir().join(format!("voice-turn-model-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = stack_with(
+        &["what's the weather in paris"],
+        true,
+        &[
+            ("TURN_MODEL", "smart-turn"),
+            ("PLUGIN_RECORD", dir.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let mut mic = microphone(&s).await;
+    let mut audio = speech::silence(400);
+    audio.extend(speech::utterance(1200, 2500));
+    mic.say(&audio);
+    mic.until("the reply", |m| m["type"] == "agent_done").await;
+    let file = dir.join("plugin-calls.jsonl");
+    let read = || -> Vec<Value> {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+            .filter(|l: &Value| l["slot"] == "turn")
+            .collect()
+    };
+    voice_tests::eventually(
+        "the turn calls in the recording",
+        Duration::from_secs(30),
+        || read().iter().any(|l| l["input"]["trigger"] == "transcript"),
+    )
+    .await;
+    let calls = read();
+    let pause = calls
+        .iter()
+        .find(|l| l["input"]["trigger"] == "pause")
+        .unwrap_or_else(|| panic!("no question at the pause: {calls:#?}"));
+    let p = pause["input"]["model_probability"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("the pause was not judged: {pause}"));
+    assert!((0.0..=1.0).contains(&p), "{pause}");
+    assert_eq!(pause["outcome"], "plugin", "{pause}");
+    // The final words came after the pause: the question about them carries its judgement.
+    let words = calls
+        .iter()
+        .find(|l| l["input"]["trigger"] == "transcript")
+        .unwrap();
+    let q = words["input"]["model_probability"].as_f64().unwrap();
+    assert!((q - p).abs() < 1e-6, "{words} / {pause}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
