@@ -593,7 +593,7 @@ impl Config {
                 Some(other) => {
                     return Err(err(
                         "TURN_MODEL",
-                        &format!("unknown model {other:?} (auto, smart-turn or none)"),
+                        format!("unknown model {other:?} (auto, smart-turn or none)"),
                     ))
                 }
             },
