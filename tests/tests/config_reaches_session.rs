@@ -91,13 +91,14 @@ fn cases() -> Vec<(&'static [&'static str], How)> {
         (&["PLUGIN_DIR"], Here(|| Box::pin(plugin_dir()))),
         (&["INTENT_PLUGIN", "PROMPT_PLUGIN", "PLUGIN_DEADLINE_MS", "PLUGIN_FAULT_WINDOW_MS", "PLUGIN_QUARANTINE_BACKOFF_MS"], Elsewhere("tests/tests/e2e/plugins_faults_server.rs and plugins_python_server.rs")),
         (&["BARGE_IN_PLUGIN"], Elsewhere("tests/tests/e2e/conversation.rs a_seven_word_barge_in_interrupts_with_each_reference_barge_in_plugin")),
+        (&["TURN_PLUGIN", "TURN_MODEL", "TURN_PAUSE_MS"], Elsewhere("tests/tests/e2e/end_of_turn.rs: the reference policy named by TURN_PLUGIN ends a finished question sooner and holds an unfinished one; with TURN_MODEL=smart-turn and TURN_PAUSE_MS=300 the policy is asked after 300 ms of silence with the model's probability")),
         (&["PLUGIN_WATCH"], Elsewhere("tests/tests/e2e/plugins_hot_swap_server.rs")),
         (&["PLUGIN_POLL_S", "PLUGIN_OCI_INSECURE"], Elsewhere("tests/tests/e2e/plugins_oci_server.rs a_moved_tag_rolls_every_host_and_its_open_sessions: two hosts reach the loopback registry over plain HTTP and roll to a moved tag within a poll of 1 s")),
         (&["PLUGIN_OCI_USERNAME", "PLUGIN_OCI_PASSWORD"], Elsewhere("tests/tests/e2e/plugins_oci_server.rs a_private_registry_is_reached_with_its_credentials_and_they_stay_secret")),
         (&["PLUGIN_MEMORY_MB"], Here(|| Box::pin(plugin_memory()))),
         (&["PLUGIN_SESSION_FAULT_LIMIT", "PLUGIN_QUARANTINE_SESSIONS"], Here(|| Box::pin(plugin_fault_limits()))),
         (&["PLUGIN_RECORD", "PLUGIN_RECORD_TEXT"], Elsewhere("tests/tests/plugins_record_replay.rs: typed turns and a barge-in recorded into the directory and replayed; a_masked_recording_keeps_no_words")),
-        (&["INTENT_PLUGIN_SHADOW", "PROMPT_PLUGIN_SHADOW", "BARGE_IN_PLUGIN_SHADOW", "INTENT_PLUGIN_CANARY", "PROMPT_PLUGIN_CANARY", "BARGE_IN_PLUGIN_CANARY", "INTENT_PLUGIN_CANARY_PERCENT", "PROMPT_PLUGIN_CANARY_PERCENT", "BARGE_IN_PLUGIN_CANARY_PERCENT", "PLUGIN_CANARY_MARGIN_PCT", "PLUGIN_CANARY_MIN_CALLS", "PLUGIN_SHADOW_MAX_SESSIONS"], Here(|| Box::pin(candidate_versions()))),
+        (&["INTENT_PLUGIN_SHADOW", "PROMPT_PLUGIN_SHADOW", "BARGE_IN_PLUGIN_SHADOW", "INTENT_PLUGIN_CANARY", "PROMPT_PLUGIN_CANARY", "BARGE_IN_PLUGIN_CANARY", "INTENT_PLUGIN_CANARY_PERCENT", "PROMPT_PLUGIN_CANARY_PERCENT", "BARGE_IN_PLUGIN_CANARY_PERCENT", "TURN_PLUGIN_SHADOW", "TURN_PLUGIN_CANARY", "TURN_PLUGIN_CANARY_PERCENT", "PLUGIN_CANARY_MARGIN_PCT", "PLUGIN_CANARY_MIN_CALLS", "PLUGIN_SHADOW_MAX_SESSIONS"], Here(|| Box::pin(candidate_versions()))),
         (&["PLUGIN_RECORD_MAX_MB", "PLUGIN_RECORD_FILES"], Elsewhere("not end to end, since a rotation takes megabytes of calls: host/src/plugins/record/rotate.rs rotates at the size limit and keeps that many files, config/mod.rs reads both")),
     ]
 }
@@ -748,11 +749,12 @@ async fn candidate_versions() {
     // Every slot gets a shadow and a canary from the variables; the admin listing shows them
     // with their shares and the rollback policy, and a turn shows the shadow cap at work.
     let path = |name: &str| plugins::component(name).to_str().unwrap().to_string();
-    let (keywords, persona, seed, smart) = (
+    let (keywords, persona, seed, smart, turn) = (
         path("intent-keywords"),
         path("prompt-persona"),
         path("barge-in-seed"),
         path("barge-in-smart"),
+        path("turn-smart"),
     );
     let s = stack(&[
         ("ADMIN_TOKEN", ADMIN),
@@ -768,6 +770,10 @@ async fn candidate_versions() {
         ("BARGE_IN_PLUGIN_SHADOW", &seed),
         ("BARGE_IN_PLUGIN_CANARY", &seed),
         ("BARGE_IN_PLUGIN_CANARY_PERCENT", "35"),
+        ("TURN_PLUGIN_SHADOW", &turn),
+        ("TURN_PLUGIN_CANARY", &turn),
+        ("TURN_PLUGIN_CANARY_PERCENT", "20"),
+        ("TURN_MODEL", "none"),
         ("PLUGIN_CANARY_MARGIN_PCT", "7.5"),
         ("PLUGIN_CANARY_MIN_CALLS", "3"),
         ("PLUGIN_SHADOW_MAX_SESSIONS", "0"),
@@ -779,6 +785,7 @@ async fn candidate_versions() {
         ("intent", "intent_keywords", "intent_keywords", 0),
         ("prompt", "prompt_persona", "prompt_persona", 100),
         ("barge_in", "barge_in_seed", "barge_in_seed", 35),
+        ("turn", "turn_smart", "turn_smart", 20),
     ] {
         let entry = plugins::slot_entry(&listing, slot);
         assert_eq!(entry["shadow"]["plugin"], shadow, "{entry}");

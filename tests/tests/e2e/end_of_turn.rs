@@ -132,7 +132,7 @@ async fn an_unfinished_sentence_is_not_cut_off_at_a_pause() {
     );
 }
 
-/// With the model on, every pause and end of speech is judged from the turn's audio and the
+/// With the model on (and pauses at `TURN_PAUSE_MS`), every pause and end of speech is judged from the turn's audio and the
 /// policy sees the probability; questions about new words in the same silence see the latest.
 #[tokio::test]
 async fn the_model_judges_each_pause() {
@@ -143,6 +143,7 @@ async fn the_model_judges_each_pause() {
         true,
         &[
             ("TURN_MODEL", "smart-turn"),
+            ("TURN_PAUSE_MS", "300"),
             ("PLUGIN_RECORD", dir.to_str().unwrap()),
         ],
     )
@@ -176,6 +177,9 @@ async fn the_model_judges_each_pause() {
         .as_f64()
         .unwrap_or_else(|| panic!("the pause was not judged: {pause}"));
     assert!((0.0..=1.0).contains(&p), "{pause}");
+    // Asked once the silence reached TURN_PAUSE_MS, before the VAD's 600 ms end of speech.
+    let silence = pause["input"]["silence_ms"].as_u64().unwrap();
+    assert!((300..600).contains(&silence), "{pause}");
     assert_eq!(pause["outcome"], "plugin", "{pause}");
     // The final words came after the pause: the question about them carries its judgement.
     let words = calls
