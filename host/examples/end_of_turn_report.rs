@@ -146,7 +146,10 @@ fn options() -> Options {
         rates: vec![140, 175, 210],
         stt_ms: 0,
         strip_punctuation: false,
-        plugin: root.join("../plugins/dist/turn_smart.wasm"),
+        plugin: root
+            .parent()
+            .expect("the workspace")
+            .join("plugins/dist/turn_smart.wasm"),
         config: Vec::new(),
         set: root.join("tests/fixtures/turn-set/utterances.toml"),
         models: std::env::var_os("MODELS_DIR").map_or_else(
