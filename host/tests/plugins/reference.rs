@@ -504,6 +504,8 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
         "my number is 4 1 5",
         "so um",
         "let me think,",
+        "well",
+        "I'd like to book a table for...",
     ] {
         assert_eq!(
             decide(unfinished, Some(0.99)),
@@ -511,6 +513,15 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
             "{unfinished}"
         );
     }
+    // A question the recogniser heard as one is finished, even ending in a preposition.
+    assert_eq!(
+        decide("which gate does it leave from?", None),
+        TurnDecision::EndTurn
+    );
+    assert_eq!(
+        decide("which gate does it leave from", Some(0.99)),
+        TurnDecision::Wait(1800)
+    );
     // A plain statement the model doubts is left to the silence rules; so are no words yet.
     assert_eq!(
         decide("book it for tonight", Some(0.05)),

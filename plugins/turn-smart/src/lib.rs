@@ -1,7 +1,8 @@
 //! An end-of-turn policy that combines the words with the end-of-turn model:
 //! - **hold** (`wait(hold_ms)`) when the words promise more: they end in a conjunction ("and",
-//!   "because"), a filler ("um"), a preposition or article ("for", "the"), a comma, or a number
-//!   being dictated ("my number is 4 1 5");
+//!   "because"), a filler ("um"), a preposition or article ("for", "the"; not when the
+//!   recogniser heard a question: "where are you from?"), a comma, or a number being dictated
+//!   ("my number is 4 1 5"), trail off ("for..."), or are only an opener ("well", "hmm");
 //! - **end the turn** at the first pause when the turn sounds finished: the model's probability
 //!   and what the words say, weighed together (`end_score`). The words count for more where the
 //!   audio misleads the model (synthetic voices) and carry it alone when no model runs: a
@@ -40,18 +41,26 @@ thread_local! {
     static SETTINGS: RefCell<Settings> = RefCell::new(Settings::default());
 }
 
-/// Words after which a speaker has rarely finished.
+/// Words after which a speaker has rarely finished: conjunctions and fillers.
 const UNFINISHED: &[&str] = &[
     // conjunctions
     "and", "but", "or", "so", "because", "cause", "then", "if", "when", "while", "that", "which",
     "who", "whether", "although", "unless", "until", "than", // fillers
-    "um", "uh", "er", "erm", "hmm", "like", "mean",
+    "um", "uh", "uhm", "er", "erm", "hm", "hmm", "like", "mean",
+];
+
+/// Words that need what follows, unless the recogniser heard a question ("where are you from?",
+/// "what is it for?").
+const OPEN_ENDED: &[&str] = &[
     // prepositions, articles, possessives
     "to", "for", "with", "of", "in", "on", "at", "from", "by", "about", "into", "a", "an", "the",
     "my", "your", "our", "their", "his", "her", "its", "this", "some",
     // verbs that need what follows
     "is", "are", "was", "were", "be", "am", "want", "need", "would", "could", "should",
 ];
+
+/// Words that open an answer without being one: said alone, more is coming ("well...").
+const OPENERS: &[&str] = &["well", "ah", "um", "uh", "uhm", "er", "erm", "hm", "hmm"];
 
 /// Words that open a question.
 const QUESTION_OPENERS: &[&str] = &[
@@ -84,12 +93,20 @@ fn unfinished(text: &str, words: &[String]) -> bool {
     let Some(last) = words.last() else {
         return false;
     };
-    if text.trim_end().ends_with([',', ';', ':', '-']) || UNFINISHED.contains(&last.as_str()) {
+    let text = text.trim_end();
+    // A comma, or words trailing off ("for..."), promise more.
+    if text.ends_with([',', ';', ':', '-', '…']) || text.ends_with("..") {
+        return true;
+    }
+    if UNFINISHED.contains(&last.as_str()) || words.iter().all(|w| OPENERS.contains(&w.as_str())) {
+        return true;
+    }
+    if OPEN_ENDED.contains(&last.as_str()) && !text.ends_with('?') {
         return true;
     }
     // Digits being dictated: the last two words are numbers and no stop closes them.
     let numbers = words.iter().rev().take_while(|w| is_number(w)).count();
-    numbers >= 2 && !text.trim_end().ends_with(['.', '?', '!'])
+    numbers >= 2 && !text.ends_with(['.', '?', '!'])
 }
 
 /// How finished the words sound, 0..=1.
