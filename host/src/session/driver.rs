@@ -15,7 +15,6 @@ use crate::providers::{
 };
 use crate::resume::{Saver, Snapshot};
 use crate::transport::protocol::{close, ClientMessage, ServerMessage};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -68,13 +67,30 @@ struct Driver {
     trace: Option<crate::telemetry::SessionTrace>,
     /// The end-of-turn model and the audio it judges (a turn plug-in and a model only).
     turn_model: Option<(crate::turn::TurnModel, TurnAudio)>,
-    /// The model's probability at the latest pause (f32 bits; `NO_PROBABILITY` when none), for
-    /// questions about new words after it.
-    turn_probability: Arc<AtomicU32>,
+    /// The model's judgement of the current silence, shared with the tasks that run it, so a
+    /// question about new words in the same silence gets it (waiting for it when it is due).
+    judgement: Arc<watch::Sender<Judgement>>,
 }
 
-/// `Driver::turn_probability` when the model has not judged the current silence.
-const NO_PROBABILITY: u32 = u32::MAX;
+/// What the end-of-turn model said about the user's current silence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Judgement {
+    /// Bumped whenever the voice comes back: a judgement of an older silence is void.
+    silence: u64,
+    state: Judged,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Judged {
+    /// Not judged (no pause yet, or the model gave no answer).
+    Nothing,
+    /// The model is running on this silence.
+    Running,
+    Probability(f32),
+}
+
+/// How long a question about new words waits for a judgement still running, at most.
+const JUDGEMENT_WAIT: Duration = Duration::from_millis(500);
 
 /// Run a session until the client leaves or the orchestrator closes it.
 pub async fn run(
@@ -175,7 +191,13 @@ pub async fn run(
             .clone()
             .filter(|_| turn_policy)
             .map(|m| (m, TurnAudio::default())),
-        turn_probability: Arc::new(AtomicU32::new(NO_PROBABILITY)),
+        judgement: Arc::new(
+            watch::channel(Judgement {
+                silence: 0,
+                state: Judged::Nothing,
+            })
+            .0,
+        ),
         deps,
         start,
     };
@@ -226,7 +248,10 @@ pub async fn run(
                     for t in transitions {
                         if matches!(t, VadTransition::SpeechStart { .. } | VadTransition::Resume { .. }) {
                             // The model's judgement of the last silence no longer holds.
-                            d.turn_probability.store(NO_PROBABILITY, Ordering::Relaxed);
+                            d.judgement.send_modify(|j| {
+                                j.silence += 1;
+                                j.state = Judged::Nothing;
+                            });
                         }
                         d.feed(Event::Vad(t));
                     }
@@ -466,24 +491,55 @@ impl Driver {
         let Some((model, audio)) = &self.turn_model else {
             return self.ask_behaviours(Request::Turn { seq, event });
         };
+        let plugins = self.plugins.clone();
+        let judgement = self.judgement.clone();
         if !matches!(event.trigger, TurnTrigger::Pause | TurnTrigger::SpeechEnd) {
-            let bits = self.turn_probability.load(Ordering::Relaxed);
-            event.model_probability = (bits != NO_PROBABILITY).then(|| f32::from_bits(bits));
+            let now = *judgement.borrow();
+            match now.state {
+                Judged::Running => {
+                    let mut rx = judgement.subscribe();
+                    tokio::spawn(async move {
+                        let done =
+                            rx.wait_for(|j| j.silence != now.silence || j.state != Judged::Running);
+                        if let Ok(Ok(j)) = tokio::time::timeout(JUDGEMENT_WAIT, done).await {
+                            if let (true, Judged::Probability(p)) =
+                                (j.silence == now.silence, j.state)
+                            {
+                                event.model_probability = Some(p);
+                            }
+                        }
+                        let _ = plugins.send(Request::Turn { seq, event });
+                    });
+                    return;
+                }
+                Judged::Probability(p) => event.model_probability = Some(p),
+                Judged::Nothing => {}
+            }
             return self.ask_behaviours(Request::Turn { seq, event });
         }
         let (model, clip) = (model.clone(), audio.clip());
-        let (plugins, latest) = (self.plugins.clone(), self.turn_probability.clone());
+        let mut silence = 0;
+        judgement.send_modify(|j| {
+            silence = j.silence;
+            j.state = Judged::Running;
+        });
         let session = self.start.session_id.clone();
         tokio::spawn(async move {
-            match model.predict(clip).await {
-                Ok(p) => {
-                    latest.store(p.to_bits(), Ordering::Relaxed);
-                    event.model_probability = Some(p);
-                }
+            let p = match model.predict(clip).await {
+                Ok(p) => Some(p),
                 Err(e) => {
-                    tracing::debug!(session = %session, error = %e, "end-of-turn model gave no answer")
+                    tracing::debug!(session = %session, error = %e, "end-of-turn model gave no answer");
+                    None
                 }
-            }
+            };
+            judgement.send_if_modified(|j| {
+                let current = j.silence == silence;
+                if current {
+                    j.state = p.map_or(Judged::Nothing, Judged::Probability);
+                }
+                current
+            });
+            event.model_probability = p;
             // A session that ended meanwhile has no worker to ask; its orchestrator is gone too.
             let _ = plugins.send(Request::Turn { seq, event });
         });

@@ -145,9 +145,20 @@ pub fn answer_with_builtins(cx: &Context, request: Request) -> Answer {
 /// Keep only the newest request of each kind, in arrival order: an older plan belongs to a turn
 /// a newer one replaced, an older question to a barge-in (or a silence) already asked about again.
 fn supersede(batch: Vec<Request>) -> Vec<Request> {
-    let last: Vec<Option<usize>> = (0..3)
+    let mut last: Vec<Option<usize>> = (0..3)
         .map(|kind| batch.iter().rposition(|r| r.kind() == kind))
         .collect();
+    // End-of-turn questions may arrive out of order (one waited for the model): the newest is
+    // the highest number, not the last to arrive.
+    last[2] = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            Request::Turn { seq, .. } => Some((*seq, i)),
+            _ => None,
+        })
+        .max()
+        .map(|(_, i)| i);
     batch
         .into_iter()
         .enumerate()
@@ -245,6 +256,30 @@ mod tests {
     fn only_the_newest_of_each_kind_is_answered() {
         let kept = supersede(vec![plan(1), ask(1), plan(2), ask(2), plan(3)]);
         assert_eq!(turns(&kept), ["ask 2", "plan 3"]);
+    }
+
+    fn turn_question(seq: u32) -> Request {
+        Request::Turn {
+            seq,
+            event: crate::behaviour::TurnEvent {
+                trigger: crate::behaviour::TurnTrigger::Pause,
+                silence_ms: 200,
+                speech_ms: 1000,
+                text: String::new(),
+                word_count: 0,
+                text_final: false,
+                model_probability: None,
+                agent_last_sentence: String::new(),
+                turn: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn the_newest_end_of_turn_question_is_the_highest_number() {
+        // Question 3 waited for the model and arrived after question 4.
+        let kept = supersede(vec![turn_question(4), plan(1), turn_question(3)]);
+        assert_eq!(turns(&kept), ["turn question 4", "plan 1"]);
     }
 
     #[tokio::test]
