@@ -180,6 +180,16 @@ fn newest_under(path: &Path) -> Option<SystemTime> {
         .max()
 }
 
+/// The lines of the plug-in call recording in `dir` (`PLUGIN_RECORD`), parsed; none when the
+/// file is not written yet.
+pub fn recorded_calls(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("plugin-calls.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,13 +153,10 @@ async fn the_model_judges_each_pause() {
     audio.extend(speech::utterance(1200, 2500));
     mic.say(&audio);
     mic.until("the reply", |m| m["type"] == "agent_done").await;
-    let file = dir.join("plugin-calls.jsonl");
     let read = || -> Vec<Value> {
-        std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
-            .filter(|l: &Value| l["slot"] == "turn")
+        plugins::recorded_calls(&dir)
+            .into_iter()
+            .filter(|l| l["slot"] == "turn")
             .collect()
     };
     voice_tests::eventually(

@@ -39,14 +39,7 @@ fn path_str(p: &Path) -> &str {
 /// The recording's lines once it holds at least `n` that `wanted` accepts (the writer thread
 /// writes moments after the calls).
 async fn recording(dir: &Path, n: usize, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let file = dir.join("plugin-calls.jsonl");
-    let read = || -> Vec<Value> {
-        std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
-            .collect()
-    };
+    let read = || voice_tests::plugins::recorded_calls(dir);
     voice_tests::eventually("the calls in the recording", LIMIT, || {
         read().iter().filter(|l| wanted(l)).count() >= n
     })

