@@ -81,10 +81,10 @@ impl Feeder {
         self.actions += self.out.len();
     }
 
-    /// The turn of the `PlanReply` just produced.
-    fn planned_turn(&self) -> Option<u32> {
+    /// The turn and plan of the `PlanReply` just produced.
+    fn planned_turn(&self) -> Option<(u32, u32)> {
         self.out.iter().find_map(|a| match a {
-            Action::PlanReply { turn, .. } => Some(*turn),
+            Action::PlanReply { turn, plan, .. } => Some((*turn, *plan)),
             _ => None,
         })
     }
@@ -93,10 +93,11 @@ impl Feeder {
     fn turn(&mut self) {
         self.out.clear();
         self.feed(Event::UserText("what is the weather in paris".into()));
-        let turn = self.planned_turn().expect("a typed turn is planned");
+        let (turn, plan) = self.planned_turn().expect("a typed turn is planned");
         self.out.clear();
         self.feed(Event::ReplyPlanned {
             turn,
+            plan,
             output: PromptOutput::Llm {
                 messages: vec![ChatMessage::new(Role::User, "what is the weather in paris")],
                 settings: GenerationSettings::default(),
@@ -143,10 +144,11 @@ impl Feeder {
     fn speaking(&mut self, seconds: usize) {
         self.out.clear();
         self.feed(Event::UserText("tell me a long story".into()));
-        let turn = self.planned_turn().expect("a typed turn is planned");
+        let (turn, plan) = self.planned_turn().expect("a typed turn is planned");
         self.out.clear();
         self.feed(Event::ReplyPlanned {
             turn,
+            plan,
             output: PromptOutput::Direct {
                 text: "Once upon a time.".into(),
             },

@@ -111,6 +111,9 @@ pub struct Config {
     pub turn_pause_ms: u32,
     /// End-of-turn model for the turn plug-in (`TURN_MODEL`).
     pub turn_model: TurnModelChoice,
+    /// Start the reply on a final transcript before the turn is committed
+    /// (`PREEMPTIVE_GENERATION`, default on).
+    pub preemptive_generation: bool,
     pub plugin_memory_mb: u64,
     pub plugin_deadline_ms: u64,
     pub plugin_session_fault_limit: u32,
@@ -597,6 +600,7 @@ impl Config {
                     ))
                 }
             },
+            preemptive_generation: r.boolean("PREEMPTIVE_GENERATION", true)?,
             turn_pause_ms: match r.num("TURN_PAUSE_MS", 200)? {
                 n if (60..=2000).contains(&n) => n,
                 _ => return Err(err("TURN_PAUSE_MS", "must be 60..=2000")),
@@ -800,6 +804,10 @@ impl Config {
             ("TURN_PLUGIN", slot(&self.turn_plugin)),
             ("TURN_PAUSE_MS", self.turn_pause_ms.to_string()),
             ("TURN_MODEL", self.turn_model.name().to_string()),
+            (
+                "PREEMPTIVE_GENERATION",
+                self.preemptive_generation.to_string(),
+            ),
             (
                 "INTENT_PLUGIN_SHADOW",
                 path_or_empty(&self.intent_plugin.shadow),

@@ -314,6 +314,11 @@ pub const VARS: &[Var] = &[
         "silence within speech after which the end-of-turn plug-in is asked, 60..=2000",
     ),
     v(
+        "PREEMPTIVE_GENERATION",
+        "true",
+        "start the reply on a final transcript before the turn is committed; dropped unheard if the user goes on",
+    ),
+    v(
         "INTENT_PLUGIN_SHADOW",
         "",
         "intent shadow version: answers beside the live one, compared in /metrics, never heard",

@@ -31,7 +31,9 @@ pub(crate) mod parse {
     use std::collections::BTreeSet;
 
     /// Every metric name of the dashboards, as the samples show them.
-    pub const DASHBOARD_NAMES: [&str; 36] = [
+    pub const DASHBOARD_NAMES: [&str; 38] = [
+        "voice_llm_preemptive_used_total",
+        "voice_llm_preemptive_wasted_total",
         "voice_playback_reports_total",
         "voice_plugin_calls_total",
         "voice_plugin_canary_rollbacks_total",
@@ -165,6 +167,8 @@ mod tests {
                 "voice_playback_reports_total",
                 "voice_sessions_resumed_total",
                 "voice_resumes_refused_total",
+                "voice_llm_preemptive_used_total",
+                "voice_llm_preemptive_wasted_total",
                 "voice_turn_host_ms",
                 "voice_turn_first_audio_ms",
                 "voice_turn_llm_first_token_ms",

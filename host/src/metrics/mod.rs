@@ -23,6 +23,7 @@ mod histogram;
 
 pub use histogram::{Histogram, BUCKETS_MS};
 
+use crate::session::events::Preemption;
 use crate::transport::protocol::TurnMetrics;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -57,6 +58,10 @@ pub struct Metrics {
     pub resumes: Counter,
     /// Resumes refused (expired, wrong token, store unavailable): a new session started.
     pub resumes_refused: Counter,
+    /// Replies generated before their turn was committed that the turn took over.
+    pub preemptive_used: Counter,
+    /// Replies generated before their turn was committed and dropped unheard.
+    pub preemptive_wasted: Counter,
     pub host_ms: Histogram,
     pub first_audio_ms: Histogram,
     pub llm_first_token_ms: Histogram,
@@ -120,6 +125,18 @@ impl Default for Metrics {
             "Resumes refused (expired, wrong token, store unavailable): a new session started",
             counter(),
         );
+        let preemptive_used = registered(
+            r,
+            "voice_llm_preemptive_used",
+            "LLM requests started before the user's turn was committed and used for its reply",
+            counter(),
+        );
+        let preemptive_wasted = registered(
+            r,
+            "voice_llm_preemptive_wasted",
+            "LLM requests started before the user's turn was committed and dropped unheard",
+            counter(),
+        );
         let host_ms = registered(
             r,
             "voice_turn_host_ms",
@@ -149,6 +166,8 @@ impl Default for Metrics {
             playback_reports,
             resumes,
             resumes_refused,
+            preemptive_used,
+            preemptive_wasted,
             host_ms,
             first_audio_ms,
             llm_first_token_ms,
@@ -167,6 +186,14 @@ impl Metrics {
         if let Some(v) = m.llm_first_token_ms {
             self.llm_first_token_ms.observe(v as f64);
         }
+    }
+
+    /// Counts what became of a reply started before its turn was committed.
+    pub fn count_preemption(&self, outcome: Preemption) {
+        match outcome {
+            Preemption::Used => self.preemptive_used.inc(),
+            Preemption::Wasted => self.preemptive_wasted.inc(),
+        };
     }
 
     /// Appends the OpenMetrics text of the process metrics to `out`, without the closing

@@ -113,6 +113,7 @@ pub fn orchestrator_config(cfg: &Config) -> OrchestratorConfig {
         memory_turns: cfg.memory_turns,
         memory_chars: cfg.memory_chars,
         vad_hangover_ms: u64::from(cfg.vad_hangover_ms),
+        preemptive: cfg.preemptive_generation,
         ..OrchestratorConfig::default()
     }
 }

@@ -450,11 +450,13 @@ impl Driver {
         match answer {
             Answer::Planned {
                 turn,
+                plan,
                 output,
                 plugins_ms,
                 ..
             } => self.feed(Event::ReplyPlanned {
                 turn,
+                plan,
                 output,
                 plugins_ms,
             }),
@@ -573,21 +575,24 @@ impl Driver {
                 }
                 self.send_stt(SttInput::Finalize);
             }
-            Action::PlanReply {
-                turn,
-                user_text,
-                history,
-            } => {
+            Action::TurnCommitted { .. } => {
                 self.host_share.turn_committed(Instant::now());
                 if let Some((_, audio)) = &mut self.turn_model {
                     audio.turn_ended();
                 }
-                self.ask_behaviours(Request::Plan {
-                    turn,
-                    user_text,
-                    history,
-                })
             }
+            Action::PlanReply {
+                turn,
+                plan,
+                user_text,
+                history,
+            } => self.ask_behaviours(Request::Plan {
+                turn,
+                plan,
+                user_text,
+                history,
+            }),
+            Action::Preempted(outcome) => crate::metrics::global().count_preemption(outcome),
             Action::StartLlm {
                 turn,
                 messages,

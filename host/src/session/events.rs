@@ -20,9 +20,11 @@ pub enum Event {
     /// The client has played this much of reply `turn`'s audio (`None`: of the current reply,
     /// from clients that do not name it).
     Playback { turn: Option<u32>, played_ms: u64 },
-    /// The intent and prompt plug-ins decided what to do with a user turn.
+    /// The intent and prompt plug-ins decided what to do with a user turn (`plan` names the
+    /// request it answers).
     ReplyPlanned {
         turn: u32,
+        plan: u32,
         output: PromptOutput,
         plugins_ms: f64,
     },
@@ -63,9 +65,14 @@ pub enum Action {
     SendAudio(Vec<u8>),
     /// Ask speech-to-text to finalise what it has buffered (local end of speech).
     FinalizeStt,
-    /// Run the intent and prompt plug-ins for a user turn, then report `Event::ReplyPlanned`.
+    /// A user turn was committed: its words are final and its reply is planned from here (or
+    /// was already under way, started preemptively).
+    TurnCommitted { turn: u32, user_text: String },
+    /// Run the intent and prompt plug-ins for a user turn (committed, or about to be when the
+    /// request is preemptive), then report `Event::ReplyPlanned` with the same `plan`.
     PlanReply {
         turn: u32,
+        plan: u32,
         user_text: String,
         history: Vec<ChatMessage>,
     },
@@ -77,6 +84,8 @@ pub enum Action {
     },
     /// Drop the LLM stream of a reply (closes the provider connection).
     CancelLlm { turn: u32 },
+    /// A reply generated before its turn was committed was used, or thrown away unheard.
+    Preempted(Preemption),
     /// Open a text-to-speech stream for a reply.
     StartTts { turn: u32 },
     /// Speak one sentence of the reply.
@@ -101,4 +110,14 @@ pub enum Action {
     Metrics(TurnMetrics),
     /// Close the session with this WebSocket close code.
     Close { code: u16, reason: String },
+}
+
+/// What became of a reply the orchestrator started before the user's turn was committed
+/// (preemptive generation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preemption {
+    /// The committed turn said exactly what the reply was started on: it goes on as the reply.
+    Used,
+    /// The user went on (or the turn went another way): its LLM stream was dropped unheard.
+    Wasted,
 }

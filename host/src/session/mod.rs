@@ -9,6 +9,7 @@ pub mod orchestrator;
 pub mod outbound;
 pub mod playout;
 pub(crate) mod plugin_worker;
+mod preemption;
 pub mod turn_audio;
 mod turn_policy;
 

@@ -19,11 +19,15 @@
 //!   when it answers `Wait(0)`, the rules above decide alone.
 //! - A barge-in the policy answers `wait` lives until the policy answers something else, even
 //!   after the user stops talking; the words it holds belong to the next user turn.
+//! - With preemptive generation (`preemption.rs`), a reply may be planned and generated before
+//!   the turn is committed, but nothing of it is sent or remembered until a turn with exactly
+//!   its words takes it over; otherwise it is dropped unheard.
 
 use super::aggregator::{strip_markers, Pushed, Sentence, SentenceAggregator};
-use super::events::{Action, Event};
+use super::events::{Action, Event, Preemption};
 use super::memory::Memory;
 use super::playout::{heard_prefix, Playout};
+use super::preemption::{Planned, Speculation};
 use super::turn_policy::{last_sentence, TurnPolicyState, Verdict};
 use crate::audio::{AudioFormat, VadTransition};
 use crate::behaviour::defaults::is_backchannel;
@@ -70,6 +74,9 @@ pub struct OrchestratorConfig {
     pub turn_policy: bool,
     /// The VAD's hangover: how long the user has been silent at its end of speech.
     pub vad_hangover_ms: u64,
+    /// Start the reply on a final transcript before the turn is committed
+    /// (`PREEMPTIVE_GENERATION`).
+    pub preemptive: bool,
 }
 
 impl Default for OrchestratorConfig {
@@ -94,6 +101,7 @@ impl Default for OrchestratorConfig {
             memory_chars: 8000,
             turn_policy: false,
             vad_hangover_ms: 600,
+            preemptive: false,
         }
     }
 }
@@ -190,6 +198,8 @@ enum Tts {
 #[derive(Debug)]
 struct Reply {
     turn: u32,
+    /// The plan request whose answer it waits for (answers to any other are stale).
+    plan: u32,
     planned: bool,
     aggregator: SentenceAggregator,
     /// Clean text generated so far (what the client was shown).
@@ -288,6 +298,11 @@ pub struct Orchestrator {
     /// Numbers the end-of-turn policy's questions (never reset, so a late answer cannot pass for
     /// the answer to a newer question).
     turn_seq: u32,
+    /// Numbers plan requests, so the answer to a dropped speculation's plan cannot pass for the
+    /// plan of the turn that replaced it (they share a turn number).
+    plan_seq: u32,
+    /// A reply started before its turn was committed (preemptive generation).
+    speculation: Option<Speculation>,
     draining: bool,
     closed: bool,
 }
@@ -306,6 +321,8 @@ impl Orchestrator {
             resumable: None,
             ask_seq: 0,
             turn_seq: 0,
+            plan_seq: 0,
+            speculation: None,
             draining: false,
             closed: false,
         }
@@ -354,7 +371,7 @@ impl Orchestrator {
     /// Begin the session: speak the greeting if one is configured (as turn 0).
     pub fn start(&mut self, now: u64, out: &mut Vec<Action>) {
         if let Some(greeting) = self.cfg.greeting.clone().filter(|g| !g.trim().is_empty()) {
-            self.reply = Some(self.new_reply(0, now, None));
+            self.reply = Some(self.new_reply(0, 0, now, None));
             self.speak_direct(now, &greeting, out);
         }
     }
@@ -431,10 +448,28 @@ impl Orchestrator {
             }
             Event::ReplyPlanned {
                 turn,
+                plan,
                 output,
                 plugins_ms,
-            } => self.on_planned(now, turn, output, plugins_ms, out),
-            Event::Llm { turn, event } => self.on_llm(now, turn, event, out),
+            } => {
+                if let Some(s) = self.speculation.as_mut().filter(|s| s.plan == plan) {
+                    s.planned(&output, plugins_ms, now);
+                    if let PromptOutput::Llm { messages, settings } = output {
+                        out.push(Action::StartLlm {
+                            turn: s.turn,
+                            messages,
+                            settings,
+                        });
+                    }
+                } else {
+                    self.on_planned(now, turn, plan, output, plugins_ms, out)
+                }
+            }
+            Event::Llm { turn, event } => match self.speculation.as_mut() {
+                // Only a speculation's stream is open while it lives (no reply is in flight).
+                Some(s) if s.turn == turn => s.llm_event(event, now),
+                _ => self.on_llm(now, turn, event, out),
+            },
             Event::TtsAudio {
                 turn,
                 bytes,
@@ -532,6 +567,80 @@ impl Orchestrator {
         if self.draining && !self.closed && self.reply.is_none() {
             self.close(close::GOING_AWAY, "server shutting down", out);
         }
+        self.review_speculation(now, out);
+    }
+
+    // ---- preemptive generation (see `preemption.rs`) ----
+
+    /// After every event: drop a speculation whose words or memory no longer hold, and start
+    /// one when the user's words are final and their utterance is ending.
+    fn review_speculation(&mut self, now: u64, out: &mut Vec<Action>) {
+        let text = self.user.text();
+        let revision = self.memory.revision();
+        // Once started, it lives while its words do: voice without new words (a breath, a
+        // cough) or a policy's hold leaves it be.
+        let stale = self
+            .speculation
+            .as_ref()
+            .is_some_and(|s| !self.may_speculate() || !s.is_for(self.next_turn, &text, revision));
+        if stale {
+            self.drop_speculation(out);
+        }
+        if self.speculation.is_some() || !self.likely_end(now) {
+            return;
+        }
+        let turn = self.next_turn;
+        self.plan_seq += 1;
+        let plan = self.plan_seq;
+        self.speculation = Some(Speculation::new(turn, plan, text.clone(), revision, now));
+        out.push(Action::PlanReply {
+            turn,
+            plan,
+            user_text: text,
+            history: self.memory.messages(),
+        });
+    }
+
+    /// Whether the user's turn is likely over, enough to start its reply: nothing else is in
+    /// flight, the words are final, and the recogniser or the VAD says the utterance ended (or
+    /// the user is silent) while no end-of-turn policy holds it open.
+    fn likely_end(&self, now: u64) -> bool {
+        let u = &self.user;
+        self.may_speculate()
+            && u.interim.trim().is_empty()
+            && !u.finals.trim().is_empty()
+            && (u.ended || !u.vad_speaking || u.silent_since.is_some())
+            && !u.policy.waits(now)
+    }
+
+    /// Whether a speculation may run at all: preemption is on, and no reply is in flight (its
+    /// LLM stream and turn number are the reply's) nor a barge-in being judged.
+    fn may_speculate(&self) -> bool {
+        self.cfg.preemptive
+            && !self.closed
+            && !self.draining
+            && self.reply.is_none()
+            && self.barge.is_none()
+    }
+
+    /// The speculation is void: its stream is dropped, nothing of it was shown.
+    fn drop_speculation(&mut self, out: &mut Vec<Action>) {
+        let Some(s) = self.speculation.take() else {
+            return;
+        };
+        out.push(Action::CancelLlm { turn: s.turn });
+        if s.started_llm() {
+            out.push(Action::Preempted(Preemption::Wasted));
+        }
+    }
+
+    /// Takes a turn number for a new reply. A speculation still open at this point was for
+    /// other words: it is dropped first, so its stream cannot speak for the new reply.
+    fn claim_turn(&mut self, out: &mut Vec<Action>) -> u32 {
+        self.drop_speculation(out);
+        let turn = self.next_turn;
+        self.next_turn += 1;
+        turn
     }
 
     /// End a reply whose provider went quiet without finishing or failing.
@@ -591,9 +700,10 @@ impl Orchestrator {
         self.reply.as_mut().filter(|r| r.turn == turn)
     }
 
-    fn new_reply(&self, turn: u32, now: u64, speech_end: Option<u64>) -> Reply {
+    fn new_reply(&self, turn: u32, plan: u32, now: u64, speech_end: Option<u64>) -> Reply {
         Reply {
             turn,
+            plan,
             planned: false,
             aggregator: SentenceAggregator::new(self.cfg.max_sentence_chars),
             text: String::new(),
@@ -1126,9 +1236,8 @@ impl Orchestrator {
         if self.reply.is_some() || self.draining || text.trim().is_empty() {
             return;
         }
-        let turn = self.next_turn;
-        self.next_turn += 1;
-        self.reply = Some(self.new_reply(turn, now, None));
+        let turn = self.claim_turn(out);
+        self.reply = Some(self.new_reply(turn, 0, now, None));
         self.speak_direct(now, &text, out);
     }
 
@@ -1155,21 +1264,71 @@ impl Orchestrator {
         speech_end: Option<u64>,
         out: &mut Vec<Action>,
     ) {
-        let turn = self.next_turn;
-        self.next_turn += 1;
+        let revision = self.memory.revision();
+        let taken = self
+            .speculation
+            .take_if(|s| s.fits(self.next_turn, &text, revision));
+        let turn = self.claim_turn(out);
         out.push(Action::Send(ServerMessage::Transcript {
             turn,
             text: text.clone(),
             is_final: true,
         }));
+        out.push(Action::TurnCommitted {
+            turn,
+            user_text: text.clone(),
+        });
         let history = self.memory.messages();
         self.memory.push(Role::User, &text);
-        self.reply = Some(self.new_reply(turn, now, speech_end));
-        out.push(Action::PlanReply {
-            turn,
-            user_text: text,
-            history,
-        });
+        match taken {
+            Some(s) => self.take_over(now, s, speech_end, out),
+            None => {
+                self.plan_seq += 1;
+                let plan = self.plan_seq;
+                self.reply = Some(self.new_reply(turn, plan, now, speech_end));
+                out.push(Action::PlanReply {
+                    turn,
+                    plan,
+                    user_text: text,
+                    history,
+                });
+            }
+        }
+    }
+
+    /// The committed turn is the one a speculation was started on: it becomes the reply, and
+    /// what its stream said so far is taken in order, as if it had come just now.
+    fn take_over(
+        &mut self,
+        now: u64,
+        s: Speculation,
+        speech_end: Option<u64>,
+        out: &mut Vec<Action>,
+    ) {
+        let turn = s.turn;
+        if s.started_llm() {
+            out.push(Action::Preempted(Preemption::Used));
+        }
+        let mut reply = self.new_reply(turn, s.plan, now, speech_end);
+        match s.planned {
+            // Its plan is still running: the answer comes to the reply. (A failed stream never
+            // fits a turn, so it is not taken over.)
+            Planned::Pending | Planned::Failed => self.reply = Some(reply),
+            Planned::Direct { text, plugins_ms } => {
+                reply.marks.plugins_ms = Some(plugins_ms);
+                self.reply = Some(reply);
+                self.speak_direct(now, &text, out);
+            }
+            Planned::Llm { plugins_ms } => {
+                reply.marks.plugins_ms = Some(plugins_ms);
+                reply.planned = true;
+                reply.llm_last_at = Some(s.llm_last_at);
+                self.reply = Some(reply);
+                for event in s.llm {
+                    self.on_llm(now, turn, event, out);
+                }
+            }
+        }
     }
 
     // ---- the reply ----
@@ -1178,6 +1337,7 @@ impl Orchestrator {
         &mut self,
         now: u64,
         turn: u32,
+        plan: u32,
         output: PromptOutput,
         plugins_ms: f64,
         out: &mut Vec<Action>,
@@ -1185,7 +1345,7 @@ impl Orchestrator {
         let Some(r) = self.reply_for(turn) else {
             return;
         };
-        if r.planned {
+        if r.planned || r.plan != plan {
             return;
         }
         r.marks.plugins_ms = Some(plugins_ms);
@@ -1404,6 +1564,7 @@ impl Orchestrator {
     }
 
     fn close(&mut self, code: u16, reason: &str, out: &mut Vec<Action>) {
+        self.drop_speculation(out);
         self.closed = true;
         out.push(Action::Close {
             code,

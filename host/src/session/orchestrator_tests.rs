@@ -9,6 +9,7 @@ mod harness;
 mod barge_in;
 mod lifecycle;
 mod pause;
+mod preemption;
 mod races;
 mod replies;
 mod simulation;

@@ -22,9 +22,10 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone)]
 pub enum Request {
     /// Run the intent analyzer and the prompt shaper for a user turn (a turn boundary: newer
-    /// plug-in versions are picked up first).
+    /// plug-in versions are picked up first). `plan` numbers the request; its answer carries it.
     Plan {
         turn: u32,
+        plan: u32,
         user_text: String,
         history: Vec<ChatMessage>,
     },
@@ -43,6 +44,7 @@ pub enum Request {
 pub enum Answer {
     Planned {
         turn: u32,
+        plan: u32,
         output: PromptOutput,
         /// Both calls together; the intent analyzer's share (it runs first) in `intent_ms`.
         plugins_ms: f64,
@@ -88,6 +90,7 @@ impl Context {
         match request {
             Request::Plan {
                 turn,
+                plan,
                 user_text,
                 history,
             } => {
@@ -108,6 +111,7 @@ impl Context {
                 });
                 Answer::Planned {
                     turn,
+                    plan,
                     output,
                     plugins_ms: t0.elapsed().as_secs_f64() * 1000.0,
                     intent_ms,
@@ -229,6 +233,7 @@ mod tests {
     fn plan(turn: u32) -> Request {
         Request::Plan {
             turn,
+            plan: turn,
             user_text: format!("turn {turn}"),
             history: Vec::new(),
         }

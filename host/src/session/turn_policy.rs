@@ -94,12 +94,18 @@ impl TurnPolicyState {
         })
     }
 
+    /// Whether a `Wait` answer holds the turn open at `now` (the policy thinks the user is not
+    /// done).
+    pub fn waits(&self, now: u64) -> bool {
+        self.hold_until.is_some_and(|t| now < t)
+    }
+
     /// Whether the turn must stay open at `now` whatever the silence rules say: an answer is
     /// awaited (for at most `ANSWER_WAIT_MS`) or a `Wait` holds it.
     pub fn holds(&self, now: u64) -> bool {
         self.pending
             .is_some_and(|q| now < q.asked_at + ANSWER_WAIT_MS)
-            || self.hold_until.is_some_and(|t| now < t)
+            || self.waits(now)
     }
 
     /// Time passed: an answer overdue by `now` is given up on (the rules decide), and a hold

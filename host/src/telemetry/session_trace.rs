@@ -20,7 +20,7 @@
 use crate::audio::VadTransition;
 use crate::behaviour::BargeInDecision;
 use crate::providers::{LlmEvent, SttEvent, Usage};
-use crate::session::events::{Action, Event};
+use crate::session::events::{Action, Event, Preemption};
 use crate::session::plugin_worker::Answer;
 use crate::transport::protocol::ServerMessage;
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
@@ -66,6 +66,9 @@ impl Stage {
 struct Pending {
     speech_end: Option<SystemTime>,
     final_at: Option<SystemTime>,
+    /// When the LLM stream of a reply started before the commit opened (preemptive
+    /// generation); its span starts there if the turn takes it over.
+    preempted_llm: Option<SystemTime>,
 }
 
 /// One turn, from commit to `agent_done`.
@@ -178,9 +181,7 @@ impl SessionTrace {
             return;
         }
         match action {
-            Action::PlanReply {
-                turn, user_text, ..
-            } => {
+            Action::TurnCommitted { turn, user_text } => {
                 let at = now();
                 if let Some(old) = self.turn.take() {
                     self.emit(old, at, None, true);
@@ -203,12 +204,20 @@ impl SessionTrace {
                     interrupted_at: None,
                     decisions: Vec::new(),
                 });
+                // Set again by `Preempted(Used)` if the reply started before the commit.
+                self.pending.preempted_llm = pending.preempted_llm;
             }
-            Action::StartLlm { turn, .. } => {
-                if let Some(t) = self.turn_mut(*turn) {
-                    t.llm = Some(Stage::new(now()));
+            Action::StartLlm { turn, .. } => match self.turn_mut(*turn) {
+                Some(t) => t.llm = Some(Stage::new(now())),
+                None => self.pending.preempted_llm = Some(now()),
+            },
+            Action::Preempted(Preemption::Used) => {
+                let started = self.pending.preempted_llm.take();
+                if let (Some(t), Some(start)) = (self.turn.as_mut(), started) {
+                    t.llm = Some(Stage::new(start));
                 }
             }
+            Action::Preempted(Preemption::Wasted) => self.pending.preempted_llm = None,
             Action::CancelLlm { turn } => {
                 if let Some(llm) = self.turn_mut(*turn).and_then(|t| t.llm.as_mut()) {
                     if llm.end.is_none() {

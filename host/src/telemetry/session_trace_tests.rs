@@ -32,10 +32,9 @@ fn trace(record_text: bool) -> (SessionTrace, Collect, SdkTracerProvider) {
 }
 
 fn plan(turn: u32, text: &str) -> Action {
-    Action::PlanReply {
+    Action::TurnCommitted {
         turn,
         user_text: text.into(),
-        history: vec![],
     }
 }
 
@@ -50,6 +49,7 @@ fn done(turn: u32, text: &str, interrupted: bool) -> Action {
 fn planned(turn: u32) -> Answer {
     Answer::Planned {
         turn,
+        plan: turn,
         output: PromptOutput::Direct {
             text: "For how many?".into(),
         },

@@ -9,6 +9,7 @@ use crate::providers::{Alignment, LlmEvent, ProviderError, ProviderErrorKind, St
 use crate::session::events::{Action, Event};
 use crate::session::orchestrator::{Orchestrator, OrchestratorConfig};
 use crate::transport::protocol::{ServerMessage, TurnMetrics};
+use std::collections::HashMap;
 
 /// Bytes of 1 ms of the default output (PCM16 mono, 16 kHz).
 pub const BYTES_PER_MS: usize = 32;
@@ -31,6 +32,8 @@ pub struct Session {
     pub policy: Policy,
     /// Every question asked, with the decision given (None when answered manually).
     pub asked: Vec<(BargeInEvent, Option<BargeInDecision>)>,
+    /// The newest plan request of each turn (its answer must name it).
+    plans: HashMap<u32, u32>,
 }
 
 impl Session {
@@ -40,6 +43,7 @@ impl Session {
             now: 0,
             policy,
             asked: Vec::new(),
+            plans: HashMap::new(),
         }
     }
 
@@ -56,6 +60,7 @@ impl Session {
         let mut out = Vec::new();
         self.orch.start(self.now, &mut out);
         self.answer(&mut out);
+        self.note_plans(&out);
         self.check_wakeup();
         out
     }
@@ -65,8 +70,48 @@ impl Session {
         let mut out = Vec::new();
         self.orch.handle(self.now, event, &mut out);
         self.answer(&mut out);
+        self.note_plans(&out);
         self.check_wakeup();
         out
+    }
+
+    fn note_plans(&mut self, out: &[Action]) {
+        for a in out {
+            if let Action::PlanReply { turn, plan, .. } = a {
+                self.plans.insert(*turn, *plan);
+            }
+        }
+    }
+
+    /// The newest plan request made for `turn`.
+    pub fn plan_of(&self, turn: u32) -> u32 {
+        *self.plans.get(&turn).expect("the turn was planned")
+    }
+
+    /// The prompt plug-ins answer the newest plan of `turn` with an LLM request.
+    pub fn planned_llm(&self, turn: u32) -> Event {
+        Event::ReplyPlanned {
+            turn,
+            plan: self.plan_of(turn),
+            output: PromptOutput::Llm {
+                messages: prompt_messages(turn),
+                settings: GenerationSettings {
+                    temperature: Some(0.5),
+                    max_tokens: None,
+                },
+            },
+            plugins_ms: 0.25,
+        }
+    }
+
+    /// The prompt plug-ins answer the newest plan of `turn` with a fixed text.
+    pub fn planned_direct(&self, turn: u32, text: &str) -> Event {
+        Event::ReplyPlanned {
+            turn,
+            plan: self.plan_of(turn),
+            output: PromptOutput::Direct { text: text.into() },
+            plugins_ms: 0.25,
+        }
     }
 
     /// Let time pass to `t`, ticking at every wakeup the orchestrator asks for (as the session
@@ -142,7 +187,7 @@ impl Session {
     /// Produce a whole LLM reply for `turn` now: planned, streamed word by word, done; then
     /// `audio_ms` of speech (aligned at `ms_per_char` if given) and the end of synthesis.
     pub fn reply(&mut self, turn: u32, text: &str, speech: Speech) -> Vec<Action> {
-        let mut out = self.feed(planned_llm(turn));
+        let mut out = self.feed(self.planned_llm(turn));
         for token in tokens(text) {
             out.extend(self.feed(llm_token(turn, &token)));
         }
@@ -246,28 +291,6 @@ pub fn prompt_messages(turn: u32) -> Vec<ChatMessage> {
         crate::behaviour::Role::User,
         format!("prompt of turn {turn}"),
     )]
-}
-
-pub fn planned_llm(turn: u32) -> Event {
-    Event::ReplyPlanned {
-        turn,
-        output: PromptOutput::Llm {
-            messages: prompt_messages(turn),
-            settings: GenerationSettings {
-                temperature: Some(0.5),
-                max_tokens: None,
-            },
-        },
-        plugins_ms: 0.25,
-    }
-}
-
-pub fn planned_direct(turn: u32, text: &str) -> Event {
-    Event::ReplyPlanned {
-        turn,
-        output: PromptOutput::Direct { text: text.into() },
-        plugins_ms: 0.25,
-    }
 }
 
 pub fn llm_token(turn: u32, token: &str) -> Event {
@@ -407,6 +430,7 @@ pub fn plans(out: &[Action]) -> Vec<(u32, String, Vec<ChatMessage>)> {
                 turn,
                 user_text,
                 history,
+                ..
             } => Some((*turn, user_text.clone(), history.clone())),
             _ => None,
         })

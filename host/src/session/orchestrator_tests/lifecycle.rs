@@ -10,7 +10,7 @@ use crate::transport::protocol::{close, ServerMessage};
 fn a_new_turn_while_the_reply_is_generated_cancels_the_stale_reply() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "what's the weather");
-    s.at(10, planned_llm(turn));
+    s.at(10, s.planned_llm(turn));
     let out = s.at(20, llm_token(turn, "Let me"));
     assert_eq!(agent_text(&out), "Let me");
     assert_eq!(s.orch.state(), State::Thinking);
@@ -34,7 +34,7 @@ fn a_new_turn_while_the_reply_is_generated_cancels_the_stale_reply() {
     );
     // The old stream's late tokens do not reach the client.
     assert!(s.feed(llm_token(turn, " check.")).is_empty());
-    assert!(s.feed(planned_llm(turn)).is_empty());
+    assert!(s.feed(s.planned_llm(turn)).is_empty());
 }
 
 #[test]
@@ -144,7 +144,7 @@ fn drain_when_idle_closes_at_once() {
 fn drain_lets_the_reply_in_flight_finish_then_closes() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "hello");
-    s.at(10, planned_llm(turn));
+    s.at(10, s.planned_llm(turn));
     s.feed(llm_token(turn, "Hi there."));
     let out = s.at(20, Event::Drain);
     assert_eq!(messages(&out), vec![&ServerMessage::Shutdown {}]);

@@ -45,8 +45,8 @@ fn back_to_back_typed_turns_each_end_with_agent_done_and_the_last_is_answered() 
         (first..=second + 3).collect::<Vec<_>>()
     );
     // Answers to the older plans arrive late and change nothing.
-    out.extend(s.feed(planned_llm(first)));
-    out.extend(s.feed(planned_llm(second)));
+    out.extend(s.feed(s.planned_llm(first)));
+    out.extend(s.feed(s.planned_llm(second)));
     assert!(agent_text(&out).is_empty());
     let last = second + 3;
     out.extend(s.reply(
@@ -187,7 +187,7 @@ fn an_interruption_whose_words_come_back_empty_resumes_the_reply() {
 fn a_silent_llm_stream_ends_with_an_error_and_the_session_listens_again() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "hello");
-    s.at(5, planned_llm(turn));
+    s.at(5, s.planned_llm(turn));
     s.feed(llm_token(turn, "Sure. Let"));
     s.at(100, tts_audio(turn, 300, None));
     let out = s.run_until(10_004);
@@ -210,7 +210,7 @@ fn a_silent_llm_stream_ends_with_an_error_and_the_session_listens_again() {
 fn a_model_at_work_on_tool_calls_is_not_taken_for_a_stalled_one() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "what is the weather");
-    s.at(5, planned_llm(turn));
+    s.at(5, s.planned_llm(turn));
     // Tool-call rounds: no reply text for 25 s, but the stream says it is still at work.
     let mut out = Vec::new();
     for at in (3_000..=25_000).step_by(3_000) {
@@ -233,7 +233,7 @@ fn a_model_at_work_on_tool_calls_is_not_taken_for_a_stalled_one() {
     );
     // Silence after the work is a stall again.
     let turn = s.typed(30_000, "and tomorrow");
-    s.at(30_005, planned_llm(turn));
+    s.at(30_005, s.planned_llm(turn));
     s.at(33_000, llm_working(turn));
     let out = s.run_until(43_001);
     assert!(out.contains(&crate::session::events::Action::CancelLlm { turn }));
@@ -244,7 +244,7 @@ fn a_model_at_work_on_tool_calls_is_not_taken_for_a_stalled_one() {
 fn a_speech_stream_that_owes_audio_and_goes_silent_is_ended() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "hello");
-    s.at(5, planned_llm(turn));
+    s.at(5, s.planned_llm(turn));
     s.feed(llm_token(turn, "Hi there."));
     s.feed(llm_done(turn));
     assert!(agent_done(&s.run_until(10_004)).is_empty());

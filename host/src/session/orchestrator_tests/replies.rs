@@ -11,7 +11,7 @@ use crate::session::orchestrator::{Orchestrator, OrchestratorConfig, State};
 fn an_llm_reply_streams_text_and_speaks_each_sentence_as_it_ends() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "what is the weather");
-    let out = s.at(5, planned_llm(turn));
+    let out = s.at(5, s.planned_llm(turn));
     assert_eq!(
         out,
         vec![Action::StartLlm {
@@ -67,7 +67,7 @@ fn reply_audio_is_paced_at_real_time_plus_the_lead_and_then_done() {
     let (lead, chunk) = (cfg.lead_ms, u64::from(cfg.chunk_ms));
     let mut s = Session::new(cfg, Policy::Rules(Default::default()));
     let turn = s.typed(1000, "tell me a story");
-    s.at(1010, planned_llm(turn));
+    s.at(1010, s.planned_llm(turn));
     s.feed(llm_token(turn, "Once upon a time."));
     s.feed(llm_done(turn));
     let out = s.at(1100, tts_audio(turn, 2000, None));
@@ -128,7 +128,7 @@ fn spoken_turn_metrics_start_at_the_end_of_speech() {
     s.at(900, vad_end(880));
     let out = s.at(1150, finalize_result("hello"));
     let turn = planned_turn(&out).unwrap();
-    s.at(1200, planned_llm(turn));
+    s.at(1200, s.planned_llm(turn));
     s.at(1400, llm_token(turn, "Hi."));
     s.feed(llm_done(turn));
     s.at(1600, tts_audio(turn, 100, None));
@@ -150,7 +150,7 @@ fn an_endpoint_before_the_vad_hangover_ends_the_turn_at_the_end_of_speech() {
     assert!(plans(&s.at(600, final_text("hello", true))).is_empty());
     let out = s.at(800, vad_end(780));
     let turn = planned_turn(&out).unwrap();
-    s.at(850, planned_llm(turn));
+    s.at(850, s.planned_llm(turn));
     s.at(1000, llm_token(turn, "Hi."));
     s.feed(llm_done(turn));
     s.at(1100, tts_audio(turn, 100, None));
@@ -166,7 +166,10 @@ fn an_endpoint_before_the_vad_hangover_ends_the_turn_at_the_end_of_speech() {
 fn a_direct_reply_is_spoken_without_the_llm() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "repeat that");
-    let out = s.at(5, planned_direct(turn, "I said ten o'clock. See you then."));
+    let out = s.at(
+        5,
+        s.planned_direct(turn, "I said ten o'clock. See you then."),
+    );
     assert!(!out.iter().any(|a| matches!(a, Action::StartLlm { .. })));
     assert_eq!(agent_text(&out), "I said ten o'clock. See you then.");
     assert_eq!(
@@ -234,7 +237,7 @@ fn the_greeting_is_spoken_at_start_and_remembered() {
 fn an_llm_error_is_reported_and_the_session_goes_on() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "hello");
-    s.at(5, planned_llm(turn));
+    s.at(5, s.planned_llm(turn));
     let out = s.at(
         50,
         Event::Llm {
@@ -255,7 +258,7 @@ fn an_llm_error_is_reported_and_the_session_goes_on() {
 fn after_an_llm_error_only_whole_sentences_are_spoken_and_the_reply_is_interrupted() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "hello");
-    s.at(5, planned_llm(turn));
+    s.at(5, s.planned_llm(turn));
     let mut out = s.feed(llm_token(turn, "Hi there."));
     out.extend(s.feed(llm_token(turn, " Let me")));
     out.extend(s.at(
@@ -291,7 +294,7 @@ fn after_an_llm_error_only_whole_sentences_are_spoken_and_the_reply_is_interrupt
 fn after_a_tts_error_the_reply_ends_interrupted_at_what_was_heard() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "hello");
-    s.at(5, planned_llm(turn));
+    s.at(5, s.planned_llm(turn));
     s.feed(llm_token(turn, "Hi there. How are you today, my friend?"));
     s.feed(llm_done(turn));
     // 300 ms synthesised, the 200 ms lead sent; 1 s later 1 s more would have been heard.
@@ -344,7 +347,7 @@ fn events_of_an_old_reply_are_ignored() {
         llm_done(turn),
         tts_audio(turn, 200, None),
         Event::TtsDone { turn },
-        planned_llm(turn),
+        s.planned_llm(turn),
     ] {
         let out = s.at(600, event);
         assert!(out.is_empty(), "{out:?}");

@@ -11,6 +11,11 @@
 //! by the silence rules, and a policy that always answers `Wait(0)` at once changes nothing the
 //! client sees (`a_policy_answering_wait_0_changes_nothing`).
 //!
+//! With preemptive generation (profile `preemptive`), replies may be planned and generated before
+//! their turn is committed: every word the client is shown or that is spoken for a reply must
+//! come from an LLM stream planned on exactly that turn's words, and every speculative stream
+//! is counted once, used or wasted.
+//!
 //! The scripted providers behave as the session task's I/O does: a plan request is answered
 //! after a delay (answers of superseded turns still arrive and must be ignored); LLM tokens, TTS
 //! audio and barge-in decisions come on their own clocks; a cancelled stream sends nothing more,
@@ -91,6 +96,8 @@ struct Profile {
     turn_policy: u8,
     /// How long its answers take.
     turn_delay: u64,
+    /// Preemptive generation on.
+    preemptive: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -123,7 +130,7 @@ fn profile() -> impl Strategy<Value = Profile> {
         (0u64..800, 0u64..150, 0u64..400),
         // At least as fast as the 14 characters a second the host assumes without timing.
         (50u64..=71, any::<bool>(), prop::option::of(20u64..500)),
-        (0u8..5, 0u64..300),
+        (0u8..5, 0u64..300, any::<bool>()),
     )
         .prop_map(
             |(
@@ -131,7 +138,7 @@ fn profile() -> impl Strategy<Value = Profile> {
                 (plan_delay, decide_delay, policy),
                 (first_token, token_gap, tts_delay),
                 (ms_per_char, aligned, finalize_answer),
-                (turn_policy, turn_delay),
+                (turn_policy, turn_delay, preemptive),
             )| Profile {
                 seed,
                 plan_delay,
@@ -145,6 +152,7 @@ fn profile() -> impl Strategy<Value = Profile> {
                 finalize_answer,
                 turn_policy,
                 turn_delay,
+                preemptive,
             },
         )
 }
@@ -189,13 +197,16 @@ fn tag(turn: u32) -> u8 {
     (turn % 250) as u8 + 1
 }
 
-/// The words of the scripted reply to `turn` (every sentence ends with a stop).
-fn reply_text(turn: u32, rng: &mut Rng) -> String {
+/// The words of the scripted reply to `turn` from LLM stream `stream` (every sentence ends with
+/// a stop; every word names its stream).
+fn reply_text(turn: u32, stream: usize, rng: &mut Rng) -> String {
     let sentences = 1 + rng.below(3);
     (0..sentences)
         .map(|s| {
             let words = 2 + rng.below(4);
-            let body: Vec<String> = (0..words).map(|w| format!("r{turn}x{s}y{w}")).collect();
+            let body: Vec<String> = (0..words)
+                .map(|w| format!("r{turn}s{stream}x{s}y{w}"))
+                .collect();
             format!("{}.", body.join(" "))
         })
         .collect::<Vec<_>>()
@@ -247,6 +258,19 @@ struct Sim {
     closed: bool,
     /// Every action but the end-of-turn questions, with its time (see `client_log`).
     log: Vec<(u64, String)>,
+    /// The user words each plan request was made on, by plan number.
+    plan_texts: HashMap<u32, String>,
+    /// The plan whose answer is being fed (its `StartLlm` follows in the same event).
+    answering_plan: Option<u32>,
+    /// The user words each LLM stream was planned on, by stream number.
+    stream_texts: Vec<String>,
+    /// The committed words of each turn (its final transcript).
+    committed: HashMap<u32, String>,
+    /// The reply text shown to the client, per turn.
+    shown: HashMap<u32, String>,
+    /// LLM streams started before their turn was committed, and the outcomes counted.
+    speculative_streams: usize,
+    preemptions_counted: usize,
 }
 
 /// Which stream a pending event belongs to (cancelling a stream drops its events).
@@ -255,6 +279,8 @@ enum Owner {
     User,
     Plan,
     Llm(u32),
+    /// An LLM stream started before its turn was committed.
+    SpeculativeLlm(u32),
     Tts(u32),
     Policy,
     TurnPolicy,
@@ -268,6 +294,7 @@ impl Sim {
                 .is_multiple_of(4)
                 .then(|| "Hello there. How can I help?".to_string()),
             turn_policy: p.turn_policy > 0,
+            preemptive: p.preemptive,
             ..OrchestratorConfig::default()
         };
         Self {
@@ -292,6 +319,13 @@ impl Sim {
             repeated_words: HashSet::new(),
             closed: false,
             log: Vec::new(),
+            plan_texts: HashMap::new(),
+            answering_plan: None,
+            stream_texts: Vec::new(),
+            committed: HashMap::new(),
+            shown: HashMap::new(),
+            speculative_streams: 0,
+            preemptions_counted: 0,
         }
     }
 
@@ -329,9 +363,18 @@ impl Sim {
                 | Event::Vad(VadTransition::SpeechStart { .. } | VadTransition::Resume { .. })
         );
         let held = self.orch.turn_held(self.now);
+        self.answering_plan = match &event {
+            Event::ReplyPlanned { plan, .. } => Some(*plan),
+            _ => None,
+        };
         let mut out = Vec::new();
         self.orch.handle(self.now, event, &mut out);
-        if held && !may_end && out.iter().any(|a| matches!(a, Action::PlanReply { .. })) {
+        if held
+            && !may_end
+            && out
+                .iter()
+                .any(|a| matches!(a, Action::TurnCommitted { .. }))
+        {
             return Err("a spoken turn was ended while the end-of-turn policy held it".into());
         }
         self.apply(out)
@@ -493,7 +536,17 @@ impl Sim {
                         );
                     }
                 }
-                Action::PlanReply { turn, .. } => {
+                Action::TurnCommitted { turn, user_text } => {
+                    self.committed.insert(turn, user_text);
+                }
+                Action::Preempted(_) => self.preemptions_counted += 1,
+                Action::PlanReply {
+                    turn,
+                    plan,
+                    user_text,
+                    ..
+                } => {
+                    self.plan_texts.insert(plan, user_text);
                     // A faulting prompt plug-in leaves the built-in prompt (an LLM request).
                     let fault = self.p.policy == 6 && self.rng.below(2) == 0;
                     let output = if !fault && self.rng.below(5) == 0 {
@@ -512,12 +565,22 @@ impl Sim {
                         Owner::Plan,
                         Event::ReplyPlanned {
                             turn,
+                            plan,
                             output,
                             plugins_ms: 0.1,
                         },
                     );
                 }
-                Action::StartLlm { turn, .. } => self.start_llm(turn),
+                Action::StartLlm { turn, .. } => {
+                    let Some(text) = self.answering_plan.and_then(|p| self.plan_texts.get(&p))
+                    else {
+                        return Err("an LLM stream started outside a plan's answer".into());
+                    };
+                    let text = text.clone();
+                    let speculative = !self.committed.contains_key(&turn);
+                    self.speculative_streams += usize::from(speculative);
+                    self.start_llm(turn, text, speculative);
+                }
                 Action::CancelLlm { turn } => self.cancel(Owner::Llm(turn)),
                 Action::StartTts { turn } => {
                     self.tts_ready_at.insert(turn, self.now);
@@ -526,6 +589,7 @@ impl Sim {
                     if !text.ends_with(['.', '?', '!']) {
                         return Err(format!("a fragment was spoken: {text:?}"));
                     }
+                    self.check_stream_words(turn, &text)?;
                     self.spoken.entry(turn).or_default().push(text.clone());
                     self.tts_item(turn, Some(text));
                 }
@@ -581,12 +645,46 @@ impl Sim {
         log
     }
 
+    /// Every generated word of reply `turn` must come from a stream planned on the words the
+    /// turn was committed with (a preemptive stream for other words never speaks).
+    fn check_stream_words(&self, turn: u32, text: &str) -> Result<(), String> {
+        if !self.committed.contains_key(&turn) {
+            // Not a user's turn: the greeting, or the rest of a reply a false barge-in stopped
+            // (words of a reply checked when it was spoken).
+            return Ok(());
+        }
+        for word in text.split_whitespace().filter(|w| w.starts_with('r')) {
+            let stream: Option<usize> = word
+                .split_once('s')
+                .and_then(|(_, rest)| rest.split_once('x'))
+                .and_then(|(n, _)| n.parse().ok());
+            let Some(planned_on) = stream.and_then(|n| self.stream_texts.get(n)) else {
+                return Err(format!("reply {turn}: a word of no stream: {word:?}"));
+            };
+            if self.committed.get(&turn) != Some(planned_on) {
+                return Err(format!(
+                    "reply {turn} committed on {:?} speaks {word:?}, generated for {planned_on:?}",
+                    self.committed.get(&turn)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Drop a cancelled stream's pending events, but now and then let one stale event through
-    /// (it was already on its way).
+    /// (it was already on its way). A preemptive stream's are all dropped, as the session task
+    /// drops its receiver: its turn number is the next reply's too.
     fn cancel(&mut self, owner: Owner) {
         let keep_one = self.rng.below(4) == 0;
         let mut kept = false;
+        let speculative = match owner {
+            Owner::Llm(turn) => Some(Owner::SpeculativeLlm(turn)),
+            _ => None,
+        };
         self.queue.retain(|_, (o, _)| {
+            if Some(*o) == speculative {
+                return false;
+            }
             if *o != owner {
                 return true;
             }
@@ -598,8 +696,15 @@ impl Sim {
         });
     }
 
-    fn start_llm(&mut self, turn: u32) {
-        let text = reply_text(turn, &mut self.rng);
+    fn start_llm(&mut self, turn: u32, user_text: String, speculative: bool) {
+        let stream = self.stream_texts.len();
+        self.stream_texts.push(user_text);
+        let owner = if speculative {
+            Owner::SpeculativeLlm(turn)
+        } else {
+            Owner::Llm(turn)
+        };
+        let text = reply_text(turn, stream, &mut self.rng);
         let tokens = tokenize(&text, &mut self.rng);
         let ending = match self.rng.below(10) {
             0 => Ending::Error(self.rng.below(tokens.len() as u64 + 1) as usize),
@@ -615,7 +720,7 @@ impl Sim {
         for token in tokens.into_iter().take(cut) {
             self.schedule(
                 at,
-                Owner::Llm(turn),
+                owner,
                 Event::Llm {
                     turn,
                     event: LlmEvent::Token(token),
@@ -636,7 +741,7 @@ impl Sim {
             Ending::Stall(_) => None,
         };
         if let Some(event) = last {
-            self.schedule(at, Owner::Llm(turn), Event::Llm { turn, event });
+            self.schedule(at, owner, Event::Llm { turn, event });
         }
     }
 
@@ -705,7 +810,12 @@ impl Sim {
                     }
                 }
             }
-            ServerMessage::AgentText { turn, .. } => {
+            ServerMessage::AgentText { turn, delta } => {
+                // Deltas cut words anywhere: the whole words shown so far are checked.
+                let shown = self.shown.entry(turn).or_default();
+                shown.push_str(&delta);
+                let whole = shown.rsplit_once(' ').map_or("", |(w, _)| w).to_string();
+                self.check_stream_words(turn, &whole)?;
                 if self.ended.contains(&turn) {
                     return Err(format!("text of reply {turn} after its end"));
                 }
@@ -725,6 +835,8 @@ impl Sim {
                 text,
                 interrupted,
             } => {
+                // (A reply that broke off may end in a piece of a word.)
+                self.shown.remove(&turn);
                 *self.done.entry(turn).or_default() += 1;
                 if self.done[&turn] > 1 {
                     return Err(format!("reply {turn} ended twice"));
@@ -811,6 +923,12 @@ impl Sim {
         if let Some(a) = self.active {
             return Err(format!("reply {a} never ended"));
         }
+        if self.preemptions_counted != self.speculative_streams {
+            return Err(format!(
+                "{} preemptive streams, {} counted used or wasted",
+                self.speculative_streams, self.preemptions_counted
+            ));
+        }
         Ok(())
     }
 }
@@ -896,6 +1014,7 @@ fn profile_of(seed: u64) -> Profile {
         finalize_answer: None,
         turn_policy: 0,
         turn_delay: 0,
+        preemptive: false,
     }
 }
 
