@@ -1,0 +1,138 @@
+//! Preemptive generation end to end, against the cloud fakes: the reply's LLM request starts on
+//! the recogniser's final words while the VAD's hangover still runs, so the reply comes sooner;
+//! when the user goes on after a pause, the early request is dropped and nothing of it reaches
+//! the client. Each comparison runs the same speech with `PREEMPTIVE_GENERATION` on and off in
+//! one run. A binary of its own: it reads the process-wide `/metrics` counters.
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use voice_tests::fake_deepgram::DeepgramScript;
+use voice_tests::fake_elevenlabs::ElevenLabsScript;
+use voice_tests::fake_openai::OpenAiScript;
+use voice_tests::host::CloudStack;
+use voice_tests::metrics::metric;
+use voice_tests::microphone::Microphone;
+use voice_tests::speech;
+
+/// The counters are the process's: one scenario at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const USED: &str = "voice_llm_preemptive_used_total";
+const WASTED: &str = "voice_llm_preemptive_wasted_total";
+
+/// The model takes 400 ms to its first token, as a hosted model does.
+async fn stack(utterances: &[&str], preemptive: bool) -> CloudStack {
+    CloudStack::start(
+        DeepgramScript::new(utterances.iter().copied()),
+        OpenAiScript {
+            first_token_delay: Duration::from_millis(400),
+            ..OpenAiScript::default()
+        },
+        ElevenLabsScript::default(),
+        &[(
+            "PREEMPTIVE_GENERATION",
+            if preemptive { "true" } else { "false" },
+        )],
+    )
+    .await
+}
+
+async fn microphone(s: &CloudStack) -> Microphone {
+    let mut mic = Microphone::connect(
+        &format!("ws://{}/agent", s.host.addr),
+        json!({"encoding": "pcm16", "sample_rate": 16000}),
+    )
+    .await;
+    mic.until("ready", |m| m["type"] == "ready").await;
+    mic
+}
+
+/// The reply's text, as the client was shown it.
+fn shown(mic: &Microphone) -> String {
+    mic.of_type("agent_text")
+        .iter()
+        .filter_map(|m| m["delta"].as_str())
+        .collect()
+}
+
+/// Says one question (voice from 400 to 1600 ms); returns the ms from the end of the voice to
+/// the reply's first text, as the client measures it, and the client after the reply.
+async fn first_reply_delay(s: &CloudStack) -> (f64, Microphone) {
+    let mut mic = microphone(s).await;
+    let mut audio = speech::silence(400);
+    audio.extend(speech::utterance(1200, 2500));
+    let started = Instant::now();
+    mic.say(&audio);
+    mic.until("the reply's first text", |m| m["type"] == "agent_text")
+        .await;
+    let delay = started.elapsed().as_secs_f64() * 1000.0 - 1600.0;
+    mic.until("the reply", |m| m["type"] == "agent_done").await;
+    (delay, mic)
+}
+
+#[tokio::test]
+async fn a_reply_started_on_the_recogniser_s_final_words_comes_sooner() {
+    let _serial = SERIAL.lock().await;
+    let question = ["what's the weather in paris"];
+    let late = stack(&question, false).await;
+    let (without, _) = first_reply_delay(&late).await;
+    let early = stack(&question, true).await;
+    let (used, wasted) = (
+        metric(early.host.addr, USED).await,
+        metric(early.host.addr, WASTED).await,
+    );
+    let (with, mic) = first_reply_delay(&early).await;
+    eprintln!("end of voice -> first reply text: {with:.0} ms preemptive, {without:.0} ms not");
+    // The recogniser's final (300 ms endpointing) starts the request while the VAD's 600 ms
+    // hangover runs: the model's 400 ms to its first token overlap the wait for the commit.
+    assert!(
+        with < 0.85 * without,
+        "end of voice -> first reply text: {with:.0} ms preemptive, {without:.0} ms not"
+    );
+    // One request, taken over by the turn; the reply is the same.
+    assert_eq!(early.openai.requests().len(), 1);
+    assert_eq!(late.openai.requests().len(), 1);
+    assert_eq!(
+        shown(&mic),
+        "You said: what's the weather in paris. That is interesting. Tell me more."
+    );
+    assert_eq!(metric(early.host.addr, USED).await, used + 1);
+    assert_eq!(metric(early.host.addr, WASTED).await, wasted);
+}
+
+#[tokio::test]
+async fn words_after_a_pause_drop_the_early_reply_unheard() {
+    let _serial = SERIAL.lock().await;
+    let s = stack(&["what's the weather", "in paris tomorrow"], true).await;
+    let (used, wasted) = (
+        metric(s.host.addr, USED).await,
+        metric(s.host.addr, WASTED).await,
+    );
+    let mut mic = microphone(&s).await;
+    // A 450 ms pause: past the recogniser's 300 ms endpointing (its final ends the first
+    // words), within the VAD's 600 ms hangover (one turn).
+    let mut audio = speech::silence(400);
+    audio.extend(speech::utterance(1200, 450));
+    audio.extend(speech::utterance(900, 2500));
+    mic.say(&audio);
+    mic.until("the reply", |m| m["type"] == "agent_done").await;
+    let finals: Vec<&Value> = mic
+        .of_type("transcript")
+        .into_iter()
+        .filter(|m| m["final"] == true)
+        .collect();
+    assert_eq!(finals.len(), 1, "{finals:?}");
+    assert_eq!(finals[0]["text"], "what's the weather in paris tomorrow");
+    // The request made at the pause was dropped; the client saw only the reply to all the words.
+    let requests = s.openai.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(
+        shown(&mic),
+        "You said: what's the weather in paris tomorrow. That is interesting. Tell me more."
+    );
+    let done = mic.of_type("agent_done");
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["interrupted"], false);
+    assert_eq!(metric(s.host.addr, WASTED).await, wasted + 1);
+    assert_eq!(metric(s.host.addr, USED).await, used + 1);
+}
