@@ -49,7 +49,9 @@ results="$work/latency.jsonl"
 # The offline rows need the models; `models check` names what is missing.
 offline_missing=""
 if ! target/release/voice-host models check > "$work/models.txt" 2>&1; then
-  offline_missing="offline models missing ($(tr '\n' ' ' < "$work/models.txt")): install them with \`target/release/voice-host models install\` (or scripts/install-models.sh)"
+  offline_missing="offline models missing: install them with \`${MODELS_DIR:+MODELS_DIR=$MODELS_DIR }target/release/voice-host models install\` (or scripts/install-models.sh)"
+  echo "latency-report: $offline_missing:" >&2
+  cat "$work/models.txt" >&2
 fi
 preemptive="PREEMPTIVE_GENERATION=off"
 if ! target/release/voice-host --help 2>/dev/null | grep -q PREEMPTIVE_GENERATION; then
