@@ -1,8 +1,8 @@
 //! A conversing session, as a caller would hold it: the microphone sends a 20 ms frame every
 //! 20 ms (speech during a user turn, silence otherwise), a user turn every `turn_every`, and a
 //! share of the replies is talked over shortly after they start. The session measures what the
-//! caller would notice: speech end -> first agent audio, holes in the agent's audio, turns that
-//! got no answer, errors.
+//! caller would notice: speech end (the last frame with voice sent) -> first agent audio, holes
+//! in the agent's audio, turns that got no answer, errors.
 //!
 //! One task per session drives both directions (no channels, no locks); frames are prebuilt
 //! and shared, so a frame sent costs a reference count, not an allocation.
@@ -32,6 +32,9 @@ pub struct Plan {
     pub url: String,
     /// The user's utterance, in 20 ms frames.
     pub speech: Arc<[Bytes]>,
+    /// How many of its frames hold voice: the speech ends when the last of them is sent
+    /// (the frames after it are the recording's trailing silence).
+    pub voiced_frames: usize,
     pub silence: Bytes,
     pub turn_every: Duration,
     /// Share of replies the user talks over (0..=1).
@@ -168,7 +171,7 @@ pub async fn session(
                     Some(i) => {
                         let f = plan.speech[i].clone();
                         t.speaking = (i + 1 < plan.speech.len()).then_some(i + 1);
-                        if t.speaking.is_none() {
+                        if i + 1 == plan.voiced_frames.clamp(1, plan.speech.len()) {
                             t.spoken_at = Some(now);
                         }
                         f

@@ -102,8 +102,16 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
-/// 20 ms PCM16 frames of a 16 kHz mono WAV file.
-fn wav_frames(path: &str) -> Result<Vec<Bytes>, String> {
+/// The user's utterance as 20 ms frames, and how many of them hold its voice: the speech-end
+/// instant of a turn is when the last frame with voice is sent, not the end of the silence a
+/// recording may carry after it (espeak-ng writes about 0.4 s).
+struct Utterance {
+    frames: Vec<Bytes>,
+    voiced_frames: usize,
+}
+
+/// A 16 kHz mono WAV file as an [`Utterance`].
+fn wav_utterance(path: &str) -> Result<Utterance, String> {
     let mut r = hound::WavReader::open(path).map_err(|e| format!("--wav {path}: {e}"))?;
     let s = r.spec();
     if s.channels != 1 || s.sample_rate != 16_000 || s.bits_per_sample != 16 {
@@ -116,7 +124,31 @@ fn wav_frames(path: &str) -> Result<Vec<Bytes>, String> {
         .samples::<i16>()
         .collect::<Result<_, _>>()
         .map_err(|e| format!("--wav {path}: {e}"))?;
-    Ok(to_frames(&samples))
+    let voiced_frames = voiced_frames(&samples);
+    if voiced_frames == 0 {
+        return Err(format!("--wav {path}: no voice in it"));
+    }
+    Ok(Utterance {
+        frames: to_frames(&samples),
+        voiced_frames,
+    })
+}
+
+/// Frames up to and including the last one whose RMS is within 40 dB of the loudest frame's
+/// (voice, including its quiet fade-out; digital silence and a recording's noise floor are
+/// further down). 0 when every frame is silent.
+fn voiced_frames(samples: &[i16]) -> usize {
+    let rms: Vec<f64> = samples
+        .chunks(320)
+        .map(|c| (c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 320.0).sqrt())
+        .collect();
+    let loudest = rms.iter().copied().fold(0.0, f64::max);
+    if loudest < 1.0 {
+        return 0;
+    }
+    rms.iter()
+        .rposition(|&r| r >= loudest / 100.0)
+        .map_or(0, |i| i + 1)
 }
 
 fn to_frames(samples: &[i16]) -> Vec<Bytes> {
@@ -196,22 +228,36 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let speech = match &args.wav {
-        Some(path) => match wav_frames(path) {
-            Ok(f) => f,
+        Some(path) => match wav_utterance(path) {
+            Ok(u) => u,
             Err(e) => {
                 eprintln!("agent-load: {e}");
                 return std::process::ExitCode::from(2);
             }
         },
         // Long enough for five interim words (the default barge-in threshold) from the fake.
-        None => to_frames(&voice_tests::speech::voiced(1600)),
+        None => {
+            let frames = to_frames(&voice_tests::speech::voiced(1600));
+            Utterance {
+                voiced_frames: frames.len(),
+                frames,
+            }
+        }
     };
+    if args.converse {
+        println!(
+            "utterance: {:.2} s of voice in {:.2} s of audio; speech end is when its last voiced frame is sent",
+            speech.voiced_frames as f64 * 0.02,
+            speech.frames.len() as f64 * 0.02
+        );
+    }
     let memory_before = Memory::of(args.pid);
     let totals = Arc::new(Totals::default());
     let barrier = Arc::new(tokio::sync::Barrier::new(args.sessions + 1));
     let plan = Arc::new(converse::Plan {
         url: args.url.clone(),
-        speech: speech.into(),
+        speech: speech.frames.into(),
+        voiced_frames: speech.voiced_frames,
         silence: Bytes::from(vec![0u8; 640]),
         turn_every: Duration::from_secs_f64(args.turn_every),
         barge_in: args.barge_in,
@@ -280,6 +326,17 @@ fn report(
             .flat_map(|r| r.host_ms.iter().copied())
             .collect::<Vec<_>>(),
     );
+    // Each `turn_metrics` stage, from the host's end of speech: (name, summary).
+    let stage_summaries: Vec<(&str, [f64; 4])> = stats::STAGES
+        .iter()
+        .map(|stage| {
+            let all: Vec<f64> = records
+                .iter()
+                .flat_map(|r| r.stage_ms.get(stage).into_iter().flatten().copied())
+                .collect();
+            (stage.trim_end_matches("_ms"), summary(&all))
+        })
+        .collect();
     let started = sum(records, |r| r.turns_started);
     let answered = sum(records, |r| r.turns_answered);
     let done = sum(records, |r| r.turns_done);
@@ -327,16 +384,9 @@ fn report(
             "host time per turn ms (turn_metrics): {}",
             percentiles(&host_turn, 2)
         );
-        let stages: Vec<String> = stats::STAGES
+        let stages: Vec<String> = stage_summaries
             .iter()
-            .map(|stage| {
-                let all: Vec<f64> = records
-                    .iter()
-                    .flat_map(|r| r.stage_ms.get(stage).into_iter().flatten().copied())
-                    .collect();
-                let s = summary(&all);
-                format!("{} {:.0}/{:.0}", stage.trim_end_matches("_ms"), s[0], s[2])
-            })
+            .map(|(stage, s)| format!("{stage} {:.0}/{:.0}", s[0], s[2]))
             .collect();
         println!(
             "host stages from speech end, p50/p99 ms: {}",
@@ -393,6 +443,10 @@ fn report(
             "interrupts": sum(records, |r| r.interrupts),
             "first_audio_ms": {"p50": first_audio[0], "p95": first_audio[1], "p99": first_audio[2], "max": first_audio[3]},
             "host_turn_ms": {"p50": host_turn[0], "p95": host_turn[1], "p99": host_turn[2]},
+            "stages_ms": stage_summaries
+                .iter()
+                .map(|(stage, s)| (stage.to_string(), serde_json::json!({"p50": s[0], "p95": s[1], "p99": s[2]})))
+                .collect::<serde_json::Map<_, _>>(),
             "audio_gaps": gaps,
             "errors": errors,
             "ended_early": ended_early,
@@ -418,5 +472,23 @@ fn report(
         std::process::ExitCode::from(1)
     } else {
         std::process::ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_voice_ends_at_its_last_loud_frame_not_at_the_trailing_silence() {
+        let mut samples = vec![0i16; 320 * 3];
+        samples.extend(voice_tests::speech::voiced(400));
+        // A fade-out 30 dB under the peak is still voice; a noise floor 60 dB under it is not.
+        let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap() as f64;
+        samples
+            .extend((0..320).map(|i| ((peak / 31.6) * if i % 2 == 0 { 1.0 } else { -1.0 }) as i16));
+        samples.extend((0..320 * 10).map(|i| if i % 2 == 0 { 8 } else { -8 }));
+        assert_eq!(voiced_frames(&samples), 3 + 20 + 1);
+        assert_eq!(voiced_frames(&vec![0; 3200]), 0);
     }
 }

@@ -43,7 +43,7 @@ pub struct SessionRecord {
     /// Turns spoken over the agent's reply, and the interrupts the host sent for them.
     pub barge_ins: u64,
     pub interrupts: u64,
-    /// Client-side: the last speech frame sent -> the first agent audio of that turn, ms.
+    /// Client-side: the last frame with voice sent -> the first agent audio of that turn, ms.
     pub first_audio_ms: Vec<f64>,
     /// From `turn_metrics`: the host's own time on the turn, ms.
     pub host_ms: Vec<f64>,
