@@ -92,6 +92,7 @@ fn cases() -> Vec<(&'static [&'static str], How)> {
         (&["INTENT_PLUGIN", "PROMPT_PLUGIN", "PLUGIN_DEADLINE_MS", "PLUGIN_FAULT_WINDOW_MS", "PLUGIN_QUARANTINE_BACKOFF_MS"], Elsewhere("tests/tests/e2e/plugins_faults_server.rs and plugins_python_server.rs")),
         (&["BARGE_IN_PLUGIN"], Elsewhere("tests/tests/e2e/conversation.rs a_seven_word_barge_in_interrupts_with_each_reference_barge_in_plugin")),
         (&["TURN_PLUGIN", "TURN_MODEL", "TURN_PAUSE_MS"], Elsewhere("tests/tests/e2e/end_of_turn.rs: the reference policy named by TURN_PLUGIN ends a finished question sooner and holds an unfinished one; with TURN_MODEL=smart-turn and TURN_PAUSE_MS=150 the policy is asked after 150 ms of silence with the model's probability")),
+        (&["PREEMPTIVE_GENERATION"], Elsewhere("tests/tests/preemptive_generation.rs: on, the reply's first text comes sooner than off for the same speech, and a request made at a pause is dropped unheard")),
         (&["PLUGIN_WATCH"], Elsewhere("tests/tests/e2e/plugins_hot_swap_server.rs")),
         (&["PLUGIN_POLL_S", "PLUGIN_OCI_INSECURE"], Elsewhere("tests/tests/e2e/plugins_oci_server.rs a_moved_tag_rolls_every_host_and_its_open_sessions: two hosts reach the loopback registry over plain HTTP and roll to a moved tag within a poll of 1 s")),
         (&["PLUGIN_OCI_USERNAME", "PLUGIN_OCI_PASSWORD"], Elsewhere("tests/tests/e2e/plugins_oci_server.rs a_private_registry_is_reached_with_its_credentials_and_they_stay_secret")),

@@ -69,7 +69,12 @@ struct Pending {
     /// When the LLM stream of a reply started before the commit opened (preemptive
     /// generation); its span starts there if the turn takes it over.
     preempted_llm: Option<SystemTime>,
+    /// The plug-in calls (intent, prompt) of that reply's plan.
+    preempted_plan: Option<Calls>,
 }
+
+/// When the intent and the prompt plug-ins ran for a plan: (start, end) each.
+type Calls = ((SystemTime, SystemTime), (SystemTime, SystemTime));
 
 /// One turn, from commit to `agent_done`.
 #[derive(Debug)]
@@ -86,6 +91,9 @@ struct Turn {
     playout_start: Option<SystemTime>,
     interrupted_at: Option<SystemTime>,
     decisions: Vec<(SystemTime, SystemTime, BargeInDecision)>,
+    /// The reply was started before the turn was committed (its stages may begin before the
+    /// end of speech; the turn's span begins with the first of them).
+    preempted: bool,
 }
 
 /// The trace of one session (see the module docs for its spans).
@@ -203,9 +211,11 @@ impl SessionTrace {
                     playout_start: None,
                     interrupted_at: None,
                     decisions: Vec::new(),
+                    preempted: false,
                 });
-                // Set again by `Preempted(Used)` if the reply started before the commit.
+                // Taken by `Preempted(Used)` if the reply started before the commit.
                 self.pending.preempted_llm = pending.preempted_llm;
+                self.pending.preempted_plan = pending.preempted_plan;
             }
             Action::StartLlm { turn, .. } => match self.turn_mut(*turn) {
                 Some(t) => t.llm = Some(Stage::new(now())),
@@ -213,11 +223,22 @@ impl SessionTrace {
             },
             Action::Preempted(Preemption::Used) => {
                 let started = self.pending.preempted_llm.take();
+                let plan = self.pending.preempted_plan.take();
                 if let (Some(t), Some(start)) = (self.turn.as_mut(), started) {
+                    t.preempted = true;
                     t.llm = Some(Stage::new(start));
+                    if let Some((intent, prompt)) = plan {
+                        t.intent = Some(intent);
+                        t.prompt = Some(prompt);
+                    }
+                    let first = plan.map_or(start, |(intent, _)| intent.0.min(start));
+                    t.start = t.start.min(first);
                 }
             }
-            Action::Preempted(Preemption::Wasted) => self.pending.preempted_llm = None,
+            Action::Preempted(Preemption::Wasted) => {
+                self.pending.preempted_llm = None;
+                self.pending.preempted_plan = None;
+            }
             Action::CancelLlm { turn } => {
                 if let Some(llm) = self.turn_mut(*turn).and_then(|t| t.llm.as_mut()) {
                     if llm.end.is_none() {
@@ -273,11 +294,13 @@ impl SessionTrace {
                 intent_ms,
                 ..
             } => {
-                if let Some(t) = self.turn_mut(*turn) {
-                    let start = ago(*plugins_ms);
-                    let split = start + Duration::from_secs_f64(intent_ms.max(0.0) / 1000.0);
-                    t.intent = Some((start, split.min(now)));
-                    t.prompt = Some((split.min(now), now));
+                let start = ago(*plugins_ms);
+                let split = start + Duration::from_secs_f64(intent_ms.max(0.0) / 1000.0);
+                let calls = ((start, split.min(now)), (split.min(now), now));
+                match self.turn_mut(*turn) {
+                    Some(t) => (t.intent, t.prompt) = (Some(calls.0), Some(calls.1)),
+                    // A plan made before its turn was committed (preemptive generation).
+                    None => self.pending.preempted_plan = Some(calls),
                 }
             }
             Answer::Decided {
@@ -337,6 +360,9 @@ impl SessionTrace {
             attrs.push(self.text("voice.agent_text", text));
         }
         attrs.push(KeyValue::new("voice.interrupted", interrupted));
+        if t.preempted {
+            attrs.push(KeyValue::new("voice.preempted", true));
+        }
         let span = self
             .tracer
             .span_builder("turn")

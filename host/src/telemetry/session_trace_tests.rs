@@ -246,3 +246,53 @@ fn a_turn_replaced_before_its_reply_ends_and_one_open_at_the_end_are_both_export
     assert!(named(&spans, "plugin.intent").is_empty());
     assert_eq!(named(&spans, "session").len(), 1);
 }
+
+#[test]
+fn a_reply_started_before_its_turn_was_committed_is_traced_under_the_turn() {
+    let (mut t, collect, _p) = trace(false);
+    t.on_event(&Event::Vad(VadTransition::SpeechStart { at_ms: 0 }));
+    // A speculation that the user's next words made void: nothing of it is traced.
+    t.on_answer(&planned(1));
+    t.on_action(&Action::StartLlm {
+        turn: 1,
+        messages: vec![],
+        settings: Default::default(),
+    });
+    t.on_action(&Action::CancelLlm { turn: 1 });
+    t.on_action(&Action::Preempted(Preemption::Wasted));
+    // The one the turn takes over, planned and started before the end of speech.
+    t.on_answer(&planned(1));
+    t.on_action(&Action::StartLlm {
+        turn: 1,
+        messages: vec![],
+        settings: Default::default(),
+    });
+    std::thread::sleep(Duration::from_millis(5));
+    t.on_event(&Event::Vad(VadTransition::SpeechEnd { at_ms: 900 }));
+    t.on_action(&plan(1, "book a table"));
+    t.on_action(&Action::Preempted(Preemption::Used));
+    t.on_event(&Event::Llm {
+        turn: 1,
+        event: LlmEvent::Token("For how many?".into()),
+    });
+    t.on_action(&done(1, "For how many?", false));
+    t.end();
+    let spans = collect.0.lock().unwrap().clone();
+    let turn = named(&spans, "turn")[0];
+    assert_eq!(attr(turn, "voice.preempted").as_deref(), Some("true"));
+    let under: Vec<_> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == turn.span_context.span_id())
+        .collect();
+    let mut names: Vec<_> = under.iter().map(|s| s.name.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["llm", "plugin.intent", "plugin.prompt", "stt"]);
+    for s in under {
+        assert!(
+            s.start_time >= turn.start_time,
+            "{} before its turn",
+            s.name
+        );
+    }
+    assert_eq!(named(&spans, "llm").len(), 1);
+}

@@ -134,7 +134,14 @@ fn no_text_anywhere(spans: &[ReceivedSpan], texts: &[&str]) {
 #[tokio::test]
 async fn a_spoken_turn_is_exported_as_a_span_tree_over_http_protobuf() {
     let receiver = OtlpReceiver::start().await;
-    let s = stack(&receiver, "http/protobuf", &[]).await;
+    // Stages in the order of a turn planned at its commit: a reply started before it
+    // (preemptive generation, `session_trace_tests.rs`) opens its plan and LLM spans earlier.
+    let s = stack(
+        &receiver,
+        "http/protobuf",
+        &[("PREEMPTIVE_GENERATION", "false")],
+    )
+    .await;
     let (mut mic, session_id) = connect(&s).await;
     mic.say(&speech::utterance(1200, 0));
     let done = mic.until("the reply", is("agent_done", 1)).await;

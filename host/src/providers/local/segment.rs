@@ -1,7 +1,8 @@
 //! Buffers one user utterance for the offline speech-to-text: an energy detector against an
 //! adaptive noise floor marks where speech starts (keeping a short pre-roll so the first
-//! syllable is not clipped); the host's `Finalize` (its own VAD end of speech) hands over the
-//! buffered utterance.
+//! syllable is not clipped) and where it pauses for [`ENDPOINT_MS`] (the recogniser's own
+//! endpoint, as Deepgram's `endpointing`: its final comes while the host's VAD still waits out
+//! its hangover); the host's `Finalize` (its own VAD end of speech) hands over what is left.
 
 use std::collections::VecDeque;
 
@@ -15,6 +16,9 @@ const START_FRAMES: usize = 3;
 const SNR_FACTOR: f32 = 3.2;
 /// ... and at least this loud (about -50 dBFS), so digital silence does not trigger.
 const MIN_SPEECH_RMS: f32 = 100.0;
+/// Quiet after speech that ends an utterance (the cloud recogniser is asked for 300 ms too).
+pub const ENDPOINT_MS: usize = 300;
+const ENDPOINT_FRAMES: usize = ENDPOINT_MS / 20;
 /// Longest utterance kept: Whisper's 30 s window.
 pub const MAX_UTTERANCE_SAMPLES: usize = 30 * 16_000;
 
@@ -27,6 +31,8 @@ pub enum Segmented {
     SpeechStarted,
     /// The utterance reached the 30 s limit: take it with [`Segmenter::take`] and transcribe.
     Full,
+    /// The speech paused for [`ENDPOINT_MS`]: take the utterance and transcribe it as final.
+    Endpoint,
 }
 
 /// The utterance buffer and speech detector of one stream.
@@ -37,6 +43,8 @@ pub struct Segmenter {
     utterance: Vec<i16>,
     in_speech: bool,
     loud_run: usize,
+    /// Quiet frames in a row since the last loud one, while in speech.
+    quiet_run: usize,
     noise_rms: f32,
     /// Samples received since the stream started (the stream clock).
     received: u64,
@@ -59,6 +67,7 @@ impl Segmenter {
             utterance: Vec::new(),
             in_speech: false,
             loud_run: 0,
+            quiet_run: 0,
             noise_rms: MIN_SPEECH_RMS / SNR_FACTOR,
             received: 0,
             utterance_start: 0,
@@ -112,14 +121,18 @@ impl Segmenter {
 
     fn frame(&mut self, frame: Vec<i16>) -> Segmented {
         let rms = rms(&frame);
+        let loud = rms > (self.noise_rms * SNR_FACTOR).max(MIN_SPEECH_RMS);
         if self.in_speech {
             self.utterance.extend_from_slice(&frame);
+            self.quiet_run = if loud { 0 } else { self.quiet_run + 1 };
             if self.utterance.len() >= MAX_UTTERANCE_SAMPLES {
                 return Segmented::Full;
             }
+            if self.quiet_run >= ENDPOINT_FRAMES {
+                return Segmented::Endpoint;
+            }
             return Segmented::Nothing;
         }
-        let loud = rms > (self.noise_rms * SNR_FACTOR).max(MIN_SPEECH_RMS);
         if loud {
             self.loud_run += 1;
         } else {
@@ -153,6 +166,7 @@ impl Segmenter {
         }
         self.in_speech = false;
         self.loud_run = 0;
+        self.quiet_run = 0;
         let mut utterance = std::mem::take(&mut self.utterance);
         utterance.extend_from_slice(&self.pending);
         self.pending.clear();
@@ -188,6 +202,21 @@ mod tests {
                 (x >> 16) as i16 % amplitude.max(1)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_pause_of_300_ms_in_speech_ends_the_utterance() {
+        let mut seg = Segmenter::new();
+        seg.push(&noise(400, 150));
+        assert_eq!(seg.push(&tone(600, 8000.0)), Segmented::SpeechStarted);
+        // A stop consonant's gap, then more speech: the same utterance.
+        assert_eq!(seg.push(&vec![0; 280 * 16]), Segmented::Nothing);
+        assert_eq!(seg.push(&tone(200, 8000.0)), Segmented::Nothing);
+        assert_eq!(seg.push(&vec![0; 280 * 16]), Segmented::Nothing);
+        assert_eq!(seg.push(&vec![0; 20 * 16]), Segmented::Endpoint);
+        let utterance = seg.take().expect("the utterance");
+        assert!(utterance.len() >= (600 + 280 + 200 + 300) * 16);
+        assert!(!seg.in_speech());
     }
 
     #[test]

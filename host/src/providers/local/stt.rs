@@ -1,8 +1,9 @@
 //! Offline speech-to-text provider (`local`): Whisper tiny.en on dedicated threads.
 //!
 //! Per session, an async task buffers the utterance ([`Segmenter`]) and hands it to the Whisper
-//! threads when the host sends `Finalize` (its VAD end of speech), answering with
-//! `Final { speech_final: true }`. While the user speaks, an interim transcript of the audio so
+//! threads when the speech pauses for 300 ms (the recogniser's own endpoint, so the words are
+//! final while the host's VAD still waits out its hangover) or when the host sends `Finalize`
+//! (its VAD end of speech), answering with `Final { speech_final: true }`. While the user speaks, an interim transcript of the audio so
 //! far is produced about once a second when no other transcription of this stream is running
 //! (a snapshot cut mid-word is kept from looping by the decoder's bounds, see `whisper.rs`).
 //! Dropping the stream cancels a running transcription between decoding steps.
@@ -155,7 +156,7 @@ async fn run_stream(
                                     return;
                                 }
                             }
-                            Segmented::Full => {
+                            Segmented::Full | Segmented::Endpoint => {
                                 let start = seg.utterance_start_ms();
                                 if let Some(audio) = seg.take() {
                                     finals.push_back((audio, start));
