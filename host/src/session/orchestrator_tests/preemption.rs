@@ -253,3 +253,51 @@ fn no_speculation_while_a_reply_is_in_flight() {
     assert_eq!(plan_numbers(&out).len(), 1);
     assert!(outcomes(&out).is_empty());
 }
+
+#[test]
+fn when_the_end_of_turn_policy_ends_the_turn_the_reply_starts_on_the_interim_words() {
+    let mut s = Session::new(
+        OrchestratorConfig {
+            preemptive: true,
+            turn_policy: true,
+            ..OrchestratorConfig::default()
+        },
+        Policy::Rules(BargeInRules::default()),
+    );
+    s.at(0, vad_start(0));
+    s.at(400, interim("what time is it"));
+    let out = s.at(
+        700,
+        Event::Vad(crate::audio::VadTransition::Pause {
+            at_ms: 500,
+            silence_ms: 200,
+        }),
+    );
+    let seq = out
+        .iter()
+        .find_map(|a| match a {
+            Action::AskTurn { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .expect("the policy is asked at the pause");
+    let out = s.at(
+        710,
+        Event::TurnDecided {
+            seq,
+            decision: crate::behaviour::TurnDecision::EndTurn,
+        },
+    );
+    assert!(out.contains(&Action::FinalizeStt));
+    assert!(!committed(&out), "the recogniser's last words are awaited");
+    assert_eq!(
+        plans(&out),
+        vec![(1, "what time is it".to_string(), vec![])]
+    );
+    s.at(720, s.planned_llm(1));
+    s.at(800, llm_token(1, "It is noon. "));
+    // The final says what the interim said: the turn takes the reply over.
+    let out = s.at(900, finalize_result("what time is it"));
+    assert!(committed(&out));
+    assert_eq!(outcomes(&out), vec![Preemption::Used]);
+    assert_eq!(spoken_sentences(&out), vec!["It is noon.".to_string()]);
+}
