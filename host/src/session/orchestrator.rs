@@ -601,17 +601,16 @@ impl Orchestrator {
         });
     }
 
-    /// Whether the user's turn is likely over, enough to start its reply while nothing else is
-    /// in flight: the end-of-turn policy ended it (the turn now only waits for the recogniser's
-    /// last words, usually the interim ones it has), or the words are final and the recogniser
-    /// or the VAD says the utterance ended (or the user is silent) while no policy holds it.
+    /// Whether the user's turn is likely over, enough to start its reply: nothing else is in
+    /// flight, the words are final, and the recogniser or the VAD says the utterance ended (or
+    /// the user is silent) while no end-of-turn policy holds it open.
     fn likely_end(&self, now: u64) -> bool {
         let u = &self.user;
-        let words_final = u.interim.trim().is_empty()
+        self.may_speculate()
+            && u.interim.trim().is_empty()
             && !u.finals.trim().is_empty()
             && (u.ended || !u.vad_speaking || u.silent_since.is_some())
-            && !u.policy.waits(now);
-        self.may_speculate() && (words_final || (u.policy.ended() && u.has_text()))
+            && !u.policy.waits(now)
     }
 
     /// Whether a speculation may run at all: preemption is on, and no reply is in flight (its
