@@ -603,7 +603,10 @@ impl Orchestrator {
 
     /// Whether the user's turn is likely over, enough to start its reply: nothing else is in
     /// flight, the words are final, and the recogniser or the VAD says the utterance ended (or
-    /// the user is silent) while no end-of-turn policy holds it open.
+    /// the user is silent) while no end-of-turn policy holds it open. Interim words are no
+    /// basis, even when the policy ended the turn on them: offline they are up to a second
+    /// stale, and a wasted generation on the local model slows the real one (measured in
+    /// docs/benchmarks.md, "Speech end -> first agent audio").
     fn likely_end(&self, now: u64) -> bool {
         let u = &self.user;
         self.may_speculate()
