@@ -100,6 +100,11 @@ impl Microphone {
         }
     }
 
+    /// A microphone on the host at `addr`, past `ready`, asking for PCM16 at 16 kHz.
+    pub async fn ready(addr: std::net::SocketAddr) -> Self {
+        Self::many_ready(addr, 1).await.remove(0)
+    }
+
     /// `n` microphones on the host at `addr`, all connected at once, each past `ready`, asking
     /// for PCM16 at 16 kHz.
     pub async fn many_ready(addr: std::net::SocketAddr, n: usize) -> Vec<Self> {

@@ -4,7 +4,7 @@
 //! the client. Each comparison runs the same speech with `PREEMPTIVE_GENERATION` on and off in
 //! one run. A binary of its own: it reads the process-wide `/metrics` counters.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
@@ -38,13 +38,7 @@ async fn stack(utterances: &[&str], preemptive: bool) -> CloudStack {
 }
 
 async fn microphone(s: &CloudStack) -> Microphone {
-    let mut mic = Microphone::connect(
-        &format!("ws://{}/agent", s.host.addr),
-        json!({"encoding": "pcm16", "sample_rate": 16000}),
-    )
-    .await;
-    mic.until("ready", |m| m["type"] == "ready").await;
-    mic
+    Microphone::ready(s.host.addr).await
 }
 
 /// The reply's text, as the client was shown it.

@@ -3,7 +3,7 @@
 //! turn whose words promise more across a pause the silence rules take as its end. Each test
 //! runs the same speech with and without the plug-in, so the comparison is within one run.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
@@ -42,13 +42,7 @@ fn is_final(m: &Value) -> bool {
 }
 
 async fn microphone(s: &CloudStack) -> Microphone {
-    let mut mic = Microphone::connect(
-        &format!("ws://{}/agent", s.host.addr),
-        json!({"encoding": "pcm16", "sample_rate": 16000}),
-    )
-    .await;
-    mic.until("ready", |m| m["type"] == "ready").await;
-    mic
+    Microphone::ready(s.host.addr).await
 }
 
 /// Says one utterance (voice from 400 to 1600 ms) and returns the ms from the end of the voice
