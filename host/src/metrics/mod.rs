@@ -23,9 +23,11 @@ mod histogram;
 
 pub use histogram::{Histogram, BUCKETS_MS};
 
-use crate::session::events::Preemption;
+use crate::session::events::{Preemption, TurnEnd};
 use crate::transport::protocol::TurnMetrics;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Metric, Registry};
 use std::sync::OnceLock;
@@ -40,6 +42,12 @@ pub(crate) fn registered<M: Metric + Clone>(
 ) -> M {
     registry.register(name, help, metric.clone());
     metric
+}
+
+/// The `by` label of `voice_turn_ends_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByLabel {
+    by: &'static str,
 }
 
 /// All host metrics, and the registry they are exposed from.
@@ -58,6 +66,8 @@ pub struct Metrics {
     pub resumes: Counter,
     /// Resumes refused (expired, wrong token, store unavailable): a new session started.
     pub resumes_refused: Counter,
+    /// User turns ended, by what ended them (`TurnEnd::ALL` order).
+    pub turn_ends: [Counter; 5],
     /// Replies generated before their turn was committed that the turn took over.
     pub preemptive_used: Counter,
     /// Replies generated before their turn was committed and dropped unheard.
@@ -125,6 +135,15 @@ impl Default for Metrics {
             "Resumes refused (expired, wrong token, store unavailable): a new session started",
             counter(),
         );
+        let turn_ends: Family<ByLabel, Counter> = registered(
+            r,
+            "voice_turn_ends",
+            "User turns ended, by what ended them (silence rules, silence timeout, end-of-turn policy, typed, held words)",
+            Family::default(),
+        );
+        // Every series is resolved here, so counting is one atomic addition and all show at 0.
+        let turn_ends =
+            TurnEnd::ALL.map(|by| turn_ends.get_or_create_owned(&ByLabel { by: by.as_str() }));
         let preemptive_used = registered(
             r,
             "voice_llm_preemptive_used",
@@ -166,6 +185,7 @@ impl Default for Metrics {
             playback_reports,
             resumes,
             resumes_refused,
+            turn_ends,
             preemptive_used,
             preemptive_wasted,
             host_ms,
@@ -186,6 +206,11 @@ impl Metrics {
         if let Some(v) = m.llm_first_token_ms {
             self.llm_first_token_ms.observe(v as f64);
         }
+    }
+
+    /// Counts a user turn ended by `by`.
+    pub fn count_turn_end(&self, by: TurnEnd) {
+        self.turn_ends[by as usize].inc();
     }
 
     /// Counts what became of a reply started before its turn was committed.

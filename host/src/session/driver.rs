@@ -575,7 +575,8 @@ impl Driver {
                 }
                 self.send_stt(SttInput::Finalize);
             }
-            Action::TurnCommitted { .. } => {
+            Action::TurnCommitted { by, .. } => {
+                crate::metrics::global().count_turn_end(by);
                 self.host_share.turn_committed(Instant::now());
                 if let Some((_, audio)) = &mut self.turn_model {
                     audio.turn_ended();

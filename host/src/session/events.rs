@@ -67,7 +67,11 @@ pub enum Action {
     FinalizeStt,
     /// A user turn was committed: its words are final and its reply is planned from here (or
     /// was already under way, started preemptively).
-    TurnCommitted { turn: u32, user_text: String },
+    TurnCommitted {
+        turn: u32,
+        user_text: String,
+        by: TurnEnd,
+    },
     /// Run the intent and prompt plug-ins for a user turn (committed, or about to be when the
     /// request is preemptive), then report `Event::ReplyPlanned` with the same `plan`.
     PlanReply {
@@ -120,4 +124,39 @@ pub enum Preemption {
     Used,
     /// The user went on (or the turn went another way): its LLM stream was dropped unheard.
     Wasted,
+}
+
+/// What ended a user turn (the `by` label of `voice_turn_ends_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnEnd {
+    /// The silence rules: the VAD's end of speech with the recogniser's last words.
+    Silence,
+    /// Words without a final for `STT_SILENCE_TIMEOUT_MS` (steady noise, a lost final).
+    SilenceTimeout,
+    /// The end-of-turn policy (`turn` slot) ended the speech.
+    Policy,
+    /// The client typed it.
+    Typed,
+    /// Words the user said during a reply, held by the barge-in policy until it ended.
+    HeldWords,
+}
+
+impl TurnEnd {
+    pub const ALL: [TurnEnd; 5] = [
+        TurnEnd::Silence,
+        TurnEnd::SilenceTimeout,
+        TurnEnd::Policy,
+        TurnEnd::Typed,
+        TurnEnd::HeldWords,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnEnd::Silence => "silence",
+            TurnEnd::SilenceTimeout => "silence_timeout",
+            TurnEnd::Policy => "policy",
+            TurnEnd::Typed => "typed",
+            TurnEnd::HeldWords => "held_words",
+        }
+    }
 }

@@ -24,7 +24,7 @@
 //!   its words takes it over; otherwise it is dropped unheard.
 
 use super::aggregator::{strip_markers, Pushed, Sentence, SentenceAggregator};
-use super::events::{Action, Event, Preemption};
+use super::events::{Action, Event, Preemption, TurnEnd};
 use super::memory::Memory;
 use super::playout::{heard_prefix, Playout};
 use super::preemption::{Planned, Speculation};
@@ -951,7 +951,14 @@ impl Orchestrator {
         if !self.user.interim.trim().is_empty() {
             self.timed_out_text = Some(normalise(&self.user.text()));
         }
-        self.end_user_turn(now, out);
+        let by = if self.user.policy.ended() {
+            TurnEnd::Policy
+        } else if waiting {
+            TurnEnd::SilenceTimeout
+        } else {
+            TurnEnd::Silence
+        };
+        self.end_user_turn(now, by, out);
     }
 
     fn send_transcript(&self, out: &mut Vec<Action>) {
@@ -985,7 +992,7 @@ impl Orchestrator {
         self.user.reset();
         self.end_reply_for_new_turn(now, out);
         let text = join_words(&join_words(&held, &finals), &text);
-        self.start_turn(now, text, None, out);
+        self.start_turn(now, text, None, TurnEnd::Typed, out);
     }
 
     /// New words from the user: judge them as a barge-in while the agent speaks.
@@ -1171,7 +1178,7 @@ impl Orchestrator {
             self.user.finals = join_words(&held, &self.user.finals);
         } else {
             self.resumable = None;
-            self.start_turn(now, held, held_end, out);
+            self.start_turn(now, held, held_end, TurnEnd::HeldWords, out);
         }
     }
 
@@ -1184,7 +1191,7 @@ impl Orchestrator {
     }
 
     /// The user finished an utterance (its text may be empty).
-    fn end_user_turn(&mut self, now: u64, out: &mut Vec<Action>) {
+    fn end_user_turn(&mut self, now: u64, by: TurnEnd, out: &mut Vec<Action>) {
         let text = self.user.text();
         // A spoken turn the recogniser ended (endpointing) before the local VAD's hangover did:
         // its speech ended now, as far as the host can tell.
@@ -1222,7 +1229,7 @@ impl Orchestrator {
             return;
         }
         self.end_reply_for_new_turn(now, out);
-        self.start_turn(now, text, speech_end, out);
+        self.start_turn(now, text, speech_end, by, out);
     }
 
     /// An utterance ended with no words (noise, or a recogniser that revised its guess to
@@ -1265,6 +1272,7 @@ impl Orchestrator {
         now: u64,
         text: String,
         speech_end: Option<u64>,
+        by: TurnEnd,
         out: &mut Vec<Action>,
     ) {
         let revision = self.memory.revision();
@@ -1280,6 +1288,7 @@ impl Orchestrator {
         out.push(Action::TurnCommitted {
             turn,
             user_text: text.clone(),
+            by,
         });
         let history = self.memory.messages();
         self.memory.push(Role::User, &text);
@@ -1490,7 +1499,7 @@ impl Orchestrator {
         self.barge = None;
         self.interrupt(now, out);
         if !held.is_empty() && !self.draining {
-            self.start_turn(now, held, None, out);
+            self.start_turn(now, held, None, TurnEnd::HeldWords, out);
         }
     }
 
@@ -1562,7 +1571,7 @@ impl Orchestrator {
         }
         // Words the user finished during the reply, still held back when it ended: the next turn.
         if !held.is_empty() {
-            self.start_turn(now, held, None, out);
+            self.start_turn(now, held, None, TurnEnd::HeldWords, out);
         }
     }
 

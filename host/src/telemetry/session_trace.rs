@@ -189,7 +189,9 @@ impl SessionTrace {
             return;
         }
         match action {
-            Action::TurnCommitted { turn, user_text } => {
+            Action::TurnCommitted {
+                turn, user_text, ..
+            } => {
                 let at = now();
                 if let Some(old) = self.turn.take() {
                     self.emit(old, at, None, true);

@@ -35,6 +35,7 @@ fn plan(turn: u32, text: &str) -> Action {
     Action::TurnCommitted {
         turn,
         user_text: text.into(),
+        by: crate::session::events::TurnEnd::Silence,
     }
 }
 

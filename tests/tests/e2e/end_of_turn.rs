@@ -65,6 +65,9 @@ async fn a_finished_question_ends_sooner_with_the_reference_policy() {
     let (by_rules, _) = end_of_turn_delay(&rules).await;
     let policy = stack(&question, true).await;
     let (by_policy, mic) = end_of_turn_delay(&policy).await;
+    // `/metrics` says what ended it (the counter is the process's: other tests add to it).
+    let by = r#"voice_turn_ends_total{by="policy"}"#;
+    assert!(voice_tests::metrics::metric(policy.host.addr, by).await >= 1);
     eprintln!("end of voice -> final transcript: {by_policy:.0} ms with the policy, {by_rules:.0} ms by the rules");
     // The rules wait for the VAD's 600 ms hangover; the policy ends the turn when the
     // recogniser's final words (300 ms endpointing) make a finished question.

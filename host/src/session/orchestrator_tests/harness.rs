@@ -417,6 +417,16 @@ pub fn spoken_sentences(out: &[Action]) -> Vec<String> {
         .collect()
 }
 
+/// What ended the turns committed in `out`.
+pub fn ended_by(out: &[Action]) -> Vec<crate::session::events::TurnEnd> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::TurnCommitted { by, .. } => Some(*by),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The turn of the first `PlanReply`.
 pub fn planned_turn(out: &[Action]) -> Option<u32> {
     plans(out).first().map(|(turn, _, _)| *turn)

@@ -253,3 +253,42 @@ fn no_speculation_while_a_reply_is_in_flight() {
     assert_eq!(plan_numbers(&out).len(), 1);
     assert!(outcomes(&out).is_empty());
 }
+
+#[test]
+fn a_turn_the_end_of_turn_policy_ended_says_so() {
+    let mut s = Session::new(
+        OrchestratorConfig {
+            turn_policy: true,
+            ..OrchestratorConfig::default()
+        },
+        Policy::Rules(BargeInRules::default()),
+    );
+    s.at(0, vad_start(0));
+    s.at(400, final_text("what time is it", false));
+    let out = s.at(
+        700,
+        Event::Vad(crate::audio::VadTransition::Pause {
+            at_ms: 500,
+            silence_ms: 200,
+        }),
+    );
+    let seq = out
+        .iter()
+        .find_map(|a| match a {
+            Action::AskTurn { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .expect("the policy is asked at the pause");
+    let mut out = s.at(
+        710,
+        Event::TurnDecided {
+            seq,
+            decision: crate::behaviour::TurnDecision::EndTurn,
+        },
+    );
+    out.extend(s.at(760, finalize_result("")));
+    assert_eq!(
+        ended_by(&out),
+        vec![crate::session::events::TurnEnd::Policy]
+    );
+}

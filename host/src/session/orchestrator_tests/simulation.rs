@@ -536,7 +536,9 @@ impl Sim {
                         );
                     }
                 }
-                Action::TurnCommitted { turn, user_text } => {
+                Action::TurnCommitted {
+                    turn, user_text, ..
+                } => {
                     self.committed.insert(turn, user_text);
                 }
                 Action::Preempted(_) => self.preemptions_counted += 1,

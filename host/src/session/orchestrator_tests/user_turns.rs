@@ -233,3 +233,23 @@ fn speech_recognition_errors_are_reported_and_the_session_goes_on() {
     assert!(closes(&out).is_empty());
     assert_eq!(s.typed(20, "hello"), 1);
 }
+
+#[test]
+fn each_committed_turn_says_what_ended_it() {
+    use crate::session::events::TurnEnd;
+    // The silence rules: the VAD's end of speech and the recogniser's final.
+    let mut s = Session::with_rules();
+    s.at(0, vad_start(0));
+    s.at(500, final_text("what time is it", true));
+    assert_eq!(ended_by(&s.at(1100, vad_end(500))), vec![TurnEnd::Silence]);
+    // Words without a final, for the silence timeout.
+    let mut s = Session::with_rules();
+    s.at(0, interim("what time"));
+    assert_eq!(ended_by(&s.run_until(3000)), vec![TurnEnd::SilenceTimeout]);
+    // Typed.
+    let mut s = Session::with_rules();
+    assert_eq!(
+        ended_by(&s.at(0, Event::UserText("hello".into()))),
+        vec![TurnEnd::Typed]
+    );
+}
