@@ -575,6 +575,11 @@ impl Orchestrator {
     /// After every event: drop a speculation whose words or memory no longer hold, and start
     /// one when the user's words are final and their utterance is ending.
     fn review_speculation(&mut self, now: u64, out: &mut Vec<Action>) {
+        // Runs after every event (audio pacing included): nothing is built unless a speculation
+        // lives or may start.
+        if self.speculation.is_none() && !self.likely_end(now) {
+            return;
+        }
         let text = self.user.text();
         let revision = self.memory.revision();
         // Once started, it lives while its words do: voice without new words (a breath, a
