@@ -17,6 +17,8 @@
 #   HOST_CORE / RIG_CORE   on a machine with 2+ cores the host is pinned to HOST_CORE (0) and
 #                the fakes and the load tool to RIG_CORE (1), so each side's CPU is its own;
 #                PIN=no leaves both to the scheduler (an offline host's models use every core).
+#   HOST_BIN     the host binary to load (default target/release/voice-host): two builds
+#                compared in one sitting, e.g. HOST_BIN=/tmp/voice-host-before.
 #   Any other host setting in the environment (TURN_PLUGIN, TURN_MODEL, VAD_HANGOVER_MS, ...)
 #   reaches the host as it is.
 set -euo pipefail
@@ -78,7 +80,7 @@ fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 BIND=127.0.0.1 PORT="$port" MAX_SESSIONS=5000 MAX_SESSIONS_PER_IP=0 CONNECT_RATE_PER_MIN=0 LOG=warn \
   INTENT_PLUGIN="$intent" PROMPT_PLUGIN="$prompt" BARGE_IN_PLUGIN="$barge" \
-  "${host_pin[@]}" target/release/voice-host > "$work/host.log" 2>&1 &
+  "${host_pin[@]}" "${HOST_BIN:-target/release/voice-host}" > "$work/host.log" 2>&1 &
 host_pid=$!
 for _ in $(seq 300); do
   curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break

@@ -78,7 +78,17 @@ pub trait SttProvider: Send + Sync {
     fn name(&self) -> &'static str;
     /// Open a stream for one session. Connection errors arrive as `SttEvent::Error`.
     fn open(&self, params: SttParams) -> SttStream;
+    /// How much audio (16 kHz samples) a session gathers into one [`SttInput::Audio`].
+    fn audio_batch_samples(&self) -> usize {
+        SOCKET_AUDIO_BATCH_SAMPLES
+    }
 }
+
+/// Audio for a recogniser across a socket goes in 100 ms messages: five times fewer channel
+/// sends and socket writes than one per 20 ms frame, within the 20-250 ms Deepgram recommends.
+/// The end of speech flushes what is gathered, so the final transcript is never held back; an
+/// interim may come up to 80 ms later than with 20 ms messages.
+pub const SOCKET_AUDIO_BATCH_SAMPLES: usize = 1600;
 
 /// One LLM request.
 #[derive(Debug, Clone, Default)]

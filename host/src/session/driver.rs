@@ -19,12 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
-/// STT audio goes out in 100 ms messages (16 kHz samples): five times fewer channel sends and
-/// socket writes than one per 20 ms frame, within the 20-250 ms Deepgram recommends. The end of
-/// speech flushes what is batched (`FinalizeStt`), so the final transcript is never held back;
-/// an interim may come up to 80 ms later than with 20 ms messages.
-const STT_BATCH_SAMPLES: usize = 1600;
-
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(r) => r.recv().await,
@@ -45,7 +39,10 @@ struct Driver {
     out_bytes_per_ms: u64,
     stt_in: mpsc::Sender<SttInput>,
     stt_events: Option<mpsc::Receiver<crate::providers::SttEvent>>,
+    /// Audio gathered for the recogniser, sent when it holds `stt_batch_samples`
+    /// ([`crate::providers::SttProvider::audio_batch_samples`]).
     stt_batch: Vec<i16>,
+    stt_batch_samples: usize,
     llm_turn: u32,
     llm_rx: Option<mpsc::Receiver<LlmEvent>>,
     tts_turn: u32,
@@ -136,6 +133,7 @@ pub async fn run(
         system_prompt: start.agent.system_prompt.clone(),
     };
     let plugins = plugin_worker::spawn(plugin_cx.clone(), answers_tx);
+    let stt_batch_samples = deps.providers.stt.audio_batch_samples();
     let SttStream {
         input: stt_in,
         events: stt_events,
@@ -168,7 +166,8 @@ pub async fn run(
         out,
         stt_events: Some(stt_events),
         stt_in,
-        stt_batch: Vec::with_capacity(STT_BATCH_SAMPLES),
+        stt_batch: Vec::with_capacity(stt_batch_samples),
+        stt_batch_samples,
         llm_turn: 0,
         llm_rx: None,
         tts_turn: 0,
@@ -224,6 +223,7 @@ pub async fn run(
                     let t0 = Instant::now();
                     let mut transitions = Vec::new();
                     let batch = &mut d.stt_batch;
+                    let batch_samples = d.stt_batch_samples;
                     let mut turn_audio = d.turn_model.as_mut().map(|(_, audio)| audio);
                     let mut full = Vec::new();
                     d.input.push(&bytes, |frame, _at, t| {
@@ -234,8 +234,8 @@ pub async fn run(
                             }
                         }
                         batch.extend_from_slice(frame);
-                        if batch.len() >= STT_BATCH_SAMPLES {
-                            full.push(std::mem::replace(batch, Vec::with_capacity(STT_BATCH_SAMPLES)));
+                        if batch.len() >= batch_samples {
+                            full.push(std::mem::replace(batch, Vec::with_capacity(batch_samples)));
                         }
                         if let Some(t) = t {
                             transitions.push(t);

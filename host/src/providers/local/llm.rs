@@ -202,6 +202,8 @@ mod engine {
     use llama_cpp_2::model::params::LlamaModelParams;
     use llama_cpp_2::model::LlamaModel;
     use llama_cpp_2::sampling::LlamaSampler;
+    use llama_cpp_2::token::LlamaToken;
+    use super::super::kv_prefix::HeldTokens;
     use std::num::NonZeroU32;
     use std::sync::{Arc, Mutex, OnceLock};
     use tokio::sync::mpsc;
@@ -221,7 +223,40 @@ mod engine {
     pub(crate) struct LlmThread {
         pub(super) model: &'static LlamaModel,
         /// Contexts by thread count, most threads first (one when both counts are equal).
-        pub(super) contexts: Vec<(usize, LlamaContext<'static>)>,
+        pub(super) contexts: Vec<CachedContext>,
+    }
+
+    /// A context and what its KV cache holds, so the next prompt reuses the part it shares.
+    pub(crate) struct CachedContext {
+        threads: usize,
+        ctx: LlamaContext<'static>,
+        held: HeldTokens<LlamaToken>,
+    }
+
+    impl CachedContext {
+        /// Empties the cache: the next generation evaluates its whole prompt.
+        pub(super) fn forget(&mut self) {
+            self.ctx.clear_kv_cache();
+            self.held.clear();
+        }
+
+        /// Keeps the cached positions `prompt` starts with (all but its last token at most) and
+        /// drops the rest; returns how many were kept.
+        fn reuse(&mut self, prompt: &[LlamaToken]) -> usize {
+            let keep = self.held.reusable(prompt);
+            let removed = keep > 0
+                && self
+                    .ctx
+                    .clear_kv_cache_seq(Some(0), u32::try_from(keep).ok(), None)
+                    .unwrap_or(false);
+            if removed {
+                self.held.truncate(keep);
+                keep
+            } else {
+                self.forget();
+                0
+            }
+        }
     }
 
     impl LlmThread {
@@ -238,14 +273,21 @@ mod engine {
                 .into_iter()
                 .map(|n| {
                     let threads = i32::try_from(n).unwrap_or(1);
+                    // A sliding-window model (Gemma 3) keeps the whole window's cache, so that
+                    // the positions a new prompt shares with the last one stay usable.
                     let params = LlamaContextParams::default()
                         .with_n_ctx(NonZeroU32::new(N_CTX))
                         .with_n_batch(N_BATCH)
                         .with_n_threads(threads)
-                        .with_n_threads_batch(threads);
+                        .with_n_threads_batch(threads)
+                        .with_swa_full(true);
                     model
                         .new_context(backend, params)
-                        .map(|ctx| (n, ctx))
+                        .map(|ctx| CachedContext {
+                            threads: n,
+                            ctx,
+                            held: HeldTokens::default(),
+                        })
                         .map_err(|e| e.to_string())
                 })
                 .collect::<Result<_, _>>()?;
@@ -253,9 +295,9 @@ mod engine {
         }
 
         /// The context for `threads` threads (see [`context_for`]).
-        fn context(&mut self, threads: usize) -> &mut LlamaContext<'static> {
-            let counts: Vec<usize> = self.contexts.iter().map(|(n, _)| *n).collect();
-            &mut self.contexts[context_for(&counts, threads)].1
+        fn context(&mut self, threads: usize) -> &mut CachedContext {
+            let counts: Vec<usize> = self.contexts.iter().map(|c| c.threads).collect();
+            &mut self.contexts[context_for(&counts, threads)]
         }
     }
 
@@ -338,16 +380,31 @@ mod engine {
         }
     }
 
+    /// Generates one reply, streaming it to `events`. Returns how many prompt tokens were taken
+    /// from the context's cache instead of evaluated.
     pub(super) fn generate(
         thread: &mut LlmThread,
         generation: &Generation,
         events: &mpsc::Sender<LlmEvent>,
-    ) -> Result<(), String> {
+    ) -> Result<usize, String> {
         let model = thread.model;
-        let vocab = model.vocab();
         let others = cpu_load::others_runnable_now().unwrap_or(0);
-        let ctx = thread.context(cpu_load::threads_for(cores(), others));
-        ctx.clear_kv_cache();
+        let slot = thread.context(cpu_load::threads_for(cores(), others));
+        let outcome = generate_in(model, slot, generation, events);
+        if outcome.is_err() {
+            // A failed evaluation leaves the cache in an unknown state.
+            slot.forget();
+        }
+        outcome
+    }
+
+    fn generate_in(
+        model: &'static LlamaModel,
+        slot: &mut CachedContext,
+        generation: &Generation,
+        events: &mpsc::Sender<LlmEvent>,
+    ) -> Result<usize, String> {
+        let vocab = model.vocab();
         let prompt = vocab.tokenize(
             generation.prompt.as_bytes(),
             true,
@@ -358,12 +415,15 @@ mod engine {
         }
         let budget = (N_CTX as usize).saturating_sub(generation.max_tokens as usize + 1);
         let prompt = &prompt[prompt.len().saturating_sub(budget)..];
+        let reused = slot.reuse(prompt);
+        let ctx = &mut slot.ctx;
+        let held = &mut slot.held;
 
         let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
-        let mut pos = 0i32;
-        for chunk in prompt.chunks(N_BATCH as usize) {
+        let mut pos = reused as i32;
+        for chunk in prompt[reused..].chunks(N_BATCH as usize) {
             if events.is_closed() {
-                return Ok(());
+                return Ok(reused);
             }
             batch.clear();
             for (i, &token) in chunk.iter().enumerate() {
@@ -373,6 +433,7 @@ mod engine {
                     .map_err(|e| e.to_string())?;
             }
             ctx.decode(&mut batch).map_err(|e| e.to_string())?;
+            held.extend(chunk);
             pos += chunk.len() as i32;
         }
 
@@ -388,13 +449,14 @@ mod engine {
             ])
         };
         let mut logits_at = batch.n_tokens() - 1;
-        let mut first = true;
+        // The sampled token waiting in `batch` to be evaluated before the next is sampled.
+        let mut unevaluated: Option<LlamaToken> = None;
         let outcome = drive(generation, events, || {
-            if !first {
+            if let Some(token) = unevaluated.take() {
                 ctx.decode(&mut batch).map_err(|e| e.to_string())?;
+                held.extend(&[token]);
                 logits_at = 0;
             }
-            first = false;
             let token = sampler.sample(ctx, logits_at);
             if vocab.is_eog(token) {
                 return Ok(None);
@@ -404,6 +466,7 @@ mod engine {
             batch
                 .add(token, pos, &[0], true)
                 .map_err(|e| e.to_string())?;
+            unevaluated = Some(token);
             pos += 1;
             Ok(Some(piece))
         })?;
@@ -417,7 +480,7 @@ mod engine {
                 usage: Some(usage),
             });
         }
-        Ok(())
+        Ok(reused)
     }
 }
 
@@ -497,6 +560,8 @@ mod thread_count {
             }
             (first, last, n)
         });
+        // A measurement of a cold prompt: nothing reused from the previous run.
+        thread.contexts[0].forget();
         generate(thread, &generation, &tx).expect("generation");
         drop(tx);
         let (first, last, n) = drain.join().unwrap();
@@ -705,3 +770,7 @@ mod tests {
 #[cfg(all(test, feature = "local-llm"))]
 #[path = "llm_compare.rs"]
 mod compare;
+
+#[cfg(all(test, feature = "local-llm"))]
+#[path = "llm_cache_tests.rs"]
+mod cache_tests;

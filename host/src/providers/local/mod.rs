@@ -18,6 +18,8 @@ mod ct2;
 mod espeak;
 mod install;
 #[cfg_attr(not(feature = "local-llm"), allow(dead_code))]
+mod kv_prefix;
+#[cfg_attr(not(feature = "local-llm"), allow(dead_code))]
 mod llm;
 // The filterbank is shared with the end-of-turn model's features (`crate::turn`).
 #[cfg_attr(not(feature = "local-stt"), allow(dead_code))]

@@ -65,6 +65,13 @@ impl SttProvider for LocalStt {
         NAME
     }
 
+    /// Every 20 ms frame as it comes: the recogniser is in the process (no socket to spare
+    /// writes on), and its endpoint detector sees the quiet after speech at once, not up to
+    /// 80 ms late.
+    fn audio_batch_samples(&self) -> usize {
+        320
+    }
+
     fn open(&self, _params: SttParams) -> SttStream {
         let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
@@ -160,6 +167,11 @@ async fn run_stream(
                                 let start = seg.utterance_start_ms();
                                 if let Some(audio) = seg.take() {
                                     finals.push_back((audio, start));
+                                }
+                                // The final replaces a running interim: it would only hold the
+                                // final back (and the reply that waits for it).
+                                if pending.as_ref().is_some_and(|p| p.final_of.is_none()) {
+                                    pending = None;
                                 }
                             }
                             Segmented::Nothing => {}
@@ -417,6 +429,59 @@ mod tests {
                 speech_final: true,
                 from_finalize: true,
             })
+        );
+    }
+
+    /// Never answers its first job (an interim still running), answers the rest at once.
+    struct SlowFirstTranscriber {
+        held: std::sync::Mutex<Vec<oneshot::Sender<Transcript>>>,
+    }
+
+    impl Transcriber for SlowFirstTranscriber {
+        fn submit(&self, audio: Vec<i16>, reply: oneshot::Sender<Transcript>) -> Result<(), ()> {
+            let mut held = self.held.lock().unwrap();
+            if held.is_empty() {
+                held.push(reply);
+            } else {
+                let _ = reply.send(Ok(Some(format!("heard {} samples", audio.len()))));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_endpoint_final_does_not_wait_for_a_running_interim() {
+        let transcriber = Arc::new(SlowFirstTranscriber {
+            held: Default::default(),
+        });
+        let stt = LocalStt::with_transcriber(transcriber.clone());
+        let mut stream = stt.open(SttParams::default());
+        // 1.2 s of speech (an interim starts after the first second), then quiet past the
+        // recogniser's endpoint; no `Finalize` from the host.
+        let quiet = 16 * (crate::providers::local::segment::ENDPOINT_MS + 100);
+        let audio = [tone(1_200), vec![0; quiet]].concat();
+        for chunk in audio.chunks(320) {
+            stream
+                .input
+                .send(SttInput::Audio(chunk.to_vec()))
+                .await
+                .unwrap();
+        }
+        let final_event = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                match stream.events.recv().await {
+                    Some(SttEvent::Final { speech_final, .. }) => return speech_final,
+                    Some(_) => {}
+                    None => panic!("stream ended without a final"),
+                }
+            }
+        })
+        .await;
+        assert_eq!(final_event, Ok(true), "the endpoint's final came");
+        let held = transcriber.held.lock().unwrap();
+        assert!(
+            held.len() == 1 && held[0].is_closed(),
+            "the interim was given up"
         );
     }
 
