@@ -19,7 +19,7 @@
 //! recording, each segment transcribed by the host's Whisper, every label `todo`.
 
 use crate::sim::{
-    percentile, share_above, words_of, Clip, Harness, Item, SimOptions, Strategy, Tally, RATE,
+    auc, percentile, share_above, words_of, Clip, Harness, Item, SimOptions, Strategy, Tally, RATE,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -302,26 +302,6 @@ fn model_at(harness: &Harness, u: &Utterance, pause_ms: u64) -> Option<f32> {
     harness.predict(audio.clip())
 }
 
-/// ROC AUC: the chance that a complete pause scores above an incomplete one (ties count half).
-fn auc(positive: &[f32], negative: &[f32]) -> Option<f64> {
-    if positive.is_empty() || negative.is_empty() {
-        return None;
-    }
-    let mut wins = 0.0;
-    for &p in positive {
-        for &n in negative {
-            wins += if p > n {
-                1.0
-            } else if p == n {
-                0.5
-            } else {
-                0.0
-            };
-        }
-    }
-    Some(wins / (positive.len() * negative.len()) as f64)
-}
-
 #[derive(Default)]
 struct ModelAnswers {
     by_label: BTreeMap<Label, Vec<f32>>,
@@ -558,12 +538,5 @@ label = "incomplete"
             "in his..."
         );
         assert_eq!(segment_text("Who?", Label::Complete, true), "Who?");
-    }
-
-    #[test]
-    fn auc_counts_ties_as_half() {
-        assert_eq!(auc(&[0.9, 0.8], &[0.1, 0.2]), Some(1.0));
-        assert_eq!(auc(&[0.5], &[0.5]), Some(0.5));
-        assert_eq!(auc(&[], &[0.5]), None);
     }
 }

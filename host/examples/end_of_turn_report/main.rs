@@ -45,7 +45,7 @@ mod sim;
 
 use serde::Deserialize;
 use sim::{
-    percentile, share_above, words_of, Clip, Harness, Item, ModelTally, SimOptions, Strategy,
+    auc, percentile, share_above, words_of, Clip, Harness, Item, ModelTally, SimOptions, Strategy,
     Tally, RATE,
 };
 use std::collections::BTreeMap;
@@ -445,6 +445,12 @@ fn main() {
             row += &format!(" {} |", by_cue[&(cue.clone(), s)].cut_cell());
         }
         println!("{row}");
+    }
+
+    if let Some(a) = auc(&all_model.at_end, &all_model.inside) {
+        println!(
+            "\nModel ROC AUC, end of complete utterances against inner pauses, all sources: {a:.2}"
+        );
     }
 
     let mut ms = all_model.runs_ms.clone();

@@ -402,3 +402,35 @@ impl Harness {
         self.runtime.block_on(self.model.predict(audio)).ok()
     }
 }
+
+/// ROC AUC: the chance that a complete pause scores above an incomplete one (ties count half).
+pub fn auc(positive: &[f32], negative: &[f32]) -> Option<f64> {
+    if positive.is_empty() || negative.is_empty() {
+        return None;
+    }
+    let mut wins = 0.0;
+    for &p in positive {
+        for &n in negative {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    Some(wins / (positive.len() * negative.len()) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_counts_ties_as_half() {
+        assert_eq!(auc(&[0.9, 0.8], &[0.1, 0.2]), Some(1.0));
+        assert_eq!(auc(&[0.5], &[0.5]), Some(0.5));
+        assert_eq!(auc(&[], &[0.5]), None);
+    }
+}
