@@ -34,30 +34,30 @@
 //!   --set PATH                      the labelled set
 //!   --verbose                       one line per utterance and strategy
 //!   --trace TEXT                    only utterances containing TEXT, every event printed
+//!   --human                         human speech instead of espeak-ng (see human.rs):
+//!     --labels PATH                 its labelled pauses (tests/fixtures/turn-set/human.toml)
+//!     --recordings DIR              the recordings (MODELS_DIR/human-speech)
+//!     --draft                       print a draft labels file (VAD pauses, Whisper's words)
+//!     --labelled-stops              no stop at the end of a segment before an incomplete pause
+
+mod human;
+mod sim;
 
 use serde::Deserialize;
+use sim::{
+    auc, percentile, share_above, words_of, Clip, Harness, Item, ModelTally, SimOptions, Strategy,
+    Tally, RATE,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use voice_host::audio::{Resampler, VadConfig, VadTransition, VoiceGate, FRAME_SAMPLES};
-use voice_host::behaviour::defaults::BuiltinBehaviours;
-use voice_host::behaviour::{BehaviourSource, ChatMessage, Role, TurnPolicy, TurnTrigger};
-use voice_host::plugins::{PluginRegistry, PluginSettings, SlotSettings};
+use voice_host::audio::{Resampler, FRAME_SAMPLES};
 use voice_host::providers::local::bench::Espeak;
-use voice_host::providers::SttEvent;
-use voice_host::session::events::{Action, Event};
-use voice_host::session::orchestrator::{Orchestrator, OrchestratorConfig};
-use voice_host::session::turn_audio::TurnAudio;
-use voice_host::turn::TurnModel;
 
-const RATE: usize = 16_000;
-const FRAME_MS: u64 = 20;
 /// Silence before the speech (the pre-roll the model is given comes from it).
 const LEAD_MS: usize = 1000;
 /// Silence after it: longer than any hold (5 s after the last voice) and the silence timeout.
-const TAIL_MS: usize = 8000;
-/// How often the simulated recogniser reports the words heard so far while the voice lasts.
-const INTERIM_MS: u64 = 300;
+pub const TAIL_MS: usize = 8000;
 
 #[derive(Deserialize)]
 struct Set {
@@ -79,52 +79,6 @@ struct Incomplete {
     agent: Option<String>,
 }
 
-/// One labelled utterance.
-struct Item {
-    segments: Vec<String>,
-    pauses_ms: Vec<u32>,
-    agent: Option<String>,
-    /// `None` for a complete utterance.
-    cue: Option<String>,
-}
-
-/// An utterance spoken by one source: 16 kHz audio and where each segment's voice lies.
-struct Clip {
-    audio: Vec<i16>,
-    /// (start, end) of each segment's voice, in ms of the clip.
-    spans: Vec<(u64, u64)>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Strategy {
-    Silence,
-    TextPolicy,
-    ModelPolicy,
-}
-
-impl Strategy {
-    const ALL: [Strategy; 3] = [
-        Strategy::Silence,
-        Strategy::TextPolicy,
-        Strategy::ModelPolicy,
-    ];
-    fn name(self) -> &'static str {
-        match self {
-            Strategy::Silence => "silence rules",
-            Strategy::TextPolicy => "turn-smart, words only",
-            Strategy::ModelPolicy => "Smart Turn + turn-smart",
-        }
-    }
-}
-
-/// What happened to one utterance under one strategy.
-struct Outcome {
-    /// When the turn was committed (ms of the clip), with its words.
-    committed: Option<(u64, String)>,
-    /// (time, probability, ms of wall time) of each model run.
-    model_runs: Vec<(u64, f32, f64)>,
-}
-
 struct Options {
     voices: Vec<String>,
     rates: Vec<u32>,
@@ -137,6 +91,8 @@ struct Options {
     verbose: bool,
     /// Only utterances whose text contains this, with every event traced.
     trace: Option<String>,
+    /// The human-speech source instead of espeak-ng.
+    human: Option<human::HumanOptions>,
 }
 
 fn options() -> Options {
@@ -158,7 +114,10 @@ fn options() -> Options {
         ),
         verbose: false,
         trace: None,
+        human: None,
     };
+    let (mut human, mut draft, mut labelled_stops) = (false, false, false);
+    let (mut labels, mut recordings): (Option<PathBuf>, Option<PathBuf>) = (None, None);
     let mut args = std::env::args().skip(1);
     let list = |v: Option<String>| -> Vec<String> {
         v.expect("a value")
@@ -197,8 +156,21 @@ fn options() -> Options {
             "--models" => o.models = args.next().expect("--models DIR").into(),
             "--verbose" => o.verbose = true,
             "--trace" => o.trace = Some(args.next().expect("--trace TEXT")),
+            "--human" => human = true,
+            "--labels" => labels = Some(args.next().expect("--labels PATH").into()),
+            "--recordings" => recordings = Some(args.next().expect("--recordings DIR").into()),
+            "--draft" => draft = true,
+            "--labelled-stops" => labelled_stops = true,
             other => panic!("unknown option {other} (see the header of this file)"),
         }
+    }
+    if human {
+        o.human = Some(human::HumanOptions {
+            labels: labels.unwrap_or_else(|| root.join("tests/fixtures/turn-set/human.toml")),
+            recordings: recordings.unwrap_or_else(|| o.models.join("human-speech")),
+            draft,
+            labelled_stops,
+        });
     }
     o
 }
@@ -273,305 +245,27 @@ fn clip_of(espeak: &Espeak, item: &Item, voice: &str, wpm: u32) -> Clip {
     Clip { audio, spans }
 }
 
-/// What the simulated recogniser writes for a segment.
-fn heard(text: &str, strip_punctuation: bool) -> String {
-    if !strip_punctuation {
-        return text.to_string();
-    }
-    text.chars()
-        .filter(|c| !matches!(c, '.' | ',' | '?' | '!' | ';' | ':'))
-        .collect()
-}
-
-/// Something due at a time on the simulated clock.
-enum Due {
-    Stt(SttEvent),
-    Decided(Event),
-}
-
-struct Sim<'a> {
-    model: Option<&'a TurnModel>,
-    policy: Option<&'a mut dyn TurnPolicy>,
-    runtime: &'a tokio::runtime::Runtime,
-    stt_ms: u64,
-    strip_punctuation: bool,
-    trace: bool,
-}
-
-fn final_words(text: String, from_finalize: bool) -> SttEvent {
-    SttEvent::Final {
-        text,
-        words: Vec::new(),
-        speech_final: false,
-        from_finalize,
-    }
-}
-
-impl Sim<'_> {
-    fn run(&mut self, item: &Item, clip: &Clip) -> Outcome {
-        let policy_on = self.policy.is_some();
-        let mut gate = VoiceGate::new(VadConfig {
-            pause_ms: if policy_on { 200 } else { 0 },
-            hangover_ms: 600,
-            ..VadConfig::default()
-        })
-        .expect("VAD");
-        let cfg = OrchestratorConfig {
-            turn_policy: policy_on,
-            vad_hangover_ms: 600,
-            ..OrchestratorConfig::default()
-        };
-        let memory: Vec<ChatMessage> = item
-            .agent
-            .iter()
-            .map(|a| ChatMessage::new(Role::Assistant, a.clone()))
-            .collect();
-        let mut orch = Orchestrator::resumed(cfg, &memory, 1);
-        let mut audio = TurnAudio::default();
-        let mut latest: Option<f32> = None;
-        let mut outcome = Outcome {
-            committed: None,
-            model_runs: Vec::new(),
-        };
-        // Things due later, in order of time then of scheduling.
-        let mut due: Vec<(u64, u64, Due)> = Vec::new();
-        let mut order = 0u64;
-        for (segment, &(start, end)) in item.segments.iter().zip(&clip.spans) {
-            // A streaming recogniser: the words so far every `INTERIM_MS` while the voice
-            // lasts (in proportion to the time spoken), the whole segment as a final at its end.
-            let words = heard(segment, self.strip_punctuation);
-            let all: Vec<&str> = words.split_whitespace().collect();
-            let mut t = start + INTERIM_MS;
-            while t < end {
-                let n = (all.len() as u64 * (t - start)).div_ceil(end - start) as usize;
-                let so_far = all[..n.min(all.len())].join(" ");
-                let interim = SttEvent::Interim {
-                    // A guess carries no final stop yet.
-                    text: so_far.trim_end_matches(['.', '?', '!']).to_string(),
-                    words: Vec::new(),
-                };
-                due.push((t + self.stt_ms, order, Due::Stt(interim)));
-                order += 1;
-                t += INTERIM_MS;
-            }
-            due.push((
-                end + self.stt_ms,
-                order,
-                Due::Stt(final_words(words, false)),
-            ));
-            order += 1;
-        }
-        let frames = clip.audio.len() / FRAME_SAMPLES;
-        let mut next_frame = 0usize;
-        let mut now = 0u64;
-        let mut actions = Vec::new();
-        loop {
-            let frame_at = (next_frame < frames).then(|| (next_frame as u64 + 1) * FRAME_MS);
-            let due_at = due.iter().map(|d| (d.0, d.1)).min();
-            let wake_at = orch.next_wakeup().map(|t| t.max(now));
-            let Some(at) = [frame_at, due_at.map(|d| d.0), wake_at]
-                .into_iter()
-                .flatten()
-                .min()
-            else {
-                break;
-            };
-            now = at;
-            let mut events = Vec::new();
-            if let Some((t, o)) = due_at.filter(|d| d.0 == at) {
-                let i = due.iter().position(|d| d.0 == t && d.1 == o).unwrap();
-                match due.swap_remove(i).2 {
-                    Due::Stt(e) => events.push(Event::Stt(e)),
-                    Due::Decided(e) => events.push(e),
-                }
-            } else if frame_at == Some(at) {
-                let frame = &clip.audio[next_frame * FRAME_SAMPLES..][..FRAME_SAMPLES];
-                let t = gate.process(frame, next_frame as u64 * FRAME_MS);
-                next_frame += 1;
-                // As the session driver: the turn's audio, then the transition.
-                audio.push(frame);
-                if let Some(t) = t {
-                    if matches!(t, VadTransition::SpeechStart { .. }) {
-                        audio.speech_started();
-                    }
-                    if matches!(
-                        t,
-                        VadTransition::SpeechStart { .. } | VadTransition::Resume { .. }
-                    ) {
-                        latest = None;
-                    }
-                    events.push(Event::Vad(t));
-                }
-            } else {
-                events.push(Event::Tick);
-            }
-            for event in events {
-                if self.trace && !matches!(event, Event::Tick) {
-                    println!("  {now:>6} ms  {event:?}");
-                }
-                orch.handle(now, event, &mut actions);
-            }
-            for action in actions.drain(..) {
-                match action {
-                    Action::AskTurn { seq, mut event } => {
-                        let mut took_ms = 0.0;
-                        if let Some(model) = self.model {
-                            if matches!(event.trigger, TurnTrigger::Pause | TurnTrigger::SpeechEnd)
-                            {
-                                let clip = audio.clip();
-                                let started = Instant::now();
-                                let p = self.runtime.block_on(model.predict(clip)).ok();
-                                took_ms = started.elapsed().as_secs_f64() * 1000.0;
-                                if let Some(p) = p {
-                                    latest = Some(p);
-                                    outcome.model_runs.push((now, p, took_ms));
-                                }
-                            }
-                            event.model_probability = latest;
-                        }
-                        let policy = self.policy.as_mut().expect("asked only with a policy");
-                        let decision = policy.decide(&event);
-                        if self.trace {
-                            println!(
-                                "  {now:>6} ms  ask {:?} silence {} ms, {:?}, p {:?} -> {decision:?}",
-                                event.trigger, event.silence_ms, event.text, event.model_probability
-                            );
-                        }
-                        due.push((
-                            now + took_ms.ceil() as u64,
-                            order,
-                            Due::Decided(Event::TurnDecided { seq, decision }),
-                        ));
-                        order += 1;
-                    }
-                    Action::EndSpeech => {
-                        let _ = gate.end_now();
-                    }
-                    Action::FinalizeStt => {
-                        due.push((
-                            now + self.stt_ms,
-                            order,
-                            Due::Stt(final_words(String::new(), true)),
-                        ));
-                        order += 1;
-                    }
-                    Action::PlanReply { user_text, .. } => {
-                        outcome.committed = Some((now, user_text));
-                    }
-                    _ => {}
-                }
-            }
-            if outcome.committed.is_some() {
-                break;
-            }
-        }
-        outcome
-    }
-}
-
-fn words_of(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(sorted[rank - 1])
-}
-
-#[derive(Default)]
-struct Tally {
-    incomplete: u32,
-    cut: u32,
-    delays: Vec<f64>,
-    /// Complete utterances whose turn was never committed early (for the record).
-    complete: u32,
-}
-
-impl Tally {
-    fn add(&mut self, other: &Tally) {
-        self.incomplete += other.incomplete;
-        self.cut += other.cut;
-        self.complete += other.complete;
-        self.delays.extend_from_slice(&other.delays);
-    }
-
-    fn cut_cell(&self) -> String {
-        if self.incomplete == 0 {
-            return "-".into();
-        }
-        format!(
-            "{:.1} % ({}/{})",
-            100.0 * f64::from(self.cut) / f64::from(self.incomplete),
-            self.cut,
-            self.incomplete
-        )
-    }
-
-    fn delay_cell(&self) -> String {
-        let mut d = self.delays.clone();
-        d.sort_by(f64::total_cmp);
-        match (percentile(&d, 0.5), percentile(&d, 0.95)) {
-            (Some(p50), Some(p95)) => format!("{p50:.0} / {p95:.0}"),
-            _ => "-".into(),
-        }
-    }
-}
-
-#[derive(Default)]
-struct ModelTally {
-    /// Probabilities at the first pause after the end of a complete utterance.
-    at_end: Vec<f32>,
-    /// Probabilities at the first model run in each inner pause of an incomplete one.
-    inside: Vec<f32>,
-    runs_ms: Vec<f64>,
-    runs: u32,
-    turns: u32,
-}
-
-fn share_above(ps: &[f32], threshold: f32) -> String {
-    if ps.is_empty() {
-        return "-".into();
-    }
-    let n = ps.iter().filter(|&&p| p > threshold).count();
-    format!("{:.0} %", 100.0 * n as f64 / ps.len() as f64)
-}
-
 fn main() {
     let o = options();
     let mut items = load_set(&o.set);
     if let Some(wanted) = &o.trace {
         items.retain(|i| i.segments.join(" ").contains(wanted.as_str()));
     }
+    if let Some(human) = o.human.as_ref().filter(|h| h.draft) {
+        human::draft(human, &o.models);
+        return;
+    }
+    let harness = Harness::start(&o.models, &o.plugin, &o.config);
+    let sim_options = SimOptions {
+        stt_ms: o.stt_ms,
+        strip_punctuation: o.strip_punctuation,
+        trace: o.trace.is_some(),
+    };
+    if let Some(human) = &o.human {
+        human::report(&harness, human, sim_options, o.trace.as_deref(), o.verbose);
+        return;
+    }
     let espeak = Espeak::get().unwrap_or_else(|e| panic!("espeak-ng: {e}"));
-    let model = TurnModel::load(&o.models).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        o.plugin.is_file(),
-        "{} is missing: scripts/build-plugins.sh turn-smart",
-        o.plugin.display()
-    );
-    let registry = PluginRegistry::start(
-        PluginSettings {
-            turn: SlotSettings::component(&o.plugin, o.config.clone()),
-            watch: false,
-            ..PluginSettings::default()
-        },
-        BuiltinBehaviours::default(),
-    )
-    .unwrap_or_else(|e| panic!("the policy {}: {e}", o.plugin.display()));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
 
     let n_complete = items.iter().filter(|i| i.cue.is_none()).count();
     println!(
@@ -610,20 +304,10 @@ fn main() {
                 let voice_end = clip.spans.last().unwrap().1;
                 let full = words_of(&item.segments.join(" "));
                 for strategy in Strategy::ALL {
-                    let mut behaviours = registry.for_session("report");
-                    let mut sim = Sim {
-                        model: (strategy == Strategy::ModelPolicy).then_some(&model),
-                        policy: (strategy != Strategy::Silence)
-                            .then_some(behaviours.turn.as_mut() as &mut dyn TurnPolicy),
-                        runtime: &runtime,
-                        stt_ms: o.stt_ms,
-                        strip_punctuation: o.strip_punctuation,
-                        trace: o.trace.is_some(),
-                    };
                     if o.trace.is_some() {
                         println!("{source} {}: voice {:?}", strategy.name(), clip.spans);
                     }
-                    let out = sim.run(item, &clip);
+                    let out = harness.run(strategy, item, &clip, sim_options);
                     let t = per.entry(strategy).or_default();
                     let (at, text) = out.committed.clone().unwrap_or_else(|| {
                         panic!("{source} {strategy:?}: {:?} never committed", item.segments)
@@ -761,6 +445,12 @@ fn main() {
             row += &format!(" {} |", by_cue[&(cue.clone(), s)].cut_cell());
         }
         println!("{row}");
+    }
+
+    if let Some(a) = auc(&all_model.at_end, &all_model.inside) {
+        println!(
+            "\nModel ROC AUC, end of complete utterances against inner pauses, all sources: {a:.2}"
+        );
     }
 
     let mut ms = all_model.runs_ms.clone();

@@ -1,0 +1,436 @@
+//! What the two speech sources share: the utterance as the simulation takes it, the simulation
+//! of a session's turn (VoiceGate, orchestrator, TurnAudio + TurnModel, the plug-in) on a
+//! simulated clock with a perfect recogniser, and the tallies of the report.
+
+use std::path::Path;
+use std::time::Instant;
+use voice_host::audio::{VadConfig, VadTransition, VoiceGate, FRAME_SAMPLES};
+use voice_host::behaviour::defaults::BuiltinBehaviours;
+use voice_host::behaviour::{BehaviourSource, ChatMessage, Role, TurnPolicy, TurnTrigger};
+use voice_host::plugins::{PluginRegistry, PluginSettings, SlotSettings};
+use voice_host::providers::SttEvent;
+use voice_host::session::events::{Action, Event};
+use voice_host::session::orchestrator::{Orchestrator, OrchestratorConfig};
+use voice_host::session::turn_audio::TurnAudio;
+use voice_host::turn::TurnModel;
+
+pub const RATE: usize = 16_000;
+pub const FRAME_MS: u64 = 20;
+/// How often the simulated recogniser reports the words heard so far while the voice lasts.
+const INTERIM_MS: u64 = 300;
+
+/// One labelled utterance.
+pub struct Item {
+    pub segments: Vec<String>,
+    pub pauses_ms: Vec<u32>,
+    pub agent: Option<String>,
+    /// `None` for a complete utterance.
+    pub cue: Option<String>,
+}
+
+/// An utterance spoken by one source: 16 kHz audio and where each segment's voice lies.
+pub struct Clip {
+    pub audio: Vec<i16>,
+    /// (start, end) of each segment's voice, in ms of the clip.
+    pub spans: Vec<(u64, u64)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Strategy {
+    Silence,
+    TextPolicy,
+    ModelPolicy,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 3] = [
+        Strategy::Silence,
+        Strategy::TextPolicy,
+        Strategy::ModelPolicy,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Silence => "silence rules",
+            Strategy::TextPolicy => "turn-smart, words only",
+            Strategy::ModelPolicy => "Smart Turn + turn-smart",
+        }
+    }
+}
+
+/// What happened to one utterance under one strategy.
+pub struct Outcome {
+    /// When the turn was committed (ms of the clip), with its words.
+    pub committed: Option<(u64, String)>,
+    /// (time, probability, ms of wall time) of each model run.
+    pub model_runs: Vec<(u64, f32, f64)>,
+}
+
+/// What the simulated recogniser writes for a segment.
+fn heard(text: &str, strip_punctuation: bool) -> String {
+    if !strip_punctuation {
+        return text.to_string();
+    }
+    text.chars()
+        .filter(|c| !matches!(c, '.' | ',' | '?' | '!' | ';' | ':'))
+        .collect()
+}
+
+/// Something due at a time on the simulated clock.
+enum Due {
+    Stt(SttEvent),
+    Decided(Event),
+}
+
+struct Sim<'a> {
+    model: Option<&'a TurnModel>,
+    policy: Option<&'a mut dyn TurnPolicy>,
+    runtime: &'a tokio::runtime::Runtime,
+    stt_ms: u64,
+    strip_punctuation: bool,
+    trace: bool,
+}
+
+fn final_words(text: String, from_finalize: bool) -> SttEvent {
+    SttEvent::Final {
+        text,
+        words: Vec::new(),
+        speech_final: false,
+        from_finalize,
+    }
+}
+
+impl Sim<'_> {
+    pub fn run(&mut self, item: &Item, clip: &Clip) -> Outcome {
+        let policy_on = self.policy.is_some();
+        let mut gate = VoiceGate::new(VadConfig {
+            pause_ms: if policy_on { 200 } else { 0 },
+            hangover_ms: 600,
+            ..VadConfig::default()
+        })
+        .expect("VAD");
+        let cfg = OrchestratorConfig {
+            turn_policy: policy_on,
+            vad_hangover_ms: 600,
+            ..OrchestratorConfig::default()
+        };
+        let memory: Vec<ChatMessage> = item
+            .agent
+            .iter()
+            .map(|a| ChatMessage::new(Role::Assistant, a.clone()))
+            .collect();
+        let mut orch = Orchestrator::resumed(cfg, &memory, 1);
+        let mut audio = TurnAudio::default();
+        let mut latest: Option<f32> = None;
+        let mut outcome = Outcome {
+            committed: None,
+            model_runs: Vec::new(),
+        };
+        // Things due later, in order of time then of scheduling.
+        let mut due: Vec<(u64, u64, Due)> = Vec::new();
+        let mut order = 0u64;
+        for (segment, &(start, end)) in item.segments.iter().zip(&clip.spans) {
+            // A streaming recogniser: the words so far every `INTERIM_MS` while the voice
+            // lasts (in proportion to the time spoken), the whole segment as a final at its end.
+            let words = heard(segment, self.strip_punctuation);
+            let all: Vec<&str> = words.split_whitespace().collect();
+            let mut t = start + INTERIM_MS;
+            while t < end {
+                let n = (all.len() as u64 * (t - start)).div_ceil(end - start) as usize;
+                let so_far = all[..n.min(all.len())].join(" ");
+                let interim = SttEvent::Interim {
+                    // A guess carries no final stop yet.
+                    text: so_far.trim_end_matches(['.', '?', '!']).to_string(),
+                    words: Vec::new(),
+                };
+                due.push((t + self.stt_ms, order, Due::Stt(interim)));
+                order += 1;
+                t += INTERIM_MS;
+            }
+            due.push((
+                end + self.stt_ms,
+                order,
+                Due::Stt(final_words(words, false)),
+            ));
+            order += 1;
+        }
+        let frames = clip.audio.len() / FRAME_SAMPLES;
+        let mut next_frame = 0usize;
+        let mut now = 0u64;
+        let mut actions = Vec::new();
+        loop {
+            let frame_at = (next_frame < frames).then(|| (next_frame as u64 + 1) * FRAME_MS);
+            let due_at = due.iter().map(|d| (d.0, d.1)).min();
+            let wake_at = orch.next_wakeup().map(|t| t.max(now));
+            let Some(at) = [frame_at, due_at.map(|d| d.0), wake_at]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
+                break;
+            };
+            now = at;
+            let mut events = Vec::new();
+            if let Some((t, o)) = due_at.filter(|d| d.0 == at) {
+                let i = due.iter().position(|d| d.0 == t && d.1 == o).unwrap();
+                match due.swap_remove(i).2 {
+                    Due::Stt(e) => events.push(Event::Stt(e)),
+                    Due::Decided(e) => events.push(e),
+                }
+            } else if frame_at == Some(at) {
+                let frame = &clip.audio[next_frame * FRAME_SAMPLES..][..FRAME_SAMPLES];
+                let t = gate.process(frame, next_frame as u64 * FRAME_MS);
+                next_frame += 1;
+                // As the session driver: the turn's audio, then the transition.
+                audio.push(frame);
+                if let Some(t) = t {
+                    if matches!(t, VadTransition::SpeechStart { .. }) {
+                        audio.speech_started();
+                    }
+                    if matches!(
+                        t,
+                        VadTransition::SpeechStart { .. } | VadTransition::Resume { .. }
+                    ) {
+                        latest = None;
+                    }
+                    events.push(Event::Vad(t));
+                }
+            } else {
+                events.push(Event::Tick);
+            }
+            for event in events {
+                if self.trace && !matches!(event, Event::Tick) {
+                    println!("  {now:>6} ms  {event:?}");
+                }
+                orch.handle(now, event, &mut actions);
+            }
+            for action in actions.drain(..) {
+                match action {
+                    Action::AskTurn { seq, mut event } => {
+                        let mut took_ms = 0.0;
+                        if let Some(model) = self.model {
+                            if matches!(event.trigger, TurnTrigger::Pause | TurnTrigger::SpeechEnd)
+                            {
+                                let clip = audio.clip();
+                                let started = Instant::now();
+                                let p = self.runtime.block_on(model.predict(clip)).ok();
+                                took_ms = started.elapsed().as_secs_f64() * 1000.0;
+                                if let Some(p) = p {
+                                    latest = Some(p);
+                                    outcome.model_runs.push((now, p, took_ms));
+                                }
+                            }
+                            event.model_probability = latest;
+                        }
+                        let policy = self.policy.as_mut().expect("asked only with a policy");
+                        let decision = policy.decide(&event);
+                        if self.trace {
+                            println!(
+                                "  {now:>6} ms  ask {:?} silence {} ms, {:?}, p {:?} -> {decision:?}",
+                                event.trigger, event.silence_ms, event.text, event.model_probability
+                            );
+                        }
+                        due.push((
+                            now + took_ms.ceil() as u64,
+                            order,
+                            Due::Decided(Event::TurnDecided { seq, decision }),
+                        ));
+                        order += 1;
+                    }
+                    Action::EndSpeech => {
+                        let _ = gate.end_now();
+                    }
+                    Action::FinalizeStt => {
+                        due.push((
+                            now + self.stt_ms,
+                            order,
+                            Due::Stt(final_words(String::new(), true)),
+                        ));
+                        order += 1;
+                    }
+                    Action::PlanReply { user_text, .. } => {
+                        outcome.committed = Some((now, user_text));
+                    }
+                    _ => {}
+                }
+            }
+            if outcome.committed.is_some() {
+                break;
+            }
+        }
+        outcome
+    }
+}
+
+pub fn words_of(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+#[derive(Default)]
+pub struct Tally {
+    pub incomplete: u32,
+    pub cut: u32,
+    pub delays: Vec<f64>,
+    /// Complete utterances whose turn was never committed early (for the record).
+    pub complete: u32,
+}
+
+impl Tally {
+    pub fn add(&mut self, other: &Tally) {
+        self.incomplete += other.incomplete;
+        self.cut += other.cut;
+        self.complete += other.complete;
+        self.delays.extend_from_slice(&other.delays);
+    }
+
+    pub fn cut_cell(&self) -> String {
+        if self.incomplete == 0 {
+            return "-".into();
+        }
+        format!(
+            "{:.1} % ({}/{})",
+            100.0 * f64::from(self.cut) / f64::from(self.incomplete),
+            self.cut,
+            self.incomplete
+        )
+    }
+
+    pub fn delay_cell(&self) -> String {
+        let mut d = self.delays.clone();
+        d.sort_by(f64::total_cmp);
+        match (percentile(&d, 0.5), percentile(&d, 0.95)) {
+            (Some(p50), Some(p95)) => format!("{p50:.0} / {p95:.0}"),
+            _ => "-".into(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ModelTally {
+    /// Probabilities at the first pause after the end of a complete utterance.
+    pub at_end: Vec<f32>,
+    /// Probabilities at the first model run in each inner pause of an incomplete one.
+    pub inside: Vec<f32>,
+    pub runs_ms: Vec<f64>,
+    pub runs: u32,
+    pub turns: u32,
+}
+
+pub fn share_above(ps: &[f32], threshold: f32) -> String {
+    if ps.is_empty() {
+        return "-".into();
+    }
+    let n = ps.iter().filter(|&&p| p > threshold).count();
+    format!("{:.0} %", 100.0 * n as f64 / ps.len() as f64)
+}
+
+/// The model, the plug-in runtime and the async runtime the simulation runs with.
+pub struct Harness {
+    pub model: TurnModel,
+    registry: std::sync::Arc<PluginRegistry>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// How the simulated recogniser behaves, and what is printed.
+#[derive(Clone, Copy)]
+pub struct SimOptions {
+    pub stt_ms: u64,
+    pub strip_punctuation: bool,
+    pub trace: bool,
+}
+
+impl Harness {
+    /// Loads the end-of-turn model from `models` and starts the policy `plugin` with `config`.
+    pub fn start(models: &Path, plugin: &Path, config: &[(String, String)]) -> Self {
+        let model = TurnModel::load(models).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            plugin.is_file(),
+            "{} is missing: scripts/build-plugins.sh turn-smart",
+            plugin.display()
+        );
+        let registry = PluginRegistry::start(
+            PluginSettings {
+                turn: SlotSettings::component(plugin, config.to_vec()),
+                watch: false,
+                ..PluginSettings::default()
+            },
+            BuiltinBehaviours::default(),
+        )
+        .unwrap_or_else(|e| panic!("the policy {}: {e}", plugin.display()));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        Self {
+            model,
+            registry,
+            runtime,
+        }
+    }
+
+    /// One utterance through a session's turn under `strategy`, with a fresh policy instance.
+    pub fn run(&self, strategy: Strategy, item: &Item, clip: &Clip, o: SimOptions) -> Outcome {
+        let mut behaviours = self.registry.for_session("report");
+        let mut sim = Sim {
+            model: (strategy == Strategy::ModelPolicy).then_some(&self.model),
+            policy: (strategy != Strategy::Silence)
+                .then_some(behaviours.turn.as_mut() as &mut dyn TurnPolicy),
+            runtime: &self.runtime,
+            stt_ms: o.stt_ms,
+            strip_punctuation: o.strip_punctuation,
+            trace: o.trace,
+        };
+        sim.run(item, clip)
+    }
+
+    /// The model's probability on `audio` (16 kHz, as `TurnAudio::clip` gives it), if it answers.
+    pub fn predict(&self, audio: Vec<f32>) -> Option<f32> {
+        self.runtime.block_on(self.model.predict(audio)).ok()
+    }
+}
+
+/// ROC AUC: the chance that a complete pause scores above an incomplete one (ties count half).
+pub fn auc(positive: &[f32], negative: &[f32]) -> Option<f64> {
+    if positive.is_empty() || negative.is_empty() {
+        return None;
+    }
+    let mut wins = 0.0;
+    for &p in positive {
+        for &n in negative {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    Some(wins / (positive.len() * negative.len()) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_counts_ties_as_half() {
+        assert_eq!(auc(&[0.9, 0.8], &[0.1, 0.2]), Some(1.0));
+        assert_eq!(auc(&[0.5], &[0.5]), Some(0.5));
+        assert_eq!(auc(&[], &[0.5]), None);
+    }
+}
