@@ -102,3 +102,65 @@ fn another_conversation_in_between_keeps_only_the_shared_system_prompt() {
     thread.contexts[0].forget();
     assert_eq!(reply(&mut thread, style, &other).0, cached);
 }
+
+/// Time to the first token of a conversation's fifth turn, its prompt evaluated whole (cold)
+/// and with the fourth turn's prompt and reply in the cache (warm), alternating, median of 5.
+/// A measurement for docs/benchmarks.md (`--ignored first_token_cold_and_warm --nocapture`).
+#[test]
+#[ignore = "measurement: --ignored first_token_cold_and_warm --nocapture"]
+fn first_token_cold_and_warm() {
+    let Some((mut thread, style)) = thread() else {
+        return;
+    };
+    let questions = [
+        "What's the weather usually like in Paris in spring?",
+        "And what should I pack for a week there?",
+        "Which museums should I see first?",
+        "How do I get from the airport to the centre?",
+        "Thanks. Any tips for ordering food in French?",
+    ];
+    let mut messages = vec![ChatMessage::new(Role::System, SYSTEM)];
+    for question in &questions[..4] {
+        messages.push(ChatMessage::new(Role::User, *question));
+        let (answer, _) = reply(&mut thread, style, &messages);
+        messages.push(ChatMessage::new(Role::Assistant, answer.trim()));
+    }
+    let history = messages.clone();
+    messages.push(ChatMessage::new(Role::User, questions[4]));
+    let first_token = |thread: &mut LlmThread| {
+        let generation = Generation {
+            prompt: build_prompt(style, &messages),
+            style,
+            max_tokens: 1,
+            temperature: 0.0,
+            max_sentences: 3,
+        };
+        let (tx, _rx) = mpsc::channel(16);
+        let start = std::time::Instant::now();
+        let reused = generate(thread, &generation, &tx).expect("generation");
+        (start.elapsed().as_secs_f64() * 1000.0, reused)
+    };
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        thread.contexts[0].forget();
+        cold.push(first_token(&mut thread));
+        // The state the fifth turn finds: the fourth turn's prompt and reply in the cache.
+        thread.contexts[0].forget();
+        let mut previous = history.clone();
+        let last_answer = previous.pop().expect("an answer");
+        let (_, _) = reply(&mut thread, style, &previous);
+        previous.push(last_answer);
+        warm.push(first_token(&mut thread));
+    }
+    let median = |runs: &mut Vec<(f64, usize)>| {
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        runs[runs.len() / 2]
+    };
+    let (cold, warm) = (median(&mut cold), median(&mut warm));
+    let total = tokens(&thread, style, &messages);
+    println!(
+        "first_token: prompt {total} tokens | cold {:.1} ms (reused {}) | warm {:.1} ms (reused {}) | ratio {:.2}",
+        cold.0, cold.1, warm.0, warm.1, warm.0 / cold.0
+    );
+    assert!(warm.1 > cold.1);
+}
