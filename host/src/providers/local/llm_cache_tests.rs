@@ -4,13 +4,14 @@
 use super::engine::{backend, generate, LlmThread};
 use super::*;
 use crate::behaviour::{ChatMessage, Role};
+use crate::providers::local::models::LlmModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 
 const SYSTEM: &str = crate::config::DEFAULT_SYSTEM_PROMPT;
 
-fn thread() -> Option<(LlmThread, PromptStyle)> {
-    let models = crate::providers::local::test_models()?;
+fn thread_for(llm: LlmModel) -> Option<(LlmThread, PromptStyle)> {
+    let models = crate::providers::local::test_models()?.with_llm(llm);
     let backend = backend().expect("backend");
     let model: &'static LlamaModel = Box::leak(Box::new(
         LlamaModel::load_from_file(backend, models.llm_path(), &LlamaModelParams::default())
@@ -18,6 +19,10 @@ fn thread() -> Option<(LlmThread, PromptStyle)> {
     ));
     let thread = LlmThread::new(backend, model, &[2]).expect("context");
     Some((thread, style_of(models.llm)))
+}
+
+fn thread() -> Option<(LlmThread, PromptStyle)> {
+    thread_for(LlmModel::default())
 }
 
 /// A greedy reply to `messages`: its text and how many prompt tokens came from the cache.
@@ -50,9 +55,16 @@ fn tokens(thread: &LlmThread, style: PromptStyle, messages: &[ChatMessage]) -> u
         .len()
 }
 
+/// Both models: Gemma 3's sliding-window layers keep their whole cache for this.
 #[test]
 fn the_next_turn_reuses_the_conversation_so_far_and_answers_as_from_scratch() {
-    let Some((mut thread, style)) = thread() else {
+    for llm in LlmModel::ALL {
+        next_turn_reuses_the_conversation(llm);
+    }
+}
+
+fn next_turn_reuses_the_conversation(llm: LlmModel) {
+    let Some((mut thread, style)) = thread_for(llm) else {
         return;
     };
     let first = [
@@ -71,13 +83,13 @@ fn the_next_turn_reuses_the_conversation_so_far_and_answers_as_from_scratch() {
     let second_len = tokens(&thread, style, &second);
     assert!(
         reused + 1 >= first_len && reused < second_len,
-        "the whole first prompt is reused ({reused} of {second_len} tokens; the first had {first_len})"
+        "{llm:?}: the whole first prompt is reused ({reused} of {second_len} tokens; the first had {first_len})"
     );
 
     thread.contexts[0].forget();
     let (scratch, reused) = reply(&mut thread, style, &second);
     assert_eq!(reused, 0);
-    assert_eq!(cached, scratch, "the cache must not change the reply");
+    assert_eq!(cached, scratch, "{llm:?}: the cache must not change the reply");
 }
 
 #[test]
