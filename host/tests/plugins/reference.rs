@@ -558,6 +558,11 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
         decide("book it for tonight", Some(0.3)),
         TurnDecision::Wait(0)
     );
+    assert_eq!(
+        decide("can you book it for tonight?", Some(0.05)),
+        TurnDecision::Wait(0),
+        "a question mark: the silence rules"
+    );
     assert_eq!(decide("", Some(0.99)), TurnDecision::Wait(0));
     let mut later = pause("book it for tonight", Some(0.05), "");
     later.trigger = TurnTrigger::Timer;

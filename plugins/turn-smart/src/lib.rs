@@ -1,17 +1,18 @@
 //! An end-of-turn policy that combines the words with the end-of-turn model:
 //! - **hold** (`wait(hold_ms)`) when the words promise more: they end in a conjunction that
 //!   cannot end a sentence ("and", "because"), a filler ("um"), a preposition or article ("for",
-//!   "the"; not when the recogniser heard a question: "where are you from?"), a comma, a number without its stop ("the address is 22", "my number is 4 1 5"),
-//!   trail off ("for..."), or are only an opener ("well", "hmm"). Words that can also end a
-//!   sentence ("that", "then", "so", "like": "I didn't know that.") hold only when the recogniser
-//!   wrote no stop or question mark after them;
+//!   "the"; not when the recogniser heard a question: "where are you from?"), a comma, a number
+//!   without its stop ("the address is 22", "my number is 4 1 5"), trail off ("for..."), or are
+//!   only an opener ("well", "hmm"). Words that can also end a sentence ("that", "then", "so",
+//!   "like": "I didn't know that.") hold only when the recogniser wrote no stop, question or
+//!   exclamation mark after them;
 //! - **hold while the model doubts**: when the model runs and answers a probability under
-//!   `hold_below`, and nothing above decided, wait until the silence reaches `doubt_ms`, then
-//!   leave it to the silence rules. On human speech the model is rarely that sure of an
-//!   unfinished turn when it is finished, and a recogniser's full stop does not veto it: one
-//!   that hears a segment alone writes stops at pauses inside sentences ("Uh, book." | "capital
-//!   in the 21st century"). The price is a finished turn the model doubts: `doubt_ms` after the
-//!   voice instead of the silence rules' 600 ms;
+//!   `hold_below`, nothing above decided and the recogniser heard no question (a question mark),
+//!   wait until the silence reaches `doubt_ms`, then leave it to the silence rules. On human
+//!   speech the model is rarely that sure of "unfinished" at a finished sentence, and a full
+//!   stop does not veto it: a recogniser that hears a segment alone writes stops at pauses
+//!   inside sentences ("Uh, book." | "Capital in the 21st century"). The price: a finished turn
+//!   the model doubts ends `doubt_ms` after the voice instead of the silence rules' 600 ms;
 //! - **end the turn** at the first pause when the turn sounds finished: the model's probability
 //!   and what the words say, weighed together (`end_score`). The words count for more where the
 //!   audio misleads the model (synthetic voices) and carry it alone when no model runs: a
@@ -21,7 +22,8 @@
 //! Configuration keys: `end_score` (0.6: the weighed score at which a turn ends early),
 //! `model_weight` (0.5: the model's share of the score when it runs), `hold_ms` (1500),
 //! `hold_below` (0.2; 0 turns the model's hold off), `doubt_ms` (1000: the silence, in ms, up
-//! to which the model's doubt holds the turn).
+//! to which the model's doubt holds the turn). docs/benchmarks.md ("End of turn: labelled
+//! utterances") measures them.
 // The generated bindings lift a record into one argument per field.
 #![allow(clippy::too_many_arguments)]
 
@@ -115,9 +117,13 @@ fn words(text: &str) -> Vec<String> {
 /// Whether the recogniser closed the words with a sentence's stop, question or exclamation mark
 /// (before any closing quote: `he said "Oh!"`).
 fn ends_sentence(text: &str) -> bool {
+    closing(text).ends_with(['.', '?', '!'])
+}
+
+/// The text without trailing spaces and closing quotes or brackets.
+fn closing(text: &str) -> &str {
     text.trim_end()
         .trim_end_matches(['"', '\'', ')', '\u{201d}', '\u{2019}'])
-        .ends_with(['.', '?', '!'])
 }
 
 fn is_number(word: &str) -> bool {
@@ -190,9 +196,12 @@ fn decide_with(s: &Settings, e: &TurnEvent) -> TurnDecision {
     };
     if score >= s.end_score {
         TurnDecision::EndTurn
-    } else if p.is_some_and(|p| p < s.hold_below) && e.silence_ms < s.doubt_ms {
-        // The model is sure the speaker is mid-sentence: hold until the silence reaches
-        // `doubt_ms`, then let the silence rules decide.
+    } else if p.is_some_and(|p| p < s.hold_below)
+        && e.silence_ms < s.doubt_ms
+        && !closing(&e.text).ends_with('?')
+    {
+        // The model is sure the speaker is mid-sentence, and the recogniser heard no question:
+        // hold until the silence reaches `doubt_ms`, then let the silence rules decide.
         TurnDecision::Wait(s.doubt_ms - e.silence_ms)
     } else {
         TurnDecision::Wait(0)
