@@ -532,7 +532,10 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
         TurnDecision::Wait(1800)
     );
     assert_eq!(decide("see you then.", None), TurnDecision::EndTurn);
-    assert_eq!(decide("I want the pasta and.", None), TurnDecision::Wait(1800));
+    assert_eq!(
+        decide("I want the pasta and.", None),
+        TurnDecision::Wait(1800)
+    );
     // A number without its stop has more to come; with it, it is finished.
     assert_eq!(
         decide("the address is 22", Some(0.99)),
@@ -567,7 +570,11 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
     let mut later = pause("book it for tonight", Some(0.05), "");
     later.trigger = TurnTrigger::Timer;
     later.silence_ms = 1000;
-    assert_eq!(b.turn.decide(&later), TurnDecision::Wait(0), "the doubt's hold ran out");
+    assert_eq!(
+        b.turn.decide(&later),
+        TurnDecision::Wait(0),
+        "the doubt's hold ran out"
+    );
     // A short answer to the agent's question is finished.
     let yes = b.turn.decide(&pause("no thanks", None, "Anything else?"));
     assert_eq!(yes, TurnDecision::EndTurn);
