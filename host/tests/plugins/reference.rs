@@ -522,15 +522,77 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
         decide("which gate does it leave from", Some(0.99)),
         TurnDecision::Wait(1800)
     );
-    // A plain statement the model doubts is left to the silence rules; so are no words yet.
+    // Words that can end a sentence hold only without its stop ("I didn't know that.").
+    assert_eq!(
+        decide("I didn't know that.", Some(0.9)),
+        TurnDecision::EndTurn
+    );
+    assert_eq!(
+        decide("I didn't know that", Some(0.99)),
+        TurnDecision::Wait(1800)
+    );
+    assert_eq!(decide("see you then.", None), TurnDecision::EndTurn);
+    assert_eq!(
+        decide("I want the pasta and.", None),
+        TurnDecision::Wait(1800)
+    );
+    // A number without its stop has more to come; with it, it is finished.
+    assert_eq!(
+        decide("the address is 22", Some(0.99)),
+        TurnDecision::Wait(1800)
+    );
+    assert_eq!(
+        decide("arriving on the twenty", Some(0.99)),
+        TurnDecision::Wait(1800)
+    );
+    assert_eq!(
+        decide("The address is 22 Baker Street.", None),
+        TurnDecision::EndTurn
+    );
+    // A statement the model is sure is unfinished is held until 1 s of silence (`doubt_ms`),
+    // even with a stop (a recogniser writes stops at pauses inside sentences); a doubt less
+    // sure is left to the silence rules; so are no words yet.
     assert_eq!(
         decide("book it for tonight", Some(0.05)),
+        TurnDecision::Wait(800)
+    );
+    assert_eq!(decide("Uh, book.", Some(0.05)), TurnDecision::Wait(800));
+    assert_eq!(
+        decide("book it for tonight", Some(0.3)),
         TurnDecision::Wait(0)
     );
+    assert_eq!(
+        decide("can you book it for tonight?", Some(0.05)),
+        TurnDecision::Wait(0),
+        "a question mark: the silence rules"
+    );
     assert_eq!(decide("", Some(0.99)), TurnDecision::Wait(0));
+    let mut later = pause("book it for tonight", Some(0.05), "");
+    later.trigger = TurnTrigger::Timer;
+    later.silence_ms = 1000;
+    assert_eq!(
+        b.turn.decide(&later),
+        TurnDecision::Wait(0),
+        "the doubt's hold ran out"
+    );
     // A short answer to the agent's question is finished.
     let yes = b.turn.decide(&pause("no thanks", None, "Anything else?"));
     assert_eq!(yes, TurnDecision::EndTurn);
+
+    let no_doubt = PluginRegistry::start(
+        PluginSettings {
+            turn: slot("turn-smart", &[("hold_below", "0"), ("doubt_ms", "1500")]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("starts");
+    let mut b = no_doubt.for_session("s");
+    assert_eq!(
+        b.turn.decide(&pause("book it for tonight", Some(0.05), "")),
+        TurnDecision::Wait(0),
+        "hold_below = 0 leaves a doubted turn to the silence rules"
+    );
 
     let refused = PluginRegistry::start(
         PluginSettings {

@@ -1,8 +1,18 @@
 //! An end-of-turn policy that combines the words with the end-of-turn model:
-//! - **hold** (`wait(hold_ms)`) when the words promise more: they end in a conjunction ("and",
-//!   "because"), a filler ("um"), a preposition or article ("for", "the"; not when the
-//!   recogniser heard a question: "where are you from?"), a comma, or a number being dictated
-//!   ("my number is 4 1 5"), trail off ("for..."), or are only an opener ("well", "hmm");
+//! - **hold** (`wait(hold_ms)`) when the words promise more: they end in a conjunction that
+//!   cannot end a sentence ("and", "because"), a filler ("um"), a preposition or article ("for",
+//!   "the"; not when the recogniser heard a question: "where are you from?"), a comma, a number
+//!   without its stop ("the address is 22", "my number is 4 1 5"), trail off ("for..."), or are
+//!   only an opener ("well", "hmm"). Words that can also end a sentence ("that", "then", "so",
+//!   "like": "I didn't know that.") hold only when the recogniser wrote no stop, question or
+//!   exclamation mark after them;
+//! - **hold while the model doubts**: when the model runs and answers a probability under
+//!   `hold_below`, nothing above decided and the recogniser heard no question (a question mark),
+//!   wait until the silence reaches `doubt_ms`, then leave it to the silence rules. On human
+//!   speech the model is rarely that sure of "unfinished" at a finished sentence, and a full
+//!   stop does not veto it: a recogniser that hears a segment alone writes stops at pauses
+//!   inside sentences ("Uh, book." | "Capital in the 21st century"). The price: a finished turn
+//!   the model doubts ends `doubt_ms` after the voice instead of the silence rules' 600 ms;
 //! - **end the turn** at the first pause when the turn sounds finished: the model's probability
 //!   and what the words say, weighed together (`end_score`). The words count for more where the
 //!   audio misleads the model (synthetic voices) and carry it alone when no model runs: a
@@ -10,7 +20,10 @@
 //! - otherwise **leave it to the host's silence rules** (`wait(0)`).
 //!
 //! Configuration keys: `end_score` (0.6: the weighed score at which a turn ends early),
-//! `model_weight` (0.5: the model's share of the score when it runs), `hold_ms` (1500).
+//! `model_weight` (0.5: the model's share of the score when it runs), `hold_ms` (1500),
+//! `hold_below` (0.2; 0 turns the model's hold off), `doubt_ms` (1000: the silence, in ms, up
+//! to which the model's doubt holds the turn). docs/benchmarks.md ("End of turn: labelled
+//! utterances") measures them.
 // The generated bindings lift a record into one argument per field.
 #![allow(clippy::too_many_arguments)]
 
@@ -25,6 +38,8 @@ struct Settings {
     end_score: f32,
     model_weight: f32,
     hold_ms: u32,
+    hold_below: f32,
+    doubt_ms: u32,
 }
 
 impl Default for Settings {
@@ -33,20 +48,35 @@ impl Default for Settings {
             end_score: 0.6,
             model_weight: 0.5,
             hold_ms: 1500,
+            hold_below: HOLD_BELOW_DEFAULT,
+            doubt_ms: DOUBT_MS_DEFAULT,
         }
     }
 }
+
+/// Below this probability the model's doubt holds the turn (see the module doc).
+const HOLD_BELOW_DEFAULT: f32 = 0.2;
+/// The silence up to which the model's doubt holds the turn, in ms.
+const DOUBT_MS_DEFAULT: u32 = 1000;
 
 thread_local! {
     static SETTINGS: RefCell<Settings> = RefCell::new(Settings::default());
 }
 
-/// Words after which a speaker has rarely finished: conjunctions and fillers.
+/// Words after which a speaker has not finished, whatever punctuation follows: conjunctions that
+/// cannot end a sentence, and fillers.
 const UNFINISHED: &[&str] = &[
     // conjunctions
-    "and", "but", "or", "so", "because", "cause", "then", "if", "when", "while", "that", "which",
-    "who", "whether", "although", "unless", "until", "than", // fillers
-    "um", "uh", "uhm", "er", "erm", "hm", "hmm", "like", "mean",
+    "and", "but", "or", "because", "cause", "if", "whether", "although", "unless", "until", "than",
+    // fillers
+    "um", "uh", "uhm", "er", "erm", "hm", "hmm",
+];
+
+/// Words that usually lead on to more but can also end a sentence ("I didn't know that.", "See
+/// you then.", "for a while.", "I know what you mean."): they hold unless the recogniser wrote a
+/// stop, question or exclamation mark after them.
+const UNFINISHED_UNLESS_STOPPED: &[&str] = &[
+    "so", "then", "when", "while", "that", "which", "who", "like", "mean",
 ];
 
 /// Words that need what follows, unless the recogniser heard a question ("where are you from?",
@@ -84,6 +114,18 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether the recogniser closed the words with a sentence's stop, question or exclamation mark
+/// (before any closing quote: `he said "Oh!"`).
+fn ends_sentence(text: &str) -> bool {
+    closing(text).ends_with(['.', '?', '!'])
+}
+
+/// The text without trailing spaces and closing quotes or brackets.
+fn closing(text: &str) -> &str {
+    text.trim_end()
+        .trim_end_matches(['"', '\'', ')', '\u{201d}', '\u{2019}'])
+}
+
 fn is_number(word: &str) -> bool {
     word.chars().all(|c| c.is_ascii_digit() || c == '-') || NUMBER_WORDS.contains(&word)
 }
@@ -98,21 +140,25 @@ fn unfinished(text: &str, words: &[String]) -> bool {
     if text.ends_with([',', ';', ':', '-', '…']) || text.ends_with("..") {
         return true;
     }
+    let stopped = ends_sentence(text);
     if UNFINISHED.contains(&last.as_str()) || words.iter().all(|w| OPENERS.contains(&w.as_str())) {
+        return true;
+    }
+    if UNFINISHED_UNLESS_STOPPED.contains(&last.as_str()) && !stopped {
         return true;
     }
     if OPEN_ENDED.contains(&last.as_str()) && !text.ends_with('?') {
         return true;
     }
-    // Digits being dictated: the last two words are numbers and no stop closes them.
+    // A number no stop closes: digits being dictated ("my number is 4 1 5") or a number with
+    // more to come ("the address is 22", "on the twenty"). "one" and "oh" alone are words too.
     let numbers = words.iter().rev().take_while(|w| is_number(w)).count();
-    numbers >= 2 && !text.ends_with(['.', '?', '!'])
+    !stopped && (numbers >= 2 || (numbers == 1 && !matches!(last.as_str(), "one" | "oh")))
 }
 
 /// How finished the words sound, 0..=1.
 fn text_score(text: &str, words: &[String], agent_last_sentence: &str) -> f32 {
-    let trimmed = text.trim_end();
-    if trimmed.ends_with(['.', '?', '!']) {
+    if ends_sentence(text) {
         return 0.9;
     }
     let first = words.first().map(String::as_str).unwrap_or("");
@@ -140,14 +186,23 @@ fn decide_with(s: &Settings, e: &TurnEvent) -> TurnDecision {
         return TurnDecision::Wait(s.hold_ms);
     }
     let text = text_score(&e.text, &w, &e.agent_last_sentence);
-    let score = match e.model_probability {
-        Some(p) if p.is_finite() => {
-            s.model_weight * p.clamp(0.0, 1.0) + (1.0 - s.model_weight) * text
-        }
-        _ => text,
+    let p = e
+        .model_probability
+        .filter(|p| p.is_finite())
+        .map(|p| p.clamp(0.0, 1.0));
+    let score = match p {
+        Some(p) => s.model_weight * p + (1.0 - s.model_weight) * text,
+        None => text,
     };
     if score >= s.end_score {
         TurnDecision::EndTurn
+    } else if p.is_some_and(|p| p < s.hold_below)
+        && e.silence_ms < s.doubt_ms
+        && !closing(&e.text).ends_with('?')
+    {
+        // The model is sure the speaker is mid-sentence, and the recogniser heard no question:
+        // hold until the silence reaches `doubt_ms`, then let the silence rules decide.
+        TurnDecision::Wait(s.doubt_ms - e.silence_ms)
     } else {
         TurnDecision::Wait(0)
     }
@@ -169,6 +224,12 @@ impl Guest for Plugin {
             match key.as_str() {
                 "end_score" => s.end_score = parse_unit(key, value)?,
                 "model_weight" => s.model_weight = parse_unit(key, value)?,
+                "hold_below" => s.hold_below = parse_unit(key, value)?,
+                "doubt_ms" => {
+                    s.doubt_ms = value.trim().parse().map_err(|_| {
+                        format!("doubt_ms must be a whole number of ms, got {value:?}")
+                    })?
+                }
                 "hold_ms" => {
                     s.hold_ms = value.trim().parse().map_err(|_| {
                         format!("hold_ms must be a whole number of ms, got {value:?}")

@@ -190,6 +190,7 @@ pub(crate) fn drive(
 #[cfg(feature = "local-llm")]
 mod engine {
     //! llama.cpp backend, model and per-thread contexts, loaded once per process.
+    use super::super::kv_prefix::HeldTokens;
     use super::{context_for, drive, Generation, Generator};
     use crate::providers::local::cpu_load;
     use crate::providers::local::worker::WorkerPool;
@@ -203,7 +204,6 @@ mod engine {
     use llama_cpp_2::model::LlamaModel;
     use llama_cpp_2::sampling::LlamaSampler;
     use llama_cpp_2::token::LlamaToken;
-    use super::super::kv_prefix::HeldTokens;
     use std::num::NonZeroU32;
     use std::sync::{Arc, Mutex, OnceLock};
     use tokio::sync::mpsc;

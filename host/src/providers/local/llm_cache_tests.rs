@@ -77,7 +77,10 @@ fn next_turn_reuses_the_conversation(llm: LlmModel) {
 
     let mut second = first.to_vec();
     second.push(ChatMessage::new(Role::Assistant, answer.trim()));
-    second.push(ChatMessage::new(Role::User, "And what is the capital of Italy?"));
+    second.push(ChatMessage::new(
+        Role::User,
+        "And what is the capital of Italy?",
+    ));
     let (cached, reused) = reply(&mut thread, style, &second);
     let first_len = tokens(&thread, style, &first);
     let second_len = tokens(&thread, style, &second);
