@@ -92,7 +92,10 @@ fn next_turn_reuses_the_conversation(llm: LlmModel) {
     thread.contexts[0].forget();
     let (scratch, reused) = reply(&mut thread, style, &second);
     assert_eq!(reused, 0);
-    assert_eq!(cached, scratch, "{llm:?}: the cache must not change the reply");
+    assert_eq!(
+        cached, scratch,
+        "{llm:?}: the cache must not change the reply"
+    );
 }
 
 #[test]
