@@ -19,7 +19,8 @@
 //! recording, each segment transcribed by the host's Whisper, every label `todo`.
 
 use crate::sim::{
-    auc, percentile, share_above, words_of, Clip, Harness, Item, SimOptions, Strategy, Tally, RATE,
+    auc, percentile, share_above, table_head, words_of, Clip, Harness, Item, SimOptions, Strategy,
+    Tally, RATE,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -425,16 +426,7 @@ pub fn report(
         started.elapsed().as_secs_f64()
     );
 
-    let mut header = String::from("| Recording |");
-    let mut rule = String::from("|---|");
-    for s in Strategy::ALL {
-        header += &format!(
-            " {}: false cut-offs | {}: delay p50 / p95 ms (n) |",
-            s.name(),
-            s.name()
-        );
-        rule += "---|---|";
-    }
+    let (header, rule) = table_head("Recording", "delay p50 / p95 ms (n)");
     println!("{header}\n{rule}");
     let mut overall: BTreeMap<Strategy, Tally> = BTreeMap::new();
     let mut all_answers = ModelAnswers::default();

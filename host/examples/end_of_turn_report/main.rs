@@ -45,8 +45,8 @@ mod sim;
 
 use serde::Deserialize;
 use sim::{
-    auc, percentile, share_above, words_of, Clip, Harness, Item, ModelTally, SimOptions, Strategy,
-    Tally, RATE,
+    auc, percentile, share_above, table_head, words_of, Clip, Harness, Item, ModelTally,
+    SimOptions, Strategy, Tally, RATE,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -380,16 +380,7 @@ fn main() {
         tallies.len() * items.len() * Strategy::ALL.len(),
         started.elapsed().as_secs_f64()
     );
-    let mut header = String::from("| Source |");
-    let mut rule = String::from("|---|");
-    for s in Strategy::ALL {
-        header += &format!(
-            " {}: false cut-offs | {}: delay p50 / p95 ms |",
-            s.name(),
-            s.name()
-        );
-        rule += "---|---|";
-    }
+    let (mut header, mut rule) = table_head("Source", "delay p50 / p95 ms");
     header += " model p > 0.5 at the end of complete utterances | model p > 0.5 at inner pauses |";
     rule += "---|---|";
     println!("{header}\n{rule}");

@@ -434,3 +434,15 @@ mod tests {
         assert_eq!(auc(&[], &[0.5]), None);
     }
 }
+
+/// The header and rule lines of a results table: `first` column, then a cut-off and a delay
+/// column (`delay` names it) per strategy.
+pub fn table_head(first: &str, delay: &str) -> (String, String) {
+    let mut header = format!("| {first} |");
+    let mut rule = String::from("|---|");
+    for s in Strategy::ALL {
+        header += &format!(" {}: false cut-offs | {}: {delay} |", s.name(), s.name());
+        rule += "---|---|";
+    }
+    (header, rule)
+}
