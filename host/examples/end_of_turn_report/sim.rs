@@ -423,18 +423,6 @@ pub fn auc(positive: &[f32], negative: &[f32]) -> Option<f64> {
     Some(wins / (positive.len() * negative.len()) as f64)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn auc_counts_ties_as_half() {
-        assert_eq!(auc(&[0.9, 0.8], &[0.1, 0.2]), Some(1.0));
-        assert_eq!(auc(&[0.5], &[0.5]), Some(0.5));
-        assert_eq!(auc(&[], &[0.5]), None);
-    }
-}
-
 /// The header and rule lines of a results table: `first` column, then a cut-off and a delay
 /// column (`delay` names it) per strategy.
 pub fn table_head(first: &str, delay: &str) -> (String, String) {
@@ -445,4 +433,16 @@ pub fn table_head(first: &str, delay: &str) -> (String, String) {
         rule += "---|---|";
     }
     (header, rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_counts_ties_as_half() {
+        assert_eq!(auc(&[0.9, 0.8], &[0.1, 0.2]), Some(1.0));
+        assert_eq!(auc(&[0.5], &[0.5]), Some(0.5));
+        assert_eq!(auc(&[], &[0.5]), None);
+    }
 }
