@@ -19,8 +19,16 @@ pub fn voice_host() -> PathBuf {
     let built = std::fs::metadata(&bin)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| panic!("{} is missing: run `scripts/build.sh` first", bin.display()));
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/src");
-    if let Some(newer) = newest(&sources).filter(|(t, _)| *t > built) {
+    // The sources the binary was built from, as Cargo's dep-info lists them: a test-only file
+    // (a `#[cfg(test)]` module) changes no binary and must not make it look stale.
+    let newest_source = match built_from(&profile_dir.join("voice-host.d")) {
+        Some(files) => files
+            .into_iter()
+            .filter_map(|f| Some((std::fs::metadata(&f).ok()?.modified().ok()?, f)))
+            .max_by_key(|(t, _)| *t),
+        None => newest(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/src")),
+    };
+    if let Some(newer) = newest_source.filter(|(t, _)| *t > built) {
         panic!(
             "{} is older than {}: run `scripts/build.sh` first",
             bin.display(),
@@ -28,6 +36,26 @@ pub fn voice_host() -> PathBuf {
         );
     }
     bin
+}
+
+/// The files a Cargo dep-info file (`target: dep dep ...`, spaces in names escaped) lists.
+fn built_from(dep_info: &Path) -> Option<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(dep_info).ok()?;
+    let line = text.lines().next()?;
+    let (_, deps) = line.split_once(": ")?;
+    let mut files = Vec::new();
+    let mut current = String::new();
+    let mut chars = deps.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            ' ' => files
+                .extend((!current.is_empty()).then(|| PathBuf::from(std::mem::take(&mut current)))),
+            c => current.push(c),
+        }
+    }
+    files.extend((!current.is_empty()).then(|| PathBuf::from(current)));
+    (!files.is_empty()).then_some(files)
 }
 
 /// The most recently modified file under `dir`, with its time.
@@ -51,4 +79,30 @@ fn newest(dir: &Path) -> Option<(SystemTime, PathBuf)> {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dep_info_lists_each_source_with_escaped_spaces_kept() {
+        let dir = std::env::temp_dir().join(format!("dep-info-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("voice-host.d");
+        std::fs::write(
+            &file,
+            "/t/voice-host: /h/src/a.rs /h/my\\ dir/b.rs\n\n/h/src/a.rs:\n",
+        )
+        .unwrap();
+        let files = built_from(&file).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            files,
+            vec![
+                PathBuf::from("/h/src/a.rs"),
+                PathBuf::from("/h/my dir/b.rs")
+            ]
+        );
+    }
 }
