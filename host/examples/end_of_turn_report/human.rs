@@ -19,8 +19,8 @@
 //! recording, each segment transcribed by the host's Whisper, every label `todo`.
 
 use crate::sim::{
-    auc, percentile, share_above, table_head, words_of, Clip, Harness, Item, SimOptions, Strategy,
-    Tally, RATE,
+    auc, percentile, probabilities, share_above, table_head, words_of, Clip, Harness, Item,
+    SimOptions, Strategy, Tally, RATE,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -404,14 +404,7 @@ pub fn report(
                         text,
                         said,
                         if strategy == Strategy::ModelPolicy {
-                            format!(
-                                "  p = [{}]",
-                                out.model_runs
-                                    .iter()
-                                    .map(|r| format!("{:.2}", r.1))
-                                    .collect::<Vec<_>>()
-                                    .join(" ")
-                            )
+                            probabilities(&out.model_runs)
                         } else {
                             String::new()
                         }

@@ -45,8 +45,8 @@ mod sim;
 
 use serde::Deserialize;
 use sim::{
-    auc, percentile, share_above, table_head, words_of, Clip, Harness, Item, ModelTally,
-    SimOptions, Strategy, Tally, RATE,
+    auc, percentile, probabilities, share_above, table_head, words_of, Clip, Harness, Item,
+    ModelTally, SimOptions, Strategy, Tally, RATE,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -357,14 +357,7 @@ fn main() {
                                 }
                             }
                         }
-                        line += &format!(
-                            "  p = [{}]",
-                            out.model_runs
-                                .iter()
-                                .map(|r| format!("{:.2}", r.1))
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        );
+                        line += &probabilities(&out.model_runs);
                     }
                     if o.verbose {
                         println!("{line}  {:?} -> {:?}", item.segments, text);

@@ -423,6 +423,12 @@ pub fn auc(positive: &[f32], negative: &[f32]) -> Option<f64> {
     Some(wins / (positive.len() * negative.len()) as f64)
 }
 
+/// The model's probabilities of one run, for verbose output: `  p = [0.12 0.87]`.
+pub fn probabilities(runs: &[(u64, f32, f64)]) -> String {
+    let ps: Vec<String> = runs.iter().map(|r| format!("{:.2}", r.1)).collect();
+    format!("  p = [{}]", ps.join(" "))
+}
+
 /// The header and rule lines of a results table: `first` column, then a cut-off and a delay
 /// column (`delay` names it) per strategy.
 pub fn table_head(first: &str, delay: &str) -> (String, String) {
