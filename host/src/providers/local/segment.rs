@@ -3,6 +3,8 @@
 //! syllable is not clipped) and where it pauses for [`ENDPOINT_MS`] (the recogniser's own
 //! endpoint, as Deepgram's `endpointing`: its final comes while the host's VAD still waits out
 //! its hangover); the host's `Finalize` (its own VAD end of speech) hands over what is left.
+//! It also reports the start of each pause ([`PAUSE_MS`]) and the voice coming back after one,
+//! so the recogniser can transcribe speculatively while it waits for the endpoint.
 
 use std::collections::VecDeque;
 
@@ -19,6 +21,11 @@ const MIN_SPEECH_RMS: f32 = 100.0;
 /// Quiet after speech that ends an utterance (the cloud recogniser is asked for 300 ms too).
 pub const ENDPOINT_MS: usize = 300;
 const ENDPOINT_FRAMES: usize = ENDPOINT_MS / 20;
+/// Quiet after speech that starts a pause: long enough to skip the gaps inside words (stop
+/// consonants), short enough that a transcription started here is done about when the
+/// endpoint comes.
+pub const PAUSE_MS: usize = 100;
+const PAUSE_FRAMES: usize = PAUSE_MS / 20;
 /// Longest utterance kept: Whisper's 30 s window.
 pub const MAX_UTTERANCE_SAMPLES: usize = 30 * 16_000;
 
@@ -33,6 +40,10 @@ pub enum Segmented {
     Full,
     /// The speech paused for [`ENDPOINT_MS`]: take the utterance and transcribe it as final.
     Endpoint,
+    /// The speech paused for [`PAUSE_MS`] (the endpoint may follow).
+    Pause,
+    /// The voice came back after a [`Pause`](Self::Pause), before the endpoint.
+    Resumed,
 }
 
 /// The utterance buffer and speech detector of one stream.
@@ -88,6 +99,15 @@ impl Segmenter {
         }
     }
 
+    /// Samples at the end of the utterance since its last loud frame.
+    pub fn quiet_samples(&self) -> usize {
+        if self.in_speech {
+            self.quiet_run * FRAME
+        } else {
+            0
+        }
+    }
+
     /// A copy of the utterance so far (for interim results).
     pub fn snapshot(&self) -> Vec<i16> {
         if self.in_speech {
@@ -124,14 +144,19 @@ impl Segmenter {
         let loud = rms > (self.noise_rms * SNR_FACTOR).max(MIN_SPEECH_RMS);
         if self.in_speech {
             self.utterance.extend_from_slice(&frame);
+            let resumed = loud && self.quiet_run >= PAUSE_FRAMES;
             self.quiet_run = if loud { 0 } else { self.quiet_run + 1 };
-            if self.utterance.len() >= MAX_UTTERANCE_SAMPLES {
-                return Segmented::Full;
-            }
-            if self.quiet_run >= ENDPOINT_FRAMES {
-                return Segmented::Endpoint;
-            }
-            return Segmented::Nothing;
+            return if self.utterance.len() >= MAX_UTTERANCE_SAMPLES {
+                Segmented::Full
+            } else if self.quiet_run >= ENDPOINT_FRAMES {
+                Segmented::Endpoint
+            } else if self.quiet_run == PAUSE_FRAMES {
+                Segmented::Pause
+            } else if resumed {
+                Segmented::Resumed
+            } else {
+                Segmented::Nothing
+            };
         }
         if loud {
             self.loud_run += 1;
@@ -209,13 +234,18 @@ mod tests {
         let mut seg = Segmenter::new();
         seg.push(&noise(400, 150));
         assert_eq!(seg.push(&tone(600, 8000.0)), Segmented::SpeechStarted);
-        // A stop consonant's gap, then more speech: the same utterance.
-        assert_eq!(seg.push(&vec![0; 280 * 16]), Segmented::Nothing);
+        // A pause shorter than the endpoint, then more speech: the same utterance.
+        assert_eq!(seg.push(&vec![0; 280 * 16]), Segmented::Pause);
+        assert_eq!(seg.quiet_samples(), 280 * 16);
+        assert_eq!(seg.push(&tone(200, 8000.0)), Segmented::Resumed);
+        assert_eq!(seg.quiet_samples(), 0);
+        // A gap inside a word is no pause.
+        assert_eq!(seg.push(&vec![0; 80 * 16]), Segmented::Nothing);
         assert_eq!(seg.push(&tone(200, 8000.0)), Segmented::Nothing);
-        assert_eq!(seg.push(&vec![0; 280 * 16]), Segmented::Nothing);
+        assert_eq!(seg.push(&vec![0; 280 * 16]), Segmented::Pause);
         assert_eq!(seg.push(&vec![0; 20 * 16]), Segmented::Endpoint);
         let utterance = seg.take().expect("the utterance");
-        assert!(utterance.len() >= (600 + 280 + 200 + 300) * 16);
+        assert!(utterance.len() >= (600 + 280 + 200 + 80 + 200 + 300) * 16);
         assert!(!seg.in_speech());
     }
 
