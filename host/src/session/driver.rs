@@ -15,6 +15,7 @@ use crate::providers::{
 };
 use crate::resume::{Saver, Snapshot};
 use crate::transport::protocol::{close, ClientMessage, ServerMessage};
+use futures_util::{Stream, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -89,11 +90,13 @@ enum Judged {
 /// How long a question about new words waits for a judgement still running, at most.
 const JUDGEMENT_WAIT: Duration = Duration::from_millis(500);
 
-/// Run a session until the client leaves or the orchestrator closes it.
+/// Run a session until the client leaves or the orchestrator closes it. `inbound` is the
+/// client's side, read by this task (no reader task or channel in between): it ends when the
+/// client leaves, and is dropped as soon as it does.
 pub async fn run(
     deps: Arc<SessionDeps>,
     start: StartParams,
-    mut inbound: mpsc::Receiver<Inbound>,
+    mut inbound: impl Stream<Item = Inbound> + Unpin,
     out: OutboundTx,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -218,7 +221,7 @@ pub async fn run(
             }
         };
         tokio::select! {
-            msg = inbound.recv() => match msg {
+            msg = inbound.next() => match msg {
                 Some(Inbound::Audio(bytes)) => {
                     let t0 = Instant::now();
                     let mut transitions = Vec::new();
@@ -293,6 +296,9 @@ pub async fn run(
             }
         }
     }
+    // The client's side is over for this session: let the connection know now rather than
+    // after the last writes below.
+    drop(inbound);
     let _ = d.stt_in.try_send(SttInput::Close);
     if let Some(trace) = d.trace.take() {
         trace.end();

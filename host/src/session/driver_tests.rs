@@ -265,10 +265,11 @@ async fn run(script: Script) -> Result<(), String> {
             .ok_or("no default agent")?,
         resume: None,
     };
-    let (in_tx, in_rx) = mpsc::channel(64);
+    let (in_tx, mut in_rx) = mpsc::channel(64);
     let (out_tx, mut out_rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS * 100);
     let (_drain_tx, drain_rx) = watch::channel(false);
-    let session = tokio::spawn(driver::run(deps, start, in_rx, out_tx, drain_rx));
+    let inbound = futures_util::stream::poll_fn(move |cx| in_rx.poll_recv(cx));
+    let session = tokio::spawn(driver::run(deps, start, inbound, out_tx, drain_rx));
     let mut client = Client::default();
     let mut typed = 0;
     for (wait, action) in &script.steps {

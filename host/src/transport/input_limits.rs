@@ -8,9 +8,12 @@ use crate::admission::session_limits::{AUDIO_BURST, MAX_AUDIO_SPEED, TEXT_TURN_B
 use crate::admission::SessionLimits;
 use crate::audio::AudioFormat;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 /// At most one `audio_too_fast` error a second, however many frames are dropped.
 const FAST_ERROR_INTERVAL: Duration = Duration::from_secs(1);
@@ -60,6 +63,10 @@ pub struct InputLimits {
     bytes_per_s: u64,
     last_fast_error: Option<Instant>,
     text: Option<DefaultDirectRateLimiter>,
+    /// Runs to the nearest deadline as it was when last set: input moves the idle deadline on
+    /// without touching the timer (a frame every 20 ms would otherwise re-arm it every 20 ms);
+    /// when it fires early it is set again.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl InputLimits {
@@ -69,7 +76,7 @@ impl InputLimits {
             let burst = NonZeroU32::new(TEXT_TURN_BURST).unwrap_or(NonZeroU32::MIN);
             RateLimiter::direct(Quota::per_minute(n).allow_burst(burst))
         });
-        Self {
+        let mut limits = Self {
             limits,
             started: now,
             last_input: now,
@@ -77,7 +84,12 @@ impl InputLimits {
             bytes_per_s: u64::from(input.sample_rate) * input.bytes_per_sample() as u64,
             last_fast_error: None,
             text,
+            timer: Box::pin(tokio::time::sleep_until(now)),
+        };
+        if let Some((at, _)) = limits.next_expiry() {
+            limits.timer.as_mut().reset(at);
         }
+        limits
     }
 
     /// The limits in force.
@@ -85,16 +97,21 @@ impl InputLimits {
         &self.limits
     }
 
-    /// Resolves when the session has been idle too long or is over its cap; never when neither
-    /// limit is set. Build a new one after each input (the idle deadline moves).
-    pub async fn expired(&self) -> Expiry {
-        match self.next_expiry() {
-            Some((at, why)) => {
-                tokio::time::sleep_until(at).await;
-                why
+    /// Ready when the session has been idle too long or is over its cap; never when neither
+    /// limit is set. Polled by the stream that reads the client, which is woken by the timer.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expiry> {
+        let Some((at, why)) = self.next_expiry() else {
+            return Poll::Pending;
+        };
+        // The nearest deadline never moves earlier (the idle one only moves on with input, the
+        // cap is fixed), so the timer is at or before it.
+        while self.timer.as_mut().poll(cx).is_ready() {
+            if self.timer.deadline() >= at {
+                return Poll::Ready(why);
             }
-            None => std::future::pending().await,
+            self.timer.as_mut().reset(at);
         }
+        Poll::Pending
     }
 
     /// The nearest of the idle and session-length deadlines.
@@ -198,8 +215,8 @@ mod tests {
         sample_rate: 16000,
     };
 
-    #[test]
-    fn audio_faster_than_twice_real_time_is_dropped_after_the_burst() {
+    #[tokio::test]
+    async fn audio_faster_than_twice_real_time_is_dropped_after_the_burst() {
         let mut l = InputLimits::new(limits(), PCM16K);
         let t0 = l.started;
         // 20 ms frames of 640 bytes every 5 ms: four times real time.
@@ -222,8 +239,8 @@ mod tests {
         assert!(next_second.iter().filter(|r| r.is_err()).count() > 50);
     }
 
-    #[test]
-    fn real_time_audio_is_never_dropped() {
+    #[tokio::test]
+    async fn real_time_audio_is_never_dropped() {
         let mut l = InputLimits::new(limits(), PCM16K);
         let t0 = l.started;
         for i in 0..3000u64 {
@@ -231,8 +248,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn idle_and_max_session_expire_in_order() {
+    #[tokio::test]
+    async fn idle_and_max_session_expire_in_order() {
         let mut l = InputLimits::new(limits(), PCM16K);
         let t0 = l.started;
         assert_eq!(
@@ -252,8 +269,35 @@ mod tests {
         assert_eq!(InputLimits::new(none, PCM16K).next_expiry(), None);
     }
 
-    #[test]
-    fn typed_turns_over_the_burst_are_rate_limited() {
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_limit_fires_after_the_last_input_not_the_first() {
+        let mut l = InputLimits::new(limits(), PCM16K);
+        let expired = |l: &mut InputLimits| {
+            let waker = futures_util::task::noop_waker();
+            l.poll_expired(&mut Context::from_waker(&waker)).is_ready()
+        };
+        tokio::time::advance(Duration::from_secs(8)).await;
+        l.touch();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert!(
+            !expired(&mut l),
+            "10 s after the start, 3 s after the input"
+        );
+        tokio::time::advance(Duration::from_secs(7)).await;
+        assert!(expired(&mut l), "10 s after the input");
+        // The cap: input every 5 s never lets the session pass 60 s.
+        let mut l = InputLimits::new(limits(), PCM16K);
+        let mut at = 0;
+        while !expired(&mut l) {
+            tokio::time::advance(Duration::from_secs(5)).await;
+            l.touch();
+            at += 5;
+        }
+        assert_eq!(at, 60);
+    }
+
+    #[tokio::test]
+    async fn typed_turns_over_the_burst_are_rate_limited() {
         let mut l = InputLimits::new(limits(), PCM16K);
         for _ in 0..TEXT_TURN_BURST {
             assert!(l.text_turn().is_ok());

@@ -2,26 +2,21 @@
 //! session task. Nothing a client sends can panic the server or affect another session: frames
 //! are validated here and a session's panic is contained in its own task.
 
+use super::client_frames::ClientFrames;
 use super::env::SessionEnv;
 use super::input_limits::InputLimits;
-use super::protocol::{
-    close, ClientMessage, ResumeRequest, ServerMessage, MAX_AUDIO_FRAME_BYTES, MAX_TEXT_FRAME_BYTES,
-};
+use super::protocol::{close, ClientMessage, ResumeRequest, ServerMessage, MAX_TEXT_FRAME_BYTES};
 use super::resume_start;
+use super::supervise::supervise;
 use super::writer;
 use crate::admission::Admitted;
 use crate::audio::AudioFormat;
 use crate::config::Config;
 use crate::resume::ResumeToken;
-use crate::session::{driver, outbound, Inbound, Outbound, OutboundTx, SessionResume, StartParams};
+use crate::session::{driver, outbound, Outbound, OutboundTx, SessionResume, StartParams};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-const INBOUND_CAPACITY: usize = 64;
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -122,31 +117,12 @@ fn accept_start(
     ))
 }
 
-/// Wait for the session task to end, or for the reader to end first (the client left or broke
-/// protocol; the session then has a moment to wind down). A session that panicked is counted,
-/// and its client told (`internal`) and closed with 1011.
-async fn supervise(
-    mut session: JoinHandle<()>,
-    reader: impl std::future::Future<Output = ()>,
-    out: &OutboundTx,
-) {
-    tokio::select! {
-        _ = reader => {
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut session).await;
-            session.abort();
-        }
-        result = &mut session => {
-            if result.is_err_and(|e| e.is_panic()) {
-                crate::metrics::global().session_panics.inc();
-                tracing::error!("session task panicked");
-                let _ = out.json(
-                    ServerMessage::error("internal", "internal error; the session ended", true)
-                        .to_json(),
-                );
-                out.close(close::INTERNAL, "internal error");
-            }
-        }
-    }
+/// Tells the client of a session that panicked: `internal`, then 1011.
+fn report_panic(out: &OutboundTx) {
+    let _ = out.json(
+        ServerMessage::error("internal", "internal error; the session ended", true).to_json(),
+    );
+    out.close(close::INTERNAL, "internal error");
 }
 
 /// Serve one admitted `/agent` connection.
@@ -235,17 +211,18 @@ pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
     let _enter = span.enter();
     let subject = admitted.claims.as_ref().map(|c| c.sub.as_str());
     tracing::info!(input = ?start.input, output = ?start.output, subject, "session started");
-    let mut input_limits = InputLimits::new(admitted.limits, start.input);
+    let input_limits = InputLimits::new(admitted.limits, start.input);
     let metrics = crate::metrics::global();
     metrics.sessions_total.inc();
     metrics.sessions_active.inc();
 
-    let (in_tx, in_rx) = mpsc::channel(INBOUND_CAPACITY);
     let (out_tx, out_rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
+    // The session task reads the client's frames itself (see `client_frames`).
+    let (frames, client_gone) = ClientFrames::new(stream, input_limits, out_tx.clone());
     let session = tokio::spawn(driver::run(
         env.deps.clone(),
         start,
-        in_rx,
+        frames,
         out_tx.clone(),
         env.drain.clone(),
     ));
@@ -262,96 +239,7 @@ pub async fn serve(socket: WebSocket, env: SessionEnv, admitted: Admitted) {
         },
     ));
 
-    // Reader: socket frames to the session.
-    let reader_out = out_tx.clone();
-    let reader = async move {
-        loop {
-            // Idle and session-length limits end the session from the reader's side.
-            let frame = tokio::select! {
-                f = stream.next() => f,
-                why = input_limits.expired() => {
-                    let _ = reader_out.json(why.error(input_limits.limits()).to_json());
-                    reader_out.close(close::POLICY, why.reason());
-                    break;
-                }
-            };
-            let Some(frame) = frame else { break };
-            let Ok(frame) = frame else {
-                // Includes frames over the WebSocket layer's limit.
-                let _ = reader_out.json(
-                    ServerMessage::error(
-                        "frame_too_large",
-                        "frame rejected by the WebSocket layer",
-                        true,
-                    )
-                    .to_json(),
-                );
-                reader_out.close(close::TOO_BIG, "frame too large");
-                break;
-            };
-            let inbound = match frame {
-                Message::Binary(bytes) => {
-                    if bytes.len() > MAX_AUDIO_FRAME_BYTES {
-                        let _ = reader_out.json(
-                            ServerMessage::error(
-                                "frame_too_large",
-                                format!(
-                                    "audio frames may be at most {MAX_AUDIO_FRAME_BYTES} bytes"
-                                ),
-                                true,
-                            )
-                            .to_json(),
-                        );
-                        reader_out.close(close::TOO_BIG, "frame too large");
-                        break;
-                    }
-                    if let Err(report) = input_limits.audio(bytes.len()) {
-                        if let Some(error) = report {
-                            let _ = reader_out.json(error);
-                        }
-                        continue;
-                    }
-                    Inbound::Audio(bytes)
-                }
-                Message::Text(text) => {
-                    if text.len() > MAX_TEXT_FRAME_BYTES {
-                        Inbound::Error {
-                            code: "frame_too_large".into(),
-                            message: format!(
-                                "text frames may be at most {MAX_TEXT_FRAME_BYTES} bytes"
-                            ),
-                        }
-                    } else {
-                        match ClientMessage::parse(&text) {
-                            Ok(m @ ClientMessage::Text { .. }) => match input_limits.text_turn() {
-                                Ok(()) => Inbound::Message(m),
-                                Err(error) => {
-                                    let _ = reader_out.json(error);
-                                    continue;
-                                }
-                            },
-                            Ok(m) => {
-                                input_limits.touch();
-                                Inbound::Message(m)
-                            }
-                            Err(e) => Inbound::Error {
-                                code: e.code.into(),
-                                message: e.message,
-                            },
-                        }
-                    }
-                }
-                Message::Close(_) => break,
-                Message::Ping(_) | Message::Pong(_) => continue,
-            };
-            if in_tx.send(inbound).await.is_err() {
-                break;
-            }
-        }
-        // Dropping `in_tx` tells the session the client left.
-    };
-
-    supervise(session, reader, &out_tx).await;
+    supervise(session, client_gone, || report_panic(&out_tx)).await;
     drop(out_tx);
     // The slot is held until the socket is gone: the writer finishes its close (bounded by the
     // send timeout) or is stopped, and with it the connection.
@@ -378,7 +266,7 @@ mod tests {
         let (tx, mut rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
         let before = crate::metrics::global().session_panics.get();
         let session = tokio::spawn(async { panic!("a fault inside the session") });
-        supervise(session, std::future::pending(), &tx).await;
+        supervise(session, std::future::pending::<()>(), || report_panic(&tx)).await;
         let Some(Outbound::Json(text)) = rx.recv().await else {
             panic!("no error event")
         };
@@ -394,9 +282,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_session_that_panics_as_its_client_leaves_is_still_reported() {
+        let (tx, mut rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
+        let session = tokio::spawn(async { panic!("a fault as the client leaves") });
+        tokio::task::yield_now().await;
+        supervise(session, std::future::ready(()), || report_panic(&tx)).await;
+        let Some(Outbound::Json(text)) = rx.recv().await else {
+            panic!("no error event")
+        };
+        assert!(text.contains("\"internal\""), "{text}");
+    }
+
+    #[tokio::test]
     async fn a_session_that_ends_normally_is_not_reported() {
         let (tx, mut rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
-        supervise(tokio::spawn(async {}), std::future::pending(), &tx).await;
+        supervise(tokio::spawn(async {}), std::future::pending::<()>(), || {
+            report_panic(&tx)
+        })
+        .await;
         drop(tx);
         assert_eq!(rx.recv().await, None, "no error and no close of its own");
     }

@@ -2,7 +2,7 @@
 //! Nothing Twilio (or anyone pretending to be it) sends can panic the server: malformed frames
 //! are logged and skipped.
 
-use super::inbound::inbound;
+use super::call_frames::CallFrames;
 use super::marks::PlaybackMarks;
 use super::messages::{self, ParseOutcome, StreamStart, TwilioEvent};
 use super::outbound::Translator;
@@ -10,9 +10,10 @@ use crate::admission::twilio::STREAM_TOKEN_PARAMETER;
 use crate::admission::Admitted;
 use crate::audio::{AudioFormat, Encoding};
 use crate::config::Config;
-use crate::session::{driver, outbound, Inbound, Outbound, StartParams};
+use crate::session::{driver, outbound, Outbound, StartParams};
 use crate::transport::input_limits::InputLimits;
 use crate::transport::protocol::close;
+use crate::transport::supervise::supervise;
 use crate::transport::writer;
 use crate::transport::SessionEnv;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -20,8 +21,6 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
-const INBOUND_CAPACITY: usize = 64;
 
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
@@ -139,16 +138,17 @@ pub async fn serve(socket: WebSocket, env: SessionEnv, mut admitted: Admitted) {
     let metrics = crate::metrics::global();
     metrics.sessions_total.inc();
     metrics.sessions_active.inc();
-    let mut input_limits = InputLimits::new(admitted.limits, start.input);
+    let input_limits = InputLimits::new(admitted.limits, start.input);
 
     let marks = Arc::new(Mutex::new(PlaybackMarks::new(start.output.sample_rate)));
     let mut translator = Translator::new(start.session_id.clone(), marks.clone());
-    let (in_tx, in_rx) = mpsc::channel(INBOUND_CAPACITY);
     let (out_tx, out_rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
-    let mut session = tokio::spawn(driver::run(
+    // The session task reads Twilio's frames itself (see `call_frames`).
+    let (frames, call_gone) = CallFrames::new(stream, input_limits, marks, out_tx.clone());
+    let session = tokio::spawn(driver::run(
         env.deps.clone(),
         start,
-        in_rx,
+        frames,
         out_tx.clone(),
         env.drain.clone(),
     ));
@@ -166,57 +166,10 @@ pub async fn serve(socket: WebSocket, env: SessionEnv, mut admitted: Admitted) {
             .collect()
     }));
 
-    // Reader: Twilio events to the session; idle and length limits end the call.
-    let reader_out = out_tx.clone();
-    let reader = async move {
-        loop {
-            let frame = tokio::select! {
-                f = stream.next() => f,
-                why = input_limits.expired() => {
-                    tracing::info!(reason = why.reason(), "call ended by a limit");
-                    reader_out.close(close::POLICY, why.reason());
-                    break;
-                }
-            };
-            let Some(Ok(frame)) = frame else { break };
-            input_limits.touch();
-            let item = match frame {
-                Message::Text(text) => inbound(&text, &marks),
-                Message::Close(_) => break,
-                Message::Binary(_) | Message::Ping(_) | Message::Pong(_) => None,
-            };
-            // Audio sustained faster than twice real time is dropped, as on `/agent`; Twilio
-            // has no channel for the error, so it is logged (at most once a second).
-            if let Some(Inbound::Audio(bytes)) = &item {
-                if let Err(report) = input_limits.audio(bytes.len()) {
-                    if report.is_some() {
-                        tracing::warn!("call audio arrives faster than real time; frames dropped");
-                    }
-                    continue;
-                }
-            }
-            if let Some(item) = item {
-                if in_tx.send(item).await.is_err() {
-                    break;
-                }
-            }
-        }
-        // Dropping `in_tx` tells the session the call ended.
-    };
-
-    tokio::select! {
-        _ = reader => {
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut session).await;
-            session.abort();
-        }
-        result = &mut session => {
-            if result.as_ref().is_err_and(|e| e.is_panic()) {
-                metrics.session_panics.inc();
-                tracing::error!("session task panicked");
-                out_tx.close(close::INTERNAL, "internal error");
-            }
-        }
-    }
+    supervise(session, call_gone, || {
+        out_tx.close(close::INTERNAL, "internal error")
+    })
+    .await;
     drop(out_tx);
     // The slot is held until the socket is gone (see `transport::v1`).
     if tokio::time::timeout(2 * writer::SEND_TIMEOUT, &mut writer)

@@ -4,6 +4,7 @@
 //! run the same session as `/agent`, in mu-law at the stream's rate (8 kHz).
 
 mod call;
+mod call_frames;
 pub mod inbound;
 pub mod marks;
 pub mod messages;
