@@ -18,7 +18,7 @@ fn minute() -> Vec<i16> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smart-turn");
     let mut clips = Vec::new();
     for name in ["weather", "number", "time", "table"] {
-        let (samples, rate) = read_wav_mono_i16(&dir.join(format!("{name}.wav"))).unwrap();
+        let (samples, rate) = read_wav_mono_i16(dir.join(format!("{name}.wav"))).unwrap();
         assert_eq!(rate, 16_000);
         clips.push(samples);
     }

@@ -2,14 +2,15 @@
 //! ONNX Runtime, loaded once and shared by every session's stream.
 //!
 //! Where inference runs: inline, on the task that feeds the session's audio. One window is
-//! about 0.1 ms of CPU per 32 ms of audio (`cargo bench -p voice-host --bench vad`), shorter than
-//! a hop to another thread and back would cost in latency, and short enough not to hold up the
-//! other tasks of an async worker. The model itself has no state (the recurrent state is an
+//! about 0.07 ms of CPU per 32 ms of audio (2.2 ms per session-second, `cargo bench -p voice-host
+//! --bench vad`), less than a hop to another thread and back would add in latency, and short
+//! enough not to hold up the other tasks of an async worker. The model itself has no state (the recurrent state is an
 //! input and an output, kept per stream), so one ONNX Runtime session can serve every stream;
 //! `ort`'s `Session::run` takes `&mut self`, so the sessions sit behind locks, one per CPU so
-//! that streams on different workers do not wait on each other. A session is about 4 MB of
-//! resident memory (see `docs/benchmarks.md`): one per stream would cost 4 GB at 1000 sessions,
-//! where the shared ones cost a stream only its state (1 KiB) and window (4.5 KiB).
+//! that streams on different workers do not wait on each other. An ONNX Runtime session of the
+//! model is about 10 MiB resident (`cargo run --release -p voice-host --example vad_memory`): one
+//! per stream would cost 10 GiB at 1000 sessions, where the shared ones cost a stream only its
+//! state (1 KiB) and windows (4.5 KiB).
 
 use super::silero::WINDOW;
 use crate::providers::local::missing_message;

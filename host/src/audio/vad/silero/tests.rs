@@ -76,7 +76,7 @@ fn reference() -> (Vec<i16>, Vec<f32>) {
             }
             serde_json::Value::String(name) => {
                 let (samples, rate) =
-                    crate::audio::read_wav_mono_i16(&fixtures.join("smart-turn").join(name))
+                    crate::audio::read_wav_mono_i16(fixtures.join("smart-turn").join(name))
                         .unwrap();
                 assert_eq!(rate, 16_000);
                 audio.extend(samples);
