@@ -23,6 +23,7 @@ smollm2="SmolLM2-135M-Instruct.Q4_1.gguf b179c9523d0e6a0f98a330c7562b682750a6f8c
 smart_turn_files=(
     "smart-turn/smart-turn-v3.2-cpu.onnx 2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
     "smart-turn/LICENSE e31a733ecb79cbffafd5474e964e5eca15e0a0876a42b1d7253b51b198eb61aa pipecat_ai-1.14.0.dist-info/licenses/LICENSE"
+    "silero-vad/silero_vad.onnx 1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3 pipecat/audio/vad/data/silero_vad.onnx"
 )
 # The library differs by CPU.
 case "$(uname -s)-$(uname -m)" in
@@ -145,6 +146,9 @@ from_wheel() { # download-directory pip-download-arguments... -- entries...
 if ((need_smart_turn)); then
     from_wheel "$staging/pipecat" "pipecat-ai==1.14.0" -- "${smart_turn_files[@]}"
 fi
+# Silero VAD's licence (MIT): the wheel has none for the model, so the repository's copy.
+mkdir -p "$dir/silero-vad"
+cp "$(dirname "${BASH_SOURCE[0]}")/../licenses/silero-vad-MIT.txt" "$dir/silero-vad/LICENSE"
 if ((need_onnxruntime)); then
     from_wheel "$staging/onnxruntime" --platform "$ort_platform" "onnxruntime==1.32.0" -- "${onnxruntime_files[@]}"
 fi

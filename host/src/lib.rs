@@ -10,6 +10,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod logsafe;
 pub mod metrics;
+mod onnx_runtime;
 pub mod plugins;
 pub mod providers;
 pub mod resume;

@@ -71,6 +71,7 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_variable() {
         ("ELEVENLABS_API_KEY", "sk-looks-like-openai-0000"),
         ("DEEPGRAM_API_KEY", "abc def"),
         ("BARGE_IN_PLUGIN", "/nonexistent/policy.wasm"),
+        ("VAD_ENGINE", "cobra"),
     ];
     for (var, value) in cases {
         let out = run_with(&[(var, value)], &[]);
@@ -87,6 +88,33 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_variable() {
             assert!(!stderr.contains(value), "the key leaked: {stderr}");
         }
     }
+}
+
+#[test]
+fn silero_vad_without_its_model_or_runtime_exits_2_with_one_line_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("vh-cli-silero-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let models = dir.to_str().unwrap();
+    let start = |engine: &str| {
+        let out = run_with(&[("VAD_ENGINE", engine), ("MODELS_DIR", models)], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    // The model is missing, then (with a model file in place) the runtime.
+    let (code, stderr) = start("silero");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("VAD_ENGINE=silero"), "{stderr}");
+    assert!(stderr.contains("silero_vad.onnx"), "{stderr}");
+    assert!(stderr.contains("voice-host models install"), "{stderr}");
+    std::fs::create_dir_all(dir.join("silero-vad")).unwrap();
+    std::fs::write(dir.join("silero-vad/silero_vad.onnx"), b"not a model").unwrap();
+    let (code, stderr) = start("silero");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("libonnxruntime"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

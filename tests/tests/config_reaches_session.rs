@@ -84,6 +84,7 @@ fn cases() -> Vec<(&'static [&'static str], How)> {
         (&["VAD_START_FRAMES"], Here(|| Box::pin(vad_start_frames()))),
         (&["VAD_HANGOVER_MS"], Here(|| Box::pin(vad_hangover()))),
         (&["VAD_AGGRESSIVENESS"], Here(|| Box::pin(vad_aggressiveness()))),
+        (&["VAD_ENGINE"], Here(|| Box::pin(vad_engine()))),
         (&["MEMORY_TURNS"], Here(|| Box::pin(memory_turns()))),
         (&["MEMORY_CHARS"], Here(|| Box::pin(memory_chars()))),
         (&["SYSTEM_PROMPT"], Here(|| Box::pin(system_prompt()))),
@@ -644,6 +645,41 @@ async fn vad_aggressiveness() {
             .await
             .is_empty(),
         "the most restrictive mode does not"
+    );
+}
+
+async fn vad_engine() {
+    let models = std::env::var_os("MODELS_DIR").map_or_else(
+        voice_host::providers::local::LocalModels::default_dir,
+        Into::into,
+    );
+    let silero = models.join("silero-vad/silero_vad.onnx");
+    if !silero.is_file() {
+        voice_tests::prerequisite::missing(
+            "VAD_ENGINE=silero",
+            &format!("{} (run `voice-host models install`)", silero.display()),
+        );
+        return;
+    }
+    let weather = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../host/tests/fixtures/smart-turn/weather.wav");
+    let (words, rate) = voice_host::audio::read_wav_mono_i16(&weather).unwrap();
+    assert_eq!(rate, 16_000);
+    let with = |audio: &[i16]| {
+        let mut a = speech::silence(300);
+        a.extend_from_slice(audio);
+        a
+    };
+    let silero = [("VAD_ENGINE", "silero")];
+    // A steady hum is speech to webrtc-vad (see `vad_aggressiveness`), not to Silero; words are
+    // speech to both.
+    assert!(
+        vad_events(&silero, with(&hum(800))).await.is_empty(),
+        "Silero heard a hum"
+    );
+    assert_eq!(
+        vad_events(&silero, with(&words)).await,
+        ["speech_start", "speech_end"]
     );
 }
 

@@ -77,19 +77,21 @@ fn speak(text: &str) -> Vec<i16> {
     out
 }
 
-async fn start_server() -> ServerHandle {
+/// The server on the offline providers, with `extra` settings.
+async fn start_server(extra: &[(&str, &str)]) -> ServerHandle {
     let mut raw = RawSettings::default();
-    for (k, v) in [
+    for &(k, v) in [
         ("STT_PROVIDER", "local"),
         ("LLM_PROVIDER", "local"),
         ("TTS_PROVIDER", "local"),
-        // Long enough to talk over with the default barge-in rules (five words, 3000 ms).
-        ("GREETING", GREETING),
         // The offline providers are under test here; the built-in behaviours stand in for plug-ins.
         ("INTENT_PLUGIN", "none"),
         ("PROMPT_PLUGIN", "none"),
         ("BARGE_IN_PLUGIN", "none"),
-    ] {
+    ]
+    .iter()
+    .chain(extra)
+    {
         raw.values.insert(k.into(), v.into());
     }
     raw.values
@@ -129,11 +131,65 @@ fn no_errors(mic: &Microphone) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_silero_vad_a_spoken_question_gets_a_spoken_reply() {
+    if !prerequisites() {
+        return;
+    }
+    let server = start_server(&[("VAD_ENGINE", "silero")]).await;
+    let mut mic = Microphone::connect(
+        &format!("ws://{}/agent", server.addr),
+        json!({"encoding": "pcm16", "sample_rate": OUTPUT_RATE}),
+    )
+    .await;
+    mic.until("ready", |v| v["type"] == "ready").await;
+    let question = speak("what is the weather in paris today");
+    let question_ms = (question.len() / 16) as u64;
+    mic.say(&question);
+    let start = mic
+        .until("speech start", |v| {
+            v["type"] == "vad" && v["event"] == "speech_start"
+        })
+        .await;
+    let end = mic
+        .until("speech end", |v| {
+            v["type"] == "vad" && v["event"] == "speech_end"
+        })
+        .await;
+    // Audio clock times: the voice is the recording's minus espeak-ng's own silence at its
+    // edges, and the question's short pause stays inside one run of speech.
+    let voiced = end["at_ms"].as_u64().unwrap() - start["at_ms"].as_u64().unwrap();
+    assert!(
+        (question_ms / 2..=question_ms).contains(&voiced),
+        "{voiced} ms of speech in a {question_ms} ms recording"
+    );
+    let done = mic.until("the reply", |v| v["type"] == "agent_done").await;
+    no_errors(&mic);
+    assert_eq!(done["interrupted"], false, "{done}");
+    let (transcript, text, _) = turn_of(&mic, &done["turn"]);
+    for word in ["weather", "paris"] {
+        assert!(
+            transcript.contains(word),
+            "transcript {transcript:?} lacks {word:?}"
+        );
+    }
+    assert!(!text.trim().is_empty(), "the agent replied");
+    assert!(mic.audio_bytes > 0, "the reply was spoken");
+    assert_eq!(
+        mic.of_type("vad").len(),
+        2,
+        "one run of speech: {:?}",
+        mic.of_type("vad")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spoken_question_interrupts_the_greeting_and_gets_a_spoken_reply() {
     if !prerequisites() {
         return;
     }
-    let server = start_server().await;
+    // A greeting long enough to talk over with the default barge-in rules (five words, 3000 ms).
+    let server = start_server(&[("GREETING", GREETING)]).await;
     let mut mic = Microphone::connect(
         &format!("ws://{}/agent", server.addr),
         json!({"encoding": "pcm16", "sample_rate": OUTPUT_RATE}),

@@ -3,7 +3,7 @@
 use super::codec::{AudioFormat, Decoder};
 use super::framer::Framer;
 use super::resample::Resampler;
-use super::vad::{VadConfig, VadTransition, VoiceGate};
+use super::vad::{VadConfig, VadEngine, VadTransition, VoiceGate};
 use super::{FRAME_MS, FRAME_SAMPLES, PIPELINE_RATE};
 
 /// Decodes, resamples to 16 kHz, frames at 20 ms and runs the VAD on a client's audio.
@@ -21,14 +21,24 @@ pub struct InputPipeline {
 }
 
 impl InputPipeline {
-    /// A pipeline for audio arriving in `format`; fails on an unsupported rate or VAD setting.
+    /// A pipeline for audio arriving in `format` with webrtc-vad; fails on an unsupported rate
+    /// or VAD setting.
     pub fn new(format: AudioFormat, vad: VadConfig) -> Result<Self, String> {
+        Self::with_engine(format, vad, &VadEngine::WebRtc)
+    }
+
+    /// Like [`InputPipeline::new`], running `engine`'s VAD.
+    pub fn with_engine(
+        format: AudioFormat,
+        vad: VadConfig,
+        engine: &VadEngine,
+    ) -> Result<Self, String> {
         format.validate()?;
         Ok(Self {
             decoder: Decoder::new(format),
             resampler: Resampler::new(format.sample_rate, PIPELINE_RATE)?,
             framer: Framer::new(FRAME_SAMPLES),
-            gate: VoiceGate::new(vad)?,
+            gate: VoiceGate::with_engine(vad, engine)?,
             decoded: Vec::new(),
             resampled: Vec::new(),
             frames: 0,

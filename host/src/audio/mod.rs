@@ -20,7 +20,7 @@ pub use framer::Framer;
 pub use input::InputPipeline;
 pub use output::OutputPipeline;
 pub use resample::Resampler;
-pub use vad::{VadConfig, VadTransition, VoiceGate};
+pub use vad::{SileroError, SileroVad, VadConfig, VadEngine, VadTransition, VoiceGate};
 pub use wav::{decode_wav_mono_i16, read_wav_mono_i16, write_wav_mono_i16};
 
 /// Length of one pipeline frame in ms.

@@ -259,6 +259,11 @@ pub const VARS: &[Var] = &[
         "200",
         "how far ahead of real time agent audio is sent",
     ),
+    v(
+        "VAD_ENGINE",
+        "webrtc",
+        "voice activity detector: webrtc (webrtc-vad) or silero (Silero VAD, needs `voice-host models install`)",
+    ),
     v("VAD_AGGRESSIVENESS", "2", "webrtc-vad mode 0-3"),
     v(
         "VAD_START_FRAMES",

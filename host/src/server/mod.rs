@@ -146,6 +146,26 @@ fn turn_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::TurnModel
     }
 }
 
+/// The voice activity detector sessions run (`VAD_ENGINE`): Silero is loaded here, once, and a
+/// missing model or runtime stops the start.
+fn vad_engine(cfg: &Config) -> Result<crate::audio::VadEngine, StartError> {
+    use crate::audio::{SileroVad, VadEngine};
+    use crate::config::VadEngineChoice;
+    match cfg.vad_engine {
+        VadEngineChoice::WebRtc => Ok(VadEngine::WebRtc),
+        VadEngineChoice::Silero => {
+            let dir = cfg
+                .models_dir
+                .clone()
+                .unwrap_or_else(crate::providers::local::LocalModels::default_dir);
+            let model =
+                SileroVad::load(&dir).map_err(|e| StartError(format!("VAD_ENGINE=silero: {e}")))?;
+            tracing::info!(model = ?model, "voice activity detection: Silero VAD v5");
+            Ok(VadEngine::Silero(model))
+        }
+    }
+}
+
 /// Why the server could not start (reported as one line, exit status 2).
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -216,6 +236,7 @@ pub fn prepare_with(
     let telemetry = crate::telemetry::Telemetry::start(&cfg.telemetry)
         .map_err(|e| StartError(format!("traces: {e}")))?;
     let turn_model = turn_model(&cfg, behaviours.asks_turn())?;
+    let vad_engine = vad_engine(&cfg)?;
     let cfg = Arc::new(cfg);
     let deps = Arc::new(SessionDeps {
         telemetry,
@@ -225,6 +246,7 @@ pub fn prepare_with(
         providers,
         behaviours,
         turn_model,
+        vad_engine,
     });
     let state = AppState::new(cfg, deps, problems, registry.clone());
     Ok(Prepared { state, registry })

@@ -113,7 +113,7 @@ pub async fn run(
             0
         },
     };
-    let input = match InputPipeline::new(start.input, vad) {
+    let input = match InputPipeline::with_engine(start.input, vad, &deps.vad_engine) {
         Ok(p) => p,
         Err(e) => {
             let _ = out.json(ServerMessage::error("bad_audio_format", e, true).to_json());

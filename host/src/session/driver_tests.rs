@@ -250,6 +250,7 @@ async fn run(script: Script) -> Result<(), String> {
         config: config.clone(),
         telemetry: None,
         turn_model: None,
+        vad_engine: crate::audio::VadEngine::WebRtc,
     });
     let format = AudioFormat {
         encoding: Encoding::Pcm16,

