@@ -750,7 +750,7 @@ impl Config {
             ("ELEVENLABS_MODEL_ID", self.elevenlabs_model_id.clone()),
             (
                 "ELEVENLABS_TRANSPORT",
-match self.elevenlabs_transport {
+                match self.elevenlabs_transport {
                     crate::providers::cloud::elevenlabs::TtsTransport::MultiContext => "websocket",
                     crate::providers::cloud::elevenlabs::TtsTransport::WebSocket => "stream-input",
                     crate::providers::cloud::elevenlabs::TtsTransport::Http => "http",

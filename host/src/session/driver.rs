@@ -11,8 +11,8 @@ use super::{Inbound, OutboundTx, SessionDeps, StartParams};
 use crate::audio::{Encoding, InputPipeline, OutputPipeline, VadConfig, VadTransition};
 use crate::behaviour::{TurnEvent, TurnTrigger};
 use crate::providers::{
-    LlmEvent, LlmRequest, SttInput, SttParams, SttStream, TtsEvent, TtsInput, TtsParams, TtsSession,
-    TtsStream,
+    LlmEvent, LlmRequest, SttInput, SttParams, SttStream, TtsEvent, TtsInput, TtsParams,
+    TtsSession, TtsStream,
 };
 use crate::resume::{Saver, Snapshot};
 use crate::transport::protocol::{close, ClientMessage, ServerMessage};

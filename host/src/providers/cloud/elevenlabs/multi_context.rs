@@ -415,10 +415,7 @@ impl Connection {
             return;
         };
         let goodbye = async {
-            let _ = socket
-                .sink
-                .send(Message::text(wire::close_socket()))
-                .await;
+            let _ = socket.sink.send(Message::text(wire::close_socket())).await;
             let _ = socket.sink.close().await;
         };
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
