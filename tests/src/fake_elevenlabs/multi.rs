@@ -6,7 +6,10 @@
 //! after its flush finishes its audio and then gets `isFinal` (as the service does when a
 //! client closes a context at the end of a reply); one closed before its flush (a barge-in)
 //! loses its text not yet spoken, but one audio message already under way still goes out
-//! after the close, as the service's late audio does, and then `isFinal`. `close_socket` ends
+//! after the close, as the service's late audio does, and then `isFinal`. That late message
+//! crosses the client's next message on the wire: it goes out once the client has said
+//! something more (typically opened the next reply's context), the moment a client that routes
+//! audio by arrival rather than by context would hand it to the wrong reply. `close_socket` ends
 //! the contexts the same way and then closes with 1000. A socket that hears nothing for the
 //! inactivity timeout closes with 1008 `input_timeout_exceeded`.
 
@@ -36,6 +39,8 @@ struct Context {
     first_audio_at: Option<Instant>,
     flushed: bool,
     closing: bool,
+    /// Closed unflushed: its late audio waits for the client's next message.
+    late: bool,
 }
 
 /// When the faults of this connection strike, counted in audio messages sent.
@@ -82,7 +87,7 @@ pub(super) async fn serve(mut socket: WebSocket, shared: Arc<Shared>, id: usize,
     let ended: String = 'conn: loop {
         let due = contexts
             .iter()
-            .filter(|c| !c.queue.is_empty() && !stalled)
+            .filter(|c| !c.queue.is_empty() && !c.late && !stalled)
             .map(|c| c.first_audio_at.map_or(next_send, |t| t.max(next_send)))
             .min();
         let frame = tokio::select! {
@@ -102,6 +107,9 @@ pub(super) async fn serve(mut socket: WebSocket, shared: Arc<Shared>, id: usize,
                 Some(Ok(_)) => continue,
             };
             idle_at = Instant::now() + opts.inactivity;
+            for c in &mut contexts {
+                c.late = false;
+            }
             let Ok(message) = serde_json::from_str::<Value>(text.as_str()) else {
                 let _ =
                     close_with_error(&mut socket, "invalid_input_message", messages::UNPARSEABLE)
@@ -139,6 +147,8 @@ pub(super) async fn serve(mut socket: WebSocket, shared: Arc<Shared>, id: usize,
                     closing_socket = true;
                     for c in &mut contexts {
                         close_context(&shared, id, c);
+                        // Nothing more will come from the client to cross.
+                        c.late = false;
                     }
                 }
                 Ok(MultiMessage::Context {
@@ -164,6 +174,7 @@ pub(super) async fn serve(mut socket: WebSocket, shared: Arc<Shared>, id: usize,
                                 first_audio_at: None,
                                 flushed: false,
                                 closing: false,
+                                late: false,
                             });
                             opened += 1;
                         }
@@ -196,7 +207,9 @@ pub(super) async fn serve(mut socket: WebSocket, shared: Arc<Shared>, id: usize,
             let now = Instant::now();
             let n = contexts.len();
             let Some(i) = (0..n).map(|k| (next_turn + k) % n).find(|&i| {
-                !contexts[i].queue.is_empty() && contexts[i].first_audio_at.is_none_or(|t| t <= now)
+                !contexts[i].queue.is_empty()
+                    && !contexts[i].late
+                    && contexts[i].first_audio_at.is_none_or(|t| t <= now)
             }) else {
                 continue;
             };
@@ -293,6 +306,7 @@ fn close_context(shared: &Shared, id: usize, c: &mut Context) {
     if !c.flushed {
         c.buffer.clear();
         c.queue.truncate(1);
+        c.late = !c.queue.is_empty();
         let log = c.log;
         shared.update(id, |r| {
             if let Some(l) = r.contexts.get_mut(log) {
