@@ -21,7 +21,9 @@ pub enum Fault {
     DropMidStream { after: usize },
     /// Send one message that is not valid JSON early in the stream, then carry on.
     Malformed,
-    /// OpenAI only: stream a mid-stream `{"error":…}` event after `after` chunks, then end.
+    /// A mid-stream error after `after` units: OpenAI streams an `{"error":…}` event after
+    /// `after` chunks, then ends; ElevenLabs sends a `quota_exceeded` error after `after` audio
+    /// messages (on a multi-context socket, for the context being spoken) and closes with 1008.
     StreamError { after: usize },
     /// Start normally, then fall silent after `after` units (SSE chunks for OpenAI, audio
     /// messages for ElevenLabs) and keep the connection open until the client leaves: a stream

@@ -78,7 +78,8 @@ pub struct Config {
     pub elevenlabs_api_key: Option<String>,
     pub voice_id: String,
     pub elevenlabs_model_id: String,
-    pub elevenlabs_http: bool,
+    /// How ElevenLabs carries the speech (`ELEVENLABS_TRANSPORT`).
+    pub elevenlabs_transport: crate::providers::cloud::elevenlabs::TtsTransport,
     pub models_dir: Option<PathBuf>,
     /// Which offline LLM answers (`LOCAL_LLM_MODEL`).
     pub local_llm_model: crate::providers::local::LlmModel,
@@ -441,13 +442,16 @@ impl Config {
         let transport = r
             .str_or("ELEVENLABS_TRANSPORT", "websocket")
             .to_ascii_lowercase();
-        let elevenlabs_http = match transport.as_str() {
-            "websocket" | "ws" => false,
-            "http" => true,
+        let elevenlabs_transport = match transport.as_str() {
+            "websocket" | "ws" | "multi-stream-input" => {
+                crate::providers::cloud::elevenlabs::TtsTransport::MultiContext
+            }
+            "stream-input" => crate::providers::cloud::elevenlabs::TtsTransport::WebSocket,
+            "http" => crate::providers::cloud::elevenlabs::TtsTransport::Http,
             other => {
                 return Err(err(
                     "ELEVENLABS_TRANSPORT",
-                    format!("expected websocket or http, got {other:?}"),
+                    format!("expected websocket, stream-input or http, got {other:?}"),
                 ))
             }
         };
@@ -556,7 +560,7 @@ impl Config {
             elevenlabs_api_key,
             voice_id: r.str_or("VOICE_ID", "21m00Tcm4TlvDq8ikWAM"),
             elevenlabs_model_id: r.str_or("ELEVENLABS_MODEL_ID", "eleven_flash_v2_5"),
-            elevenlabs_http,
+            elevenlabs_transport,
             models_dir: r.opt("MODELS_DIR").map(PathBuf::from),
             local_llm_model: match r.opt("LOCAL_LLM_MODEL") {
                 None => crate::providers::local::LlmModel::default(),
@@ -778,10 +782,10 @@ impl Config {
             ("ELEVENLABS_MODEL_ID", self.elevenlabs_model_id.clone()),
             (
                 "ELEVENLABS_TRANSPORT",
-                if self.elevenlabs_http {
-                    "http"
-                } else {
-                    "websocket"
+                match self.elevenlabs_transport {
+                    crate::providers::cloud::elevenlabs::TtsTransport::MultiContext => "websocket",
+                    crate::providers::cloud::elevenlabs::TtsTransport::WebSocket => "stream-input",
+                    crate::providers::cloud::elevenlabs::TtsTransport::Http => "http",
                 }
                 .into(),
             ),

@@ -197,7 +197,7 @@ pub const VARS: &[Var] = &[
     v(
         "ELEVENLABS_TRANSPORT",
         "websocket",
-        "websocket (stream-input) or http (per-sentence POST)",
+        "websocket (one multi-context socket per session), stream-input (a socket per reply) or http (per-sentence POST)",
     ),
     v(
         "MODELS_DIR",

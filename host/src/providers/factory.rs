@@ -3,7 +3,7 @@
 //! reason is listed by `/readyz`, so the server still starts and says what to do.
 
 use super::cloud::deepgram::{DeepgramSettings, DeepgramStt};
-use super::cloud::elevenlabs::{ElevenLabsSettings, ElevenLabsTts, TtsTransport};
+use super::cloud::elevenlabs::{ElevenLabsSettings, ElevenLabsTts};
 use super::cloud::openai::{OpenAiLlm, OpenAiSettings};
 use super::local::{LocalLlm, LocalModels, LocalStt, LocalTts};
 use super::{
@@ -125,11 +125,7 @@ pub fn build(cfg: &Config) -> Built {
                 api_key: cfg.elevenlabs_api_key.clone(),
                 voice_id: cfg.voice_id.clone(),
                 model_id: cfg.elevenlabs_model_id.clone(),
-                transport: if cfg.elevenlabs_http {
-                    TtsTransport::Http
-                } else {
-                    TtsTransport::WebSocket
-                },
+                transport: cfg.elevenlabs_transport,
                 ..Default::default()
             },
             http,

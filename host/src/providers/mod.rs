@@ -12,6 +12,7 @@ pub mod local;
 pub use error::{ProviderError, ProviderErrorKind};
 
 use crate::behaviour::{ChatMessage, GenerationSettings};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Audio handed to speech-to-text: 16 kHz mono PCM16, 20 ms frames (320 samples) or a few of them.
@@ -195,9 +196,52 @@ pub enum TtsEvent {
 }
 
 /// Text-to-speech provider.
-pub trait TtsProvider: Send + Sync {
+pub trait TtsProvider: SharedTts + Send + Sync {
     fn name(&self) -> &'static str;
+    /// Opens the stream of one reply, on its own.
     fn open(&self, params: TtsParams) -> TtsStream;
+    /// The text-to-speech of one session (`session_id` names it in logs), which opens the
+    /// stream of each of its replies. A provider that can carry a session's replies on one
+    /// connection returns an object that keeps it; the default opens each reply with
+    /// [`TtsProvider::open`].
+    fn session(self: Arc<Self>, session_id: &str) -> Box<dyn TtsSession> {
+        let _ = session_id;
+        Box::new(PerReplyTts::new(self.shared()))
+    }
+}
+
+/// A session's text-to-speech, owned by the session and dropped with it (a connection kept
+/// for the session closes then).
+pub trait TtsSession: Send {
+    /// Opens the stream of the session's next reply. Dropping the stream cancels that reply.
+    fn open(&mut self, params: TtsParams) -> TtsStream;
+}
+
+/// The default [`TtsSession`]: every reply opens a stream of its own.
+pub struct PerReplyTts(Arc<dyn TtsProvider>);
+
+impl PerReplyTts {
+    pub fn new(provider: Arc<dyn TtsProvider>) -> Self {
+        Self(provider)
+    }
+}
+
+impl TtsSession for PerReplyTts {
+    fn open(&mut self, params: TtsParams) -> TtsStream {
+        self.0.open(params)
+    }
+}
+
+/// An `Arc` of a provider as the shared trait object, so that [`TtsProvider::session`]'s
+/// default can keep the provider (implemented for every sized provider).
+pub trait SharedTts {
+    fn shared(self: Arc<Self>) -> Arc<dyn TtsProvider>;
+}
+
+impl<T: TtsProvider + 'static> SharedTts for T {
+    fn shared(self: Arc<Self>) -> Arc<dyn TtsProvider> {
+        self
+    }
 }
 
 #[cfg(test)]

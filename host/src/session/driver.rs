@@ -11,7 +11,8 @@ use super::{Inbound, OutboundTx, SessionDeps, StartParams};
 use crate::audio::{Encoding, InputPipeline, OutputPipeline, VadConfig, VadTransition};
 use crate::behaviour::{TurnEvent, TurnTrigger};
 use crate::providers::{
-    LlmEvent, LlmRequest, SttInput, SttParams, SttStream, TtsEvent, TtsInput, TtsParams, TtsStream,
+    LlmEvent, LlmRequest, SttInput, SttParams, SttStream, TtsEvent, TtsInput, TtsParams,
+    TtsSession, TtsStream,
 };
 use crate::resume::{Saver, Snapshot};
 use crate::transport::protocol::{close, ClientMessage, ServerMessage};
@@ -46,6 +47,8 @@ struct Driver {
     stt_batch_samples: usize,
     llm_turn: u32,
     llm_rx: Option<mpsc::Receiver<LlmEvent>>,
+    /// Opens each reply's speech stream; may keep one provider connection for the session.
+    tts: Box<dyn TtsSession>,
     tts_turn: u32,
     tts_in: Option<mpsc::Sender<TtsInput>>,
     tts_rx: Option<mpsc::Receiver<TtsEvent>>,
@@ -173,6 +176,7 @@ pub async fn run(
         stt_batch_samples,
         llm_turn: 0,
         llm_rx: None,
+        tts: deps.providers.tts.clone().session(&start.session_id),
         tts_turn: 0,
         tts_in: None,
         tts_rx: None,
@@ -621,7 +625,7 @@ impl Driver {
                 }
             }
             Action::StartTts { turn } => {
-                let TtsStream { input, events } = self.deps.providers.tts.open(TtsParams {
+                let TtsStream { input, events } = self.tts.open(TtsParams {
                     session_id: self.start.session_id.clone(),
                     turn,
                     voice: self.start.agent.voice.clone(),

@@ -14,7 +14,11 @@
 //! apart, which tests a client's event framing but makes the first token ~120 ms late),
 //! `--tts-first-audio-ms N`, or `--realistic` for 150 / 350 / 15 / 150. `--loudness-is-speech`
 //! makes the recogniser take any loud frame for speech instead of checking its pitch (cheap
-//! endpointing for a load rig).
+//! endpointing for a load rig). `--tts-handshake-ms N` delays every ElevenLabs WebSocket
+//! upgrade by N ms, the TCP, TLS and HTTP round trips a real connection costs.
+//!
+//! On Ctrl-C or SIGTERM it prints to stderr how many ElevenLabs WebSocket connections and
+//! contexts it served.
 
 use std::process::ExitCode;
 use voice_tests::fake_deepgram::{DeepgramScript, FakeDeepgram};
@@ -37,6 +41,7 @@ struct Args {
     llm_first_token_ms: u64,
     llm_token_ms: u64,
     tts_first_audio_ms: u64,
+    tts_handshake_ms: u64,
     loudness_is_speech: bool,
     whole_events: bool,
 }
@@ -53,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
         llm_first_token_ms: 0,
         llm_token_ms: 1,
         tts_first_audio_ms: 0,
+        tts_handshake_ms: 0,
         loudness_is_speech: false,
         whole_events: false,
     };
@@ -78,6 +84,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--whole-events" => args.whole_events = true,
             "--tts-first-audio-ms" => args.tts_first_audio_ms = ms(value()?)?,
+            "--tts-handshake-ms" => args.tts_handshake_ms = ms(value()?)?,
             "--realistic" => {
                 args.stt_latency_ms = 150;
                 args.llm_first_token_ms = 350;
@@ -103,7 +110,7 @@ fn parse_args() -> Result<Args, String> {
                     "usage: fake-providers [--deepgram-port N] [--openai-port N] \
                             [--elevenlabs-port N] [--utterance TEXT]... [--fallback TEXT] [--reply WHEN=TEXT]... \
                             [--stt-latency-ms N] [--llm-first-token-ms N] [--llm-token-ms N] \
-                            [--tts-first-audio-ms N] [--realistic] [--whole-events] [--loudness-is-speech]"
+                            [--tts-first-audio-ms N] [--tts-handshake-ms N] [--realistic] [--whole-events] [--loudness-is-speech]"
                         .into(),
                 )
             }
@@ -150,6 +157,7 @@ async fn main() -> ExitCode {
             args.elevenlabs_port,
             ElevenLabsScript {
                 first_audio_delay: ms(args.tts_first_audio_ms),
+                handshake_delay: ms(args.tts_handshake_ms),
                 ..ElevenLabsScript::default()
             }
             .with_key(ELEVENLABS_KEY),
@@ -172,6 +180,24 @@ async fn main() -> ExitCode {
     println!("export ELEVENLABS_URL={}", elevenlabs.url());
     println!("export ELEVENLABS_API_KEY={ELEVENLABS_KEY}");
     println!("# Ctrl-C stops them.");
-    let _ = tokio::signal::ctrl_c().await;
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    let requests = elevenlabs.requests();
+    let contexts: usize = requests.iter().map(|r| r.contexts.len()).sum();
+    eprintln!(
+        "fake-providers: elevenlabs served {} WebSocket connections ({} multi-context, {contexts} contexts)",
+        elevenlabs.websocket_connections(),
+        requests.iter().filter(|r| r.is_multi_context()).count(),
+    );
     ExitCode::SUCCESS
 }

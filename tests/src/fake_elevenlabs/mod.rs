@@ -1,9 +1,11 @@
 //! A local ElevenLabs text-to-speech server: the `stream-input` WebSocket (init message with
 //! voice settings and key, text, `flush`, end of input, base64 audio with alignment, `isFinal`,
-//! 1008 errors, messages refused as the service refuses them: see [`messages`]) and
+//! 1008 errors, messages refused as the service refuses them: see [`messages`]), the
+//! `multi-stream-input` WebSocket (contexts on one socket: see [`multi`]) and
 //! `POST /v1/text-to-speech/{voice}/stream` (raw audio bytes).
 
 pub mod messages;
+mod multi;
 pub mod synth;
 
 use crate::faults::{Fault, Faults};
@@ -27,8 +29,14 @@ pub struct ElevenLabsScript {
     pub api_key: Option<String>,
     /// Pause between audio messages (or HTTP body chunks).
     pub chunk_interval: Duration,
-    /// Pause before a stream's first audio (the voice's time to first audio).
+    /// Pause before a stream's (or a context's) first audio (the voice's time to first audio).
     pub first_audio_delay: Duration,
+    /// Pause before a WebSocket upgrade is answered: models the TCP, TLS and HTTP round trips
+    /// of a real connection, which a loopback connection does not have.
+    pub handshake_delay: Duration,
+    /// Overrides the `inactivity_timeout` query parameter (20 s when absent, at most 180 s):
+    /// a socket that received no message this long closes with 1008 `input_timeout_exceeded`.
+    pub inactivity_timeout: Option<Duration>,
 }
 
 impl Default for ElevenLabsScript {
@@ -37,6 +45,8 @@ impl Default for ElevenLabsScript {
             api_key: None,
             chunk_interval: Duration::from_millis(1),
             first_audio_delay: Duration::ZERO,
+            handshake_delay: Duration::ZERO,
+            inactivity_timeout: None,
         }
     }
 }
@@ -61,10 +71,25 @@ pub struct ElevenLabsRequest {
     pub messages: Vec<Value>,
     pub audio_messages_sent: usize,
     pub audio_bytes_sent: usize,
+    /// The contexts of a multi-context socket, in the order they were opened.
+    pub contexts: Vec<ContextLog>,
     /// `final` (isFinal sent and closed), `client-close`, `client-gone`, `refused <code>`,
-    /// `auth`, `idle`, `invalid` (a message refused), `dropped-by-fault`, `completed` (HTTP);
-    /// `None` while open.
+    /// `auth`, `idle`, `invalid` (a message refused), `dropped-by-fault`, `error-by-fault`,
+    /// `completed` (HTTP); `None` while open.
     pub ended: Option<String>,
+}
+
+/// One context of a multi-context socket.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContextLog {
+    pub id: String,
+    pub audio_bytes_sent: usize,
+    /// The client closed it before flushing it (a barge-in or a cancelled reply).
+    pub closed_unflushed: bool,
+    /// Audio bytes sent for it after the client closed it (audio already under way).
+    pub audio_bytes_after_close: usize,
+    /// `isFinal` was sent for it.
+    pub finished: bool,
 }
 
 impl ElevenLabsRequest {
@@ -73,6 +98,11 @@ impl ElevenLabsRequest {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// A multi-context socket (path ending in `multi-stream-input`).
+    pub fn is_multi_context(&self) -> bool {
+        self.path.ends_with("/multi-stream-input")
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -128,6 +158,10 @@ impl FakeElevenLabs {
             holder = Some(shared.clone());
             Router::new()
                 .route("/v1/text-to-speech/{voice}/stream-input", get(stream_input))
+                .route(
+                    "/v1/text-to-speech/{voice}/multi-stream-input",
+                    get(multi_stream_input),
+                )
                 .route("/v1/text-to-speech/{voice}/stream", post(stream_http))
                 .with_state(shared)
         })
@@ -143,6 +177,14 @@ impl FakeElevenLabs {
 
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
+    }
+
+    /// WebSocket connections accepted or refused so far (either endpoint).
+    pub fn websocket_connections(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.transport == "websocket")
+            .count()
     }
 
     /// Every connection and request so far, oldest first.
@@ -182,14 +224,38 @@ async fn stream_input(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    upgrade(shared, "stream-input", voice, query, headers, ws).await
+}
+
+async fn multi_stream_input(
+    State(shared): State<Arc<Shared>>,
+    Path(voice): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    upgrade(shared, "multi-stream-input", voice, query, headers, ws).await
+}
+
+/// Answers the upgrade of either WebSocket endpoint: records it, applies a handshake fault,
+/// checks the query and hands the socket to the endpoint's server.
+async fn upgrade(
+    shared: Arc<Shared>,
+    endpoint: &'static str,
+    voice: String,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let id = shared.record(ElevenLabsRequest {
         transport: "websocket".into(),
-        path: format!("/v1/text-to-speech/{voice}/stream-input"),
+        path: format!("/v1/text-to-speech/{voice}/{endpoint}"),
         query: query.clone(),
         headers: header_list(&headers),
         ..Default::default()
     });
     let fault = shared.faults.next();
+    tokio::time::sleep(shared.script.handshake_delay).await;
     if let Some(Fault::Delay(d)) = &fault {
         tokio::time::sleep(*d).await;
     }
@@ -220,18 +286,24 @@ async fn stream_input(
     let options = WsOptions {
         format,
         auto_mode: param("auto_mode").as_deref() == Some("true"),
-        inactivity: Duration::from_secs(
-            param("inactivity_timeout")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(20)
-                .min(180),
-        ),
+        inactivity: shared.script.inactivity_timeout.unwrap_or_else(|| {
+            Duration::from_secs(
+                param("inactivity_timeout")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(20)
+                    .min(180),
+            )
+        }),
         header_key,
         fault,
     };
     // A small read buffer: tungstenite zero-fills the whole buffer before each read.
-    ws.read_buffer_size(8 * 1024)
-        .on_upgrade(move |socket| serve_ws(socket, shared, id, options))
+    let ws = ws.read_buffer_size(8 * 1024);
+    if endpoint == "multi-stream-input" {
+        ws.on_upgrade(move |socket| multi::serve(socket, shared, id, options))
+    } else {
+        ws.on_upgrade(move |socket| serve_ws(socket, shared, id, options))
+    }
 }
 
 struct WsOptions {
@@ -258,6 +330,10 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
         Some(Fault::Stall { after }) => Some(after),
         _ => None,
     };
+    let error_after = match opts.fault {
+        Some(Fault::StreamError { after }) => Some(after),
+        _ => None,
+    };
     // Once stalled, the connection reads on but never speaks or finishes again.
     let mut stalled = false;
     let mut awaiting_first_audio = true;
@@ -269,7 +345,7 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
         };
         let text = match frame {
             Err(_) => {
-                let message = format!("Have not received a new text input within the timeout of {} seconds. Streaming input terminated. Please make sure to either feed the input in the timely manner, or to send the end of input text (empty string \"\") when done.", opts.inactivity.as_secs());
+                let message = idle_message(opts.inactivity);
                 let _ = close_with_error(&mut socket, "input_timeout_exceeded", &message).await;
                 break "idle".into();
             }
@@ -339,6 +415,10 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
                 if drop_after == Some(sent_audio) {
                     break 'conn "dropped-by-fault".into();
                 }
+                if error_after == Some(sent_audio) {
+                    let _ = close_with_error(&mut socket, QUOTA_ERROR, QUOTA_MESSAGE).await;
+                    break 'conn "error-by-fault".into();
+                }
                 if stall_after == Some(sent_audio) {
                     stalled = true;
                     break;
@@ -385,6 +465,15 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
         }
     };
     shared.update(id, |r| r.ended = Some(ended));
+}
+
+/// The error [`Fault::StreamError`] sends: the quota ran out in the middle of a stream.
+const QUOTA_ERROR: &str = "quota_exceeded";
+const QUOTA_MESSAGE: &str = "This request exceeds your quota of 10000. You have 0 credits remaining, while 91 credits are required for this request.";
+
+/// The service's words when a socket received no text for `inactivity`.
+fn idle_message(inactivity: Duration) -> String {
+    format!("Have not received a new text input within the timeout of {} seconds. Streaming input terminated. Please make sure to either feed the input in the timely manner, or to send the end of input text (empty string \"\") when done.", inactivity.as_secs())
 }
 
 async fn close_with_error(

@@ -1,6 +1,7 @@
 //! Conformance of the ElevenLabs client against the local fake: stream-input URL, headers,
 //! messages, audio and alignment decoding in both output formats, the HTTP transport, retries,
-//! cancellation and error classification without leaking the key.
+//! cancellation and error classification without leaking the key, for each transport (the
+//! multi-context socket of a session: `elevenlabs_session.rs`).
 
 use std::time::Duration;
 use voice_host::providers::cloud::elevenlabs::{ElevenLabsSettings, ElevenLabsTts, TtsTransport};
@@ -133,16 +134,20 @@ async fn telephone_rate_asks_for_mulaw_and_gets_8khz_samples() {
     let fake = FakeElevenLabs::start(ElevenLabsScript::default())
         .await
         .unwrap();
-    for transport in [TtsTransport::WebSocket, TtsTransport::Http] {
+    for transport in [
+        TtsTransport::MultiContext,
+        TtsTransport::WebSocket,
+        TtsTransport::Http,
+    ] {
         let tts = ElevenLabsTts::new(settings(&fake, transport), reqwest::Client::new());
         let mut stream = open(&tts, 8000);
         let heard = speak(&mut stream, &["Your table is booked."]).await;
         assert_eq!(heard.end, TtsEvent::Done, "{transport:?}");
         assert_eq!(heard.rates, vec![8000]);
-        let chars = if transport == TtsTransport::WebSocket {
-            22
-        } else {
+        let chars = if transport == TtsTransport::Http {
             21
+        } else {
+            22
         };
         assert_eq!(
             heard.samples,
@@ -181,6 +186,12 @@ async fn http_transport_posts_each_sentence() {
 
 #[tokio::test]
 async fn failures_before_audio_are_retried() {
+    for transport in [TtsTransport::WebSocket, TtsTransport::MultiContext] {
+        failures_before_audio_are_retried_by(transport).await;
+    }
+}
+
+async fn failures_before_audio_are_retried_by(transport: TtsTransport) {
     let fake = FakeElevenLabs::start(ElevenLabsScript::default())
         .await
         .unwrap();
@@ -188,16 +199,17 @@ async fn failures_before_audio_are_retried() {
         code: 503,
         retry_after: None,
     });
-    let tts = ElevenLabsTts::new(
-        settings(&fake, TtsTransport::WebSocket),
-        reqwest::Client::new(),
-    );
+    let tts = ElevenLabsTts::new(settings(&fake, transport), reqwest::Client::new());
     let heard = speak(&mut open(&tts, 16_000), &["Retry me."]).await;
     assert_eq!(heard.end, TtsEvent::Done);
     fake.faults().push(Fault::DropMidStream { after: 0 });
     let heard = speak(&mut open(&tts, 16_000), &["Dropped then fine."]).await;
     assert_eq!(heard.end, TtsEvent::Done);
     assert_eq!(heard.chars, "Dropped then fine. ");
+    eventually("every socket ends", LIMIT, || {
+        fake.requests().iter().all(|r| r.ended.is_some())
+    })
+    .await;
     let ended: Vec<_> = fake
         .requests()
         .into_iter()
@@ -205,7 +217,8 @@ async fn failures_before_audio_are_retried() {
         .collect();
     assert_eq!(
         ended,
-        vec!["refused 503", "final", "dropped-by-fault", "final"]
+        vec!["refused 503", "final", "dropped-by-fault", "final"],
+        "{transport:?}"
     );
 }
 
@@ -214,7 +227,11 @@ async fn refused_key_is_an_auth_error_without_the_key() {
     let fake = FakeElevenLabs::start(ElevenLabsScript::default().with_key("sk_another"))
         .await
         .unwrap();
-    for transport in [TtsTransport::WebSocket, TtsTransport::Http] {
+    for transport in [
+        TtsTransport::MultiContext,
+        TtsTransport::WebSocket,
+        TtsTransport::Http,
+    ] {
         let tts = ElevenLabsTts::new(settings(&fake, transport), reqwest::Client::new());
         let heard = speak(&mut open(&tts, 16_000), &["Hello."]).await;
         let TtsEvent::Error(e) = heard.end else {
@@ -224,20 +241,23 @@ async fn refused_key_is_an_auth_error_without_the_key() {
         assert_eq!(e.client_code(), "provider_auth");
         assert!(!format!("{e} {e:?}").contains(KEY));
     }
-    assert_eq!(fake.requests().len(), 2, "auth failures are not retried");
+    assert_eq!(fake.requests().len(), 3, "auth failures are not retried");
 }
 
 #[tokio::test]
 async fn dropping_the_stream_closes_the_socket_and_stops_audio() {
+    for transport in [TtsTransport::WebSocket, TtsTransport::MultiContext] {
+        dropping_the_stream_stops_audio_of(transport).await;
+    }
+}
+
+async fn dropping_the_stream_stops_audio_of(transport: TtsTransport) {
     let script = ElevenLabsScript {
         chunk_interval: Duration::from_millis(20),
         ..ElevenLabsScript::default()
     };
     let fake = FakeElevenLabs::start(script).await.unwrap();
-    let tts = ElevenLabsTts::new(
-        settings(&fake, TtsTransport::WebSocket),
-        reqwest::Client::new(),
-    );
+    let tts = ElevenLabsTts::new(settings(&fake, transport), reqwest::Client::new());
     let mut stream = open(&tts, 16_000);
     let long = "This is a long sentence that takes a good while to speak aloud. ".repeat(4);
     stream
@@ -253,11 +273,22 @@ async fn dropping_the_stream_closes_the_socket_and_stops_audio() {
     })
     .await;
     let r = &fake.requests()[0];
-    assert!(
-        matches!(r.ended.as_deref(), Some("client-close" | "client-gone")),
-        "{:?}",
-        r.ended
-    );
+    if transport == TtsTransport::MultiContext {
+        // The context is closed, then the socket with `close_socket`, which the server ends.
+        let context = &r.contexts[0];
+        assert!(context.closed_unflushed, "{context:?}");
+        assert!(
+            matches!(r.ended.as_deref(), Some("final" | "client-close")),
+            "{:?}",
+            r.ended
+        );
+    } else {
+        assert!(
+            matches!(r.ended.as_deref(), Some("client-close" | "client-gone")),
+            "{:?}",
+            r.ended
+        );
+    }
     let total_chunks = long.chars().count().div_ceil(12);
     assert!(
         r.audio_messages_sent < total_chunks,
@@ -270,19 +301,18 @@ async fn invalid_voice_id_is_rejected_locally() {
     let fake = FakeElevenLabs::start(ElevenLabsScript::default())
         .await
         .unwrap();
-    let tts = ElevenLabsTts::new(
-        settings(&fake, TtsTransport::WebSocket),
-        reqwest::Client::new(),
-    );
-    let mut stream = tts.open(TtsParams {
-        voice: Some("../../admin".into()),
-        preferred_rate: 16_000,
-        ..Default::default()
-    });
-    let ev = stream.events.recv().await;
-    assert!(
-        matches!(ev, Some(TtsEvent::Error(ref e)) if e.kind == ProviderErrorKind::Rejected),
-        "{ev:?}"
-    );
+    for transport in [TtsTransport::WebSocket, TtsTransport::MultiContext] {
+        let tts = ElevenLabsTts::new(settings(&fake, transport), reqwest::Client::new());
+        let mut stream = tts.open(TtsParams {
+            voice: Some("../../admin".into()),
+            preferred_rate: 16_000,
+            ..Default::default()
+        });
+        let ev = stream.events.recv().await;
+        assert!(
+            matches!(ev, Some(TtsEvent::Error(ref e)) if e.kind == ProviderErrorKind::Rejected),
+            "{transport:?}: {ev:?}"
+        );
+    }
     assert!(fake.requests().is_empty());
 }

@@ -8,6 +8,7 @@ mod admission;
 mod conversation;
 mod deepgram;
 mod elevenlabs;
+mod elevenlabs_session;
 mod end_of_turn;
 mod fakes_refuse;
 mod logs;

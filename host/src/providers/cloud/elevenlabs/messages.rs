@@ -1,16 +1,21 @@
-//! ElevenLabs stream-input server messages: audio with alignment, the final marker, errors.
+//! ElevenLabs server messages of both WebSocket endpoints: audio with alignment, the final
+//! marker, errors; on the multi-context socket each names its context.
 
 use crate::providers::Alignment;
 use serde::Deserialize;
 
-/// Any server message of the single-context stream-input socket.
+/// Any server message of the stream-input or multi-stream-input socket. The service writes
+/// camelCase; some of its documents show `is_final` and `context_id`, so both spellings parse.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ServerMessage {
     #[serde(default)]
     pub audio: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "is_final")]
     pub is_final: Option<bool>,
+    /// The context the message belongs to (multi-context socket only).
+    #[serde(default, alias = "context_id")]
+    pub context_id: Option<String>,
     #[serde(default)]
     pub alignment: Option<WireAlignment>,
     #[serde(default)]

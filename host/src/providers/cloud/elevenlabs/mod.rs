@@ -1,17 +1,23 @@
 //! ElevenLabs streamed text-to-speech, one stream per reply.
 //!
-//! The WebSocket `stream-input` transport (default) takes the reply sentence by sentence as the
-//! LLM produces it and returns base64 audio with character alignment, so the host can cut its
-//! memory at the word the user heard. The HTTP `/stream` transport synthesises each sentence
-//! with its own request (no alignment). Dropping the stream closes the connection at once and
-//! drops audio not yet delivered.
+//! The WebSocket transports take the reply sentence by sentence as the LLM produces it and
+//! return base64 audio with character alignment, so the host can cut its memory at the word the
+//! user heard: the multi-context `multi-stream-input` socket (default) carries all of a
+//! session's replies, one context each; `stream-input` opens a socket per reply. The HTTP
+//! `/stream` transport synthesises each sentence with its own request (no alignment). Dropping
+//! a reply's stream stops it at once and drops audio not yet delivered.
 
+mod context_messages;
 mod http;
 mod messages;
+mod multi_context;
 mod output;
 mod websocket;
 
-use crate::providers::{ProviderError, TtsEvent, TtsParams, TtsProvider, TtsStream};
+use crate::providers::{
+    PerReplyTts, ProviderError, TtsEvent, TtsParams, TtsProvider, TtsSession, TtsStream,
+};
+use multi_context::MultiContextSession;
 use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
@@ -26,8 +32,11 @@ const EVENT_CAPACITY: usize = 256;
 /// Which ElevenLabs endpoint carries the speech.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TtsTransport {
-    /// `wss://…/v1/text-to-speech/{voice}/stream-input`: one socket per reply, with alignment.
+    /// `wss://…/v1/text-to-speech/{voice}/multi-stream-input`: one socket per session, each
+    /// reply a context on it, with alignment.
     #[default]
+    MultiContext,
+    /// `wss://…/v1/text-to-speech/{voice}/stream-input`: one socket per reply, with alignment.
     WebSocket,
     /// `POST …/v1/text-to-speech/{voice}/stream` per sentence; no alignment.
     Http,
@@ -77,7 +86,7 @@ impl Default for ElevenLabsSettings {
             api_key: None,
             voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
             model_id: "eleven_flash_v2_5".into(),
-            transport: TtsTransport::WebSocket,
+            transport: TtsTransport::MultiContext,
             voice_settings: VoiceSettings::default(),
             max_retries: 2,
         }
@@ -137,23 +146,37 @@ impl TtsProvider for ElevenLabsTts {
         NAME
     }
 
-    /// Opens the reply's stream (inside a Tokio runtime). The WebSocket transport connects at
-    /// once, so the socket is ready when the first sentence arrives.
+    /// Opens the reply's stream (inside a Tokio runtime). The WebSocket transports connect at
+    /// once, so the socket is ready when the first sentence arrives; the multi-context one
+    /// opens a socket for this reply alone (a session keeps one through [`Self::session`]).
     fn open(&self, params: TtsParams) -> TtsStream {
+        if self.settings.transport == TtsTransport::MultiContext {
+            return MultiContextSession::spawn(self.settings.clone(), &params.session_id)
+                .open(params);
+        }
         let (input_tx, input_rx) = mpsc::channel(INPUT_CAPACITY);
         let (event_tx, event_rx) = mpsc::channel(EVENT_CAPACITY);
         let job = output::Job::new(self.settings.clone(), &params);
-        match self.settings.transport {
-            TtsTransport::WebSocket => {
-                tokio::spawn(websocket::run(job, input_rx, event_tx));
-            }
-            TtsTransport::Http => {
-                tokio::spawn(http::run(job, self.http.clone(), input_rx, event_tx));
-            }
+        if self.settings.transport == TtsTransport::Http {
+            tokio::spawn(http::run(job, self.http.clone(), input_rx, event_tx));
+        } else {
+            tokio::spawn(websocket::run(job, input_rx, event_tx));
         }
         TtsStream {
             input: input_tx,
             events: event_rx,
+        }
+    }
+
+    /// The multi-context transport keeps one socket for the session; the others open each
+    /// reply on its own.
+    fn session(self: Arc<Self>, session_id: &str) -> Box<dyn TtsSession> {
+        match self.settings.transport {
+            TtsTransport::MultiContext => Box::new(MultiContextSession::spawn(
+                self.settings.clone(),
+                session_id,
+            )),
+            TtsTransport::WebSocket | TtsTransport::Http => Box::new(PerReplyTts::new(self)),
         }
     }
 }

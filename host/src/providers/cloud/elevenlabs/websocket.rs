@@ -1,5 +1,6 @@
 //! The stream-input WebSocket transport: one socket per reply, text in sentence by sentence,
-//! base64 audio with alignment out.
+//! base64 audio with alignment out. Also the reading and error classification the
+//! multi-context transport shares.
 
 use super::messages::ServerMessage;
 use super::output::{with_trailing_space, Job};
@@ -117,7 +118,7 @@ async fn serve(
     }
     for message in outbox {
         if let Err(e) = sink.send(Message::text(message)).await {
-            return Ended::Retry(dropped(job, e));
+            return Ended::Retry(dropped(job.key(), e));
         }
     }
     let mut server_error: Option<ServerMessage> = None;
@@ -148,13 +149,13 @@ async fn serve(
                 };
                 for message in outgoing {
                     if let Err(e) = sink.send(Message::text(message)).await {
-                        return Ended::Retry(dropped(job, e));
+                        return Ended::Retry(dropped(job.key(), e));
                     }
                 }
             }
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
-                    let Some(mut message) = parse(job, text.as_str()) else {
+                    let Some(mut message) = parse(&job.session_id, text.as_str()) else {
                         continue;
                     };
                     if message.error.is_some() {
@@ -162,7 +163,7 @@ async fn serve(
                         continue;
                     }
                     if let Some(audio) = message.audio.take().filter(|a| !a.is_empty()) {
-                        let Some(bytes) = decode_audio(job, &audio) else {
+                        let Some(bytes) = decode_audio(&job.session_id, &audio) else {
                             continue;
                         };
                         sent.audio_received = true;
@@ -185,36 +186,36 @@ async fn serve(
                         return Ended::Finished;
                     }
                     let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                    let error = closed_error(job, code, &reason, server_error.take());
+                    let error = closed_error(job.key(), code, &reason, server_error.take());
                     return if error.retryable() { Ended::Retry(error) } else {
                         let _ = events.send(TtsEvent::Error(error)).await;
                         Ended::Finished
                     };
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Ended::Retry(dropped(job, e)),
-                None => return Ended::Retry(dropped(job, "connection ended")),
+                Some(Err(e)) => return Ended::Retry(dropped(job.key(), e)),
+                None => return Ended::Retry(dropped(job.key(), "connection ended")),
             },
         }
     }
 }
 
 /// A server text frame; an unparseable one is logged and skipped.
-fn parse(job: &Job, text: &str) -> Option<ServerMessage> {
+pub(super) fn parse(session_id: &str, text: &str) -> Option<ServerMessage> {
     serde_json::from_str(text)
         .inspect_err(|e| {
-            tracing::warn!(session = %job.session_id, provider = NAME, error = %e,
+            tracing::warn!(session = %session_id, provider = NAME, error = %e,
                 "skipping an unparseable server message");
         })
         .ok()
 }
 
 /// A frame's base64 audio; audio that is not base64 is logged and skipped.
-fn decode_audio(job: &Job, audio: &str) -> Option<Vec<u8>> {
+pub(super) fn decode_audio(session_id: &str, audio: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(audio.as_bytes())
         .inspect_err(|e| {
-            tracing::warn!(session = %job.session_id, provider = NAME, error = %e,
+            tracing::warn!(session = %session_id, provider = NAME, error = %e,
                 "skipping audio that is not valid base64");
         })
         .ok()
@@ -226,13 +227,13 @@ pub(super) fn read_text(
     job: &mut Job,
     text: &str,
 ) -> Option<Result<Option<TtsEvent>, ProviderError>> {
-    let mut message = parse(job, text)?;
+    let mut message = parse(&job.session_id, text)?;
     if message.error.is_some() {
-        let error = closed_error(job, Some(CloseCode::Policy), "", Some(message));
+        let error = closed_error(job.key(), Some(CloseCode::Policy), "", Some(message));
         return Some(Err(error));
     }
     let audio = message.audio.take().filter(|a| !a.is_empty());
-    let Some(bytes) = audio.map(|a| decode_audio(job, &a)) else {
+    let Some(bytes) = audio.map(|a| decode_audio(&job.session_id, &a)) else {
         return Some(Ok(None));
     };
     Some(Ok(job.audio_event(&bytes?, message.take_alignment())))
@@ -247,17 +248,17 @@ fn end_of_reply() -> Vec<String> {
     ]
 }
 
-fn dropped(job: &Job, e: impl std::fmt::Display) -> ProviderError {
+pub(super) fn dropped(key: Option<&str>, e: impl std::fmt::Display) -> ProviderError {
     ProviderError::new(
         ProviderErrorKind::Unavailable,
         NAME,
-        scrub(&format!("stream dropped: {e}"), job.key()),
+        scrub(&format!("stream dropped: {e}"), key),
     )
 }
 
 /// Classifies a close the client did not expect. Key and quota problems are auth errors.
-fn closed_error(
-    job: &Job,
+pub(super) fn closed_error(
+    key: Option<&str>,
     code: Option<CloseCode>,
     reason: &str,
     server_error: Option<ServerMessage>,
@@ -284,7 +285,7 @@ fn closed_error(
                 "stream closed ({code}) {error_code}: {}",
                 clip(&detail, 300)
             ),
-            job.key(),
+            key,
         ),
     )
 }
