@@ -20,13 +20,13 @@
 
 use crate::sim::{
     auc, percentile, probabilities, share_above, table_head, words_of, Clip, Harness, Item,
-    SimOptions, Strategy, Tally, RATE,
+    SimOptions, Strategy, Tally, Vad, RATE,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use voice_host::audio::{VadConfig, VadTransition, VoiceGate, FRAME_SAMPLES};
+use voice_host::audio::{VadTransition, FRAME_SAMPLES};
 use voice_host::session::turn_audio::TurnAudio;
 
 /// The recordings: a name for the tables and the file inside the recordings directory.
@@ -113,7 +113,7 @@ pub fn parse_labels(text: &str) -> Result<Labels, String> {
     Ok(labels)
 }
 
-fn load_wav(path: &Path) -> Vec<i16> {
+pub fn load_wav(path: &Path) -> Vec<i16> {
     let mut reader = hound::WavReader::open(path).unwrap_or_else(|e| {
         panic!(
             "cannot read {}: {e} (scripts/end-of-turn-report.sh --human fetches it)",
@@ -137,13 +137,8 @@ fn at(ms: u64) -> usize {
 }
 
 /// The start of the first voice and the pauses (end of voice, length) the host's VAD finds.
-fn find_pauses(audio: &[i16]) -> (u64, Vec<(u64, u64)>) {
-    let mut gate = VoiceGate::new(VadConfig {
-        pause_ms: PAUSE_MS as u32,
-        hangover_ms: 600,
-        ..VadConfig::default()
-    })
-    .expect("VAD");
+fn find_pauses(vad: &Vad, audio: &[i16]) -> (u64, Vec<(u64, u64)>) {
+    let mut gate = vad.gate(true);
     let mut first = None;
     let mut pauses = Vec::new();
     let mut open: Option<u64> = None;
@@ -167,13 +162,13 @@ fn find_pauses(audio: &[i16]) -> (u64, Vec<(u64, u64)>) {
 }
 
 /// Prints a draft labels file: the VAD's pauses, each segment as Whisper hears it.
-pub fn draft(o: &HumanOptions, models: &Path) {
+pub fn draft(o: &HumanOptions, models: &Path, vad: &Vad) {
     use voice_host::providers::local::bench::{EncoderWindow, WhisperModel};
     let mut whisper = WhisperModel::load(&models.join("whisper-tiny.en"))
         .unwrap_or_else(|e| panic!("Whisper: {e}"));
     for (name, file) in RECORDINGS {
         let audio = load_wav(&o.recordings.join(file));
-        let (first, pauses) = find_pauses(&audio);
+        let (first, pauses) = find_pauses(vad, &audio);
         println!("\n[[recording]]\nname = \"{name}\"\nfile = \"{file}\"\nfirst_voice_ms = {first}");
         let mut from = first;
         for (at_ms, ms) in pauses {
@@ -339,6 +334,7 @@ pub fn report(
     let text = std::fs::read_to_string(&o.labels)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", o.labels.display()));
     let labels = parse_labels(&text).unwrap_or_else(|e| panic!("{}: {e}", o.labels.display()));
+    println!("VAD: {}", harness.vad.name());
     let started = Instant::now();
     let mut rows: Vec<(String, BTreeMap<Strategy, Tally>, ModelAnswers)> = Vec::new();
     let mut runs = 0;
@@ -462,6 +458,9 @@ pub fn report(
         percentile(&all, 0.5).unwrap_or(0.0),
         all.len()
     );
+    if trace.is_none() {
+        crate::vad_alone::report(&harness.vad, &labels, &o.recordings, verbose);
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //!
 //! Each utterance is spoken by espeak-ng (each voice and rate is a source), segment by segment
 //! with the labelled silences between them, resampled to 16 kHz, and played on a simulated clock
-//! through what a session runs: the real `VoiceGate` (webrtc-vad, pauses at 200 ms, hangover
-//! 600 ms), the real orchestrator (`session::orchestrator`, which owns the rules of what an
+//! through what a session runs: the real `VoiceGate` (webrtc-vad, or Silero VAD with `--vad
+//! silero`, built as a session builds it; pauses at 200 ms, hangover 600 ms), the real orchestrator (`session::orchestrator`, which owns the rules of what an
 //! answer does), the turn's audio as the session keeps it (`TurnAudio`: 0.5 s pre-roll, at most
 //! 8 s) judged by the model at each pause and end of speech as the session driver does (the
 //! latest judgement for new words and timers), and the plug-in answering through the host's
@@ -32,6 +32,7 @@
 //!   --plugin PATH                   the policy (plugins/dist/turn_smart.wasm)
 //!   --config key=value,...          the policy's configuration
 //!   --set PATH                      the labelled set
+//!   --vad webrtc|silero             the VAD engine (`VAD_ENGINE`; default webrtc)
 //!   --verbose                       one line per utterance and strategy
 //!   --trace TEXT                    only utterances containing TEXT, every event printed
 //!   --human                         human speech instead of espeak-ng (see human.rs):
@@ -42,16 +43,18 @@
 
 mod human;
 mod sim;
+mod vad_alone;
 
 use serde::Deserialize;
 use sim::{
     auc, percentile, probabilities, share_above, table_head, words_of, Clip, Harness, Item,
-    ModelTally, SimOptions, Strategy, Tally, RATE,
+    ModelTally, SimOptions, Strategy, Tally, Vad, RATE,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use voice_host::audio::{Resampler, FRAME_SAMPLES};
+use voice_host::config::{source::RawSettings, Config};
 use voice_host::providers::local::bench::Espeak;
 
 /// Silence before the speech (the pre-roll the model is given comes from it).
@@ -93,9 +96,13 @@ struct Options {
     trace: Option<String>,
     /// The human-speech source instead of espeak-ng.
     human: Option<human::HumanOptions>,
+    /// The session configuration the VAD is built from: the defaults with `--vad` as
+    /// `VAD_ENGINE` and the models directory.
+    session: Config,
 }
 
-fn options() -> Options {
+/// The options from the command line (without the program's name); an error is one line.
+fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut o = Options {
         voices: vec!["en-us".into(), "en-gb".into(), "en-us+f3".into()],
@@ -115,10 +122,11 @@ fn options() -> Options {
         verbose: false,
         trace: None,
         human: None,
+        session: Config::from_raw(&RawSettings::default()).expect("the default configuration"),
     };
+    let mut vad = String::from("webrtc");
     let (mut human, mut draft, mut labelled_stops) = (false, false, false);
     let (mut labels, mut recordings): (Option<PathBuf>, Option<PathBuf>) = (None, None);
-    let mut args = std::env::args().skip(1);
     let list = |v: Option<String>| -> Vec<String> {
         v.expect("a value")
             .split(',')
@@ -161,9 +169,20 @@ fn options() -> Options {
             "--recordings" => recordings = Some(args.next().expect("--recordings DIR").into()),
             "--draft" => draft = true,
             "--labelled-stops" => labelled_stops = true,
-            other => panic!("unknown option {other} (see the header of this file)"),
+            "--vad" => vad = args.next().ok_or("--vad webrtc|silero")?,
+            other => {
+                return Err(format!(
+                    "unknown option {other} (see host/examples/end_of_turn_report/main.rs)"
+                ))
+            }
         }
     }
+    // As the host reads VAD_ENGINE (the same names, the same error).
+    let mut raw = RawSettings::default();
+    raw.values.insert("VAD_ENGINE".into(), vad.clone());
+    raw.values
+        .insert("MODELS_DIR".into(), o.models.display().to_string());
+    o.session = Config::from_raw(&raw).map_err(|e| format!("--vad {vad}: {}", e.problem))?;
     if human {
         o.human = Some(human::HumanOptions {
             labels: labels.unwrap_or_else(|| root.join("tests/fixtures/turn-set/human.toml")),
@@ -172,7 +191,7 @@ fn options() -> Options {
             labelled_stops,
         });
     }
-    o
+    Ok(o)
 }
 
 fn load_set(path: &Path) -> Vec<Item> {
@@ -246,16 +265,20 @@ fn clip_of(espeak: &Espeak, item: &Item, voice: &str, wpm: u32) -> Clip {
 }
 
 fn main() {
-    let o = options();
+    let o = options(std::env::args().skip(1)).unwrap_or_else(|e| {
+        eprintln!("end_of_turn_report: {e}");
+        std::process::exit(2)
+    });
     let mut items = load_set(&o.set);
     if let Some(wanted) = &o.trace {
         items.retain(|i| i.segments.join(" ").contains(wanted.as_str()));
     }
+    let vad = Vad::load(o.session);
     if let Some(human) = o.human.as_ref().filter(|h| h.draft) {
-        human::draft(human, &o.models);
+        human::draft(human, &o.models, &vad);
         return;
     }
-    let harness = Harness::start(&o.models, &o.plugin, &o.config);
+    let harness = Harness::start(vad, &o.models, &o.plugin, &o.config);
     let sim_options = SimOptions {
         stt_ms: o.stt_ms,
         strip_punctuation: o.strip_punctuation,
@@ -269,8 +292,8 @@ fn main() {
 
     let n_complete = items.iter().filter(|i| i.cue.is_none()).count();
     println!(
-        "{} utterances ({} complete, {} incomplete), sources: voices {} x rates {}; recogniser \
-         latency {} ms{}; policy {} {:?}",
+        "{} utterances ({} complete, {} incomplete), sources: voices {} x rates {}; VAD {}; \
+         recogniser latency {} ms{}; policy {} {:?}",
         items.len(),
         n_complete,
         items.len() - n_complete,
@@ -280,6 +303,7 @@ fn main() {
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(","),
+        harness.vad.name(),
         o.stt_ms,
         if o.strip_punctuation {
             ", no punctuation"
@@ -449,4 +473,38 @@ fn main() {
         percentile(&ms, 0.5).unwrap_or(0.0),
         percentile(&ms, 0.95).unwrap_or(0.0),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::options;
+
+    fn parse(args: &[&str]) -> Result<super::Options, String> {
+        options(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn vad_names_the_engine_as_vad_engine_does() {
+        use voice_host::config::VadEngineChoice;
+        assert_eq!(
+            parse(&[]).unwrap().session.vad_engine,
+            VadEngineChoice::WebRtc
+        );
+        let o = parse(&["--vad", "silero", "--human"]).unwrap();
+        assert_eq!(o.session.vad_engine, VadEngineChoice::Silero);
+        assert!(o.human.is_some());
+    }
+
+    #[test]
+    fn an_unknown_engine_or_option_is_one_line() {
+        for args in [&["--vad", "cobra"][..], &["--vad"], &["--vda", "silero"]] {
+            let e = parse(args).err().expect("refused");
+            assert!(!e.contains('\n'), "{e}");
+            assert!(e.contains(args[0]), "{e}");
+        }
+        assert_eq!(
+            parse(&["--vad", "cobra"]).err().unwrap(),
+            "--vad cobra: unknown engine \"cobra\" (webrtc or silero)"
+        );
+    }
 }

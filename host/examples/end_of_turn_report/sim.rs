@@ -4,9 +4,10 @@
 
 use std::path::Path;
 use std::time::Instant;
-use voice_host::audio::{VadConfig, VadTransition, VoiceGate, FRAME_SAMPLES};
+use voice_host::audio::{VadEngine, VadTransition, VoiceGate, FRAME_SAMPLES};
 use voice_host::behaviour::defaults::BuiltinBehaviours;
 use voice_host::behaviour::{BehaviourSource, ChatMessage, Role, TurnPolicy, TurnTrigger};
+use voice_host::config::Config;
 use voice_host::plugins::{PluginRegistry, PluginSettings, SlotSettings};
 use voice_host::providers::SttEvent;
 use voice_host::session::events::{Action, Event};
@@ -81,7 +82,34 @@ enum Due {
     Decided(Event),
 }
 
+/// The VAD as a session builds it: the engine `VAD_ENGINE` names, loaded as the server loads it
+/// (`server::vad_engine`), and the gate's settings from the configuration
+/// (`Config::vad_config`: with the defaults, pauses at 200 ms when a policy asks, hangover 600 ms).
+pub struct Vad {
+    pub config: Config,
+    engine: VadEngine,
+}
+
+impl Vad {
+    /// Loads the engine `config` names (Silero: from its models directory).
+    pub fn load(config: Config) -> Self {
+        let engine = voice_host::server::vad_engine(&config).unwrap_or_else(|e| panic!("{e}"));
+        Self { config, engine }
+    }
+
+    /// `webrtc` or `silero`.
+    pub fn name(&self) -> &'static str {
+        self.engine.name()
+    }
+
+    /// A session's gate, reporting pauses inside speech when a policy judges them.
+    pub fn gate(&self, turn_policy: bool) -> VoiceGate {
+        VoiceGate::with_engine(self.config.vad_config(turn_policy), &self.engine).expect("VAD")
+    }
+}
+
 struct Sim<'a> {
+    vad: &'a Vad,
     model: Option<&'a TurnModel>,
     policy: Option<&'a mut dyn TurnPolicy>,
     runtime: &'a tokio::runtime::Runtime,
@@ -102,15 +130,10 @@ fn final_words(text: String, from_finalize: bool) -> SttEvent {
 impl Sim<'_> {
     pub fn run(&mut self, item: &Item, clip: &Clip) -> Outcome {
         let policy_on = self.policy.is_some();
-        let mut gate = VoiceGate::new(VadConfig {
-            pause_ms: if policy_on { 200 } else { 0 },
-            hangover_ms: 600,
-            ..VadConfig::default()
-        })
-        .expect("VAD");
+        let mut gate = self.vad.gate(policy_on);
         let cfg = OrchestratorConfig {
             turn_policy: policy_on,
-            vad_hangover_ms: 600,
+            vad_hangover_ms: u64::from(self.vad.config.vad_hangover_ms),
             ..OrchestratorConfig::default()
         };
         let memory: Vec<ChatMessage> = item
@@ -338,8 +361,9 @@ pub fn share_above(ps: &[f32], threshold: f32) -> String {
     format!("{:.0} %", 100.0 * n as f64 / ps.len() as f64)
 }
 
-/// The model, the plug-in runtime and the async runtime the simulation runs with.
+/// The VAD, the model, the plug-in runtime and the async runtime the simulation runs with.
 pub struct Harness {
+    pub vad: Vad,
     pub model: TurnModel,
     registry: std::sync::Arc<PluginRegistry>,
     runtime: tokio::runtime::Runtime,
@@ -354,8 +378,9 @@ pub struct SimOptions {
 }
 
 impl Harness {
-    /// Loads the end-of-turn model from `models` and starts the policy `plugin` with `config`.
-    pub fn start(models: &Path, plugin: &Path, config: &[(String, String)]) -> Self {
+    /// Loads the end-of-turn model from `models` and starts the policy `plugin` with `config`;
+    /// turns run through `vad`.
+    pub fn start(vad: Vad, models: &Path, plugin: &Path, config: &[(String, String)]) -> Self {
         let model = TurnModel::load(models).unwrap_or_else(|e| panic!("{e}"));
         assert!(
             plugin.is_file(),
@@ -376,6 +401,7 @@ impl Harness {
             .build()
             .expect("runtime");
         Self {
+            vad,
             model,
             registry,
             runtime,
@@ -386,6 +412,7 @@ impl Harness {
     pub fn run(&self, strategy: Strategy, item: &Item, clip: &Clip, o: SimOptions) -> Outcome {
         let mut behaviours = self.registry.for_session("report");
         let mut sim = Sim {
+            vad: &self.vad,
             model: (strategy == Strategy::ModelPolicy).then_some(&self.model),
             policy: (strategy != Strategy::Silence)
                 .then_some(behaviours.turn.as_mut() as &mut dyn TurnPolicy),

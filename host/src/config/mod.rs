@@ -373,6 +373,18 @@ impl Config {
         Self::from_raw(&raw)
     }
 
+    /// The VAD settings of a session's gate: pauses inside speech are reported (at
+    /// `TURN_PAUSE_MS`) only when an end-of-turn policy judges them (`turn_policy`); without
+    /// one the gate reports none, so the session runs on the silence rules alone.
+    pub fn vad_config(&self, turn_policy: bool) -> crate::audio::VadConfig {
+        crate::audio::VadConfig {
+            aggressiveness: self.vad_aggressiveness,
+            start_frames: self.vad_start_frames,
+            hangover_ms: self.vad_hangover_ms,
+            pause_ms: if turn_policy { self.turn_pause_ms } else { 0 },
+        }
+    }
+
     /// Validate raw settings.
     pub fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
         let r = Reader { raw };

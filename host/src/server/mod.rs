@@ -147,8 +147,9 @@ fn turn_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::TurnModel
 }
 
 /// The voice activity detector sessions run (`VAD_ENGINE`): Silero is loaded here, once, and a
-/// missing model or runtime stops the start.
-fn vad_engine(cfg: &Config) -> Result<crate::audio::VadEngine, StartError> {
+/// missing model or runtime stops the start. Sessions build their gate from it with
+/// [`Config::vad_config`].
+pub fn vad_engine(cfg: &Config) -> Result<crate::audio::VadEngine, StartError> {
     use crate::audio::{SileroVad, VadEngine};
     use crate::config::VadEngineChoice;
     match cfg.vad_engine {

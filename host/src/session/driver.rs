@@ -8,7 +8,7 @@ use super::outbound::SendError;
 use super::plugin_worker::{self, Answer, Request};
 use super::turn_audio::TurnAudio;
 use super::{Inbound, OutboundTx, SessionDeps, StartParams};
-use crate::audio::{Encoding, InputPipeline, OutputPipeline, VadConfig, VadTransition};
+use crate::audio::{Encoding, InputPipeline, OutputPipeline, VadTransition};
 use crate::behaviour::{TurnEvent, TurnTrigger};
 use crate::providers::{
     LlmEvent, LlmRequest, SttInput, SttParams, SttStream, TtsEvent, TtsInput, TtsParams,
@@ -106,16 +106,7 @@ pub async fn run(
     // Pauses inside speech matter only to an end-of-turn policy; without one the VAD reports
     // none, so the session runs exactly as before.
     let turn_policy = deps.behaviours.asks_turn();
-    let vad = VadConfig {
-        aggressiveness: deps.config.vad_aggressiveness,
-        start_frames: deps.config.vad_start_frames,
-        hangover_ms: deps.config.vad_hangover_ms,
-        pause_ms: if turn_policy {
-            deps.config.turn_pause_ms
-        } else {
-            0
-        },
-    };
+    let vad = deps.config.vad_config(turn_policy);
     let input = match InputPipeline::with_engine(start.input, vad, &deps.vad_engine) {
         Ok(p) => p,
         Err(e) => {
