@@ -24,8 +24,7 @@ mod worker;
 #[cfg(test)]
 mod reference;
 
-use crate::providers::local::missing_message;
-use crate::providers::local::models::{onnxruntime, ONNXRUNTIME_LIBRARY, SMART_TURN_FILE};
+use crate::providers::local::models::{ONNXRUNTIME_LIBRARY, SMART_TURN_FILE};
 use std::path::{Path, PathBuf};
 
 /// Why the model gave no answer.
@@ -71,32 +70,13 @@ impl std::fmt::Debug for TurnModel {
 impl TurnModel {
     /// Loads model + runtime from the models dir; a clear one-line error when missing.
     pub fn load(models_dir: &Path) -> Result<TurnModel, TurnModelError> {
-        let model = models_dir.join(SMART_TURN_FILE.relative_path);
-        let runtime = models_dir.join(ONNXRUNTIME_LIBRARY);
-        if !model.is_file() {
-            return Err(TurnModelError::NotInstalled(missing_message(
-                "end-of-turn model (Smart Turn v3.2)",
-                &model,
-                models_dir,
-            )));
-        }
-        if !runtime.is_file() {
-            return Err(TurnModelError::NotInstalled(
-                if onnxruntime::LIBRARY.is_some() {
-                    missing_message(
-                        "ONNX Runtime library (runs the end-of-turn model)",
-                        &runtime,
-                        models_dir,
-                    )
-                } else {
-                    format!(
-                        "no ONNX Runtime library is pinned for this platform (Linux x86_64 and \
-                         aarch64 are): place libonnxruntime 1.32 at {}",
-                        runtime.display()
-                    )
-                },
-            ));
-        }
+        let (model, runtime) = crate::onnx_runtime::installed(
+            models_dir,
+            SMART_TURN_FILE.relative_path,
+            "end-of-turn model (Smart Turn v3.2)",
+            "runs the end-of-turn model",
+        )
+        .map_err(TurnModelError::NotInstalled)?;
         let started = std::time::Instant::now();
         let model = smart_turn::SmartTurn::load(&model, &runtime)?;
         tracing::info!(
@@ -160,7 +140,7 @@ fn test_models_dir() -> Option<PathBuf> {
     ]
     .iter()
     .filter(|p| !p.is_file())
-    .map(|p| missing_message("end-of-turn model file", p, &dir))
+    .map(|p| crate::providers::local::missing_message("end-of-turn model file", p, &dir))
     .collect();
     if missing.is_empty() {
         return Some(dir);

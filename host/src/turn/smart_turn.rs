@@ -16,7 +16,6 @@
 
 use super::features::{FeatureExtractor, FEATURES_LEN, N_FRAMES, N_MELS};
 use super::TurnModelError;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::Tensor;
 use std::path::Path;
@@ -45,13 +44,7 @@ impl SmartTurn {
             path: model.to_path_buf(),
             reason,
         };
-        let session = Session::builder(&environment)
-            .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::Level3)?))
-            .and_then(|b| Ok(b.with_intra_threads(1)?))
-            .and_then(|b| Ok(b.with_inter_threads(1)?))
-            .and_then(|b| Ok(b.with_parallel_execution(false)?))
-            .and_then(|mut b| b.commit_from_file(model))
-            .map_err(|e| failed(e.to_string()))?;
+        let session = crate::onnx_runtime::session(&environment, model).map_err(failed)?;
         let names = |outlets: &[ort::value::Outlet]| -> Vec<String> {
             outlets.iter().map(|o| o.name().to_string()).collect()
         };

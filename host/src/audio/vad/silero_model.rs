@@ -13,9 +13,7 @@
 //! state (1 KiB) and windows (4.5 KiB).
 
 use super::silero::WINDOW;
-use crate::providers::local::missing_message;
-use crate::providers::local::models::{onnxruntime, ONNXRUNTIME_LIBRARY, SILERO_VAD_FILE};
-use ort::session::builder::GraphOptimizationLevel;
+use crate::providers::local::models::SILERO_VAD_FILE;
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::{Path, PathBuf};
@@ -73,32 +71,13 @@ impl SileroVad {
 
     /// Like [`SileroVad::load`] with `sessions` (at least 1) ONNX Runtime sessions.
     pub fn load_sessions(models_dir: &Path, sessions: usize) -> Result<SileroVad, SileroError> {
-        let model = models_dir.join(SILERO_VAD_FILE.relative_path);
-        let runtime = models_dir.join(ONNXRUNTIME_LIBRARY);
-        if !model.is_file() {
-            return Err(SileroError::NotInstalled(missing_message(
-                "VAD model (Silero VAD v5)",
-                &model,
-                models_dir,
-            )));
-        }
-        if !runtime.is_file() {
-            return Err(SileroError::NotInstalled(
-                if onnxruntime::LIBRARY.is_some() {
-                    missing_message(
-                        "ONNX Runtime library (runs Silero VAD)",
-                        &runtime,
-                        models_dir,
-                    )
-                } else {
-                    format!(
-                        "no ONNX Runtime library is pinned for this platform (Linux x86_64 and \
-                     aarch64 are): place libonnxruntime 1.32 at {}",
-                        runtime.display()
-                    )
-                },
-            ));
-        }
+        let (model, runtime) = crate::onnx_runtime::installed(
+            models_dir,
+            SILERO_VAD_FILE.relative_path,
+            "VAD model (Silero VAD v5)",
+            "runs Silero VAD",
+        )
+        .map_err(SileroError::NotInstalled)?;
         let environment =
             crate::onnx_runtime::environment(&runtime).map_err(|reason| SileroError::Runtime {
                 path: runtime.clone(),
@@ -111,13 +90,7 @@ impl SileroVad {
         let mut pool = Vec::new();
         for _ in 0..sessions.max(1) {
             // One thread, sequential: inference runs on the calling thread, as pipecat runs it.
-            let session = Session::builder(&environment)
-                .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::Level3)?))
-                .and_then(|b| Ok(b.with_intra_threads(1)?))
-                .and_then(|b| Ok(b.with_inter_threads(1)?))
-                .and_then(|b| Ok(b.with_parallel_execution(false)?))
-                .and_then(|mut b| b.commit_from_file(&model))
-                .map_err(|e| failed(e.to_string()))?;
+            let session = crate::onnx_runtime::session(&environment, &model).map_err(failed)?;
             let names = |outlets: &[ort::value::Outlet]| -> Vec<String> {
                 outlets.iter().map(|o| o.name().to_string()).collect()
             };
