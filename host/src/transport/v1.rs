@@ -282,11 +282,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_session_that_panics_as_its_client_leaves_is_still_reported() {
+    async fn a_session_that_panics_while_winding_down_is_still_reported() {
         let (tx, mut rx) = outbound::channel(outbound::MAX_QUEUED_AUDIO_MS);
-        let session = tokio::spawn(async { panic!("a fault as the client leaves") });
-        tokio::task::yield_now().await;
+        // The client has left; the session faults on its way out.
+        let session = tokio::spawn(async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            panic!("a fault while winding down")
+        });
         supervise(session, std::future::ready(()), || report_panic(&tx)).await;
+        drop(tx);
         let Some(Outbound::Json(text)) = rx.recv().await else {
             panic!("no error event")
         };
