@@ -29,6 +29,8 @@
 //!   --rates 140,175,210             words per minute
 //!   --stt-ms N                      recogniser latency (words after the voice, finalize answer)
 //!   --strip-punctuation             the recogniser writes no punctuation
+//!   --continuing                    a segment before an inner pause is spoken as a clause that
+//!                                   goes on (espeak-ng's comma intonation), not a sentence's end
 //!   --plugin PATH                   the policy (plugins/dist/turn_smart.wasm)
 //!   --config key=value,...          the policy's configuration
 //!   --set PATH                      the labelled set
@@ -87,6 +89,8 @@ struct Options {
     rates: Vec<u32>,
     stt_ms: u64,
     strip_punctuation: bool,
+    /// Segments before an inner pause spoken with a going-on intonation.
+    continuing: bool,
     plugin: PathBuf,
     config: Vec<(String, String)>,
     set: PathBuf,
@@ -109,6 +113,7 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         rates: vec![140, 175, 210],
         stt_ms: 0,
         strip_punctuation: false,
+        continuing: false,
         plugin: root
             .parent()
             .expect("the workspace")
@@ -150,6 +155,7 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                     .expect("--stt-ms N")
             }
             "--strip-punctuation" => o.strip_punctuation = true,
+            "--continuing" => o.continuing = true,
             "--plugin" => o.plugin = args.next().expect("--plugin PATH").into(),
             "--config" => {
                 o.config = list(args.next())
@@ -248,13 +254,23 @@ fn speak(espeak: &Espeak, text: &str, voice: &str, wpm: u32) -> Vec<i16> {
     audio[first..last].to_vec()
 }
 
-fn clip_of(espeak: &Espeak, item: &Item, voice: &str, wpm: u32) -> Clip {
+fn clip_of(espeak: &Espeak, item: &Item, voice: &str, wpm: u32, continuing: bool) -> Clip {
     let ms = |samples: usize| (samples * 1000 / RATE) as u64;
     let mut audio = vec![0i16; LEAD_MS * RATE / 1000];
     let mut spans = Vec::new();
+    let last = item.segments.len() - 1;
     for (i, segment) in item.segments.iter().enumerate() {
         let start = audio.len();
-        audio.extend(speak(espeak, segment, voice, wpm));
+        // espeak-ng gives text without punctuation a sentence's final fall; with `continuing`,
+        // a segment the speaker goes on from is spoken as a clause that goes on (a comma's
+        // rise) and the recogniser still hears the labelled words.
+        let spoken =
+            if continuing && i < last && !segment.trim_end().ends_with(['.', '?', '!', ',']) {
+                format!("{segment},")
+            } else {
+                segment.clone()
+            };
+        audio.extend(speak(espeak, &spoken, voice, wpm));
         spans.push((ms(start), ms(audio.len())));
         let pause = item.pauses_ms.get(i).map_or(TAIL_MS, |&p| p as usize);
         audio.extend(std::iter::repeat_n(0, pause * RATE / 1000));
@@ -324,7 +340,7 @@ fn main() {
             let mut per: BTreeMap<Strategy, Tally> = BTreeMap::new();
             let mut mt = ModelTally::default();
             for item in &items {
-                let clip = clip_of(espeak, item, voice, wpm);
+                let clip = clip_of(espeak, item, voice, wpm, o.continuing);
                 let voice_end = clip.spans.last().unwrap().1;
                 let full = words_of(&item.segments.join(" "));
                 for strategy in Strategy::ALL {
