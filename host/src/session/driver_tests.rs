@@ -3,7 +3,10 @@
 //! typed turns come in bursts, the client reports playback for old replies. What the client
 //! receives is checked: every turn ends with exactly one `agent_done`, replies never overlap, no
 //! agent audio arrives between a reply's end and the next reply's first text, and the session
-//! answers a last question once the script is over.
+//! answers a last question once the script is over. What the LLM is given is checked against
+//! what the client saw: every typed question is a turn, in order, and the history of each
+//! request holds exactly the questions before it and, for each reply, what its `agent_done` said
+//! the user heard (never text the client was not shown, nothing of a reply with no audio).
 //!
 //! The orchestrator alone is driven far harder by `orchestrator_tests::simulation`; this run is
 //! about the I/O around it (the plug-in worker's queue, stale provider channels, timers).
@@ -13,6 +16,7 @@ use super::outbound::{self, Outbound, OutboundRx};
 use super::{Inbound, Providers, SessionDeps, StartParams};
 use crate::audio::{AudioFormat, Encoding};
 use crate::behaviour::defaults::BuiltinBehaviours;
+use crate::behaviour::{ChatMessage, Role};
 use crate::config::source::RawSettings;
 use crate::config::Config;
 use crate::providers::{
@@ -22,8 +26,8 @@ use crate::providers::{
 use crate::transport::protocol::ClientMessage;
 use proptest::prelude::*;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -57,7 +61,10 @@ fn script() -> impl Strategy<Value = Script> {
         })
 }
 
-struct ScriptedLlm(Script);
+/// What the LLM was asked: (turn, messages) per request.
+type Requests = Arc<Mutex<Vec<(u32, Vec<ChatMessage>)>>>;
+
+struct ScriptedLlm(Script, Requests);
 
 impl LlmProvider for ScriptedLlm {
     fn name(&self) -> &'static str {
@@ -67,6 +74,10 @@ impl LlmProvider for ScriptedLlm {
     fn stream(&self, request: LlmRequest) -> mpsc::Receiver<LlmEvent> {
         let (tx, rx) = mpsc::channel(16);
         let s = self.0.clone();
+        self.1
+            .lock()
+            .unwrap()
+            .push((request.turn, request.messages.clone()));
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(s.llm_delay)).await;
             let text = format!("Answer {}. It has two sentences.", request.turn);
@@ -172,6 +183,14 @@ impl SttProvider for Deaf {
 #[derive(Default)]
 struct Client {
     finals: Vec<u64>,
+    /// The text of each final transcript, by turn.
+    final_text: BTreeMap<u64, String>,
+    /// What each reply showed (`agent_text` deltas), by turn.
+    shown: HashMap<u64, String>,
+    /// Agent audio bytes received while each reply was the active one.
+    audio: HashMap<u64, usize>,
+    /// The text of each `agent_done`: what memory keeps of the reply.
+    done_text: BTreeMap<u64, String>,
     done: HashMap<u64, u32>,
     active: Option<u64>,
     /// The last reply ended and no new one has shown text yet.
@@ -181,9 +200,12 @@ struct Client {
 impl Client {
     fn see(&mut self, out: Outbound) -> Result<(), String> {
         match out {
-            Outbound::Audio(_) => {
+            Outbound::Audio(bytes) => {
                 if self.active.is_none() && self.between {
                     return Err("agent audio after the reply ended".into());
+                }
+                if let Some(a) = self.active {
+                    *self.audio.entry(a).or_default() += bytes.len();
                 }
             }
             Outbound::Json(text) => {
@@ -191,7 +213,10 @@ impl Client {
                 let turn = v["turn"].as_u64();
                 match v["type"].as_str() {
                     Some("transcript") if v["final"] == true => {
-                        self.finals.push(turn.unwrap_or_default())
+                        let t = turn.unwrap_or_default();
+                        self.finals.push(t);
+                        let text = v["text"].as_str().unwrap_or_default();
+                        self.final_text.insert(t, text.to_string());
                     }
                     Some("agent_text") => {
                         if self.active.is_some_and(|a| Some(a) != turn) {
@@ -199,9 +224,25 @@ impl Client {
                         }
                         self.active = turn;
                         self.between = false;
+                        let delta = v["delta"].as_str().unwrap_or_default();
+                        self.shown
+                            .entry(turn.unwrap_or_default())
+                            .or_default()
+                            .push_str(delta);
                     }
                     Some("agent_done") => {
                         let t = turn.unwrap_or_default();
+                        let text = v["text"].as_str().unwrap_or_default().to_string();
+                        let shown = self.shown.get(&t).map_or("", String::as_str);
+                        if !shown.trim_start().starts_with(text.trim()) {
+                            return Err(format!(
+                                "turn {t} keeps {text:?}, more than it showed ({shown:?})"
+                            ));
+                        }
+                        if !text.trim().is_empty() && !self.audio.contains_key(&t) {
+                            return Err(format!("turn {t} keeps {text:?} but sent no audio"));
+                        }
+                        self.done_text.insert(t, text);
                         *self.done.entry(t).or_default() += 1;
                         if self.done[&t] > 1 {
                             return Err(format!("turn {t} ended twice"));
@@ -224,6 +265,62 @@ impl Client {
         }
         Ok(())
     }
+
+    /// The conversation memory should hold before `turn`'s question: each earlier question and
+    /// what its reply's `agent_done` kept (a greeting's too), in turn order; consecutive
+    /// messages of one role are one message (a question whose reply kept nothing joins the next).
+    fn history_before(&self, turn: u64) -> Vec<(Role, String)> {
+        let mut turns: Vec<u64> = self
+            .final_text
+            .keys()
+            .chain(self.done_text.keys())
+            .copied()
+            .collect();
+        turns.sort_unstable();
+        turns.dedup();
+        let mut history: Vec<(Role, String)> = Vec::new();
+        let mut push = |role: Role, text: &str| match history.last_mut() {
+            Some((last, content)) if *last == role => {
+                content.push(' ');
+                content.push_str(text);
+            }
+            _ => history.push((role, text.to_string())),
+        };
+        for t in turns.into_iter().filter(|&t| t < turn) {
+            if let Some(q) = self.final_text.get(&t) {
+                push(Role::User, q.trim());
+            }
+            if let Some(a) = self.done_text.get(&t).filter(|a| !a.trim().is_empty()) {
+                push(Role::Assistant, a.trim());
+            }
+        }
+        history
+    }
+
+    /// Every request's messages (without the system prompt) are the history the client saw,
+    /// then the turn's own question.
+    fn check_requests(&self, requests: &[(u32, Vec<ChatMessage>)]) -> Result<(), String> {
+        for (turn, messages) in requests {
+            let t = u64::from(*turn);
+            let asked: Vec<(Role, String)> = messages
+                .iter()
+                .filter(|m| m.role != Role::System)
+                .map(|m| (m.role, m.content.trim().to_string()))
+                .collect();
+            let question = self
+                .final_text
+                .get(&t)
+                .ok_or(format!("turn {t} asked without a final transcript"))?;
+            let mut expected = self.history_before(t);
+            expected.push((Role::User, question.trim().to_string()));
+            if asked != expected {
+                return Err(format!(
+                    "turn {t}: the LLM was given {asked:?}, the client saw {expected:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn drain(rx: &mut OutboundRx, client: &mut Client, for_ms: u64) -> Result<(), String> {
@@ -236,12 +333,18 @@ async fn drain(rx: &mut OutboundRx, client: &mut Client, for_ms: u64) -> Result<
     }
 }
 
-async fn run(script: Script) -> Result<(), String> {
+/// What memory kept of each reply (its `agent_done` text, by turn) and what the LLM was asked.
+type Kept = (BTreeMap<u64, String>, Vec<(u32, Vec<ChatMessage>)>);
+
+/// Plays the script; `reports` false leaves out the client's playback reports (for old
+/// replies), which must change nothing of what memory keeps.
+async fn run(script: Script, reports: bool) -> Result<Kept, String> {
     let config = Arc::new(Config::from_raw(&RawSettings::default()).map_err(|e| e.to_string())?);
+    let requests = Requests::default();
     let deps = Arc::new(SessionDeps {
         providers: Providers {
             stt: Arc::new(Deaf),
-            llm: Arc::new(ScriptedLlm(script.clone())),
+            llm: Arc::new(ScriptedLlm(script.clone(), requests.clone())),
             tts: Arc::new(ScriptedTts(script.clone())),
         },
         behaviours: Arc::new(BuiltinBehaviours::default()),
@@ -280,6 +383,8 @@ async fn run(script: Script) -> Result<(), String> {
             ClientMessage::Text {
                 text: format!("question {typed}"),
             }
+        } else if !reports {
+            continue;
         } else {
             ClientMessage::Playback {
                 played_ms: 500,
@@ -313,9 +418,20 @@ async fn run(script: Script) -> Result<(), String> {
     if client.done.get(&last) != Some(&1) {
         return Err(format!("the last question (turn {last}) was not answered"));
     }
+    // Every typed question became a turn, in order, with its own words.
+    let typed_in_order: Vec<String> = (1..=typed)
+        .map(|k| format!("question {k}"))
+        .chain(["last question".to_string()])
+        .collect();
+    let committed: Vec<String> = client.final_text.values().cloned().collect();
+    if committed != typed_in_order {
+        return Err(format!("typed {typed_in_order:?}, committed {committed:?}"));
+    }
+    let requests = requests.lock().unwrap().clone();
+    client.check_requests(&requests)?;
     drop(in_tx);
     let _ = session.await;
-    Ok(())
+    Ok((client.done_text, requests))
 }
 
 proptest! {
@@ -332,8 +448,20 @@ proptest! {
             .start_paused(true)
             .build()
             .expect("runtime");
-        if let Err(why) = rt.block_on(run(script)) {
-            prop_assert!(false, "{why}");
-        }
+        let with_reports = rt.block_on(run(script.clone(), true));
+        let kept = match with_reports {
+            Ok(kept) => kept,
+            Err(why) => return Err(TestCaseError::fail(why)),
+        };
+        // A report for another reply says nothing about the one playing: without the reports
+        // the same script keeps the same words (the paused clock makes the runs repeatable).
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        let without = rt.block_on(run(script, false)).map_err(TestCaseError::fail)?;
+        prop_assert_eq!(&kept.0, &without.0, "what memory kept depends on stale playback reports");
+        prop_assert_eq!(&kept.1, &without.1);
     }
 }
