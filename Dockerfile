@@ -20,6 +20,8 @@ RUN useradd --system --uid 10001 --user-group --home /srv voice \
 COPY --from=build /src/target/release/voice-host /usr/local/bin/voice-host
 COPY --from=build /src/plugins/dist /srv/plugins
 COPY --from=build /models /srv/models
+COPY --from=build /src/NOTICE /usr/share/doc/voice-host/NOTICE
+COPY --from=build /src/licenses /usr/share/doc/voice-host/licenses
 ENV PORT=4010 PLUGIN_DIR=/srv/plugins MODELS_DIR=/srv/models LOG_FORMAT=json XDG_CACHE_HOME=/srv/cache
 USER 10001:10001
 WORKDIR /srv
