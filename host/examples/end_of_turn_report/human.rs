@@ -449,7 +449,8 @@ pub fn report(
     let mut overall: BTreeMap<Strategy, Tally> = BTreeMap::new();
     let mut all_answers = ModelAnswers::default();
     let delay = |t: &Tally| format!("{} ({})", t.delay_cell(), t.delays.len());
-    for (name, per, answers) in &rows {
+    // With --trace a recording may have no utterance left: no row.
+    for (name, per, answers) in rows.iter().filter(|r| !r.1.is_empty()) {
         let mut row = format!("| {name} |");
         for s in Strategy::ALL {
             let t = &per[&s];
@@ -461,8 +462,8 @@ pub fn report(
     }
     let mut row = String::from("| **overall** |");
     for s in Strategy::ALL {
-        let t = &overall[&s];
-        row += &format!(" **{}** | **{}** |", t.cut_cell(), delay(t));
+        let t = overall.get(&s).cloned().unwrap_or_default();
+        row += &format!(" **{}** | **{}** |", t.cut_cell(), delay(&t));
     }
     println!("{row}");
 

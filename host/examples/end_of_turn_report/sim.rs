@@ -303,7 +303,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Tally {
     pub incomplete: u32,
     pub cut: u32,

@@ -897,6 +897,16 @@ impl Orchestrator {
                     // Words after the recogniser's endpoint: the utterance goes on.
                     self.user.ended = false;
                 }
+                if self.cfg.turn_policy
+                    && !text.trim().is_empty()
+                    && !self.user.vad_speaking
+                    && self.user.silent_since.is_none()
+                {
+                    // Words the VAD never counted as speech (a short or quiet "the", "um"):
+                    // the user is silent now, and the policy judges them as after a pause
+                    // rather than the rules ending the turn on them at once.
+                    self.user.silent_since = Some(now);
+                }
                 if !text.trim().is_empty() {
                     self.send_transcript(out);
                     self.on_user_words(now, out);

@@ -7,6 +7,7 @@
 mod harness;
 
 mod barge_in;
+mod end_of_turn;
 mod lifecycle;
 mod pause;
 mod preemption;
