@@ -462,8 +462,8 @@ pub fn report(
     }
     let mut row = String::from("| **overall** |");
     for s in Strategy::ALL {
-        let t = overall.get(&s).cloned().unwrap_or_default();
-        row += &format!(" **{}** | **{}** |", t.cut_cell(), delay(&t));
+        let t = overall.entry(s).or_default();
+        row += &format!(" **{}** | **{}** |", t.cut_cell(), delay(t));
     }
     println!("{row}");
 

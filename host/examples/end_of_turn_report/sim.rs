@@ -303,7 +303,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct Tally {
     pub incomplete: u32,
     pub cut: u32,

@@ -434,6 +434,15 @@ async fn run(script: Script, reports: bool) -> Result<Kept, String> {
     Ok((client.done_text, requests))
 }
 
+/// A runtime on tokio's paused clock: every run of a script is the same run.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime")
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 64,
@@ -443,24 +452,14 @@ proptest! {
 
     #[test]
     fn the_session_task_answers_every_turn_under_generated_timing(script in script()) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .expect("runtime");
-        let with_reports = rt.block_on(run(script.clone(), true));
-        let kept = match with_reports {
-            Ok(kept) => kept,
-            Err(why) => return Err(TestCaseError::fail(why)),
-        };
+        let kept = paused_runtime()
+            .block_on(run(script.clone(), true))
+            .map_err(TestCaseError::fail)?;
         // A report for another reply says nothing about the one playing: without the reports
         // the same script keeps the same words (the paused clock makes the runs repeatable).
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .expect("runtime");
-        let without = rt.block_on(run(script, false)).map_err(TestCaseError::fail)?;
+        let without = paused_runtime()
+            .block_on(run(script, false))
+            .map_err(TestCaseError::fail)?;
         prop_assert_eq!(&kept.0, &without.0, "what memory kept depends on stale playback reports");
         prop_assert_eq!(&kept.1, &without.1);
     }
