@@ -19,6 +19,10 @@
 //!   when it answers `Wait(0)`, the rules above decide alone.
 //! - A barge-in the policy answers `wait` lives until the policy answers something else, even
 //!   after the user stops talking; the words it holds belong to the next user turn.
+//! - A reply nobody has heard yet waits for a user who speaks again (they had only paused): its
+//!   audio is held while they speak; words make their utterance a new turn that replaces the
+//!   reply, no words (a cough) let it play (at the latest `pause_timeout_ms` after the voice
+//!   began, so steady noise cannot hold it for ever).
 //! - With preemptive generation (`preemption.rs`), a reply may be planned and generated before
 //!   the turn is committed, but nothing of it is sent or remembered until a turn with exactly
 //!   its words takes it over; otherwise it is dropped unheard.
@@ -227,6 +231,13 @@ impl Reply {
         }
     }
 
+    /// Since when the reply waits for the user, who spoke before any of it was heard.
+    fn held_for_user(&self) -> Option<u64> {
+        self.playout
+            .paused_since()
+            .filter(|_| !self.playout.started())
+    }
+
     fn protected_at(&self, chars: usize) -> bool {
         self.spans
             .iter()
@@ -383,6 +394,12 @@ impl Orchestrator {
         self.user.policy.holds(now)
     }
 
+    /// Whether the user has words in progress, not yet a turn (for the simulation's invariants).
+    #[cfg(test)]
+    pub(crate) fn user_has_words(&self) -> bool {
+        self.user.has_text()
+    }
+
     /// When the orchestrator next needs a `Tick` (session clock), if at all.
     pub fn next_wakeup(&self) -> Option<u64> {
         if self.closed {
@@ -396,6 +413,9 @@ impl Orchestrator {
         };
         if let Some(r) = &self.reply {
             consider(r.playout.next_send_at());
+            if !self.user.has_text() {
+                consider(r.held_for_user().map(|t| t + self.cfg.pause_timeout_ms));
+            }
             if r.planned && r.llm_done && r.tts_done() && !r.playout.queued() {
                 consider(Some(r.playout.play_end()));
             }
@@ -535,6 +555,15 @@ impl Orchestrator {
         if let Some(r) = &mut self.reply {
             r.playout
                 .pump(now, |chunk| out.push(Action::SendAudio(chunk)));
+        }
+        // Voice without words for the pause timeout (noise) holds an unheard reply no longer.
+        let held_out = self
+            .reply
+            .as_ref()
+            .and_then(Reply::held_for_user)
+            .is_some_and(|since| now >= since + self.cfg.pause_timeout_ms && !self.user.has_text());
+        if held_out {
+            self.release_unheard_reply(now, out);
         }
         // Pause timeout: resume, or interrupt if real words followed.
         if let Some(paused_at) = self.barge.as_ref().and_then(|b| b.paused_at) {
@@ -709,6 +738,12 @@ impl Orchestrator {
     }
 
     fn new_reply(&self, turn: u32, plan: u32, now: u64, speech_end: Option<u64>) -> Reply {
+        let mut playout = Playout::new(self.cfg.output, self.cfg.lead_ms, self.cfg.chunk_ms);
+        if self.user.has_text() {
+            // The user is already saying more (a turn of held words, a typed turn): the reply
+            // waits for them as if they had begun after it (`hold_unheard_reply`).
+            playout.pause(now);
+        }
         Reply {
             turn,
             plan,
@@ -722,7 +757,7 @@ impl Orchestrator {
             llm_done: false,
             broken: false,
             tts: Tts::Idle,
-            playout: Playout::new(self.cfg.output, self.cfg.lead_ms, self.cfg.chunk_ms),
+            playout,
             marks: Marks {
                 speech_end,
                 turn_end: now,
@@ -746,6 +781,7 @@ impl Orchestrator {
                     event: VadEventKind::SpeechStart,
                     at_ms,
                 }));
+                self.hold_unheard_reply(now);
                 self.maybe_start_barge_in(now, out);
             }
             VadTransition::SpeechEnd { at_ms } => {
@@ -782,6 +818,7 @@ impl Orchestrator {
                 if self.user.vad_speaking {
                     self.user.silent_since = None;
                     self.user.policy.voice_again();
+                    self.hold_unheard_reply(now);
                 }
             }
         }
@@ -1012,6 +1049,8 @@ impl Orchestrator {
 
     /// New words from the user: judge them as a barge-in while the agent speaks.
     fn on_user_words(&mut self, now: u64, out: &mut Vec<Action>) {
+        // Words the VAD did not count as speech hold an unheard reply as voice does.
+        self.hold_unheard_reply(now);
         if self.barge.is_none() {
             self.maybe_start_barge_in(now, out);
             return;
@@ -1029,6 +1068,28 @@ impl Orchestrator {
                 }
             }
             self.ask_barge_in(now, out);
+        }
+    }
+
+    /// The user speaks before any of the reply was heard (they had only paused): its audio
+    /// waits, so the agent does not start talking over them. Their utterance decides: words
+    /// make it a new turn that replaces the reply (`end_user_turn`), none let the reply play
+    /// (`release_unheard_reply`).
+    fn hold_unheard_reply(&mut self, now: u64) {
+        if let Some(r) = &mut self.reply {
+            if !r.playout.started() {
+                r.playout.pause(now);
+            }
+        }
+    }
+
+    /// The user's voice came to nothing: the reply that waited for them plays.
+    fn release_unheard_reply(&mut self, now: u64, out: &mut Vec<Action>) {
+        if let Some(r) = &mut self.reply {
+            if r.held_for_user().is_some() {
+                r.playout.resume(now);
+                r.playout.pump(now, |c| out.push(Action::SendAudio(c)));
+            }
         }
     }
 
@@ -1241,6 +1302,8 @@ impl Orchestrator {
             return;
         }
         if self.draining {
+            // No new turn while the server shuts down: the reply in flight finishes.
+            self.release_unheard_reply(now, out);
             return;
         }
         self.end_reply_for_new_turn(now, out);
@@ -1250,6 +1313,7 @@ impl Orchestrator {
     /// An utterance ended with no words (noise, or a recogniser that revised its guess to
     /// nothing). If it had interrupted a reply, the agent goes on with what it had left to say.
     fn on_empty_utterance(&mut self, now: u64, out: &mut Vec<Action>) {
+        self.release_unheard_reply(now, out);
         if let Some(b) = &self.barge {
             if b.held.is_empty() && b.paused_at.is_none() {
                 self.barge = None;

@@ -14,4 +14,5 @@ mod preemption;
 mod races;
 mod replies;
 mod simulation;
+mod unheard_reply;
 mod user_turns;

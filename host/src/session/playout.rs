@@ -126,6 +126,11 @@ impl Playout {
         }
     }
 
+    /// When the reply was paused, while it is.
+    pub fn paused_since(&self) -> Option<u64> {
+        self.paused_at
+    }
+
     pub fn is_paused(&self) -> bool {
         self.paused_at.is_some()
     }

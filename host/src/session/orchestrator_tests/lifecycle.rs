@@ -78,29 +78,6 @@ fn a_typed_turn_while_speaking_interrupts_and_keeps_what_was_heard() {
 }
 
 #[test]
-fn speech_begun_before_the_reply_was_heard_keeps_what_was_heard() {
-    let mut s = Session::with_rules();
-    let turn = s.typed(0, "tell me the plan");
-    s.at(30, vad_start(30));
-    s.at(40, interim("and after that"));
-    s.reply(
-        turn,
-        "First we meet. Then we eat.",
-        Speech::Aligned { ms_per_char: 100 },
-    );
-    assert_eq!(s.orch.state(), State::Speaking);
-    // No new words since the reply became audible; the recogniser closes the utterance.
-    s.at(1500, vad_end(1480));
-    let out = s.at(1540, Event::Stt(crate::providers::SttEvent::UtteranceEnd));
-    assert!(cancelled(&out, turn));
-    assert_eq!(
-        agent_done(&out),
-        vec![(turn, "First we meet.".to_string(), true)]
-    );
-    assert_eq!(plans(&out)[0].1, "and after that");
-}
-
-#[test]
 fn stop_cancels_the_reply_and_closes_normally() {
     let mut s = Session::with_rules();
     let turn = s.typed(0, "hello");

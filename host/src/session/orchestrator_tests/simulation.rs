@@ -3,7 +3,8 @@
 //! silent (a faulting plug-in reaches the session as the built-in answer, late), all on a
 //! virtual clock. After every action and at the end of every run the session's
 //! invariants (what the client sees in `client_sees`, memory in `check_remembered`, liveness
-//! in `check_settled`) are checked. proptest shrinks a failing
+//! in `check_settled`, and that no reply starts talking while the user is saying words) are
+//! checked. proptest shrinks a failing
 //! run to a short script; a shrunk failure worth keeping becomes a named test in `races`.
 //!
 //! With an end-of-turn policy (profile `turn_policy`), the VAD also reports pauses and the policy
@@ -516,6 +517,11 @@ impl Sim {
                         return Err(format!(
                             "audio of reply {turn} while reply {:?} is active",
                             self.active
+                        ));
+                    }
+                    if !self.audio_sent_ms.contains_key(&turn) && self.orch.user_has_words() {
+                        return Err(format!(
+                            "reply {turn} starts talking while the user is saying words"
                         ));
                     }
                     self.active = Some(turn);

@@ -1,0 +1,194 @@
+//! A user who speaks again before hearing any of the reply had only paused: the reply waits for
+//! them, and their utterance decides what becomes of it.
+
+use super::harness::*;
+use crate::behaviour::{ChatMessage, Role};
+use crate::providers::SttEvent;
+use crate::session::events::Event;
+use crate::session::orchestrator::{OrchestratorConfig, State};
+
+/// A spoken turn "book me a flight to London" committed at 1100 ms; returns its number.
+fn spoken_turn(s: &mut Session) -> u32 {
+    s.at(0, vad_start(0));
+    s.at(500, final_text("book me a flight to London", true));
+    let out = s.at(1100, vad_end(500));
+    planned_turn(&out).expect("the turn is committed")
+}
+
+const REPLY: Speech = Speech::Unaligned {
+    ms: 1000,
+    done: true,
+};
+
+#[test]
+fn a_user_who_goes_on_is_not_talked_over_and_their_words_replace_the_reply() {
+    let mut s = Session::with_rules();
+    let turn = spoken_turn(&mut s);
+    // The user goes on before the agent says anything; the reply is ready meanwhile.
+    s.at(1300, vad_start(1290));
+    let mut out = s.reply(turn, "Sure, which day?", REPLY);
+    out.extend(s.at(1600, interim("for next Monday")));
+    out.extend(s.at(1900, final_text("for next Monday morning.", true)));
+    assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
+    assert_eq!(s.orch.state(), State::Thinking);
+    // Their utterance ends: it is the next turn, the waiting reply is dropped unheard.
+    let out = s.at(2500, vad_end(1900));
+    assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
+    let plans = plans(&out);
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0].0, turn + 1);
+    assert_eq!(plans[0].1, "for next Monday morning.");
+    // The LLM reads the whole request as one user message: nothing of the dropped reply stands
+    // between its two halves.
+    assert_eq!(
+        s.orch.memory().messages(),
+        vec![ChatMessage::new(
+            Role::User,
+            "book me a flight to London for next Monday morning."
+        )]
+    );
+    // The next reply plays as usual.
+    let mut out = s.reply(turn + 1, "Booked for Monday morning.", REPLY);
+    out.extend(s.run_until(5000));
+    assert_eq!(audio_ms(&out), 1000);
+    assert_eq!(
+        agent_done(&out),
+        vec![(turn + 1, "Booked for Monday morning.".into(), false)]
+    );
+}
+
+#[test]
+fn a_cough_lets_the_waiting_reply_play_when_it_ends() {
+    let mut s = Session::with_rules();
+    let turn = spoken_turn(&mut s);
+    s.at(1300, vad_start(1290));
+    let out = s.reply(turn, "Sure, which day?", REPLY);
+    assert_eq!(audio_ms(&out), 0);
+    // Voice without words: the recogniser's answer to the finalize is empty.
+    s.at(1700, vad_end(1500));
+    let mut out = s.at(1750, finalize_result(""));
+    assert!(audio_ms(&out) > 0, "the reply waits after the cough");
+    out.extend(s.run_until(5000));
+    assert_eq!(audio_ms(&out), 1000);
+    assert_eq!(
+        agent_done(&out),
+        vec![(turn, "Sure, which day?".into(), false)]
+    );
+    assert!(!cancelled(&out, turn));
+}
+
+#[test]
+fn steady_noise_without_words_holds_the_reply_no_longer_than_the_pause_timeout() {
+    let cfg = OrchestratorConfig::default();
+    let timeout = cfg.pause_timeout_ms;
+    let mut s = Session::new(cfg, Policy::Rules(Default::default()));
+    let turn = spoken_turn(&mut s);
+    s.at(1300, vad_start(1290));
+    let out = s.reply(turn, "Sure, which day?", REPLY);
+    assert_eq!(audio_ms(&out), 0);
+    // The VAD hears "speech" on and on, the recogniser no words.
+    let out = s.run_until(1300 + timeout - 1);
+    assert_eq!(audio_ms(&out), 0);
+    let out = s.run_until(1300 + timeout);
+    assert!(audio_ms(&out) > 0, "noise held the reply past the timeout");
+    assert_eq!(s.orch.state(), State::Speaking);
+}
+
+#[test]
+fn words_the_vad_did_not_hear_hold_the_reply_too() {
+    let mut s = Session::with_rules();
+    let turn = spoken_turn(&mut s);
+    s.at(1300, interim("for"));
+    let out = s.reply(turn, "Sure, which day?", REPLY);
+    assert_eq!(audio_ms(&out), 0);
+    // Words hold it past the pause timeout (2 s): only the end of the utterance decides.
+    let out = s.run_until(3700);
+    assert_eq!(audio_ms(&out), 0);
+    let out = s.at(3750, final_text("for Monday", true));
+    assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
+    assert_eq!(plans(&out)[0].1, "for Monday");
+}
+
+#[test]
+fn speech_begun_before_a_typed_turn_was_answered_holds_its_reply() {
+    let mut s = Session::with_rules();
+    let turn = s.typed(0, "tell me the plan");
+    s.at(30, vad_start(30));
+    s.at(40, interim("and after that"));
+    let out = s.reply(
+        turn,
+        "First we meet. Then we eat.",
+        Speech::Aligned { ms_per_char: 100 },
+    );
+    assert_eq!(audio_ms(&out), 0);
+    assert_eq!(s.orch.state(), State::Thinking);
+    // The recogniser closes the utterance: its words are the next turn.
+    s.at(1500, vad_end(1480));
+    let out = s.at(1540, Event::Stt(SttEvent::UtteranceEnd));
+    assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
+    assert_eq!(plans(&out)[0].1, "and after that");
+    assert_eq!(
+        plans(&out)[0].2,
+        vec![ChatMessage::new(Role::User, "tell me the plan")]
+    );
+}
+
+#[test]
+fn a_reply_already_heard_is_not_held_but_judged_as_a_barge_in() {
+    let mut s = Session::with_rules();
+    let turn = spoken_turn(&mut s);
+    let mut out = s.reply(turn, "Sure, which day?", REPLY);
+    assert!(audio_ms(&out) > 0);
+    out.extend(s.at(1300, vad_start(1290)));
+    out.extend(s.run_until(1500));
+    // Audio goes on while the barge-in policy judges (the built-in rules wait for words).
+    assert!(audio_ms(&out) > 200);
+    assert_eq!(s.orch.state(), State::Speaking);
+}
+
+#[test]
+fn while_draining_the_waiting_reply_plays_and_the_session_ends() {
+    let mut s = Session::with_rules();
+    let turn = spoken_turn(&mut s);
+    s.at(1300, vad_start(1290));
+    s.at(1400, Event::Drain);
+    let mut out = s.reply(turn, "Sure, which day?", REPLY);
+    out.extend(s.at(1600, final_text("for Monday", true)));
+    out.extend(s.at(2200, vad_end(1600)));
+    out.extend(s.run_until(6000));
+    assert_eq!(audio_ms(&out), 1000);
+    assert_eq!(
+        agent_done(&out),
+        vec![(turn, "Sure, which day?".into(), false)]
+    );
+    assert_eq!(closes(&out), vec![1001]);
+}
+
+#[test]
+fn a_reply_to_held_words_waits_while_the_user_is_already_saying_more() {
+    use crate::behaviour::BargeInDecision;
+    let mut s = Session::new(
+        OrchestratorConfig::default(),
+        Policy::Always(BargeInDecision::Wait),
+    );
+    let turn = s.typed(0, "tell me a joke");
+    s.reply(turn, "Why did the chicken cross the road?", REPLY);
+    // Words during the reply that the policy holds back, then more words while it ends.
+    s.at(100, vad_start(100));
+    s.at(300, final_text("actually wait", true));
+    s.at(900, vad_end(300));
+    s.at(950, vad_start(950));
+    let out = s.at(980, interim("and tell me"));
+    let out = [out, s.run_until(1500)].concat();
+    // The reply ended; the held words are a turn, planned while the user is still talking.
+    let held = plans(&out);
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].1, "actually wait");
+    let out = s.reply(turn + 1, "Sure, go on.", REPLY);
+    assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
+    // Their utterance ends with words: it replaces the reply.
+    s.at(1600, final_text("and tell me another", true));
+    let out = s.at(2200, vad_end(1600));
+    assert_eq!(agent_done(&out), vec![(turn + 1, String::new(), true)]);
+    assert_eq!(plans(&out)[0].1, "and tell me another");
+}
