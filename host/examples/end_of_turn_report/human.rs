@@ -399,7 +399,7 @@ pub fn report(
                 let out = harness.run(strategy, &u.item, &u.clip, sim);
                 runs += 1;
                 // A segment too short for the VAD to call speech (a blip) starts no turn.
-                let Some((at, said)) = out.committed.clone() else {
+                let (Some(&(at, _)), Some(said)) = (out.committed.as_ref(), out.said()) else {
                     println!(
                         "  {} {}: {text:?} started no turn",
                         rec.name,
@@ -407,7 +407,7 @@ pub fn report(
                     );
                     continue;
                 };
-                let cut = words_of(&said) != full;
+                let cut = words_of(said) != full;
                 let t = per.entry(strategy).or_default();
                 if inner > 0 {
                     t.incomplete += 1;

@@ -29,6 +29,10 @@
 //!   --rates 140,175,210             words per minute
 //!   --stt-ms N                      recogniser latency (words after the voice, finalize answer)
 //!   --strip-punctuation             the recogniser writes no punctuation
+//!   --reply-ms N                    each committed turn gets a reply whose audio comes N ms
+//!                                   after the commit; a cut-off is then what the user hears:
+//!                                   the agent beginning to answer before the utterance is over
+//!                                   (a reply nobody heard yet waits for a user who goes on)
 //!   --continuing                    a segment before an inner pause is spoken as a clause that
 //!                                   goes on (espeak-ng's comma intonation), not a sentence's end
 //!   --plugin PATH                   the policy (plugins/dist/turn_smart.wasm)
@@ -88,6 +92,8 @@ struct Options {
     voices: Vec<String>,
     rates: Vec<u32>,
     stt_ms: u64,
+    /// Give committed turns a reply this long after the commit; count heard cut-offs.
+    reply_ms: Option<u64>,
     strip_punctuation: bool,
     /// Segments before an inner pause spoken with a going-on intonation.
     continuing: bool,
@@ -112,6 +118,7 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         voices: vec!["en-us".into(), "en-gb".into(), "en-us+f3".into()],
         rates: vec![140, 175, 210],
         stt_ms: 0,
+        reply_ms: None,
         strip_punctuation: false,
         continuing: false,
         plugin: root
@@ -153,6 +160,13 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                     .next()
                     .and_then(|v| v.parse().ok())
                     .expect("--stt-ms N")
+            }
+            "--reply-ms" => {
+                o.reply_ms = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or("--reply-ms N: the reply's first audio, ms after the commit")?,
+                )
             }
             "--strip-punctuation" => o.strip_punctuation = true,
             "--continuing" => o.continuing = true,
@@ -299,7 +313,14 @@ fn main() {
         stt_ms: o.stt_ms,
         strip_punctuation: o.strip_punctuation,
         trace: o.trace.is_some(),
+        reply_ms: o.reply_ms,
     };
+    if let Some(ms) = o.reply_ms {
+        println!(
+            "Replies: the agent's first audio {ms} ms after each commit; a cut-off is the agent \
+             beginning to answer before the utterance is over."
+        );
+    }
     if let Some(human) = &o.human {
         human::report(&harness, human, sim_options, o.trace.as_deref(), o.verbose);
         return;
@@ -349,10 +370,10 @@ fn main() {
                     }
                     let out = harness.run(strategy, item, &clip, sim_options);
                     let t = per.entry(strategy).or_default();
-                    let (at, text) = out.committed.clone().unwrap_or_else(|| {
+                    let at = out.committed.as_ref().map(|c| c.0).unwrap_or_else(|| {
                         panic!("{source} {strategy:?}: {:?} never committed", item.segments)
                     });
-                    let cut = words_of(&text) != full;
+                    let cut = out.said().map(words_of).as_ref() != Some(&full);
                     let mut line = format!("{source:<16} {:<24} ", strategy.name());
                     match &item.cue {
                         None => {
@@ -400,7 +421,11 @@ fn main() {
                         line += &probabilities(&out.model_runs);
                     }
                     if o.verbose {
-                        println!("{line}  {:?} -> {:?}", item.segments, text);
+                        println!(
+                            "{line}  {:?} -> {:?}",
+                            item.segments,
+                            out.said().unwrap_or_default()
+                        );
                     }
                 }
             }
@@ -513,7 +538,13 @@ mod tests {
 
     #[test]
     fn an_unknown_engine_or_option_is_one_line() {
-        for args in [&["--vad", "cobra"][..], &["--vad"], &["--vda", "silero"]] {
+        assert_eq!(parse(&["--reply-ms", "550"]).unwrap().reply_ms, Some(550));
+        for args in [
+            &["--vad", "cobra"][..],
+            &["--vad"],
+            &["--vda", "silero"],
+            &["--reply-ms", "soon"],
+        ] {
             let e = parse(args).err().expect("refused");
             assert!(!e.contains('\n'), "{e}");
             assert!(e.contains(args[0]), "{e}");

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::Instant;
 use voice_host::audio::{VadEngine, VadTransition, VoiceGate, FRAME_SAMPLES};
 use voice_host::behaviour::defaults::BuiltinBehaviours;
-use voice_host::behaviour::{BehaviourSource, ChatMessage, Role, TurnPolicy, TurnTrigger};
+use voice_host::behaviour::{
+    BehaviourSource, ChatMessage, PromptOutput, Role, TurnPolicy, TurnTrigger,
+};
 use voice_host::config::Config;
 use voice_host::plugins::{PluginRegistry, PluginSettings, SlotSettings};
 use voice_host::providers::SttEvent;
@@ -62,8 +64,24 @@ impl Strategy {
 pub struct Outcome {
     /// When the turn was committed (ms of the clip), with its words.
     pub committed: Option<(u64, String)>,
+    /// With `--reply-ms`: when the agent's first audio went out, and the words of every turn
+    /// committed by then (no reply was heard between them, so the model reads them as one
+    /// user message).
+    pub answered: Option<(u64, String)>,
     /// (time, probability, ms of wall time) of each model run.
     pub model_runs: Vec<(u64, f32, f64)>,
+}
+
+impl Outcome {
+    /// The words the agent answers: what the turn committed, or with `--reply-ms` everything
+    /// the user had said when the agent began to speak (a cut-off only if the agent spoke
+    /// before the utterance was over).
+    pub fn said(&self) -> Option<&str> {
+        self.answered
+            .as_ref()
+            .or(self.committed.as_ref())
+            .map(|(_, words)| words.as_str())
+    }
 }
 
 /// What the simulated recogniser writes for a segment.
@@ -79,7 +97,8 @@ fn heard(text: &str, strip_punctuation: bool) -> String {
 /// Something due at a time on the simulated clock.
 enum Due {
     Stt(SttEvent),
-    Decided(Event),
+    /// Any other event: a policy's answer, the reply's plan and audio.
+    Event(Event),
 }
 
 /// The VAD as a session builds it: the engine `VAD_ENGINE` names, loaded as the server loads it
@@ -116,7 +135,14 @@ struct Sim<'a> {
     stt_ms: u64,
     strip_punctuation: bool,
     trace: bool,
+    reply_ms: Option<u64>,
 }
+
+/// The reply the simulation gives a committed turn with `--reply-ms`: a fixed text, as a prompt
+/// plug-in's direct answer, whose audio arrives `reply_ms` after the commit.
+const REPLY_TEXT: &str = "Okay.";
+/// Bytes of the reply's audio (1 s of the default output, PCM16 at 16 kHz).
+const REPLY_BYTES: usize = 32_000;
 
 fn final_words(text: String, from_finalize: bool) -> SttEvent {
     SttEvent::Final {
@@ -146,8 +172,10 @@ impl Sim<'_> {
         let mut latest: Option<f32> = None;
         let mut outcome = Outcome {
             committed: None,
+            answered: None,
             model_runs: Vec::new(),
         };
+        let mut said_so_far = String::new();
         // Things due later, in order of time then of scheduling.
         let mut due: Vec<(u64, u64, Due)> = Vec::new();
         let mut order = 0u64;
@@ -197,7 +225,7 @@ impl Sim<'_> {
                 let i = due.iter().position(|d| d.0 == t && d.1 == o).unwrap();
                 match due.swap_remove(i).2 {
                     Due::Stt(e) => events.push(Event::Stt(e)),
-                    Due::Decided(e) => events.push(e),
+                    Due::Event(e) => events.push(e),
                 }
             } else if frame_at == Some(at) {
                 let frame = &clip.audio[next_frame * FRAME_SAMPLES..][..FRAME_SAMPLES];
@@ -221,8 +249,17 @@ impl Sim<'_> {
                 events.push(Event::Tick);
             }
             for event in events {
-                if self.trace && !matches!(event, Event::Tick) {
-                    println!("  {now:>6} ms  {event:?}");
+                if self.trace {
+                    match &event {
+                        Event::Tick => {}
+                        Event::TtsAudio { turn, bytes, .. } => {
+                            println!(
+                                "  {now:>6} ms  TtsAudio {{ turn: {turn}, {} bytes }}",
+                                bytes.len()
+                            );
+                        }
+                        event => println!("  {now:>6} ms  {event:?}"),
+                    }
                 }
                 orch.handle(now, event, &mut actions);
             }
@@ -255,7 +292,7 @@ impl Sim<'_> {
                         due.push((
                             now + took_ms.ceil() as u64,
                             order,
-                            Due::Decided(Event::TurnDecided { seq, decision }),
+                            Due::Event(Event::TurnDecided { seq, decision }),
                         ));
                         order += 1;
                     }
@@ -270,13 +307,54 @@ impl Sim<'_> {
                         ));
                         order += 1;
                     }
-                    Action::PlanReply { user_text, .. } => {
-                        outcome.committed = Some((now, user_text));
+                    Action::TurnCommitted { .. } => {
+                        // As the session driver: the turn's audio starts afresh, and the model's
+                        // judgement of the committed turn does not judge what comes next.
+                        audio.turn_ended();
+                        latest = None;
+                    }
+                    Action::PlanReply {
+                        turn,
+                        plan,
+                        user_text,
+                        ..
+                    } => {
+                        said_so_far = format!("{said_so_far} {user_text}").trim().to_string();
+                        outcome.committed.get_or_insert((now, user_text));
+                        if let Some(reply_ms) = self.reply_ms {
+                            let planned = Event::ReplyPlanned {
+                                turn,
+                                plan,
+                                output: PromptOutput::Direct {
+                                    text: REPLY_TEXT.into(),
+                                },
+                                plugins_ms: 0.0,
+                            };
+                            let audio = Event::TtsAudio {
+                                turn,
+                                bytes: vec![0; REPLY_BYTES],
+                                alignment: None,
+                            };
+                            let at = now + reply_ms;
+                            for (at, e) in
+                                [(now, planned), (at, audio), (at, Event::TtsDone { turn })]
+                            {
+                                due.push((at, order, Due::Event(e)));
+                                order += 1;
+                            }
+                        }
+                    }
+                    Action::SendAudio(_) if outcome.answered.is_none() => {
+                        outcome.answered = Some((now, said_so_far.clone()));
                     }
                     _ => {}
                 }
             }
-            if outcome.committed.is_some() {
+            let over = match self.reply_ms {
+                Some(_) => outcome.answered.is_some(),
+                None => outcome.committed.is_some(),
+            };
+            if over {
                 break;
             }
         }
@@ -375,6 +453,9 @@ pub struct SimOptions {
     pub stt_ms: u64,
     pub strip_punctuation: bool,
     pub trace: bool,
+    /// Give each committed turn a reply whose audio comes this long after the commit, and
+    /// count as cut off what the agent begins to answer before the utterance is over.
+    pub reply_ms: Option<u64>,
 }
 
 impl Harness {
@@ -420,6 +501,7 @@ impl Harness {
             stt_ms: o.stt_ms,
             strip_punctuation: o.strip_punctuation,
             trace: o.trace,
+            reply_ms: o.reply_ms,
         };
         sim.run(item, clip)
     }
@@ -471,6 +553,21 @@ pub fn table_head(first: &str, delay: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_replies_the_words_answered_are_all_those_said_before_the_agent_spoke() {
+        let o = Outcome {
+            committed: Some((100, "book a flight".into())),
+            answered: Some((900, "book a flight to London".into())),
+            model_runs: Vec::new(),
+        };
+        assert_eq!(o.said(), Some("book a flight to London"));
+        let o = Outcome {
+            answered: None,
+            ..o
+        };
+        assert_eq!(o.said(), Some("book a flight"));
+    }
 
     #[test]
     fn auc_counts_ties_as_half() {

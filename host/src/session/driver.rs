@@ -76,7 +76,8 @@ struct Driver {
 /// What the end-of-turn model said about the user's current silence.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Judgement {
-    /// Bumped whenever the voice comes back: a judgement of an older silence is void.
+    /// Bumped whenever the voice comes back or the turn is committed: a judgement of an older
+    /// silence, or of audio that is no longer the turn's, is void.
     silence: u64,
     state: Judged,
 }
@@ -246,10 +247,7 @@ pub async fn run(
                     for t in transitions {
                         if matches!(t, VadTransition::SpeechStart { .. } | VadTransition::Resume { .. }) {
                             // The model's judgement of the last silence no longer holds.
-                            d.judgement.send_modify(|j| {
-                                j.silence += 1;
-                                j.state = Judged::Nothing;
-                            });
+                            d.forget_judgement();
                         }
                         d.feed(Event::Vad(t));
                     }
@@ -548,6 +546,15 @@ impl Driver {
         });
     }
 
+    /// The model's judgement no longer holds (the voice came back, or the turn it judged was
+    /// committed); one still running is void when it answers.
+    fn forget_judgement(&self) {
+        self.judgement.send_modify(|j| {
+            j.silence += 1;
+            j.state = Judged::Nothing;
+        });
+    }
+
     /// Carries out the pending actions of the unit of work that started at `started`.
     fn apply_actions(&mut self, started: Instant) {
         // Actions can cause more actions (e.g. an immediate plan); loop until none are left.
@@ -581,6 +588,10 @@ impl Driver {
                 self.host_share.turn_committed(Instant::now());
                 if let Some((_, audio)) = &mut self.turn_model {
                     audio.turn_ended();
+                    // It judged the committed turn's audio: words of the next turn heard
+                    // before any pause in it (a short "it's also" the VAD missed) are not
+                    // judged by it.
+                    self.forget_judgement();
                 }
             }
             Action::PlanReply {

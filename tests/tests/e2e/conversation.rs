@@ -166,3 +166,57 @@ async fn a_seven_word_barge_in_interrupts_with_each_reference_barge_in_plugin() 
         assert_waited_for_the_minimum(name, received);
     }
 }
+
+/// The user types a question and starts talking before any of the (slow) reply is heard: they
+/// had only paused. The agent does not talk over them; their words are the next turn and the
+/// reply is dropped unheard.
+#[tokio::test]
+async fn a_reply_nobody_heard_waits_for_the_user_and_their_words_replace_it() {
+    let s = CloudStack::start(
+        DeepgramScript::new(["what about the weather in paris today"]),
+        OpenAiScript {
+            first_token_delay: Duration::from_millis(1000),
+            ..OpenAiScript::default()
+        }
+        .reply("story", STORY)
+        .reply("paris", "It is sunny in Paris."),
+        ElevenLabsScript::default(),
+        &[],
+    )
+    .await;
+    let mut mic = Microphone::connect(
+        &format!("ws://{}/agent", s.host.addr),
+        json!({"encoding": "pcm16", "sample_rate": 16000}),
+    )
+    .await;
+    mic.until("ready", |v| v["type"] == "ready").await;
+    mic.send(json!({"type": "text", "text": "tell me a long story"}));
+    let story = mic
+        .until("the typed turn", |v| {
+            v["type"] == "transcript" && v["final"] == true
+        })
+        .await["turn"]
+        .as_u64()
+        .unwrap();
+    // The reply's first token is a second away; the user speaks for 1.8 s.
+    mic.say(&speech::utterance(1800, 1000));
+    let done = mic.until("the story's end", is("agent_done", story)).await;
+    assert_eq!(done["interrupted"], true, "{done}");
+    assert_eq!(done["text"], "", "{done}");
+    assert_eq!(mic.audio_bytes, 0, "the agent talked over the user");
+    let fin = mic
+        .until("the user's words as a turn", |v| {
+            v["type"] == "transcript" && v["final"] == true && v["turn"].as_u64() > Some(story)
+        })
+        .await;
+    assert_eq!(fin["text"], "what about the weather in paris today");
+    let answer = mic
+        .until(
+            "the answer",
+            is("agent_done", fin["turn"].as_u64().unwrap()),
+        )
+        .await;
+    assert_eq!(answer["text"], "It is sunny in Paris.");
+    assert_eq!(answer["interrupted"], false, "{answer}");
+    assert!(mic.audio_bytes > 0, "the answer was not heard");
+}
