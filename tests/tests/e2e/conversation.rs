@@ -119,9 +119,22 @@ async fn seven_word_barge_in(extra: &[(&str, &str)]) -> usize {
         STORY.starts_with(heard) && heard.len() < STORY.len() / 2,
         "remembered {heard:?}"
     );
+    paris_answered_after(&mut mic, story).await;
+    let finals = mic
+        .log
+        .iter()
+        .filter(|v| v["type"] == "transcript" && v["final"] == true)
+        .count();
+    assert_eq!(finals, 2, "one utterance, one turn: {:#?}", mic.log);
+    at_interrupt
+}
+
+/// The user's words ("what about the weather in paris today") become the turn after `turn`
+/// and are answered; returns the answer's `agent_done`.
+async fn paris_answered_after(mic: &mut Microphone, turn: u64) -> serde_json::Value {
     let fin = mic
-        .until("the barge-in's words as a turn", |v| {
-            v["type"] == "transcript" && v["final"] == true && v["turn"].as_u64() > Some(story)
+        .until("the user's words as a turn", |v| {
+            v["type"] == "transcript" && v["final"] == true && v["turn"].as_u64() > Some(turn)
         })
         .await;
     assert_eq!(fin["text"], "what about the weather in paris today");
@@ -132,13 +145,7 @@ async fn seven_word_barge_in(extra: &[(&str, &str)]) -> usize {
         )
         .await;
     assert_eq!(answer["text"], "It is sunny in Paris.");
-    let finals = mic
-        .log
-        .iter()
-        .filter(|v| v["type"] == "transcript" && v["final"] == true)
-        .count();
-    assert_eq!(finals, 2, "one utterance, one turn: {:#?}", mic.log);
-    at_interrupt
+    answer
 }
 
 #[tokio::test]
@@ -204,19 +211,7 @@ async fn a_reply_nobody_heard_waits_for_the_user_and_their_words_replace_it() {
     assert_eq!(done["interrupted"], true, "{done}");
     assert_eq!(done["text"], "", "{done}");
     assert_eq!(mic.audio_bytes, 0, "the agent talked over the user");
-    let fin = mic
-        .until("the user's words as a turn", |v| {
-            v["type"] == "transcript" && v["final"] == true && v["turn"].as_u64() > Some(story)
-        })
-        .await;
-    assert_eq!(fin["text"], "what about the weather in paris today");
-    let answer = mic
-        .until(
-            "the answer",
-            is("agent_done", fin["turn"].as_u64().unwrap()),
-        )
-        .await;
-    assert_eq!(answer["text"], "It is sunny in Paris.");
+    let answer = paris_answered_after(&mut mic, story).await;
     assert_eq!(answer["interrupted"], false, "{answer}");
     assert!(mic.audio_bytes > 0, "the answer was not heard");
 }
