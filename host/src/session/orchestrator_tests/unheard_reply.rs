@@ -192,3 +192,27 @@ fn a_reply_to_held_words_waits_while_the_user_is_already_saying_more() {
     assert_eq!(agent_done(&out), vec![(turn + 1, String::new(), true)]);
     assert_eq!(plans(&out)[0].1, "and tell me another");
 }
+
+#[test]
+fn voice_resuming_after_a_pause_within_speech_holds_the_reply_too() {
+    use crate::audio::VadTransition;
+    let mut s = Session::with_rules();
+    // The user is talking (the VAD's speech goes on) when they type a question.
+    s.at(0, vad_start(0));
+    let turn = s.typed(100, "what time is it");
+    s.at(
+        400,
+        Event::Vad(VadTransition::Pause {
+            at_ms: 200,
+            silence_ms: 200,
+        }),
+    );
+    // A quiet pause: the reply would play; the voice comes back before it does.
+    s.at(500, Event::Vad(VadTransition::Resume { at_ms: 480 }));
+    let out = s.reply(turn, "It is noon.", REPLY);
+    assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
+    // The voice ends without words: the reply plays.
+    s.at(1200, vad_end(600));
+    let out = s.at(1250, finalize_result(""));
+    assert!(audio_ms(&out) > 0);
+}
