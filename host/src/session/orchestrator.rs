@@ -413,9 +413,7 @@ impl Orchestrator {
         };
         if let Some(r) = &self.reply {
             consider(r.playout.next_send_at());
-            if !self.user.has_text() {
-                consider(r.held_for_user().map(|t| t + self.cfg.pause_timeout_ms));
-            }
+            consider(self.unheard_hold_ends_at());
             if r.planned && r.llm_done && r.tts_done() && !r.playout.queued() {
                 consider(Some(r.playout.play_end()));
             }
@@ -557,12 +555,7 @@ impl Orchestrator {
                 .pump(now, |chunk| out.push(Action::SendAudio(chunk)));
         }
         // Voice without words for the pause timeout (noise) holds an unheard reply no longer.
-        let held_out = self
-            .reply
-            .as_ref()
-            .and_then(Reply::held_for_user)
-            .is_some_and(|since| now >= since + self.cfg.pause_timeout_ms && !self.user.has_text());
-        if held_out {
+        if self.unheard_hold_ends_at().is_some_and(|at| now >= at) {
             self.release_unheard_reply(now, out);
         }
         // Pause timeout: resume, or interrupt if real words followed.
@@ -1081,6 +1074,13 @@ impl Orchestrator {
                 r.playout.pause(now);
             }
         }
+    }
+
+    /// When a reply waiting for the user plays anyway: voice without words for the pause
+    /// timeout (steady noise). Words hold it until their utterance ends.
+    fn unheard_hold_ends_at(&self) -> Option<u64> {
+        let since = self.reply.as_ref()?.held_for_user()?;
+        (!self.user.has_text()).then_some(since + self.cfg.pause_timeout_ms)
     }
 
     /// The user's voice came to nothing: the reply that waited for them plays.
