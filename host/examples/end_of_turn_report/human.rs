@@ -177,7 +177,8 @@ fn find_pauses(vad: &Vad, audio: &[i16]) -> (u64, Vec<(u64, u64)>) {
             Some(VadTransition::SpeechEnd { at_ms }) => {
                 open.get_or_insert(at_ms);
             }
-            None => {}
+            // Voice not yet confirmed as speech: a pause is measured between speech.
+            Some(VadTransition::Onset { .. } | VadTransition::FalseOnset { .. }) | None => {}
         }
     }
     // A recording that ends in silence: its last voice ends at a pause too (to the end).

@@ -230,6 +230,8 @@ fn score(rec: &Recording, events: &[(u64, VadTransition)], verbose: bool) -> Sco
                     }
                 }
             }
+            // This scores confirmed speech only.
+            VadTransition::Onset { .. } | VadTransition::FalseOnset { .. } => {}
         }
     }
     if let Some(from) = quiet_from {

@@ -382,6 +382,7 @@ impl Config {
             start_frames: self.vad_start_frames,
             hangover_ms: self.vad_hangover_ms,
             pause_ms: if turn_policy { self.turn_pause_ms } else { 0 },
+            onsets: true,
         }
     }
 

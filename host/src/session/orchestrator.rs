@@ -20,9 +20,10 @@
 //! - A barge-in the policy answers `wait` lives until the policy answers something else, even
 //!   after the user stops talking; the words it holds belong to the next user turn.
 //! - A reply nobody has heard yet waits for a user who speaks again (they had only paused): its
-//!   audio is held while they speak; words make their utterance a new turn that replaces the
-//!   reply, no words (a cough) let it play (at the latest `pause_timeout_ms` after the voice
-//!   began, so steady noise cannot hold it for ever).
+//!   audio is held from the first voiced frame the VAD hears (`VadTransition::Onset`) while they
+//!   speak; words make their utterance a new turn that replaces the reply, no words (a cough,
+//!   a click the VAD never confirms as speech) let it play (at the latest `pause_timeout_ms`
+//!   after the voice began, so steady noise cannot hold it for ever).
 //! - With preemptive generation (`preemption.rs`), a reply may be planned and generated before
 //!   the turn is committed, but nothing of it is sent or remembered until a turn with exactly
 //!   its words takes it over; otherwise it is dropped unheard.
@@ -142,6 +143,9 @@ struct UserInput {
     paused_at_ms: Option<u64>,
     /// The end-of-turn policy's say in this turn.
     policy: TurnPolicyState,
+    /// When the VAD heard voice it has not confirmed as speech yet (`VadTransition::Onset`),
+    /// until `SpeechStart` or `FalseOnset` settles it.
+    onset: Option<u64>,
 }
 
 impl UserInput {
@@ -156,7 +160,10 @@ impl UserInput {
     fn reset(&mut self) {
         let speaking = self.vad_speaking;
         let started = self.speech_started_at;
+        let onset = self.onset;
         *self = UserInput::default();
+        // Voice beginning is the next utterance's.
+        self.onset = onset;
         // A user still speaking keeps their speech state for the next turn.
         if speaking {
             self.vad_speaking = true;
@@ -732,9 +739,10 @@ impl Orchestrator {
 
     fn new_reply(&self, turn: u32, plan: u32, now: u64, speech_end: Option<u64>) -> Reply {
         let mut playout = Playout::new(self.cfg.output, self.cfg.lead_ms, self.cfg.chunk_ms);
-        if self.user.has_text() {
-            // The user is already saying more (a turn of held words, a typed turn): the reply
-            // waits for them as if they had begun after it (`hold_unheard_reply`).
+        if self.user.has_text() || self.user.onset.is_some() {
+            // The user is already saying more (a turn of held words, a typed turn, voice the VAD
+            // is hearing): the reply waits for them as if they had begun after it
+            // (`hold_unheard_reply`).
             playout.pause(now);
         }
         Reply {
@@ -764,6 +772,8 @@ impl Orchestrator {
     fn on_vad(&mut self, now: u64, t: VadTransition, out: &mut Vec<Action>) {
         match t {
             VadTransition::SpeechStart { at_ms } => {
+                // The utterance holds an unheard reply from here on.
+                self.user.onset = None;
                 self.user.vad_speaking = true;
                 self.user.speech_started_at = Some(now);
                 self.user.first_voice_at.get_or_insert(now);
@@ -812,6 +822,21 @@ impl Orchestrator {
                     self.user.silent_since = None;
                     self.user.policy.voice_again();
                     self.hold_unheard_reply(now);
+                }
+            }
+            VadTransition::Onset { .. } => {
+                // Voice may be beginning: a reply nobody has heard yet does not start over it.
+                self.user.onset.get_or_insert(now);
+                self.hold_unheard_reply(now);
+            }
+            VadTransition::FalseOnset { .. } => {
+                // Nothing came of it: a reply it alone held plays. One an utterance holds
+                // waits for that utterance to end.
+                let utterance = self.user.vad_speaking
+                    || self.user.first_voice_at.is_some()
+                    || self.user.has_text();
+                if self.user.onset.take().is_some() && !utterance {
+                    self.release_unheard_reply(now, out);
                 }
             }
         }
@@ -1077,9 +1102,11 @@ impl Orchestrator {
     }
 
     /// When a reply waiting for the user plays anyway: voice without words for the pause
-    /// timeout (steady noise). Words hold it until their utterance ends.
+    /// timeout (steady noise), counted from the latest voice that may be beginning. Words hold
+    /// it until their utterance ends.
     fn unheard_hold_ends_at(&self) -> Option<u64> {
-        let since = self.reply.as_ref()?.held_for_user()?;
+        let held = self.reply.as_ref()?.held_for_user()?;
+        let since = held.max(self.user.onset.unwrap_or(0));
         (!self.user.has_text()).then_some(since + self.cfg.pause_timeout_ms)
     }
 
@@ -1313,7 +1340,10 @@ impl Orchestrator {
     /// An utterance ended with no words (noise, or a recogniser that revised its guess to
     /// nothing). If it had interrupted a reply, the agent goes on with what it had left to say.
     fn on_empty_utterance(&mut self, now: u64, out: &mut Vec<Action>) {
-        self.release_unheard_reply(now, out);
+        // Voice already beginning again holds the reply until it is settled.
+        if self.user.onset.is_none() {
+            self.release_unheard_reply(now, out);
+        }
         if let Some(b) = &self.barge {
             if b.held.is_empty() && b.paused_at.is_none() {
                 self.barge = None;

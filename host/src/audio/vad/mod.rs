@@ -29,6 +29,10 @@ pub struct VadConfig {
     /// Unvoiced audio, in ms, after which a pause inside speech is reported (`Pause`, and
     /// `Resume` if the voice comes back before the hangover ends); 0 reports none.
     pub pause_ms: u32,
+    /// Report voice before it is confirmed as speech: `Onset` at the first voiced frame of a
+    /// run, then `SpeechStart` or `FalseOnset`. A session holds a reply nobody has heard yet
+    /// from there, so that it does not start over a user who is only beginning to speak.
+    pub onsets: bool,
 }
 
 impl Default for VadConfig {
@@ -38,6 +42,7 @@ impl Default for VadConfig {
             start_frames: 3,
             hangover_ms: 600,
             pause_ms: 0,
+            onsets: false,
         }
     }
 }
@@ -65,6 +70,18 @@ pub enum VadTransition {
     /// The voice came back after a `Pause`, before the end of speech.
     Resume {
         /// Audio clock time in ms.
+        at_ms: u64,
+    },
+    /// Outside speech, voice may be beginning: the first voiced frame of a run, not yet
+    /// enough to start speech (`VadConfig::onsets`). `SpeechStart` or `FalseOnset` follows.
+    Onset {
+        /// Audio clock time in ms of where the voice most likely began.
+        at_ms: u64,
+    },
+    /// The voice reported by `Onset` stopped before it was confirmed as speech (a click, a
+    /// breath, a burst of noise).
+    FalseOnset {
+        /// Audio clock time in ms of the frame that was not voiced.
         at_ms: u64,
     },
 }
@@ -132,7 +149,10 @@ pub struct VoiceGate {
     start_frames: u32,
     hangover_ms: u32,
     pause_ms: u32,
+    onsets: bool,
     in_speech: bool,
+    /// An `Onset` was reported and neither `SpeechStart` nor `FalseOnset` has followed.
+    onset_open: bool,
     /// A `Pause` was reported for the current silence.
     paused: bool,
     /// Consecutive frames the classifier flagged as voiced, up to the latest one.
@@ -162,7 +182,9 @@ impl VoiceGate {
             start_frames: cfg.start_frames.max(1),
             hangover_ms: cfg.hangover_ms,
             pause_ms: cfg.pause_ms,
+            onsets: cfg.onsets,
             in_speech: false,
+            onset_open: false,
             paused: false,
             flagged_run: 0,
             run_started_at: 0,
@@ -202,9 +224,20 @@ impl VoiceGate {
             let needed = self.start_frames + self.classifier.start_margin(self.flagged_run);
             if flagged && self.flagged_run >= needed {
                 self.in_speech = true;
+                self.onset_open = false;
                 self.speech_started_at = Some(self.run_started_at);
                 return Some(VadTransition::SpeechStart {
                     at_ms: self.run_started_at,
+                });
+            }
+            if self.onsets && flagged != self.onset_open {
+                self.onset_open = flagged;
+                return Some(if flagged {
+                    VadTransition::Onset {
+                        at_ms: self.run_started_at,
+                    }
+                } else {
+                    VadTransition::FalseOnset { at_ms }
                 });
             }
             return None;

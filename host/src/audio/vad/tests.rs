@@ -145,6 +145,51 @@ fn short_noise_blip_gives_nothing() {
     assert!(run(&mut gate, &signal).is_empty());
 }
 
+fn with_onsets() -> VoiceGate {
+    VoiceGate::new(VadConfig {
+        onsets: true,
+        ..VadConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_blip_is_an_onset_that_comes_to_nothing() {
+    let mut signal = vec![0i16; 320 * 20];
+    signal[320 * 10..320 * 12].copy_from_slice(&noise(640, 20_000, 99));
+    let events = run(&mut with_onsets(), &signal);
+    let [VadTransition::Onset { at_ms: onset }, VadTransition::FalseOnset { at_ms: gone }] =
+        events[..]
+    else {
+        panic!("{events:?}");
+    };
+    assert_eq!(onset, 200);
+    assert!(gone > onset && gone <= 400, "{gone}");
+}
+
+#[test]
+fn voice_is_reported_at_its_first_frame_and_confirmed_later() {
+    let mut signal = vec![0i16; 320 * 10];
+    signal.extend(synthetic_vowel(600));
+    signal.extend(vec![0i16; 320 * 50]);
+    let mut gate = with_onsets();
+    let events: Vec<(usize, VadTransition)> = signal
+        .chunks_exact(320)
+        .enumerate()
+        .filter_map(|(i, f)| gate.process(f, i as u64 * 20).map(|t| (i, t)))
+        .collect();
+    let [(first, VadTransition::Onset { at_ms: 200 }), (confirmed, VadTransition::SpeechStart { at_ms: 200 }), (_, VadTransition::SpeechEnd { .. })] =
+        events[..]
+    else {
+        panic!("{events:?}");
+    };
+    // The onset is heard on the first voiced frame; speech is confirmed frames later.
+    assert_eq!(first, 10);
+    assert!(confirmed > first + 2, "{events:?}");
+    // Without `onsets`, the same audio gives only the start and the end.
+    assert_eq!(run(&mut VoiceGate::new(VadConfig::default()).unwrap(), &signal).len(), 2);
+}
+
 #[test]
 fn short_word_starts_speech() {
     let mut signal = vec![0i16; 320 * 10];
@@ -229,6 +274,8 @@ fn a_pause_inside_speech_is_reported_and_so_is_the_voice_coming_back() {
             VadTransition::Pause { .. } => "pause",
             VadTransition::Resume { .. } => "resume",
             VadTransition::SpeechEnd { .. } => "end",
+            VadTransition::Onset { .. } => "onset",
+            VadTransition::FalseOnset { .. } => "false onset",
         })
         .collect();
     assert_eq!(
@@ -405,6 +452,8 @@ fn silero_reports_a_pause_inside_speech_and_the_voice_coming_back() {
             VadTransition::Pause { .. } => "pause",
             VadTransition::Resume { .. } => "resume",
             VadTransition::SpeechEnd { .. } => "end",
+            VadTransition::Onset { .. } => "onset",
+            VadTransition::FalseOnset { .. } => "false onset",
         })
         .collect();
     assert_eq!(

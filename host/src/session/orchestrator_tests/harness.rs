@@ -259,6 +259,16 @@ pub fn vad_end(at_ms: u64) -> Event {
     Event::Vad(VadTransition::SpeechEnd { at_ms })
 }
 
+/// The VAD hears voice it has not confirmed as speech yet.
+pub fn vad_onset(at_ms: u64) -> Event {
+    Event::Vad(VadTransition::Onset { at_ms })
+}
+
+/// The voice of the last onset stopped before it was speech.
+pub fn vad_false_onset(at_ms: u64) -> Event {
+    Event::Vad(VadTransition::FalseOnset { at_ms })
+}
+
 pub fn interim(text: &str) -> Event {
     Event::Stt(SttEvent::Interim {
         text: text.into(),

@@ -3,8 +3,8 @@
 //! silent (a faulting plug-in reaches the session as the built-in answer, late), all on a
 //! virtual clock. After every action and at the end of every run the session's
 //! invariants (what the client sees in `client_sees`, memory in `check_remembered`, liveness
-//! in `check_settled`, and that no reply starts talking while the user is saying words) are
-//! checked. proptest shrinks a failing
+//! in `check_settled`, and that no reply starts talking while the user is saying words or their
+//! voice is beginning) are checked. proptest shrinks a failing
 //! run to a short script; a shrunk failure worth keeping becomes a named test in `races`.
 //!
 //! With an end-of-turn policy (profile `turn_policy`), the VAD also reports pauses and the policy
@@ -53,6 +53,10 @@ enum Input {
     VadPause,
     /// The voice came back after a pause.
     VadResume,
+    /// The VAD hears voice it has not confirmed as speech.
+    VadOnset,
+    /// That voice came to nothing.
+    VadFalseOnset,
     /// An interim guess of `n` new words (a backchannel when `n` is 0).
     Interim(u8),
     /// A final of `n` new words (empty when 0); `repeat` repeats the last interim's words.
@@ -113,6 +117,8 @@ fn input() -> impl Strategy<Value = Input> {
         4 => Just(Input::VadEnd),
         2 => Just(Input::VadPause),
         1 => Just(Input::VadResume),
+        2 => Just(Input::VadOnset),
+        1 => Just(Input::VadFalseOnset),
         4 => (0u8..6).prop_map(Input::Interim),
         4 => (0u8..5, any::<bool>(), any::<bool>(), prop::bool::weighted(0.2)).prop_map(
             |(n, speech_final, from_finalize, repeat)| Input::Final { n, speech_final, from_finalize, repeat }
@@ -272,6 +278,11 @@ struct Sim {
     /// LLM streams started before their turn was committed, and the outcomes counted.
     speculative_streams: usize,
     preemptions_counted: usize,
+    /// Since when the VAD has heard voice it has not settled (onset, then start or false onset).
+    onset_since: Option<u64>,
+    draining: bool,
+    /// How long voice without words holds a reply nobody has heard.
+    pause_timeout_ms: u64,
 }
 
 /// Which stream a pending event belongs to (cancelling a stream drops its events).
@@ -299,6 +310,7 @@ impl Sim {
             ..OrchestratorConfig::default()
         };
         Self {
+            pause_timeout_ms: cfg.pause_timeout_ms,
             orch: Orchestrator::new(cfg),
             now: 0,
             rng: Rng(p.seed),
@@ -327,6 +339,8 @@ impl Sim {
             shown: HashMap::new(),
             speculative_streams: 0,
             preemptions_counted: 0,
+            onset_since: None,
+            draining: false,
         }
     }
 
@@ -413,13 +427,24 @@ impl Sim {
 
     fn user(&mut self, input: Input) -> Result<(), String> {
         let event = match input {
-            Input::VadStart => Event::Vad(VadTransition::SpeechStart { at_ms: self.now }),
+            Input::VadStart => {
+                self.onset_since = None;
+                Event::Vad(VadTransition::SpeechStart { at_ms: self.now })
+            }
             Input::VadEnd => Event::Vad(VadTransition::SpeechEnd { at_ms: self.now }),
             Input::VadPause => Event::Vad(VadTransition::Pause {
                 at_ms: self.now.saturating_sub(200),
                 silence_ms: 200,
             }),
             Input::VadResume => Event::Vad(VadTransition::Resume { at_ms: self.now }),
+            Input::VadOnset => {
+                self.onset_since.get_or_insert(self.now);
+                Event::Vad(VadTransition::Onset { at_ms: self.now })
+            }
+            Input::VadFalseOnset => {
+                self.onset_since = None;
+                Event::Vad(VadTransition::FalseOnset { at_ms: self.now })
+            }
             Input::Interim(n) => {
                 let text = self.fresh_words(n);
                 self.last_interim = text.clone();
@@ -467,7 +492,10 @@ impl Sim {
                 }
             }
             Input::Stop => Event::Stop,
-            Input::Drain => Event::Drain,
+            Input::Drain => {
+                self.draining = true;
+                Event::Drain
+            }
         };
         self.feed(event)
     }
@@ -522,6 +550,16 @@ impl Sim {
                     if !self.audio_sent_ms.contains_key(&turn) && self.orch.user_has_words() {
                         return Err(format!(
                             "reply {turn} starts talking while the user is saying words"
+                        ));
+                    }
+                    // Voice the VAD has not settled holds a reply nobody heard, up to the pause
+                    // timeout (noise), unless the server is shutting down.
+                    let beginning = self
+                        .onset_since
+                        .is_some_and(|t| self.now < t + self.pause_timeout_ms);
+                    if !self.audio_sent_ms.contains_key(&turn) && beginning && !self.draining {
+                        return Err(format!(
+                            "reply {turn} starts talking while the user's voice is beginning"
                         ));
                     }
                     self.active = Some(turn);

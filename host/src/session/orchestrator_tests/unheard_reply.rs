@@ -1,5 +1,5 @@
 //! A user who speaks again before hearing any of the reply had only paused: the reply waits for
-//! them, and their utterance decides what becomes of it.
+//! them from their first voiced frame, and their utterance decides what becomes of it.
 
 use super::harness::*;
 use crate::behaviour::{ChatMessage, Role};
@@ -215,4 +215,93 @@ fn voice_resuming_after_a_pause_within_speech_holds_the_reply_too() {
     s.at(1200, vad_end(600));
     let out = s.at(1250, finalize_result(""));
     assert!(audio_ms(&out) > 0);
+}
+
+#[test]
+fn the_first_voiced_frames_hold_the_reply_before_the_vad_confirms_speech() {
+    let mut s = Session::with_rules();
+    let turn = spoken_turn(&mut s);
+    // The reply is ready as the user's voice begins, before the VAD has confirmed it.
+    s.at(1290, vad_onset(1290));
+    let mut out = s.reply(turn, "Sure, which day?", REPLY);
+    out.extend(s.at(1430, vad_start(1290)));
+    out.extend(s.at(1700, final_text("for next Monday morning.", true)));
+    assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
+    let out = s.at(2300, vad_end(1700));
+    assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
+    assert_eq!(plans(&out)[0].1, "for next Monday morning.");
+}
+
+#[test]
+fn a_click_the_vad_never_confirms_lets_the_reply_play_when_it_fades() {
+    let mut s = Session::with_rules();
+    let turn = spoken_turn(&mut s);
+    s.at(1290, vad_onset(1290));
+    let out = s.reply(turn, "Sure, which day?", REPLY);
+    assert_eq!(audio_ms(&out), 0);
+    let mut out = s.at(1400, vad_false_onset(1400));
+    assert!(audio_ms(&out) > 0, "the reply waits after the click");
+    out.extend(s.run_until(5000));
+    assert_eq!(
+        agent_done(&out),
+        vec![(turn, "Sure, which day?".into(), false)]
+    );
+}
+
+#[test]
+fn a_reply_made_while_voice_is_beginning_starts_held() {
+    let mut s = Session::with_rules();
+    let turn = spoken_turn(&mut s);
+    s.at(1150, vad_onset(1150));
+    let out = s.reply(turn, "Sure, which day?", REPLY);
+    assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
+    let out = s.at(1250, vad_false_onset(1250));
+    assert!(audio_ms(&out) > 0);
+}
+
+#[test]
+fn a_click_does_not_release_a_reply_an_unfinished_utterance_holds() {
+    let mut s = Session::with_rules();
+    let turn = spoken_turn(&mut s);
+    s.at(1300, vad_start(1290));
+    s.reply(turn, "Sure, which day?", REPLY);
+    // Their speech ended; its words are still to come from the recogniser.
+    s.at(1900, vad_end(1500));
+    let mut out = s.at(1910, vad_onset(1910));
+    out.extend(s.at(1990, vad_false_onset(1990)));
+    assert_eq!(audio_ms(&out), 0, "a click let the reply talk over the user");
+    let out = s.at(2000, finalize_result("for Monday"));
+    assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
+    assert_eq!(plans(&out)[0].1, "for Monday");
+}
+
+#[test]
+fn a_cough_ending_as_voice_begins_again_waits_for_that_voice() {
+    let mut s = Session::with_rules();
+    let turn = spoken_turn(&mut s);
+    s.at(1300, vad_start(1290));
+    s.reply(turn, "Sure, which day?", REPLY);
+    s.at(1700, vad_end(1500));
+    // The cough's utterance ends empty while the next voice begins.
+    s.at(1720, vad_onset(1720));
+    let out = s.at(1750, finalize_result(""));
+    assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
+    let out = s.at(1860, vad_false_onset(1860));
+    assert!(audio_ms(&out) > 0, "the reply waits after the click");
+}
+
+#[test]
+fn voice_that_keeps_beginning_holds_the_reply_no_longer_than_the_pause_timeout() {
+    let cfg = OrchestratorConfig::default();
+    let timeout = cfg.pause_timeout_ms;
+    let mut s = Session::new(cfg, Policy::Rules(Default::default()));
+    let turn = spoken_turn(&mut s);
+    s.at(1300, vad_onset(1300));
+    let out = s.reply(turn, "Sure, which day?", REPLY);
+    assert_eq!(audio_ms(&out), 0);
+    // The onset is never settled (a gate that went quiet); the reply plays at the timeout.
+    let out = s.run_until(1300 + timeout - 1);
+    assert_eq!(audio_ms(&out), 0);
+    let out = s.run_until(1300 + timeout);
+    assert!(audio_ms(&out) > 0, "the onset held the reply past the timeout");
 }
