@@ -998,6 +998,20 @@ mod tests {
     }
 
     #[test]
+    fn a_sessions_vad_reports_onsets_always_and_pauses_only_for_a_policy() {
+        let c = cfg(&[("TURN_PAUSE_MS", "250")]).unwrap();
+        let with = c.vad_config(true);
+        assert!(with.onsets);
+        assert_eq!(with.pause_ms, 250);
+        let without = c.vad_config(false);
+        assert!(
+            without.onsets,
+            "a reply would start over a user beginning to speak"
+        );
+        assert_eq!(without.pause_ms, 0);
+    }
+
+    #[test]
     fn keys_select_cloud_providers() {
         let c = cfg(&[
             (

@@ -187,7 +187,10 @@ fn voice_is_reported_at_its_first_frame_and_confirmed_later() {
     assert_eq!(first, 10);
     assert!(confirmed > first + 2, "{events:?}");
     // Without `onsets`, the same audio gives only the start and the end.
-    assert_eq!(run(&mut VoiceGate::new(VadConfig::default()).unwrap(), &signal).len(), 2);
+    assert_eq!(
+        run(&mut VoiceGate::new(VadConfig::default()).unwrap(), &signal).len(),
+        2
+    );
 }
 
 #[test]

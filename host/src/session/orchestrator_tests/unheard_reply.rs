@@ -251,8 +251,13 @@ fn a_click_the_vad_never_confirms_lets_the_reply_play_when_it_fades() {
 #[test]
 fn a_reply_made_while_voice_is_beginning_starts_held() {
     let mut s = Session::with_rules();
-    let turn = spoken_turn(&mut s);
+    s.at(0, vad_start(0));
+    s.at(500, interim("book me a flight to London"));
+    s.at(1100, vad_end(500));
+    // The next voice begins while the turn waits for the recogniser's last words.
     s.at(1150, vad_onset(1150));
+    let out = s.at(1200, finalize_result("book me a flight to London"));
+    let turn = planned_turn(&out).expect("the turn is committed");
     let out = s.reply(turn, "Sure, which day?", REPLY);
     assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
     let out = s.at(1250, vad_false_onset(1250));
@@ -269,7 +274,11 @@ fn a_click_does_not_release_a_reply_an_unfinished_utterance_holds() {
     s.at(1900, vad_end(1500));
     let mut out = s.at(1910, vad_onset(1910));
     out.extend(s.at(1990, vad_false_onset(1990)));
-    assert_eq!(audio_ms(&out), 0, "a click let the reply talk over the user");
+    assert_eq!(
+        audio_ms(&out),
+        0,
+        "a click let the reply talk over the user"
+    );
     let out = s.at(2000, finalize_result("for Monday"));
     assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
     assert_eq!(plans(&out)[0].1, "for Monday");
@@ -303,5 +312,8 @@ fn voice_that_keeps_beginning_holds_the_reply_no_longer_than_the_pause_timeout()
     let out = s.run_until(1300 + timeout - 1);
     assert_eq!(audio_ms(&out), 0);
     let out = s.run_until(1300 + timeout);
-    assert!(audio_ms(&out) > 0, "the onset held the reply past the timeout");
+    assert!(
+        audio_ms(&out) > 0,
+        "the onset held the reply past the timeout"
+    );
 }
