@@ -964,6 +964,7 @@ impl Orchestrator {
                 }
                 if !text.trim().is_empty() {
                     self.send_transcript(out);
+                    self.drop_unheard_reply(now, out);
                     self.on_user_words(now, out);
                     self.ask_about_words(now, out);
                 }
@@ -1098,6 +1099,18 @@ impl Orchestrator {
             if !r.playout.started() {
                 r.playout.pause(now);
             }
+        }
+    }
+
+    /// Final words before any of the reply was heard: it waits for the user
+    /// (`hold_unheard_reply`) and their utterance will be the next turn and replace it
+    /// (`end_user_turn`), so it is dropped now, unheard. Its LLM and TTS stop, and
+    /// the next turn's reply may be prepared while they finish (`review_speculation`). Not
+    /// while draining: the reply in flight is then the last one.
+    fn drop_unheard_reply(&mut self, now: u64, out: &mut Vec<Action>) {
+        let unheard = self.reply.as_ref().is_some_and(|r| !r.playout.started());
+        if unheard && !self.draining {
+            self.cancel_reply(now, out);
         }
     }
 

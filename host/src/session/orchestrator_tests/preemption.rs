@@ -3,7 +3,7 @@
 
 use super::harness::*;
 use crate::behaviour::defaults::BargeInRules;
-use crate::behaviour::Role;
+use crate::behaviour::{ChatMessage, Role};
 use crate::providers::{LlmEvent, ProviderErrorKind};
 use crate::session::events::{Action, Event, Preemption};
 use crate::session::orchestrator::OrchestratorConfig;
@@ -239,19 +239,68 @@ fn without_preemption_nothing_starts_before_the_commit() {
 }
 
 #[test]
-fn no_speculation_while_a_reply_is_in_flight() {
+fn no_speculation_while_a_reply_is_heard() {
+    let mut s = preemptive();
+    let turn = s.typed(0, "tell me a story");
+    let out = s.reply(
+        turn,
+        "Once upon a time there was a keeper.",
+        Speech::Unaligned {
+            ms: 3000,
+            done: false,
+        },
+    );
+    assert!(audio_ms(&out) > 0);
+    // Its stream and turn number are the reply's: the words that interrupt it are planned only
+    // once committed.
+    s.at(100, vad_start(100));
+    let out = s.at(300, final_text("stop stop please tell me the time", true));
+    assert!(plan_numbers(&out).is_empty(), "{out:?}");
+    let out = s.at(400, vad_end(380));
+    assert!(plan_numbers(&out).is_empty(), "{out:?}");
+    // The barge-in interrupts once the reply's first seconds are heard: then the words are a
+    // turn, planned once.
+    let out = s.run_until(5000);
+    assert!(committed(&out));
+    assert_eq!(plan_numbers(&out).len(), 1);
+    assert!(outcomes(&out).is_empty());
+}
+
+#[test]
+fn the_words_that_replace_an_unheard_reply_are_prepared_before_their_turn_ends() {
     let mut s = preemptive();
     let turn = s.typed(0, "tell me a story");
     s.at(5, s.planned_llm(turn));
     s.at(10, llm_token(turn, "Once upon a time. "));
-    // Its stream and turn number are the reply's: new words are planned only once committed.
+    // The user speaks before any of it is heard: their final words drop it, and the reply to
+    // them starts at once, before the end of their speech commits the turn.
     s.at(100, vad_start(100));
-    let out = s.at(300, final_text("stop", true));
-    assert!(plan_numbers(&out).is_empty(), "{out:?}");
+    let out = s.at(300, final_text("about a dragon", true));
+    assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
+    assert!(cancelled(&out, turn));
+    assert_eq!(
+        plans(&out),
+        vec![(
+            turn + 1,
+            "about a dragon".to_string(),
+            vec![ChatMessage::new(Role::User, "tell me a story")]
+        )]
+    );
+    assert!(!committed(&out));
+    let out = s.at(320, s.planned_llm(turn + 1));
+    assert!(llm_started(&out, turn + 1));
+    let early = s.at(350, llm_token(turn + 1, "A dragon slept. "));
+    assert!(messages(&early).is_empty(), "{early:?}");
+    // The commit takes it over, and memory holds the two halves as one request.
     let out = s.at(400, vad_end(380));
     assert!(committed(&out));
-    assert_eq!(plan_numbers(&out).len(), 1);
-    assert!(outcomes(&out).is_empty());
+    assert_eq!(outcomes(&out), vec![Preemption::Used]);
+    assert!(plans(&out).is_empty(), "planned twice: {out:?}");
+    assert_eq!(agent_text(&out), "A dragon slept. ");
+    assert_eq!(
+        s.orch.memory().messages(),
+        vec![ChatMessage::new(Role::User, "tell me a story about a dragon")]
+    );
 }
 
 #[test]

@@ -28,12 +28,15 @@ fn a_user_who_goes_on_is_not_talked_over_and_their_words_replace_the_reply() {
     s.at(1300, vad_start(1290));
     let mut out = s.reply(turn, "Sure, which day?", REPLY);
     out.extend(s.at(1600, interim("for next Monday")));
-    out.extend(s.at(1900, final_text("for next Monday morning.", true)));
     assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
     assert_eq!(s.orch.state(), State::Thinking);
-    // Their utterance ends: it is the next turn, the waiting reply is dropped unheard.
-    let out = s.at(2500, vad_end(1900));
+    // Final words: their utterance will replace the waiting reply, which is dropped unheard now.
+    let out = s.at(1900, final_text("for next Monday morning.", true));
     assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
+    assert!(cancelled(&out, turn));
+    assert_eq!(s.orch.state(), State::Listening);
+    // Their utterance ends: it is the next turn.
+    let out = s.at(2500, vad_end(1900));
     let plans = plans(&out);
     assert_eq!(plans.len(), 1);
     assert_eq!(plans[0].0, turn + 1);
@@ -189,10 +192,10 @@ fn a_reply_to_held_words_waits_while_the_user_is_already_saying_more() {
     assert_eq!(held[0].1, "actually wait");
     let out = s.reply(turn + 1, "Sure, go on.", REPLY);
     assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
-    // Their utterance ends with words: it replaces the reply.
-    s.at(1600, final_text("and tell me another", true));
-    let out = s.at(2200, vad_end(1600));
+    // Their utterance has words: it replaces the reply.
+    let out = s.at(1600, final_text("and tell me another", true));
     assert_eq!(agent_done(&out), vec![(turn + 1, String::new(), true)]);
+    let out = s.at(2200, vad_end(1600));
     assert_eq!(plans(&out)[0].1, "and tell me another");
 }
 
@@ -230,8 +233,8 @@ fn the_first_voiced_frames_hold_the_reply_before_the_vad_confirms_speech() {
     out.extend(s.at(1430, vad_start(1290)));
     out.extend(s.at(1700, final_text("for next Monday morning.", true)));
     assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
-    let out = s.at(2300, vad_end(1700));
     assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
+    let out = s.at(2300, vad_end(1700));
     assert_eq!(plans(&out)[0].1, "for next Monday morning.");
 }
 
