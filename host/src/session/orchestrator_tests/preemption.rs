@@ -299,7 +299,10 @@ fn the_words_that_replace_an_unheard_reply_are_prepared_before_their_turn_ends()
     assert_eq!(agent_text(&out), "A dragon slept. ");
     assert_eq!(
         s.orch.memory().messages(),
-        vec![ChatMessage::new(Role::User, "tell me a story about a dragon")]
+        vec![ChatMessage::new(
+            Role::User,
+            "tell me a story about a dragon"
+        )]
     );
 }
 
