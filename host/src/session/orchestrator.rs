@@ -742,7 +742,9 @@ impl Orchestrator {
         if self.user.has_text() || self.user.onset.is_some() {
             // The user is already saying more (a turn of held words, a typed turn, voice the VAD
             // is hearing): the reply waits for them as if they had begun after it
-            // (`hold_unheard_reply`).
+            // (`hold_unheard_reply`). Speech without words does not hold a new reply: the
+            // silence timeout ends a turn under steady noise, and its reply must not wait for
+            // that noise too.
             playout.pause(now);
         }
         Reply {
