@@ -54,7 +54,7 @@ mod vad_alone;
 use serde::Deserialize;
 use sim::{
     auc, percentile, probabilities, share_above, table_head, words_of, Clip, Harness, Item,
-    ModelTally, SimOptions, Strategy, Tally, Vad, RATE,
+    ModelTally, SimOptions, Strategy, Tally, Vad, WhiteNoise, RATE,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +95,9 @@ struct Options {
     /// Give committed turns a reply this long after the commit; count heard cut-offs.
     reply_ms: Option<u64>,
     strip_punctuation: bool,
+    /// A white-noise floor under the whole clip, dB RMS relative to full scale (a room and a
+    /// microphone: a real recording never has digital silence).
+    noise_dbfs: Option<f64>,
     /// Segments before an inner pause spoken with a going-on intonation.
     continuing: bool,
     plugin: PathBuf,
@@ -120,6 +123,7 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         stt_ms: 0,
         reply_ms: None,
         strip_punctuation: false,
+        noise_dbfs: None,
         continuing: false,
         plugin: root
             .parent()
@@ -169,6 +173,14 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 )
             }
             "--strip-punctuation" => o.strip_punctuation = true,
+            "--noise-dbfs" => {
+                o.noise_dbfs = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|db: &f64| (-90.0..=-10.0).contains(db))
+                        .ok_or("--noise-dbfs N: the noise floor in dB RMS, -90 to -10")?,
+                )
+            }
             "--continuing" => o.continuing = true,
             "--plugin" => o.plugin = args.next().expect("--plugin PATH").into(),
             "--config" => {
@@ -203,6 +215,11 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     raw.values
         .insert("MODELS_DIR".into(), o.models.display().to_string());
     o.session = Config::from_raw(&raw).map_err(|e| format!("--vad {vad}: {}", e.problem))?;
+    if human && o.noise_dbfs.is_some() {
+        return Err(
+            "--noise-dbfs is for the espeak-ng set (the recordings have their own noise)".into(),
+        );
+    }
     if human {
         o.human = Some(human::HumanOptions {
             labels: labels.unwrap_or_else(|| root.join("tests/fixtures/turn-set/human.toml")),
@@ -268,7 +285,18 @@ fn speak(espeak: &Espeak, text: &str, voice: &str, wpm: u32) -> Vec<i16> {
     audio[first..last].to_vec()
 }
 
-fn clip_of(espeak: &Espeak, item: &Item, voice: &str, wpm: u32, continuing: bool) -> Clip {
+/// What a source does to the clip besides its voice and rate.
+#[derive(Clone, Copy)]
+struct Delivery {
+    continuing: bool,
+    noise_dbfs: Option<f64>,
+}
+
+fn clip_of(espeak: &Espeak, item: &Item, voice: &str, wpm: u32, delivery: Delivery) -> Clip {
+    let Delivery {
+        continuing,
+        noise_dbfs,
+    } = delivery;
     let ms = |samples: usize| (samples * 1000 / RATE) as u64;
     let mut audio = vec![0i16; LEAD_MS * RATE / 1000];
     let mut spans = Vec::new();
@@ -291,6 +319,12 @@ fn clip_of(espeak: &Espeak, item: &Item, voice: &str, wpm: u32, continuing: bool
     }
     let whole = audio.len().div_ceil(FRAME_SAMPLES) * FRAME_SAMPLES;
     audio.resize(whole, 0);
+    if let Some(db) = noise_dbfs {
+        let (mut noise, peak) = (WhiteNoise::default(), WhiteNoise::peak_for(db));
+        for s in &mut audio {
+            *s = s.saturating_add(noise.sample(peak));
+        }
+    }
     Clip { audio, spans }
 }
 
@@ -330,7 +364,7 @@ fn main() {
     let n_complete = items.iter().filter(|i| i.cue.is_none()).count();
     println!(
         "{} utterances ({} complete, {} incomplete), sources: voices {} x rates {}; VAD {}; \
-         recogniser latency {} ms{}; policy {} {:?}",
+         recogniser latency {} ms{}{}; policy {} {:?}",
         items.len(),
         n_complete,
         items.len() - n_complete,
@@ -347,6 +381,9 @@ fn main() {
         } else {
             ""
         },
+        o.noise_dbfs
+            .map(|db| format!("; white noise {db} dBFS RMS under the clip"))
+            .unwrap_or_default(),
         o.plugin.display(),
         o.config
     );
@@ -361,7 +398,11 @@ fn main() {
             let mut per: BTreeMap<Strategy, Tally> = BTreeMap::new();
             let mut mt = ModelTally::default();
             for item in &items {
-                let clip = clip_of(espeak, item, voice, wpm, o.continuing);
+                let delivery = Delivery {
+                    continuing: o.continuing,
+                    noise_dbfs: o.noise_dbfs,
+                };
+                let clip = clip_of(espeak, item, voice, wpm, delivery);
                 let voice_end = clip.spans.last().unwrap().1;
                 let full = words_of(&item.segments.join(" "));
                 for strategy in Strategy::ALL {
@@ -539,11 +580,17 @@ mod tests {
     #[test]
     fn an_unknown_engine_or_option_is_one_line() {
         assert_eq!(parse(&["--reply-ms", "550"]).unwrap().reply_ms, Some(550));
+        assert_eq!(
+            parse(&["--noise-dbfs", "-50"]).unwrap().noise_dbfs,
+            Some(-50.0)
+        );
         for args in [
             &["--vad", "cobra"][..],
             &["--vad"],
             &["--vda", "silero"],
             &["--reply-ms", "soon"],
+            &["--noise-dbfs", "50"],
+            &["--noise-dbfs", "-50", "--human"],
         ] {
             let e = parse(args).err().expect("refused");
             assert!(!e.contains('\n'), "{e}");

@@ -22,6 +22,31 @@ pub const FRAME_MS: u64 = 20;
 /// How often the simulated recogniser reports the words heard so far while the voice lasts.
 const INTERIM_MS: u64 = 300;
 
+/// A deterministic white-noise generator (xorshift32): the same noise on every run.
+pub struct WhiteNoise(u32);
+
+impl Default for WhiteNoise {
+    fn default() -> Self {
+        Self(0x9e37_79b9)
+    }
+}
+
+impl WhiteNoise {
+    /// The next sample, uniform in -peak..peak (its RMS is peak / sqrt 3).
+    pub fn sample(&mut self, peak: i32) -> i16 {
+        let x = &mut self.0;
+        *x ^= *x << 13;
+        *x ^= *x >> 17;
+        *x ^= *x << 5;
+        (((*x >> 16) as i32 - 32_768) * peak / 32_768) as i16
+    }
+
+    /// The peak that gives white noise of `rms_dbfs` dB RMS relative to full scale.
+    pub fn peak_for(rms_dbfs: f64) -> i32 {
+        (10f64.powf(rms_dbfs / 20.0) * 32_768.0 * 3f64.sqrt()).round() as i32
+    }
+}
+
 /// One labelled utterance.
 pub struct Item {
     pub segments: Vec<String>,
@@ -567,6 +592,20 @@ mod tests {
             ..o
         };
         assert_eq!(o.said(), Some("book a flight"));
+    }
+
+    #[test]
+    fn white_noise_has_the_level_asked_for() {
+        for db in [-60.0, -40.0, -25.0] {
+            let (mut noise, peak) = (WhiteNoise::default(), WhiteNoise::peak_for(db));
+            let n = 160_000;
+            let power: f64 = (0..n)
+                .map(|_| (f64::from(noise.sample(peak)) / 32_768.0).powi(2))
+                .sum::<f64>()
+                / n as f64;
+            let level = 10.0 * power.log10();
+            assert!((level - db).abs() < 0.3, "{db} dBFS asked, {level:.2} made");
+        }
     }
 
     #[test]

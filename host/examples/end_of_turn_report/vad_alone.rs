@@ -23,7 +23,7 @@
 //!   (or the first voice), and to the `Resume` after a pause.
 
 use crate::human::{Labels, Recording};
-use crate::sim::{percentile, Vad, RATE};
+use crate::sim::{percentile, Vad, WhiteNoise, RATE};
 use std::path::Path;
 use voice_host::audio::{VadTransition, FRAME_SAMPLES};
 
@@ -67,20 +67,14 @@ impl Condition {
     }
 
     /// The sample at absolute index `i` of the recording inside a silence.
-    fn sample(self, i: usize, rng: &mut u32) -> i16 {
-        let mut white = |peak: i32| {
-            *rng ^= *rng << 13;
-            *rng ^= *rng >> 17;
-            *rng ^= *rng << 5;
-            (((*rng >> 16) as i32 - 32_768) * peak / 32_768) as i16
-        };
+    fn sample(self, i: usize, noise: &mut WhiteNoise) -> i16 {
         match self {
             Condition::AsRecorded | Condition::Silent => 0,
-            Condition::Noise(peak) => white(i32::from(peak)),
+            Condition::Noise(peak) => noise.sample(i32::from(peak)),
             Condition::Clicks => {
                 let period = 120 * RATE / 1000;
                 if i % period < 5 * RATE / 1000 {
-                    white(20_000)
+                    noise.sample(20_000)
                 } else {
                     0
                 }
@@ -103,12 +97,12 @@ fn condition_audio(rec: &Recording, audio: &[i16], condition: Condition) -> Vec<
     if condition == Condition::AsRecorded {
         return out;
     }
-    let mut rng = 0x9e37_79b9u32;
+    let mut noise = WhiteNoise::default();
     let silences = std::iter::once((0, rec.first_voice_ms))
         .chain(rec.pause.iter().map(|p| (p.at_ms, p.at_ms + p.ms)));
     for (from, to) in silences {
         for i in at(from)..at(to).min(out.len()) {
-            out[i] = condition.sample(i, &mut rng);
+            out[i] = condition.sample(i, &mut noise);
         }
     }
     out
