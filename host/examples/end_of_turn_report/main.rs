@@ -48,6 +48,7 @@
 //!     --labelled-stops              no stop at the end of a segment before an incomplete pause
 
 mod human;
+mod recogniser;
 mod sim;
 mod vad_alone;
 

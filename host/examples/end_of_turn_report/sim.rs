@@ -17,10 +17,10 @@ use voice_host::session::orchestrator::{Orchestrator, OrchestratorConfig};
 use voice_host::session::turn_audio::TurnAudio;
 use voice_host::turn::TurnModel;
 
+use crate::recogniser::Recogniser;
+
 pub const RATE: usize = 16_000;
 pub const FRAME_MS: u64 = 20;
-/// How often the simulated recogniser reports the words heard so far while the voice lasts.
-const INTERIM_MS: u64 = 300;
 
 /// A deterministic white-noise generator (xorshift32): the same noise on every run.
 pub struct WhiteNoise(u32);
@@ -122,6 +122,13 @@ fn heard(text: &str, strip_punctuation: bool) -> String {
 /// Something due at a time on the simulated clock.
 enum Due {
     Stt(SttEvent),
+    /// The recogniser's interim of a segment for the words spoken by a time.
+    Interim {
+        segment: usize,
+        spoken_by: u64,
+    },
+    /// The recogniser's final of a segment, at the end of its voice.
+    SegmentFinal(usize),
     /// Any other event: a policy's answer, the reply's plan and audio.
     Event(Event),
 }
@@ -169,15 +176,6 @@ const REPLY_TEXT: &str = "Okay.";
 /// Bytes of the reply's audio (1 s of the default output, PCM16 at 16 kHz).
 const REPLY_BYTES: usize = 32_000;
 
-fn final_words(text: String, from_finalize: bool) -> SttEvent {
-    SttEvent::Final {
-        text,
-        words: Vec::new(),
-        speech_final: false,
-        from_finalize,
-    }
-}
-
 impl Sim<'_> {
     pub fn run(&mut self, item: &Item, clip: &Clip) -> Outcome {
         let policy_on = self.policy.is_some();
@@ -204,29 +202,18 @@ impl Sim<'_> {
         // Things due later, in order of time then of scheduling.
         let mut due: Vec<(u64, u64, Due)> = Vec::new();
         let mut order = 0u64;
-        for (segment, &(start, end)) in item.segments.iter().zip(&clip.spans) {
-            // A streaming recogniser: the words so far every `INTERIM_MS` while the voice
-            // lasts (in proportion to the time spoken), the whole segment as a final at its end.
-            let words = heard(segment, self.strip_punctuation);
-            let all: Vec<&str> = words.split_whitespace().collect();
-            let mut t = start + INTERIM_MS;
-            while t < end {
-                let n = (all.len() as u64 * (t - start)).div_ceil(end - start) as usize;
-                let so_far = all[..n.min(all.len())].join(" ");
-                let interim = SttEvent::Interim {
-                    // A guess carries no final stop yet.
-                    text: so_far.trim_end_matches(['.', '?', '!']).to_string(),
-                    words: Vec::new(),
-                };
-                due.push((t + self.stt_ms, order, Due::Stt(interim)));
-                order += 1;
-                t += INTERIM_MS;
-            }
-            due.push((
-                end + self.stt_ms,
-                order,
-                Due::Stt(final_words(words, false)),
-            ));
+        let mut recogniser = Recogniser::new(
+            item.segments
+                .iter()
+                .map(|segment| heard(segment, self.strip_punctuation))
+                .zip(clip.spans.iter().copied()),
+        );
+        for (at, segment, interim) in recogniser.schedule() {
+            let report = match interim {
+                Some(spoken_by) => Due::Interim { segment, spoken_by },
+                None => Due::SegmentFinal(segment),
+            };
+            due.push((at + self.stt_ms, order, report));
             order += 1;
         }
         let frames = clip.audio.len() / FRAME_SAMPLES;
@@ -250,6 +237,12 @@ impl Sim<'_> {
                 let i = due.iter().position(|d| d.0 == t && d.1 == o).unwrap();
                 match due.swap_remove(i).2 {
                     Due::Stt(e) => events.push(Event::Stt(e)),
+                    Due::Interim { segment, spoken_by } => {
+                        events.extend(recogniser.interim(segment, spoken_by).map(Event::Stt))
+                    }
+                    Due::SegmentFinal(segment) => {
+                        events.extend(recogniser.segment_final(segment).map(Event::Stt))
+                    }
                     Due::Event(e) => events.push(e),
                 }
             } else if frame_at == Some(at) {
@@ -325,11 +318,7 @@ impl Sim<'_> {
                         let _ = gate.end_now();
                     }
                     Action::FinalizeStt => {
-                        due.push((
-                            now + self.stt_ms,
-                            order,
-                            Due::Stt(final_words(String::new(), true)),
-                        ));
+                        due.push((now + self.stt_ms, order, Due::Stt(recogniser.finalize(now))));
                         order += 1;
                     }
                     Action::TurnCommitted { .. } => {
