@@ -506,6 +506,9 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
         "let me think,",
         "well",
         "I'd like to book a table for...",
+        "Um, reporting environment. It's",
+        "You're using it. What's",
+        "and I think we’re",
     ] {
         assert_eq!(
             decide(unfinished, Some(0.99)),
@@ -532,6 +535,9 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
         TurnDecision::Wait(1800)
     );
     assert_eq!(decide("see you then.", None), TurnDecision::EndTurn);
+    // A contraction inside the words does not hold them.
+    assert_eq!(decide("That's it.", Some(0.9)), TurnDecision::EndTurn);
+
     assert_eq!(
         decide("I want the pasta and.", None),
         TurnDecision::Wait(1800)

@@ -1,7 +1,8 @@
 //! An end-of-turn policy that combines the words with the end-of-turn model:
 //! - **hold** (`wait(hold_ms)`) when the words promise more: they end in a conjunction that
 //!   cannot end a sentence ("and", "because"), a filler ("um"), a preposition or article ("for",
-//!   "the"; not when the recogniser heard a question: "where are you from?"), a comma, a number
+//!   "the"; not when the recogniser heard a question: "where are you from?"), a subject with its
+//!   verb contracted ("it's", "I'm": English never ends a clause on one), a comma, a number
 //!   without its stop ("the address is 22", "my number is 4 1 5"), trail off ("for..."), or are
 //!   only an opener ("well", "hmm"). Words that can also end a sentence ("that", "then", "so",
 //!   "like": "I didn't know that.") hold only when the recogniser wrote no stop, question or
@@ -86,7 +87,12 @@ const OPEN_ENDED: &[&str] = &[
     "to", "for", "with", "of", "in", "on", "at", "from", "by", "about", "into", "a", "an", "the",
     "my", "your", "our", "their", "his", "her", "its", "this", "some",
     // verbs that need what follows
-    "is", "are", "was", "were", "be", "am", "want", "need", "would", "could", "should",
+    "is", "are", "was", "were", "be", "am", "want", "need", "would", "could", "should", "gonna",
+    "wanna", "gotta",
+    // a subject and its verb contracted, which never end a clause ("it's", not "yes, it is")
+    "it's", "that's", "there's", "here's", "what's", "where's", "who's", "how's", "he's", "she's",
+    "i'm", "you're", "we're", "they're", "i've", "you've", "we've", "they've", "i'll", "you'll",
+    "we'll", "they'll", "it'll", "i'd", "you'd", "we'd", "they'd", "let's",
 ];
 
 /// Words that open an answer without being one: said alone, more is coming ("well...").
@@ -107,8 +113,10 @@ const NUMBER_WORDS: &[&str] = &[
 fn words(text: &str) -> Vec<String> {
     text.split_whitespace()
         .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'' && c != '\u{2019}')
                 .to_lowercase()
+                // A typographic apostrophe ("it’s") is the same word.
+                .replace('\u{2019}', "'")
         })
         .filter(|w| !w.is_empty())
         .collect()
