@@ -11,6 +11,7 @@
 //! looping by the decoder's bounds, see `whisper.rs`).
 //! Dropping the stream cancels a running transcription between decoding steps.
 
+use super::annotations::without_annotations;
 use super::segment::{Segmented, Segmenter};
 use crate::providers::{
     ProviderError, ProviderErrorKind, SttEvent, SttInput, SttParams, SttProvider, SttStream, Word,
@@ -165,6 +166,8 @@ async fn run_stream(
             done = async { (&mut pending.as_mut().expect("guarded").reply).await }, if pending.is_some() => {
                 let job = pending.take().expect("guarded").job;
                 let current = |utterance: u64| utterance == utterance_id && seg.in_speech();
+                // Only the user's words: a caption of a noise ("(water splashing)") is none.
+                let done = done.map(|r| r.map(|t| t.map(|text| without_annotations(&text))));
                 let event = match (done, job) {
                     (Ok(Ok(Some(text))), Job::Final { start_ms, len }) => Some(final_event(text, start_ms, len)),
                     (Ok(Err(reason)), Job::Final { .. }) => Some(SttEvent::Error(ProviderError::new(ProviderErrorKind::Protocol, NAME, reason))),
@@ -493,6 +496,43 @@ mod tests {
                 from_finalize: true,
             })
         );
+    }
+
+    /// Answers every job with the same text, as Whisper might for a noise.
+    struct FixedTranscriber(&'static str);
+
+    impl Transcriber for FixedTranscriber {
+        fn submit(&self, _audio: Vec<i16>, reply: oneshot::Sender<Transcript>) -> Result<(), ()> {
+            let _ = reply.send(Ok(Some(self.0.to_string())));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caption_of_a_noise_is_not_the_user_s_words() {
+        for (heard, said) in [
+            ("(water splashing)", ""),
+            ("[laughter] Book it for tonight.", "Book it for tonight."),
+        ] {
+            let stt = LocalStt::with_transcriber(Arc::new(FixedTranscriber(heard)));
+            let mut stream = stt.open(SttParams::default());
+            for chunk in tone(600).chunks(320) {
+                stream
+                    .input
+                    .send(SttInput::Audio(chunk.to_vec()))
+                    .await
+                    .unwrap();
+            }
+            stream.input.send(SttInput::Finalize).await.unwrap();
+            assert_eq!(stream.events.recv().await, Some(SttEvent::SpeechStarted));
+            match stream.events.recv().await {
+                Some(SttEvent::Final { text, words, .. }) => {
+                    assert_eq!(text, said, "{heard:?}");
+                    assert_eq!(words.len(), said.split_whitespace().count(), "{heard:?}");
+                }
+                other => panic!("expected a final, got {other:?}"),
+            }
+        }
     }
 
     /// Never answers its first job (an interim still running), answers the rest at once.
