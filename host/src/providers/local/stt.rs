@@ -516,13 +516,7 @@ mod tests {
         ] {
             let stt = LocalStt::with_transcriber(Arc::new(FixedTranscriber(heard)));
             let mut stream = stt.open(SttParams::default());
-            for chunk in tone(600).chunks(320) {
-                stream
-                    .input
-                    .send(SttInput::Audio(chunk.to_vec()))
-                    .await
-                    .unwrap();
-            }
+            stream.input.send(SttInput::Audio(tone(600))).await.unwrap();
             stream.input.send(SttInput::Finalize).await.unwrap();
             assert_eq!(stream.events.recv().await, Some(SttEvent::SpeechStarted));
             match stream.events.recv().await {
