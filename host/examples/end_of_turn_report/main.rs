@@ -392,6 +392,10 @@ fn main() {
     // tallies[source][strategy]
     let mut tallies: Vec<(String, BTreeMap<Strategy, Tally>, ModelTally)> = Vec::new();
     let mut by_cue: BTreeMap<(String, Strategy), Tally> = BTreeMap::new();
+    let delivery = Delivery {
+        continuing: o.continuing,
+        noise_dbfs: o.noise_dbfs,
+    };
     let started = Instant::now();
     for voice in &o.voices {
         for &wpm in &o.rates {
@@ -399,10 +403,6 @@ fn main() {
             let mut per: BTreeMap<Strategy, Tally> = BTreeMap::new();
             let mut mt = ModelTally::default();
             for item in &items {
-                let delivery = Delivery {
-                    continuing: o.continuing,
-                    noise_dbfs: o.noise_dbfs,
-                };
                 let clip = clip_of(espeak, item, voice, wpm, delivery);
                 let voice_end = clip.spans.last().unwrap().1;
                 let full = words_of(&item.segments.join(" "));

@@ -10,8 +10,8 @@
 
 // Feature-independent parts stay compiled (and unit-tested) in every build; what only a
 // disabled engine would use is allowed to be unused there.
-#[cfg_attr(not(feature = "local-llm"), allow(dead_code))]
 mod annotations;
+#[cfg_attr(not(feature = "local-llm"), allow(dead_code))]
 mod cpu_load;
 #[cfg_attr(not(feature = "local-stt"), allow(dead_code))]
 mod ct2;
