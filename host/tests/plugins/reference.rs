@@ -537,6 +537,32 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
     assert_eq!(decide("see you then.", None), TurnDecision::EndTurn);
     // A contraction inside the words does not hold them.
     assert_eq!(decide("That's it.", Some(0.9)), TurnDecision::EndTurn);
+    // An elliptical answer the recogniser closed is finished; the same verb after a noun or
+    // "to", or without the stop, holds.
+    for finished in [
+        "Yes, it is.",
+        "I wish I could.",
+        "No, we were!",
+        "Yes I am.",
+    ] {
+        assert_eq!(
+            decide(finished, Some(0.9)),
+            TurnDecision::EndTurn,
+            "{finished}"
+        );
+    }
+    for unfinished in [
+        "Yes, it is",
+        "The thing is.",
+        "that the need to be.",
+        "it could",
+    ] {
+        assert_eq!(
+            decide(unfinished, Some(0.99)),
+            TurnDecision::Wait(1800),
+            "{unfinished}"
+        );
+    }
 
     assert_eq!(
         decide("I want the pasta and.", None),

@@ -2,11 +2,12 @@
 //! - **hold** (`wait(hold_ms)`) when the words promise more: they end in a conjunction that
 //!   cannot end a sentence ("and", "because"), a filler ("um"), a preposition or article ("for",
 //!   "the"; not when the recogniser heard a question: "where are you from?"), a subject with its
-//!   verb contracted ("it's", "I'm": English never ends a clause on one), a comma, a number
-//!   without its stop ("the address is 22", "my number is 4 1 5"), trail off ("for..."), or are
-//!   only an opener ("well", "hmm"). Words that can also end a sentence ("that", "then", "so",
-//!   "like": "I didn't know that.") hold only when the recogniser wrote no stop, question or
-//!   exclamation mark after them;
+//!   verb contracted ("it's", "I'm": English never ends a clause on one), a verb that needs what
+//!   follows ("is", "could"; not in an elliptical answer the recogniser closed: "Yes, it is."),
+//!   a comma, a number without its stop ("the address is 22", "my number is 4 1 5"), trail off
+//!   ("for..."), or are only an opener ("well", "hmm"). Words that can also end a sentence
+//!   ("that", "then", "so", "like": "I didn't know that.") hold only when the recogniser wrote no
+//!   stop, question or exclamation mark after them;
 //! - **hold while the model doubts**: when the model runs and answers a probability under
 //!   `hold_below`, nothing above decided and the recogniser heard no question (a question mark),
 //!   wait until the silence reaches `doubt_ms`, then leave it to the silence rules. On human
@@ -95,6 +96,28 @@ const OPEN_ENDED: &[&str] = &[
     "we'll", "they'll", "it'll", "i'd", "you'd", "we'd", "they'd", "let's",
 ];
 
+/// Verbs that end a clause only when what they stand for was said before: "Yes, it is.", "I
+/// wish I could.", "We were."
+const ELLIPTICAL_VERBS: &[&str] = &["is", "are", "was", "were", "am", "would", "could", "should"];
+
+/// Subjects before which such a verb ends an elliptical answer.
+const SUBJECT_PRONOUNS: &[&str] = &[
+    "i", "you", "he", "she", "it", "we", "they", "there", "that", "this",
+];
+
+/// Whether the words end in a subject pronoun and a verb the recogniser closed with a stop or
+/// exclamation mark: an elliptical answer ("Yes, it is.", "I wish I could."), which is finished.
+/// A noun or "to" before the verb ("the thing is.", "the need to be.") still holds: a stop written
+/// at a pause inside a sentence leaves those open.
+fn elliptical(words: &[String], stopped: bool) -> bool {
+    let [.., subject, verb] = words else {
+        return false;
+    };
+    stopped
+        && ELLIPTICAL_VERBS.contains(&verb.as_str())
+        && SUBJECT_PRONOUNS.contains(&subject.as_str())
+}
+
 /// Words that open an answer without being one: said alone, more is coming ("well...").
 const OPENERS: &[&str] = &["well", "ah", "um", "uh", "uhm", "er", "erm", "hm", "hmm"];
 
@@ -155,7 +178,7 @@ fn unfinished(text: &str, words: &[String]) -> bool {
     if UNFINISHED_UNLESS_STOPPED.contains(&last.as_str()) && !stopped {
         return true;
     }
-    if OPEN_ENDED.contains(&last.as_str()) && !text.ends_with('?') {
+    if OPEN_ENDED.contains(&last.as_str()) && !text.ends_with('?') && !elliptical(words, stopped) {
         return true;
     }
     // A number no stop closes: digits being dictated ("my number is 4 1 5") or a number with
