@@ -33,57 +33,60 @@ pub(crate) trait World: Sized + Send + 'static {
     fn self_check(&self, store: &mut Store<HostState>) -> wasmtime::Result<()>;
 }
 
-impl World for intent::IntentAnalyzer {
-    type Pre = intent::IntentAnalyzerPre<HostState>;
-    const SLOT: Slot = Slot::Intent;
+/// Implements [`World`] for a world's generated bindings: everything but the self-check is
+/// the same call on each. `|this, store| { .. }` is the self-check's body.
+macro_rules! world {
+    ($world:ty, $pre:ty, $slot:expr, |$this:ident, $store:ident| $check:block) => {
+        impl World for $world {
+            type Pre = $pre;
+            const SLOT: Slot = $slot;
 
-    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-        intent::IntentAnalyzer::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-    }
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        intent::IntentAnalyzerPre::new(pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.call_init(store, config)
-    }
-    fn self_check(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
+            fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+                <$world>::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+            }
+            fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+                <$pre>::new(pre)
+            }
+            fn instantiate(
+                pre: &Self::Pre,
+                store: &mut Store<HostState>,
+            ) -> wasmtime::Result<Self> {
+                pre.instantiate(store)
+            }
+            fn init(
+                &self,
+                store: &mut Store<HostState>,
+                config: &Vec<(String, String)>,
+            ) -> wasmtime::Result<Result<(), String>> {
+                self.call_init(store, config)
+            }
+            fn self_check(&self, $store: &mut Store<HostState>) -> wasmtime::Result<()> {
+                let $this = self;
+                $check
+            }
+        }
+    };
+}
+
+world!(
+    intent::IntentAnalyzer,
+    intent::IntentAnalyzerPre<HostState>,
+    Slot::Intent,
+    |this, store| {
         let input = IntentInput {
             transcript: "hello, can you repeat that".into(),
             turn: 1,
             history: vec![ChatMessage::new(Role::Assistant, "Hi, how can I help?")],
         };
-        self.call_analyze(store, &intent_input(&input)).map(drop)
+        this.call_analyze(store, &intent_input(&input)).map(drop)
     }
-}
+);
 
-impl World for prompt::PromptShaper {
-    type Pre = prompt::PromptShaperPre<HostState>;
-    const SLOT: Slot = Slot::Prompt;
-
-    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-        prompt::PromptShaper::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-    }
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        prompt::PromptShaperPre::new(pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.call_init(store, config)
-    }
-    fn self_check(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
+world!(
+    prompt::PromptShaper,
+    prompt::PromptShaperPre<HostState>,
+    Slot::Prompt,
+    |this, store| {
         let input = PromptInput {
             system_prompt: "You are a helpful voice agent.".into(),
             history: vec![ChatMessage::new(Role::Assistant, "Hi, how can I help?")],
@@ -91,7 +94,7 @@ impl World for prompt::PromptShaper {
             turn: 1,
             intent: None,
         };
-        let out = self.call_shape(store, &prompt_input(&input))?;
+        let out = this.call_shape(store, &prompt_input(&input))?;
         match prompt_output(out) {
             Some(_) => Ok(()),
             None => Err(wasmtime::format_err!(
@@ -99,29 +102,13 @@ impl World for prompt::PromptShaper {
             )),
         }
     }
-}
+);
 
-impl World for barge_in::BargeInPolicy {
-    type Pre = barge_in::BargeInPolicyPre<HostState>;
-    const SLOT: Slot = Slot::BargeIn;
-
-    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-        barge_in::BargeInPolicy::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-    }
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        barge_in::BargeInPolicyPre::new(pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.call_init(store, config)
-    }
-    fn self_check(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
+world!(
+    barge_in::BargeInPolicy,
+    barge_in::BargeInPolicyPre<HostState>,
+    Slot::BargeIn,
+    |this, store| {
         let event = BargeInEvent {
             interim_text: "hello there".into(),
             word_count: 2,
@@ -132,31 +119,15 @@ impl World for barge_in::BargeInPolicy {
             protected_playing: false,
             turn: 1,
         };
-        self.call_decide(store, &barge_in_event(&event)).map(drop)
+        this.call_decide(store, &barge_in_event(&event)).map(drop)
     }
-}
+);
 
-impl World for turn::EndOfTurnPolicy {
-    type Pre = turn::EndOfTurnPolicyPre<HostState>;
-    const SLOT: Slot = Slot::Turn;
-
-    fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-        turn::EndOfTurnPolicy::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-    }
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        turn::EndOfTurnPolicyPre::new(pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.call_init(store, config)
-    }
-    fn self_check(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
+world!(
+    turn::EndOfTurnPolicy,
+    turn::EndOfTurnPolicyPre<HostState>,
+    Slot::Turn,
+    |this, store| {
         let event = TurnEvent {
             trigger: TurnTrigger::Pause,
             silence_ms: 200,
@@ -168,9 +139,9 @@ impl World for turn::EndOfTurnPolicy {
             agent_last_sentence: "How can I help?".into(),
             turn: 1,
         };
-        self.call_decide(store, &turn_event(&event)).map(drop)
+        this.call_decide(store, &turn_event(&event)).map(drop)
     }
-}
+);
 
 fn role(role: Role) -> types::Role {
     match role {
