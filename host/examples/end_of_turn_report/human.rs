@@ -524,6 +524,40 @@ mod tests {
         }
     }
 
+    /// A recording that ends in silence ends in a pause that runs to its end (the last
+    /// utterance's end); one that ends in voice, or in less silence than a pause, does not.
+    #[test]
+    fn a_recording_ending_in_silence_ends_in_a_pause() {
+        use voice_host::config::{source::RawSettings, Config};
+        let vad = Vad::load(Config::from_raw(&RawSettings::default()).unwrap());
+        let speech = load_wav(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smart-turn/weather.wav"),
+        );
+        let end_ms = |audio: &[i16]| (audio.len() / FRAME_SAMPLES) as u64 * 20;
+        let then_silence = |voice: &[i16], ms: u64| {
+            let mut audio = voice.to_vec();
+            audio.resize(audio.len() + at(ms), 0);
+            audio
+        };
+        let ends_in_a_pause = |audio: &[i16]| {
+            let (_, pauses) = find_pauses(&vad, audio);
+            pauses.iter().any(|&(from, ms)| from + ms == end_ms(audio))
+        };
+
+        let audio = then_silence(&speech, 1000);
+        let (first, pauses) = find_pauses(&vad, &audio);
+        assert!(first < end_ms(&speech), "the speech is heard");
+        let &(from, ms) = pauses.last().expect("a last pause");
+        assert_eq!(from + ms, end_ms(&audio), "the last pause runs to the end");
+        assert!(from <= end_ms(&speech) && ms >= 1000, "{from} ms, {ms} ms");
+
+        // The voice up to where that pause begins, then less silence than a pause: no pause.
+        let voice = &speech[..at(from)];
+        assert!(!ends_in_a_pause(&then_silence(voice, PAUSE_MS - 40)));
+        assert!(!ends_in_a_pause(voice));
+        assert!(ends_in_a_pause(&then_silence(voice, PAUSE_MS + 40)));
+    }
+
     #[test]
     fn out_of_order_pauses_are_refused() {
         let text = r#"
