@@ -129,14 +129,13 @@ async fn an_unfinished_sentence_is_not_cut_off_at_a_pause() {
     );
 }
 
-/// With the model on (and pauses at `TURN_PAUSE_MS`), every pause and end of speech is judged from the turn's audio and the
-/// policy sees the probability; questions about new words in the same silence see the latest.
-#[tokio::test]
-async fn the_model_judges_each_pause() {
-    let dir = std::env::temp_dir().join(format!("voice-turn-model-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+/// A host with the model on (pauses at `TURN_PAUSE_MS` 150) recording its plug-in calls in
+/// `dir`; the client says one utterance (voice from 400 to 1600 ms) and hears the reply. Returns
+/// the turn slot's recorded calls once the question about the final words is among them.
+async fn turn_calls_with_the_model(utterance: &str, dir: &std::path::Path) -> Vec<Value> {
+    let _ = std::fs::remove_dir_all(dir);
     let s = stack_with(
-        &["what's the weather in paris"],
+        &[utterance],
         true,
         &[
             ("TURN_MODEL", "smart-turn"),
@@ -151,7 +150,7 @@ async fn the_model_judges_each_pause() {
     mic.say(&audio);
     mic.until("the reply", |m| m["type"] == "agent_done").await;
     let read = || -> Vec<Value> {
-        plugins::recorded_calls(&dir)
+        plugins::recorded_calls(dir)
             .into_iter()
             .filter(|l| l["slot"] == "turn")
             .collect()
@@ -163,13 +162,31 @@ async fn the_model_judges_each_pause() {
     )
     .await;
     let calls = read();
-    let pause = calls
+    let _ = std::fs::remove_dir_all(dir);
+    calls
+}
+
+fn call<'a>(calls: &'a [Value], trigger: &str) -> &'a Value {
+    calls
         .iter()
-        .find(|l| l["input"]["trigger"] == "pause")
-        .unwrap_or_else(|| panic!("no question at the pause: {calls:#?}"));
-    let p = pause["input"]["model_probability"]
+        .find(|l| l["input"]["trigger"] == trigger)
+        .unwrap_or_else(|| panic!("no question at the {trigger}: {calls:#?}"))
+}
+
+fn probability(call: &Value) -> f64 {
+    call["input"]["model_probability"]
         .as_f64()
-        .unwrap_or_else(|| panic!("the pause was not judged: {pause}"));
+        .unwrap_or_else(|| panic!("not judged: {call}"))
+}
+
+/// With the model on, a pause is judged from the turn's audio and the policy sees the
+/// probability; questions about new words in the same silence see the latest.
+#[tokio::test]
+async fn the_model_judges_each_pause() {
+    let dir = std::env::temp_dir().join(format!("voice-turn-model-{}", std::process::id()));
+    let calls = turn_calls_with_the_model("what's the weather in paris", &dir).await;
+    let pause = call(&calls, "pause");
+    let p = probability(pause);
     assert!((0.0..=1.0).contains(&p), "{pause}");
     // Asked once the silence reached TURN_PAUSE_MS, before the recogniser's final words (its
     // endpointing is 300 ms) and the VAD's 600 ms end of speech.
@@ -177,11 +194,19 @@ async fn the_model_judges_each_pause() {
     assert!((150..300).contains(&silence), "{pause}");
     assert_eq!(pause["outcome"], "plugin", "{pause}");
     // The final words came after the pause: the question about them carries its judgement.
-    let words = calls
-        .iter()
-        .find(|l| l["input"]["trigger"] == "transcript")
-        .unwrap();
-    let q = words["input"]["model_probability"].as_f64().unwrap();
-    assert!((q - p).abs() < 1e-6, "{words} / {pause}");
-    let _ = std::fs::remove_dir_all(&dir);
+    let q = probability(call(&calls, "transcript"));
+    assert!((q - p).abs() < 1e-6, "{calls:#?}");
+}
+
+/// The end of speech in a silence the model judged at its pause is not judged again (the same
+/// audio with more silence, and a run's CPU): the policy, holding the turn after "for", is
+/// asked at the end of speech with the pause's probability.
+#[tokio::test]
+async fn the_end_of_speech_takes_the_judgement_of_its_pause() {
+    let dir = std::env::temp_dir().join(format!("voice-turn-end-{}", std::process::id()));
+    let calls = turn_calls_with_the_model("I'd like to book a table for", &dir).await;
+    let p = probability(call(&calls, "pause"));
+    let end = call(&calls, "speech_end");
+    assert!(end["input"]["silence_ms"].as_u64().unwrap() >= 600, "{end}");
+    assert_eq!(probability(end), p, "{calls:#?}");
 }
