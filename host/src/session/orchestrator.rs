@@ -8,7 +8,8 @@
 //! of Speaking.
 //!
 //! The rules it keeps (docs/protocol.md states them for clients):
-//! - A user turn ends only when the VAD hears no speech: after the VAD's end of speech, the turn
+//! - A user turn ends only when the VAD hears no speech, nor voice beginning it has not yet
+//!   confirmed or dropped (at most `ONSET_SETTLE_MS`): after the VAD's end of speech, the turn
 //!   waits (at most `finalize_wait_ms`) for the recogniser's answer to `Finalize`, so trailing
 //!   words are part of it. The one exception is the silence timeout: text without new words for
 //!   `silence_timeout_ms` ends the turn even under steady noise.
@@ -48,6 +49,10 @@ use std::sync::Arc;
 /// How often an undecided barge-in is judged again while nothing new is heard (the agent's spoken
 /// time or the protected state may have changed).
 const BARGE_REASK_MS: u64 = 200;
+
+/// The longest a turn waits for the VAD to confirm or drop voice it heard beginning: webrtc-vad
+/// confirms speech about 140 ms after its first voiced frame (docs/benchmarks.md).
+const ONSET_SETTLE_MS: u64 = 300;
 
 /// Settings of the orchestrator (from the host configuration).
 #[derive(Debug, Clone)]
@@ -146,6 +151,10 @@ struct UserInput {
     /// When the VAD heard voice it has not confirmed as speech yet (`VadTransition::Onset`),
     /// until `SpeechStart` or `FalseOnset` settles it.
     onset: Option<u64>,
+    /// Until when the turn waits for the VAD to settle voice it heard beginning: the user may
+    /// be going on. Bounded (`ONSET_SETTLE_MS`), so voice never settled (the audio stopped
+    /// coming) does not hold the turn.
+    settling_until: Option<u64>,
 }
 
 impl UserInput {
@@ -442,6 +451,7 @@ impl Orchestrator {
                 .map(|t| released.map_or(t, |r| t.max(r))),
         );
         consider(self.user.finalize_until);
+        consider(self.user.settling_until);
         consider(released);
         if let Some(b) = &self.barge {
             if let Some(p) = b.paused_at {
@@ -776,6 +786,7 @@ impl Orchestrator {
             VadTransition::SpeechStart { at_ms } => {
                 // The utterance holds an unheard reply from here on.
                 self.user.onset = None;
+                self.user.settling_until = None;
                 self.user.vad_speaking = true;
                 self.user.speech_started_at = Some(now);
                 self.user.first_voice_at.get_or_insert(now);
@@ -827,13 +838,18 @@ impl Orchestrator {
                 }
             }
             VadTransition::Onset { .. } => {
-                // Voice may be beginning: a reply nobody has heard yet does not start over it.
+                // Voice may be beginning: a reply nobody has heard yet does not start over it,
+                // and a turn waits to know whether the user is going on.
                 self.user.onset.get_or_insert(now);
+                self.user
+                    .settling_until
+                    .get_or_insert(now + ONSET_SETTLE_MS);
                 self.hold_unheard_reply(now);
             }
             VadTransition::FalseOnset { .. } => {
                 // Nothing came of it: a reply it alone held plays. One an utterance holds
                 // waits for that utterance to end.
+                self.user.settling_until = None;
                 let utterance = self.user.vad_speaking
                     || self.user.first_voice_at.is_some()
                     || self.user.has_text();
@@ -1007,13 +1023,18 @@ impl Orchestrator {
         if self.user.finalize_until.is_some_and(|until| now >= until) {
             self.user.finalize_until = None;
         }
+        if self.user.settling_until.is_some_and(|until| now >= until) {
+            self.user.settling_until = None;
+        }
         if self.user.policy.holds(now) {
             // The end-of-turn policy holds the turn open (bounded), or its answer is due.
             return;
         }
         let u = &self.user;
         // Interim words wait for their final (or the silence timeout): a guess is not a turn.
+        // Voice the VAD heard beginning and has not settled: the user may be going on.
         let waiting = u.vad_speaking
+            || u.settling_until.is_some()
             || u.finalize_until.is_some()
             || !u.ended
             || !u.interim.trim().is_empty();

@@ -254,20 +254,62 @@ fn a_click_the_vad_never_confirms_lets_the_reply_play_when_it_fades() {
     );
 }
 
+/// Voice beginning as the turn would end (the VAD heard it, has not confirmed it): the turn
+/// waits to know whether the user is going on. A click the VAD drops lets it end then.
 #[test]
-fn a_reply_made_while_voice_is_beginning_starts_held() {
+fn a_turn_waits_for_voice_the_vad_has_not_settled() {
     let mut s = Session::with_rules();
     s.at(0, vad_start(0));
     s.at(500, interim("book me a flight to London"));
     s.at(1100, vad_end(500));
-    // The next voice begins while the turn waits for the recogniser's last words.
     s.at(1150, vad_onset(1150));
     let out = s.at(1200, finalize_result("book me a flight to London"));
-    let turn = planned_turn(&out).expect("the turn is committed");
-    let out = s.reply(turn, "Sure, which day?", REPLY);
-    assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
+    assert_eq!(
+        planned_turn(&out),
+        None,
+        "the turn ended over voice beginning"
+    );
     let out = s.at(1250, vad_false_onset(1250));
+    let turn = planned_turn(&out).expect("the turn ends once the click is dropped");
+    assert_eq!(plans(&out)[0].1, "book me a flight to London");
+    let out = s.reply(turn, "Sure, which day?", REPLY);
     assert!(audio_ms(&out) > 0);
+}
+
+/// The voice was the user going on: their next words join the turn, no reply is started on
+/// half of it.
+#[test]
+fn voice_beginning_as_the_turn_would_end_joins_it() {
+    let mut s = Session::with_rules();
+    s.at(0, vad_start(0));
+    s.at(500, interim("book me a flight to London"));
+    s.at(1100, vad_end(500));
+    s.at(1150, vad_onset(1150));
+    let mut out = s.at(1200, finalize_result("book me a flight to London"));
+    out.extend(s.at(1290, vad_start(1150)));
+    out.extend(s.at(1700, interim("for Monday")));
+    out.extend(s.at(2300, vad_end(1700)));
+    out.extend(s.at(2350, finalize_result("for Monday")));
+    let plans = plans(&out);
+    assert_eq!(plans.len(), 1, "{plans:?}");
+    assert_eq!(plans[0].1, "book me a flight to London for Monday");
+}
+
+/// Voice the VAD never settles (the audio stopped coming) holds the turn no longer than the
+/// VAD takes to settle it.
+#[test]
+fn voice_never_settled_holds_the_turn_a_bounded_time() {
+    let mut s = Session::with_rules();
+    s.at(0, vad_start(0));
+    s.at(500, interim("book me a flight to London"));
+    s.at(1100, vad_end(500));
+    s.at(1150, vad_onset(1150));
+    let out = s.at(1200, finalize_result("book me a flight to London"));
+    assert_eq!(planned_turn(&out), None);
+    let out = s.run_until(1449);
+    assert_eq!(planned_turn(&out), None);
+    let out = s.run_until(1450);
+    assert!(planned_turn(&out).is_some(), "the turn never ended");
 }
 
 #[test]
