@@ -7,12 +7,11 @@
 //! Each utterance is spoken by espeak-ng (each voice and rate is a source), segment by segment
 //! with the labelled silences between them, resampled to 16 kHz, and played on a simulated clock
 //! through what a session runs: the real `VoiceGate` (webrtc-vad, or Silero VAD with `--vad
-//! silero`, built as a session builds it; pauses at 200 ms, hangover 600 ms), the real
-//! orchestrator (`session::orchestrator`, which owns the rules of what an answer does), the
-//! turn's audio as the session keeps it (`TurnAudio`: 0.5 s pre-roll, at most 8 s) judged by
-//! the model at each pause (and at an end of speech whose silence it did not judge) as the
-//! session driver does (the latest judgement for new words, timers and the end of speech), and
-//! the plug-in answering through the host's plug-in runtime. An answer reaches the orchestrator after the model's measured inference time.
+//! silero`, built as a session builds it; pauses at 200 ms, hangover 600 ms), the real orchestrator (`session::orchestrator`, which owns the rules of what an
+//! answer does), the turn's audio as the session keeps it (`TurnAudio`: 0.5 s pre-roll, at most
+//! 8 s) judged by the model at each pause and end of speech as the session driver does (the
+//! latest judgement for new words and timers), and the plug-in answering through the host's
+//! plug-in runtime. An answer reaches the orchestrator after the model's measured inference time.
 //!
 //! The recogniser is simulated, perfect: while a segment is spoken it reports the words so far
 //! every 300 ms (in proportion to the time spoken), and the segment's labelled text as a final
@@ -548,9 +547,9 @@ fn main() {
     let mut ms = all_model.runs_ms.clone();
     ms.sort_by(f64::total_cmp);
     println!(
-        "\nModel: {} runs over {} turns ({:.2} per turn: each pause, and an end of speech \
-         whose silence was not judged), wall time per run p50 {:.1} ms, p95 {:.1} ms (the \
-         answer reaches the orchestrator that much later).",
+        "\nModel: {} runs over {} turns ({:.2} per turn: each pause and end of speech), wall \
+         time per run p50 {:.1} ms, p95 {:.1} ms (the answer reaches the orchestrator that \
+         much later).",
         all_model.runs,
         all_model.turns,
         f64::from(all_model.runs) / f64::from(all_model.turns.max(1)),

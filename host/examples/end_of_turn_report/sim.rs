@@ -286,14 +286,8 @@ impl Sim<'_> {
                     Action::AskTurn { seq, mut event } => {
                         let mut took_ms = 0.0;
                         if let Some(model) = self.model {
-                            // As the session driver: a pause is judged; the end of speech
-                            // only if its silence was not (the same audio, more silence).
-                            let judge = match event.trigger {
-                                TurnTrigger::Pause => true,
-                                TurnTrigger::SpeechEnd => latest.is_none(),
-                                _ => false,
-                            };
-                            if judge {
+                            if matches!(event.trigger, TurnTrigger::Pause | TurnTrigger::SpeechEnd)
+                            {
                                 let clip = audio.clip();
                                 let started = Instant::now();
                                 let p = self.runtime.block_on(model.predict(clip)).ok();

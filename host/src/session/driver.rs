@@ -485,25 +485,16 @@ impl Driver {
     }
 
     /// Asks the end-of-turn policy, with the model's probability when a model runs: judged anew
-    /// from the turn's audio at a pause (on the model's thread; the question goes to the plug-in
-    /// when it answers, or without a probability when it cannot), and the latest judgement for
-    /// new words, a timer or the end of speech in the same silence. The end of speech is judged
-    /// only when its silence was not: its audio is the pause's with more silence, the model is
-    /// asked as pipecat asks it (once, 200 ms into the silence), and a second answer was no
-    /// better on the labelled sets while it cost a third of the model's CPU
-    /// (docs/benchmarks.md, "End of turn: labelled utterances").
+    /// from the turn's audio at a pause or the end of speech (on the model's thread; the question
+    /// goes to the plug-in when it answers, or without a probability when it cannot), and the
+    /// latest judgement for new words or a timer in the same silence.
     fn ask_turn(&mut self, seq: u32, mut event: TurnEvent) {
         let Some((model, audio)) = &self.turn_model else {
             return self.ask_behaviours(Request::Turn { seq, event });
         };
         let plugins = self.plugins.clone();
         let judgement = self.judgement.clone();
-        let judge = match event.trigger {
-            TurnTrigger::Pause => true,
-            TurnTrigger::SpeechEnd => judgement.borrow().state == Judged::Nothing,
-            _ => false,
-        };
-        if !judge {
+        if !matches!(event.trigger, TurnTrigger::Pause | TurnTrigger::SpeechEnd) {
             let now = *judgement.borrow();
             match now.state {
                 Judged::Running => {

@@ -198,15 +198,18 @@ async fn the_model_judges_each_pause() {
     assert!((q - p).abs() < 1e-6, "{calls:#?}");
 }
 
-/// The end of speech in a silence the model judged at its pause is not judged again (the same
-/// audio with more silence, and a run's CPU): the policy, holding the turn after "for", is
-/// asked at the end of speech with the pause's probability.
+/// The end of speech is judged again, from the turn's audio with its 600 ms of silence: on
+/// human speech that second answer lifts finished sentences the model doubted at the pause out
+/// of the policy's hold (docs/benchmarks.md, "One judgement per silence"). The policy, holding
+/// the turn after "for", is asked at the end of speech with a probability of its own.
 #[tokio::test]
-async fn the_end_of_speech_takes_the_judgement_of_its_pause() {
+async fn the_end_of_speech_is_judged_again() {
     let dir = std::env::temp_dir().join(format!("voice-turn-end-{}", std::process::id()));
     let calls = turn_calls_with_the_model("I'd like to book a table for", &dir).await;
     let p = probability(call(&calls, "pause"));
     let end = call(&calls, "speech_end");
     assert!(end["input"]["silence_ms"].as_u64().unwrap() >= 600, "{end}");
-    assert_eq!(probability(end), p, "{calls:#?}");
+    let q = probability(end);
+    assert!((0.0..=1.0).contains(&q), "{end}");
+    assert_ne!(q, p, "the pause's answer was reused: {calls:#?}");
 }
