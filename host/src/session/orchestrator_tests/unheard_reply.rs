@@ -4,7 +4,7 @@
 use super::harness::*;
 use crate::behaviour::{ChatMessage, Role};
 use crate::providers::SttEvent;
-use crate::session::events::Event;
+use crate::session::events::{Action, Event};
 use crate::session::orchestrator::{OrchestratorConfig, State};
 
 /// A spoken turn "book me a flight to London" committed at 1100 ms; returns its number.
@@ -254,16 +254,23 @@ fn a_click_the_vad_never_confirms_lets_the_reply_play_when_it_fades() {
     );
 }
 
-/// Voice beginning as the turn would end (the VAD heard it, has not confirmed it): the turn
-/// waits to know whether the user is going on. A click the VAD drops lets it end then.
-#[test]
-fn a_turn_waits_for_voice_the_vad_has_not_settled() {
+/// "book me a flight to London", its end of speech at 1100 ms, and voice beginning at 1150 ms,
+/// just before the recogniser's last words (returned with the session).
+fn words_come_as_voice_begins() -> (Session, Vec<Action>) {
     let mut s = Session::with_rules();
     s.at(0, vad_start(0));
     s.at(500, interim("book me a flight to London"));
     s.at(1100, vad_end(500));
     s.at(1150, vad_onset(1150));
     let out = s.at(1200, finalize_result("book me a flight to London"));
+    (s, out)
+}
+
+/// Voice beginning as the turn would end (the VAD heard it, has not confirmed it): the turn
+/// waits to know whether the user is going on. A click the VAD drops lets it end then.
+#[test]
+fn a_turn_waits_for_voice_the_vad_has_not_settled() {
+    let (mut s, out) = words_come_as_voice_begins();
     assert_eq!(
         planned_turn(&out),
         None,
@@ -280,12 +287,7 @@ fn a_turn_waits_for_voice_the_vad_has_not_settled() {
 /// half of it.
 #[test]
 fn voice_beginning_as_the_turn_would_end_joins_it() {
-    let mut s = Session::with_rules();
-    s.at(0, vad_start(0));
-    s.at(500, interim("book me a flight to London"));
-    s.at(1100, vad_end(500));
-    s.at(1150, vad_onset(1150));
-    let mut out = s.at(1200, finalize_result("book me a flight to London"));
+    let (mut s, mut out) = words_come_as_voice_begins();
     out.extend(s.at(1290, vad_start(1150)));
     out.extend(s.at(1700, interim("for Monday")));
     out.extend(s.at(2300, vad_end(1700)));
@@ -299,12 +301,7 @@ fn voice_beginning_as_the_turn_would_end_joins_it() {
 /// VAD takes to settle it.
 #[test]
 fn voice_never_settled_holds_the_turn_a_bounded_time() {
-    let mut s = Session::with_rules();
-    s.at(0, vad_start(0));
-    s.at(500, interim("book me a flight to London"));
-    s.at(1100, vad_end(500));
-    s.at(1150, vad_onset(1150));
-    let out = s.at(1200, finalize_result("book me a flight to London"));
+    let (mut s, out) = words_come_as_voice_begins();
     assert_eq!(planned_turn(&out), None);
     let out = s.run_until(1449);
     assert_eq!(planned_turn(&out), None);
