@@ -170,10 +170,10 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 /// provider connections open at that instant: about 150 descriptors with 200 sessions), so
 /// comparing two samples fails a run that does not grow; a leak moves the whole third.
 fn growth(values: &[f64]) -> f64 {
-    let third = (values.len() / 3).max(1);
     if values.len() < 2 {
         return 0.0;
     }
+    let third = (values.len() / 3).max(1);
     let median = |part: &[f64]| {
         let mut v = part.to_vec();
         v.sort_by(f64::total_cmp);
@@ -281,9 +281,9 @@ async fn main() -> std::process::ExitCode {
                 .collect::<Vec<_>>(),
         )
     };
-    let growth = |f: Measure| growth(&steady.iter().map(|s| f(s)).collect::<Vec<_>>());
+    let grew = |f: Measure| growth(&steady.iter().map(|s| f(s)).collect::<Vec<_>>());
     let (rss_slope, fd_slope) = (per_min(|s| s.rss_mib), per_min(|s| s.fds));
-    let (rss_growth, fd_growth) = (growth(|s| s.rss_mib), growth(|s| s.fds));
+    let (rss_growth, fd_growth) = (grew(|s| s.rss_mib), grew(|s| s.fds));
     println!(
         "\nafter {} s of warm-up: resident memory {rss_growth:+.1} MiB ({rss_slope:+.2} MiB/min), \
          descriptors {fd_growth:+.0} ({fd_slope:+.2}/min); {} turns, {} barge-ins, {failed} \
