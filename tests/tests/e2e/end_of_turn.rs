@@ -208,7 +208,9 @@ async fn the_end_of_speech_is_judged_again() {
     let calls = turn_calls_with_the_model("I'd like to book a table for", &dir).await;
     let p = probability(call(&calls, "pause"));
     let end = call(&calls, "speech_end");
-    assert!(end["input"]["silence_ms"].as_u64().unwrap() >= 600, "{end}");
+    // Asked at the VAD's end of speech (its 600 ms hangover, give or take a frame), well after
+    // the pause (150-300 ms).
+    assert!(end["input"]["silence_ms"].as_u64().unwrap() >= 500, "{end}");
     let q = probability(end);
     assert!((0.0..=1.0).contains(&q), "{end}");
     assert_ne!(q, p, "the pause's answer was reused: {calls:#?}");
