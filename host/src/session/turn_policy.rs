@@ -6,9 +6,10 @@
 //! move the end of the turn:
 //! - `EndTurn` brings the end of speech forward to now (the recogniser's last words are still
 //!   taken, as after any end of speech);
-//! - `Wait(ms)` holds the turn open past what the rules would allow, but never more than
-//!   [`MAX_HOLD_MS`] after the user's last voice or words, so a policy cannot keep a caller
-//!   waiting for ever;
+//! - `Wait(ms)` holds the turn open past what the rules would allow, `ms` counted from when the
+//!   question was asked (the moment its `silence_ms` describes, not when the answer came), but
+//!   never more than [`MAX_HOLD_MS`] after the user's last voice or words, so a policy cannot
+//!   keep a caller waiting for ever;
 //! - `Wait(0)`, or no answer within [`ANSWER_WAIT_MS`], leaves the rules in charge.
 //!
 //! This file holds the state and its arithmetic; the orchestrator decides when to ask.
@@ -76,9 +77,7 @@ impl TurnPolicyState {
         now: u64,
         last_activity: u64,
     ) -> Option<Verdict> {
-        if self.pending.map(|q| q.seq) != Some(seq) {
-            return None;
-        }
+        let asked_at = self.pending.filter(|q| q.seq == seq)?.asked_at;
         self.pending = None;
         Some(match decision {
             TurnDecision::EndTurn => {
@@ -87,7 +86,9 @@ impl TurnPolicyState {
                 Verdict::EndSpeech
             }
             TurnDecision::Wait(ms) => {
-                let until = (now + u64::from(ms)).min(last_activity + MAX_HOLD_MS);
+                // Counted from the moment the question describes, so the time the answer took
+                // (the model's run, a queue under load) does not lengthen the hold.
+                let until = (asked_at + u64::from(ms)).min(last_activity + MAX_HOLD_MS);
                 self.hold_until = (ms > 0 && until > now).then_some(until);
                 Verdict::Nothing
             }
@@ -184,6 +185,22 @@ mod tests {
         s.asked(2, 9000);
         s.answer(2, TurnDecision::Wait(500), 9000, 800);
         assert!(!s.holds(9000));
+    }
+
+    #[test]
+    fn a_hold_counts_from_the_question_not_the_answer() {
+        let mut s = TurnPolicyState::default();
+        // Asked 200 ms into a silence; the answer (hold to 1000 ms of silence) took 50 ms.
+        s.asked(1, 1200);
+        s.answer(1, TurnDecision::Wait(800), 1250, 1000);
+        assert!(s.holds(1999));
+        assert!(!s.holds(2000));
+        assert_eq!(s.next_wakeup(), Some(2000));
+        // An answer slower than its own hold holds nothing: the rules decide at once.
+        s.asked(2, 3000);
+        s.answer(2, TurnDecision::Wait(100), 3150, 2800);
+        assert!(!s.holds(3150));
+        assert_eq!(s.next_wakeup(), None);
     }
 
     #[test]
