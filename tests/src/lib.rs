@@ -21,6 +21,7 @@ pub mod plugins;
 pub mod prerequisite;
 pub mod procfs;
 pub mod redis;
+pub mod request_log;
 pub mod server;
 pub mod speech;
 

@@ -49,6 +49,24 @@ impl ServerHandle {
         Ok(Self { addr, stop, task })
     }
 
+    /// Like [`ServerHandle::start`] for a router with state: `state` builds it from the
+    /// shutdown signal, and the caller keeps a clone of it (a fake's log and faults).
+    pub async fn start_with_state<S: Clone + Send + Sync + 'static>(
+        port: u16,
+        state: impl FnOnce(Shutdown) -> S,
+        routes: Router<S>,
+    ) -> std::io::Result<(Self, S)> {
+        let mut kept = None;
+        let server = Self::start(port, |shutdown| {
+            let s = state(shutdown);
+            kept = Some(s.clone());
+            routes.with_state(s)
+        })
+        .await?;
+        let state = kept.ok_or_else(|| std::io::Error::other("the router was not built"))?;
+        Ok((server, state))
+    }
+
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -13,6 +13,7 @@ pub mod voice;
 pub use transcriber::Script;
 
 use crate::faults::{Fault, Faults};
+use crate::request_log::{header_list, RequestLog};
 use crate::server::{ServerHandle, Shutdown};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -25,7 +26,7 @@ use linear16::Linear16;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use transcriber::{Options, Transcriber};
 
@@ -131,17 +132,8 @@ struct Shared {
     script: DeepgramScript,
     transcripts: Script,
     faults: Faults,
-    log: Mutex<Vec<DeepgramConnection>>,
+    log: RequestLog<DeepgramConnection>,
     shutdown: Shutdown,
-}
-
-impl Shared {
-    fn update(&self, id: usize, f: impl FnOnce(&mut DeepgramConnection)) {
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = log.get_mut(id) {
-            f(c);
-        }
-    }
 }
 
 /// A running fake Deepgram; stops when dropped.
@@ -158,23 +150,21 @@ impl FakeDeepgram {
 
     /// Starts on `port` (0 = any free port).
     pub async fn start_on(port: u16, script: DeepgramScript) -> std::io::Result<Self> {
-        let mut holder = None;
         let transcripts = Script::new(script.utterances.clone(), script.fallback.clone());
-        let server = ServerHandle::start(port, |shutdown| {
-            let shared = Arc::new(Shared {
-                script,
-                transcripts,
-                faults: Faults::default(),
-                log: Mutex::new(Vec::new()),
-                shutdown,
-            });
-            holder = Some(shared.clone());
-            Router::new()
-                .route("/v1/listen", get(listen))
-                .with_state(shared)
-        })
+        let (server, shared) = ServerHandle::start_with_state(
+            port,
+            |shutdown| {
+                Arc::new(Shared {
+                    script,
+                    transcripts,
+                    faults: Faults::default(),
+                    log: RequestLog::default(),
+                    shutdown,
+                })
+            },
+            Router::new().route("/v1/listen", get(listen)),
+        )
         .await?;
-        let shared = holder.ok_or_else(|| std::io::Error::other("router was not built"))?;
         Ok(Self { server, shared })
     }
 
@@ -190,11 +180,7 @@ impl FakeDeepgram {
 
     /// Every connection so far, oldest first.
     pub fn connections(&self) -> Vec<DeepgramConnection> {
-        self.shared
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.log.snapshot()
     }
 }
 
@@ -204,31 +190,18 @@ async fn listen(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let header_list: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let id = {
-        let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
-        log.push(DeepgramConnection {
-            path: "/v1/listen".into(),
-            query: query.clone(),
-            headers: header_list,
-            ..Default::default()
-        });
-        log.len() - 1
-    };
+    let id = shared.log.record(DeepgramConnection {
+        path: "/v1/listen".into(),
+        query: query.clone(),
+        headers: header_list(&headers),
+        ..Default::default()
+    });
     let fault = shared.faults.next();
     if let Some(Fault::Delay(d)) = &fault {
         tokio::time::sleep(*d).await;
     }
     let refuse = |status: StatusCode, code: &str, msg: &str| {
-        shared.update(id, |c| {
+        shared.log.update(id, |c| {
             c.refused = Some(status.as_u16());
             c.ended = Some("refused".into());
         });
@@ -358,7 +331,7 @@ async fn serve(
                 }
                 hasher.update(&bytes);
                 received += bytes.len();
-                shared.update(id, |c| {
+                shared.log.update(id, |c| {
                     c.audio_bytes += bytes.len();
                     c.binary_frames += 1;
                 });
@@ -379,12 +352,14 @@ async fn serve(
             }
             Ok(Some(Ok(Message::Text(text)))) => match control::parse(text.as_str()) {
                 Err(reason) => {
-                    shared.update(id, |c| c.control.push("refused".into()));
+                    shared.log.update(id, |c| c.control.push("refused".into()));
                     let _ = refuse_message(&mut socket, &shared, id, &reason).await;
                     break "refused-message";
                 }
                 Ok(kind) => {
-                    shared.update(id, |c| c.control.push(kind.name().into()));
+                    shared
+                        .log
+                        .update(id, |c| c.control.push(kind.name().into()));
                     match kind {
                         Control::KeepAlive => {}
                         Control::Finalize => transcriber.finalize(&mut out),
@@ -422,7 +397,7 @@ async fn serve(
             break "client-gone";
         }
     };
-    shared.update(id, |c| c.ended = Some(ended.to_string()));
+    shared.log.update(id, |c| c.ended = Some(ended.to_string()));
 }
 
 /// Refuses a text frame: an `Error` message in the shape older SDKs read, then a 1008 close
@@ -452,7 +427,7 @@ async fn send_all(
 ) -> Result<(), axum::Error> {
     for m in messages {
         socket.send(Message::Text(m.to_string().into())).await?;
-        shared.update(id, |c| c.sent.push(m));
+        shared.log.update(id, |c| c.sent.push(m));
     }
     Ok(())
 }

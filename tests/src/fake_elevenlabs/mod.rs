@@ -9,6 +9,7 @@ mod multi;
 pub mod synth;
 
 use crate::faults::{Fault, Faults};
+use crate::request_log::{header_list, RequestLog};
 use crate::server::{ServerHandle, Shutdown};
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use synth::{synthesise, Format};
 
@@ -116,23 +117,8 @@ impl ElevenLabsRequest {
 struct Shared {
     script: ElevenLabsScript,
     faults: Faults,
-    log: Mutex<Vec<ElevenLabsRequest>>,
+    log: RequestLog<ElevenLabsRequest>,
     shutdown: Shutdown,
-}
-
-impl Shared {
-    fn record(&self, r: ElevenLabsRequest) -> usize {
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        log.push(r);
-        log.len() - 1
-    }
-
-    fn update(&self, id: usize, f: impl FnOnce(&mut ElevenLabsRequest)) {
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = log.get_mut(id) {
-            f(r);
-        }
-    }
 }
 
 /// A running fake ElevenLabs; stops when dropped.
@@ -147,26 +133,25 @@ impl FakeElevenLabs {
     }
 
     pub async fn start_on(port: u16, script: ElevenLabsScript) -> std::io::Result<Self> {
-        let mut holder = None;
-        let server = ServerHandle::start(port, |shutdown| {
-            let shared = Arc::new(Shared {
-                script,
-                faults: Faults::default(),
-                log: Mutex::new(Vec::new()),
-                shutdown,
-            });
-            holder = Some(shared.clone());
+        let (server, shared) = ServerHandle::start_with_state(
+            port,
+            |shutdown| {
+                Arc::new(Shared {
+                    script,
+                    faults: Faults::default(),
+                    log: RequestLog::default(),
+                    shutdown,
+                })
+            },
             Router::new()
                 .route("/v1/text-to-speech/{voice}/stream-input", get(stream_input))
                 .route(
                     "/v1/text-to-speech/{voice}/multi-stream-input",
                     get(multi_stream_input),
                 )
-                .route("/v1/text-to-speech/{voice}/stream", post(stream_http))
-                .with_state(shared)
-        })
+                .route("/v1/text-to-speech/{voice}/stream", post(stream_http)),
+        )
         .await?;
-        let shared = holder.ok_or_else(|| std::io::Error::other("router was not built"))?;
         Ok(Self { server, shared })
     }
 
@@ -189,24 +174,8 @@ impl FakeElevenLabs {
 
     /// Every connection and request so far, oldest first.
     pub fn requests(&self) -> Vec<ElevenLabsRequest> {
-        self.shared
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.log.snapshot()
     }
-}
-
-fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
 }
 
 fn detail(status: StatusCode, code: &str, message: &str) -> Response {
@@ -247,7 +216,7 @@ async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let id = shared.record(ElevenLabsRequest {
+    let id = shared.log.record(ElevenLabsRequest {
         transport: "websocket".into(),
         path: format!("/v1/text-to-speech/{voice}/{endpoint}"),
         query: query.clone(),
@@ -260,7 +229,9 @@ async fn upgrade(
         tokio::time::sleep(*d).await;
     }
     if let Some(Fault::Status { code, .. }) = &fault {
-        shared.update(id, |r| r.ended = Some(format!("refused {code}")));
+        shared
+            .log
+            .update(id, |r| r.ended = Some(format!("refused {code}")));
         let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return detail(status, "injected_fault", "Injected failure.");
     }
@@ -272,7 +243,9 @@ async fn upgrade(
     };
     let Some(format) = Format::parse(&param("output_format").unwrap_or_else(|| "pcm_16000".into()))
     else {
-        shared.update(id, |r| r.ended = Some("refused 422".into()));
+        shared
+            .log
+            .update(id, |r| r.ended = Some("refused 422".into()));
         return detail(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_output_format",
@@ -363,7 +336,7 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
                 break "invalid".into();
             }
         };
-        shared.update(id, |r| r.messages.push(message.clone()));
+        shared.log.update(id, |r| r.messages.push(message.clone()));
         if let Err(refusal) = messages::check(&message, init.as_ref()) {
             let _ = close_with_error(&mut socket, refusal.code, &refusal.message).await;
             break "invalid".into();
@@ -442,7 +415,7 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
                     break 'conn "client-gone".into();
                 }
                 sent_audio += 1;
-                shared.update(id, |r| {
+                shared.log.update(id, |r| {
                     r.audio_messages_sent += 1;
                     r.audio_bytes_sent += bytes;
                 });
@@ -464,7 +437,7 @@ async fn serve_ws(mut socket: WebSocket, shared: Arc<Shared>, id: usize, opts: W
             break "final".into();
         }
     };
-    shared.update(id, |r| r.ended = Some(ended));
+    shared.log.update(id, |r| r.ended = Some(ended));
 }
 
 /// The error [`Fault::StreamError`] sends: the quota ran out in the middle of a stream.
@@ -500,7 +473,7 @@ async fn stream_http(
     body: Bytes,
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let id = shared.record(ElevenLabsRequest {
+    let id = shared.log.record(ElevenLabsRequest {
         transport: "http".into(),
         path: format!("/v1/text-to-speech/{voice}/stream"),
         query: query.clone(),
@@ -513,7 +486,7 @@ async fn stream_http(
         tokio::time::sleep(*d).await;
     }
     let refuse = |status: StatusCode, code: &str, message: &str| {
-        shared.update(id, |r| {
+        shared.log.update(id, |r| {
             r.ended = Some(format!("refused {}", status.as_u16()))
         });
         detail(status, code, message)
@@ -538,7 +511,9 @@ async fn stream_http(
         }
     }
     let Some(text) = body.get("text").and_then(Value::as_str).map(str::to_string) else {
-        shared.update(id, |r| r.ended = Some("refused 422".into()));
+        shared
+            .log
+            .update(id, |r| r.ended = Some("refused 422".into()));
         let body = json!({"detail": [{"loc": ["body", "text"], "msg": "field required", "type": "value_error.missing"}]});
         return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
     };
@@ -564,21 +539,27 @@ async fn stream_http(
         for (i, chunk) in chunks.into_iter().enumerate() {
             if matches!(fault, Some(Fault::DropMidStream { after }) if after == i) {
                 let _ = tx.send(Err(std::io::Error::other("injected drop"))).await;
-                producer.update(id, |r| r.ended = Some("dropped-by-fault".into()));
+                producer
+                    .log
+                    .update(id, |r| r.ended = Some("dropped-by-fault".into()));
                 return;
             }
             let bytes = chunk.audio.len();
             if tx.send(Ok(Bytes::from(chunk.audio))).await.is_err() {
-                producer.update(id, |r| r.ended = Some("client-gone".into()));
+                producer
+                    .log
+                    .update(id, |r| r.ended = Some("client-gone".into()));
                 return;
             }
-            producer.update(id, |r| {
+            producer.log.update(id, |r| {
                 r.audio_messages_sent += 1;
                 r.audio_bytes_sent += bytes;
             });
             tokio::time::sleep(interval).await;
         }
-        producer.update(id, |r| r.ended = Some("completed".into()));
+        producer
+            .log
+            .update(id, |r| r.ended = Some("completed".into()));
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))

@@ -116,7 +116,7 @@ pub(super) async fn serve(mut socket: WebSocket, shared: Arc<Shared>, id: usize,
                         .await;
                 break "invalid".into();
             };
-            shared.update(id, |r| r.messages.push(message.clone()));
+            shared.log.update(id, |r| r.messages.push(message.clone()));
             if std::mem::take(&mut first_message) {
                 if let Some(expected) = &shared.script.api_key {
                     let presented = message
@@ -159,7 +159,7 @@ pub(super) async fn serve(mut socket: WebSocket, shared: Arc<Shared>, id: usize,
                 }) => {
                     let Some(i) = open else {
                         if !close {
-                            shared.update(id, |r| {
+                            shared.log.update(id, |r| {
                                 r.contexts.push(ContextLog {
                                     id: context.clone(),
                                     ..ContextLog::default()
@@ -248,7 +248,7 @@ pub(super) async fn serve(mut socket: WebSocket, shared: Arc<Shared>, id: usize,
             }
             sent_audio += 1;
             let (bytes, log, late) = (chunk.audio.len(), c.log, c.closing);
-            shared.update(id, |r| {
+            shared.log.update(id, |r| {
                 r.audio_messages_sent += 1;
                 r.audio_bytes_sent += bytes;
                 if let Some(l) = r.contexts.get_mut(log) {
@@ -277,7 +277,7 @@ pub(super) async fn serve(mut socket: WebSocket, shared: Arc<Shared>, id: usize,
             {
                 break 'conn "client-gone".into();
             }
-            shared.update(id, |r| {
+            shared.log.update(id, |r| {
                 if let Some(l) = r.contexts.get_mut(c.log) {
                     l.finished = true;
                 }
@@ -293,7 +293,7 @@ pub(super) async fn serve(mut socket: WebSocket, shared: Arc<Shared>, id: usize,
             break "final".into();
         }
     };
-    shared.update(id, |r| r.ended = Some(ended));
+    shared.log.update(id, |r| r.ended = Some(ended));
 }
 
 /// `close_context` (or `close_socket`): a flushed context finishes its audio; an unflushed one
@@ -308,7 +308,7 @@ fn close_context(shared: &Shared, id: usize, c: &mut Context) {
         c.queue.truncate(1);
         c.late = !c.queue.is_empty();
         let log = c.log;
-        shared.update(id, |r| {
+        shared.log.update(id, |r| {
             if let Some(l) = r.contexts.get_mut(log) {
                 l.closed_unflushed = true;
             }

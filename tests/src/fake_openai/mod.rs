@@ -8,6 +8,7 @@ mod replies;
 pub mod validate;
 
 use crate::faults::{Fault, Faults};
+use crate::request_log::{header_list, RequestLog};
 use crate::server::{ServerHandle, Shutdown};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -17,7 +18,7 @@ use axum::routing::post;
 use axum::Router;
 use replies::Completion;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -96,16 +97,14 @@ impl OpenAiRequest {
 struct Shared {
     script: OpenAiScript,
     faults: Faults,
-    log: Mutex<Vec<OpenAiRequest>>,
+    log: RequestLog<OpenAiRequest>,
     shutdown: Shutdown,
 }
 
 impl Shared {
     fn set_outcome(&self, id: usize, outcome: &str) {
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = log.get_mut(id) {
-            r.outcome = Some(outcome.to_string());
-        }
+        self.log
+            .update(id, |r| r.outcome = Some(outcome.to_string()));
     }
 }
 
@@ -121,21 +120,19 @@ impl FakeOpenAi {
     }
 
     pub async fn start_on(port: u16, script: OpenAiScript) -> std::io::Result<Self> {
-        let mut holder = None;
-        let server = ServerHandle::start(port, |shutdown| {
-            let shared = Arc::new(Shared {
-                script,
-                faults: Faults::default(),
-                log: Mutex::new(Vec::new()),
-                shutdown,
-            });
-            holder = Some(shared.clone());
-            Router::new()
-                .route("/v1/chat/completions", post(completions))
-                .with_state(shared)
-        })
+        let (server, shared) = ServerHandle::start_with_state(
+            port,
+            |shutdown| {
+                Arc::new(Shared {
+                    script,
+                    faults: Faults::default(),
+                    log: RequestLog::default(),
+                    shutdown,
+                })
+            },
+            Router::new().route("/v1/chat/completions", post(completions)),
+        )
         .await?;
-        let shared = holder.ok_or_else(|| std::io::Error::other("router was not built"))?;
         Ok(Self { server, shared })
     }
 
@@ -150,11 +147,7 @@ impl FakeOpenAi {
 
     /// Every request so far, oldest first.
     pub fn requests(&self) -> Vec<OpenAiRequest> {
-        self.shared
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.log.snapshot()
     }
 }
 
@@ -236,25 +229,13 @@ async fn completions(
 ) -> Response {
     // Unparseable bodies are logged as `null` and refused by validation below.
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let id = {
-        let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
-        log.push(OpenAiRequest {
-            path: "/v1/chat/completions".into(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: body.clone(),
-            outcome: None,
-            at: std::time::Instant::now(),
-        });
-        log.len() - 1
-    };
+    let id = shared.log.record(OpenAiRequest {
+        path: "/v1/chat/completions".into(),
+        headers: header_list(&headers),
+        body: body.clone(),
+        outcome: None,
+        at: std::time::Instant::now(),
+    });
     let fault = shared.faults.next();
     if let Some(Fault::Delay(d)) = &fault {
         tokio::time::sleep(*d).await;
