@@ -551,17 +551,24 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
             "{finished}"
         );
     }
-    for unfinished in [
-        "Yes, it is",
-        "The thing is.",
-        "that the need to be.",
-        "it could",
-    ] {
+    for unfinished in ["Yes, it is", "it could", "I want the.", "and I think it's."] {
         assert_eq!(
             decide(unfinished, Some(0.99)),
             TurnDecision::Wait(1800),
             "{unfinished}"
         );
+    }
+    // A preposition, pronoun or verb that also ends sentences, closed by the recogniser's stop,
+    // holds once: until `hold_ms` (1800) of silence, then the silence rules decide.
+    let perhaps = [
+        "The thing is.",
+        "that the need to be.",
+        "Pretty straightforward, I think you're on.",
+        "Just what he's talking about.",
+        "about.",
+    ];
+    for text in perhaps {
+        assert_eq!(decide(text, Some(0.99)), TurnDecision::Wait(1600), "{text}");
     }
 
     assert_eq!(
@@ -607,6 +614,12 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
         TurnDecision::Wait(0),
         "the doubt's hold ran out"
     );
+    for text in perhaps {
+        let mut ran_out = pause(text, Some(0.99), "");
+        ran_out.trigger = TurnTrigger::Timer;
+        ran_out.silence_ms = 1800;
+        assert_eq!(b.turn.decide(&ran_out), TurnDecision::Wait(0), "{text}");
+    }
     // A short answer to the agent's question is finished.
     let yes = b.turn.decide(&pause("no thanks", None, "Anything else?"));
     assert_eq!(yes, TurnDecision::EndTurn);

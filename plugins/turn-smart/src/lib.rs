@@ -7,7 +7,9 @@
 //!   a comma, a number without its stop ("the address is 22", "my number is 4 1 5"), trail off
 //!   ("for..."), or are only an opener ("well", "hmm"). Words that can also end a sentence
 //!   ("that", "then", "so", "like": "I didn't know that.") hold only when the recogniser wrote no
-//!   stop, question or exclamation mark after them;
+//!   stop, question or exclamation mark after them. A preposition, a pronoun or a verb that can
+//!   also end a sentence, closed by the recogniser's stop ("what are you talking about.", "I
+//!   think you're on."), holds once, until `hold_ms` of silence, not to the host's cap;
 //! - **hold while the model doubts**: when the model runs and answers a probability under
 //!   `hold_below`, nothing above decided and the recogniser heard no question (a question mark),
 //!   wait until the silence reaches `doubt_ms`, then leave it to the silence rules. On human
@@ -82,18 +84,27 @@ const UNFINISHED_UNLESS_STOPPED: &[&str] = &[
 ];
 
 /// Words that need what follows, unless the recogniser heard a question ("where are you from?",
-/// "what is it for?").
+/// "what is it for?"), whatever other punctuation follows.
 const OPEN_ENDED: &[&str] = &[
-    // prepositions, articles, possessives
-    "to", "for", "with", "of", "in", "on", "at", "from", "by", "about", "into", "a", "an", "the",
-    "my", "your", "our", "their", "his", "her", "its", "this", "some",
-    // verbs that need what follows
-    "is", "are", "was", "were", "be", "am", "want", "need", "would", "could", "should", "gonna",
-    "wanna", "gotta",
+    // articles and possessives that never stand alone
+    "a", "an", "the", "my", "your", "our", "their", "its",
     // a subject and its verb contracted, which never end a clause ("it's", not "yes, it is")
     "it's", "that's", "there's", "here's", "what's", "where's", "who's", "how's", "he's", "she's",
     "i'm", "you're", "we're", "they're", "i've", "you've", "we've", "they've", "i'll", "you'll",
-    "we'll", "they'll", "it'll", "i'd", "you'd", "we'd", "they'd", "let's",
+    "we'll", "they'll", "it'll", "i'd", "you'd", "we'd", "they'd", "let's", "gonna", "wanna",
+    "gotta",
+];
+
+/// Words that usually need what follows but also end sentences: a preposition or particle
+/// ("what are you talking about.", "I think you're on."), a word that is also a pronoun ("I
+/// told her.", "I like this."), a verb that can stand alone ("if you want.", "it could be.").
+/// Without a stop they hold like [`OPEN_ENDED`]; closed by the recogniser's stop they hold once,
+/// until `hold_ms` of silence (a stop is also written at pauses inside sentences: "about." |
+/// "not finding out why").
+const OPEN_UNLESS_STOPPED: &[&str] = &[
+    "to", "for", "with", "of", "in", "on", "at", "from", "by", "about", "into", "his", "her",
+    "this", "some", "is", "are", "was", "were", "be", "am", "want", "need", "would", "could",
+    "should",
 ];
 
 /// Verbs that end a clause only when what they stand for was said before: "Yes, it is.", "I
@@ -161,30 +172,55 @@ fn is_number(word: &str) -> bool {
     word.chars().all(|c| c.is_ascii_digit() || c == '-') || NUMBER_WORDS.contains(&word)
 }
 
-/// Whether the words promise more.
-fn unfinished(text: &str, words: &[String]) -> bool {
+/// What the words promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Promise {
+    /// Nothing: the model and the words' finish decide.
+    Nothing,
+    /// More is coming: hold (`hold_ms`, asked again until the host's cap).
+    More,
+    /// Probably more, though the recogniser closed the sentence: hold until `hold_ms` of
+    /// silence, then let the silence rules decide.
+    Perhaps,
+}
+
+/// What the words promise.
+fn promise(text: &str, words: &[String]) -> Promise {
     let Some(last) = words.last() else {
-        return false;
+        return Promise::Nothing;
     };
+    let last = last.as_str();
     let text = text.trim_end();
     // A comma, or words trailing off ("for..."), promise more.
     if text.ends_with([',', ';', ':', '-', '…']) || text.ends_with("..") {
-        return true;
+        return Promise::More;
     }
     let stopped = ends_sentence(text);
-    if UNFINISHED.contains(&last.as_str()) || words.iter().all(|w| OPENERS.contains(&w.as_str())) {
-        return true;
+    if UNFINISHED.contains(&last) || words.iter().all(|w| OPENERS.contains(&w.as_str())) {
+        return Promise::More;
     }
-    if UNFINISHED_UNLESS_STOPPED.contains(&last.as_str()) && !stopped {
-        return true;
+    if UNFINISHED_UNLESS_STOPPED.contains(&last) && !stopped {
+        return Promise::More;
     }
-    if OPEN_ENDED.contains(&last.as_str()) && !text.ends_with('?') && !elliptical(words, stopped) {
-        return true;
+    let question = text.ends_with('?');
+    if OPEN_ENDED.contains(&last) && !question {
+        return Promise::More;
+    }
+    if OPEN_UNLESS_STOPPED.contains(&last) && !question && !elliptical(words, stopped) {
+        return if stopped {
+            Promise::Perhaps
+        } else {
+            Promise::More
+        };
     }
     // A number no stop closes: digits being dictated ("my number is 4 1 5") or a number with
     // more to come ("the address is 22", "on the twenty"). "one" and "oh" alone are words too.
     let numbers = words.iter().rev().take_while(|w| is_number(w)).count();
-    !stopped && (numbers >= 2 || (numbers == 1 && !matches!(last.as_str(), "one" | "oh")))
+    if !stopped && (numbers >= 2 || (numbers == 1 && !matches!(last, "one" | "oh"))) {
+        Promise::More
+    } else {
+        Promise::Nothing
+    }
 }
 
 /// How finished the words sound, 0..=1.
@@ -213,8 +249,10 @@ fn decide_with(s: &Settings, e: &TurnEvent) -> TurnDecision {
         // The recogniser has not caught up: the silence rules wait for its words.
         return TurnDecision::Wait(0);
     }
-    if unfinished(&e.text, &w) {
-        return TurnDecision::Wait(s.hold_ms);
+    match promise(&e.text, &w) {
+        Promise::More => return TurnDecision::Wait(s.hold_ms),
+        Promise::Perhaps => return TurnDecision::Wait(s.hold_ms.saturating_sub(e.silence_ms)),
+        Promise::Nothing => {}
     }
     let text = text_score(&e.text, &w, &e.agent_last_sentence);
     let p = e
