@@ -5,7 +5,6 @@
 //! Its own test binary, like the Python one: compiling the 12 MB SpiderMonkey component takes
 //! both cores for a while, which the timed fault tests of `plugins` must not run beside.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,27 +12,17 @@ use std::time::Duration;
 #[path = "plugins/common/mod.rs"]
 mod plugins_common;
 
-use plugins_common::{config, js_wasm, metric, settings, slot};
-use voice_host::behaviour::defaults::BuiltinBehaviours;
-use voice_host::behaviour::{BehaviourSource, Behaviours, Intent, IntentInput};
-use voice_host::plugins::{
-    check_component, PluginError, PluginRegistry, PluginSettings, Slot, SlotSettings,
+use plugins_common::{
+    analyze, interpreted_intent, interpreted_settings, js_wasm, metric, settings, slot, slots,
 };
+use voice_host::behaviour::defaults::BuiltinBehaviours;
+use voice_host::behaviour::{BehaviourSource, Behaviours};
+use voice_host::plugins::{check_component, PluginError, PluginRegistry, PluginSettings, Slot};
 
+/// The JavaScript component `name` in the intent slot. The deadline is CPU time, and the probe's
+/// endless loop burns all of it: 500 ms.
 fn registry(name: &str, pairs: &[(&str, &str)]) -> Result<Arc<PluginRegistry>, PluginError> {
-    PluginRegistry::start(
-        PluginSettings {
-            intent: SlotSettings::component(js_wasm(name), config(pairs)),
-            // Compiling a 12 MB SpiderMonkey component takes seconds: share the compiled
-            // artifacts between the tests.
-            cache_dir: Some(compile_cache()),
-            // Calls into an interpreter take longer than into a Rust plug-in; the deadline is
-            // CPU time, and the probe's endless loop burns all of it.
-            call_deadline_ms: 500,
-            ..settings()
-        },
-        BuiltinBehaviours::default(),
-    )
+    interpreted_intent(js_wasm(name), pairs, 500)
 }
 
 /// The Rust reference plug-in with the same configuration.
@@ -45,23 +34,6 @@ fn rust_registry(pairs: &[(&str, &str)]) -> Result<Arc<PluginRegistry>, PluginEr
         },
         BuiltinBehaviours::default(),
     )
-}
-
-/// Compiled components shared by the tests (keyed by content and engine settings).
-fn compile_cache() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
-}
-
-fn analyze(b: &mut Behaviours, transcript: &str) -> Option<Intent> {
-    b.intent.analyze(&IntentInput {
-        transcript: transcript.into(),
-        turn: 1,
-        history: vec![],
-    })
-}
-
-fn slots(intent: &Intent) -> HashMap<String, String> {
-    intent.slots.iter().cloned().collect()
 }
 
 /// Names of the interfaces and functions the component at `path` imports, read from its
@@ -371,10 +343,8 @@ fn js_component_sees_no_environment_clock_entropy_or_network() {
 fn js_component_over_the_memory_cap_is_refused_with_a_clear_reason() {
     let err = PluginRegistry::start(
         PluginSettings {
-            intent: SlotSettings::component(js_wasm("intent-keywords-js"), vec![]),
             memory_limit_bytes: 4 * 1024 * 1024,
-            cache_dir: Some(compile_cache()),
-            ..settings()
+            ..interpreted_settings(js_wasm("intent-keywords-js"), &[], 500)
         },
         BuiltinBehaviours::default(),
     )

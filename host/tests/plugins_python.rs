@@ -4,46 +4,19 @@
 #[path = "plugins/common/mod.rs"]
 mod plugins_common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use plugins_common::{config, metric, python_wasm, settings};
-use voice_host::behaviour::defaults::BuiltinBehaviours;
-use voice_host::behaviour::{BehaviourSource, Intent, IntentInput};
-use voice_host::plugins::{
-    check_component, PluginError, PluginRegistry, PluginSettings, Slot, SlotSettings,
+use plugins_common::{
+    analyze, interpreted_intent, interpreted_settings, metric, python_wasm, slots,
 };
+use voice_host::behaviour::defaults::BuiltinBehaviours;
+use voice_host::behaviour::BehaviourSource;
+use voice_host::plugins::{check_component, PluginError, PluginRegistry, PluginSettings, Slot};
 
+/// The Python component `name` in the intent slot. A loaded machine must not turn a healthy call
+/// into a deadline fault: 1 s.
 fn registry(name: &str, pairs: &[(&str, &str)]) -> Result<Arc<PluginRegistry>, PluginError> {
-    PluginRegistry::start(
-        PluginSettings {
-            intent: SlotSettings::component(python_wasm(name), config(pairs)),
-            // Compiling a Python component takes seconds: share the compiled artifacts.
-            cache_dir: Some(compile_cache()),
-            // Calls into an interpreter take longer than into a Rust plug-in, and a loaded
-            // machine must not turn a healthy call into a deadline fault.
-            call_deadline_ms: 1000,
-            ..settings()
-        },
-        BuiltinBehaviours::default(),
-    )
-}
-
-/// Compiled components shared by the tests of this file (keyed by content and engine settings).
-fn compile_cache() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
-}
-
-fn analyze(b: &mut voice_host::behaviour::Behaviours, transcript: &str) -> Option<Intent> {
-    b.intent.analyze(&IntentInput {
-        transcript: transcript.into(),
-        turn: 1,
-        history: vec![],
-    })
-}
-
-fn slots(intent: &Intent) -> HashMap<String, String> {
-    intent.slots.iter().cloned().collect()
+    interpreted_intent(python_wasm(name), pairs, 1000)
 }
 
 #[test]
@@ -176,10 +149,8 @@ fn python_sleep_and_exceptions_are_contained_faults() {
 fn python_component_over_the_memory_cap_is_refused_with_a_clear_reason() {
     let err = PluginRegistry::start(
         PluginSettings {
-            intent: SlotSettings::component(python_wasm("intent-regex-py"), vec![]),
             memory_limit_bytes: 4 * 1024 * 1024,
-            cache_dir: Some(compile_cache()),
-            ..settings()
+            ..interpreted_settings(python_wasm("intent-regex-py"), &[], 1000)
         },
         BuiltinBehaviours::default(),
     )

@@ -11,6 +11,7 @@ mod elevenlabs;
 mod elevenlabs_session;
 mod end_of_turn;
 mod fakes_refuse;
+mod guest_plugins;
 mod logs;
 mod openai;
 mod pipeline_cloud;

@@ -107,6 +107,21 @@ fn run(gate: &mut VoiceGate, signal: &[i16]) -> Vec<VadTransition> {
         .collect()
 }
 
+/// The transitions by kind, for comparing sequences.
+fn kinds(events: &[VadTransition]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|e| match e {
+            VadTransition::SpeechStart { .. } => "start",
+            VadTransition::Pause { .. } => "pause",
+            VadTransition::Resume { .. } => "resume",
+            VadTransition::SpeechEnd { .. } => "end",
+            VadTransition::Onset { .. } => "onset",
+            VadTransition::FalseOnset { .. } => "false onset",
+        })
+        .collect()
+}
+
 fn voiced_frames(signal: &[i16]) -> usize {
     let mut vad = Vad::new_with_rate_and_mode(SampleRate::Rate16kHz, VadMode::Aggressive);
     signal
@@ -270,19 +285,8 @@ fn a_pause_inside_speech_is_reported_and_so_is_the_voice_coming_back() {
     signal.extend(synthetic_vowel(600));
     signal.extend(vec![0i16; 16_000]);
     let events = run(&mut gate, &signal);
-    let kinds: Vec<&str> = events
-        .iter()
-        .map(|e| match e {
-            VadTransition::SpeechStart { .. } => "start",
-            VadTransition::Pause { .. } => "pause",
-            VadTransition::Resume { .. } => "resume",
-            VadTransition::SpeechEnd { .. } => "end",
-            VadTransition::Onset { .. } => "onset",
-            VadTransition::FalseOnset { .. } => "false onset",
-        })
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&events),
         ["start", "pause", "resume", "pause", "end"],
         "{events:?}"
     );
@@ -448,19 +452,8 @@ fn silero_reports_a_pause_inside_speech_and_the_voice_coming_back() {
     };
     // "number" pauses from 2450 to 2740 ms: after the lead, 2950 to 3240.
     let events = run(&mut gate, &fixture("number", 500));
-    let kinds: Vec<&str> = events
-        .iter()
-        .map(|e| match e {
-            VadTransition::SpeechStart { .. } => "start",
-            VadTransition::Pause { .. } => "pause",
-            VadTransition::Resume { .. } => "resume",
-            VadTransition::SpeechEnd { .. } => "end",
-            VadTransition::Onset { .. } => "onset",
-            VadTransition::FalseOnset { .. } => "false onset",
-        })
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&events),
         ["start", "pause", "resume", "pause", "end"],
         "{events:?}"
     );

@@ -7,7 +7,12 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use voice_host::plugins::{PluginSettings, SlotSettings};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use voice_host::behaviour::defaults::BuiltinBehaviours;
+use voice_host::behaviour::{Behaviours, Intent, IntentInput};
+use voice_host::plugins::{PluginError, PluginRegistry, PluginSettings, SlotSettings};
 
 /// Every guest crate the tests use.
 const CRATES: &[&str] = &[
@@ -177,4 +182,46 @@ pub fn metric(text: &str, series: &str) -> u64 {
                 .and_then(|rest| rest.trim().parse().ok())
         })
         .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}
+
+/// Settings whose intent slot runs the interpreted (Python or JavaScript) component at `path`,
+/// compiled once into a cache the tests share (compiling one takes seconds), with a call
+/// deadline of `deadline_ms` (calls into an interpreter take longer than into a Rust plug-in).
+pub fn interpreted_settings(
+    path: PathBuf,
+    pairs: &[(&str, &str)],
+    deadline_ms: u64,
+) -> PluginSettings {
+    PluginSettings {
+        intent: SlotSettings::component(path, config(pairs)),
+        cache_dir: Some(workspace_root().join("target/test-plugin-cache")),
+        call_deadline_ms: deadline_ms,
+        ..settings()
+    }
+}
+
+/// A registry of [`interpreted_settings`].
+pub fn interpreted_intent(
+    path: PathBuf,
+    pairs: &[(&str, &str)],
+    deadline_ms: u64,
+) -> Result<Arc<PluginRegistry>, PluginError> {
+    PluginRegistry::start(
+        interpreted_settings(path, pairs, deadline_ms),
+        BuiltinBehaviours::default(),
+    )
+}
+
+/// The intent slot's answer to `transcript` as the first turn.
+pub fn analyze(b: &mut Behaviours, transcript: &str) -> Option<Intent> {
+    b.intent.analyze(&IntentInput {
+        transcript: transcript.into(),
+        turn: 1,
+        history: vec![],
+    })
+}
+
+/// An intent's slots by name.
+pub fn slots(intent: &Intent) -> HashMap<String, String> {
+    intent.slots.iter().cloned().collect()
 }

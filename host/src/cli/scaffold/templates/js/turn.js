@@ -2,9 +2,10 @@
 //
 // `decide` is called while the user holds the floor: at each short pause in their speech, at
 // the end of speech, on new words after a pause and when a wait runs out. `{ tag: 'end-turn' }`
-// answers at once; `{ tag: 'wait', val: ms }` holds the turn open at least that long; a wait of
-// 0 leaves it to the host's silence rules. This stub keeps the host's rules except after a word
-// that promises more ("and", "um", "to"...): then it holds the turn open for 1.5 s.
+// answers at once; `{ tag: 'wait', val: ms }` holds the turn open at least that long, counted
+// from the moment the event describes (its `silenceMs`); a wait of 0 leaves it to the host's
+// silence rules. This stub keeps the host's rules except after a word that promises more ("and",
+// "um", "to"...): then it holds the turn open for 1.5 s.
 import { log } from 'voice:policy/log@{{wit_version}}';
 
 // Words after which a speaker is rarely done.

@@ -2,9 +2,10 @@
 
 `decide` is called while the user holds the floor: at each short pause in their speech, at the
 end of speech, on new words after a pause and when a wait runs out. `TurnDecision_EndTurn()`
-answers at once; `TurnDecision_Wait(ms)` holds the turn open at least that long; `Wait(0)` leaves
-it to the host's silence rules. This stub keeps the host's rules except after a word that
-promises more ("and", "um", "to"...): then it holds the turn open for 1.5 s.
+answers at once; `TurnDecision_Wait(ms)` holds the turn open at least that long, counted from the
+moment the event describes (its `silence_ms`); `Wait(0)` leaves it to the host's silence rules.
+This stub keeps the host's rules except after a word that promises more ("and", "um", "to"...):
+then it holds the turn open for 1.5 s.
 """
 import wit_world
 from wit_world import TurnDecision_Wait

@@ -2,9 +2,10 @@
 //!
 //! `decide` is called while the user holds the floor: at each short pause in their speech, at
 //! the end of speech, on new words after a pause and when a `wait` runs out. `end-turn` answers
-//! at once; `wait(ms)` holds the turn open at least that long; `wait(0)` leaves it to the host's
-//! silence rules. This stub keeps the host's rules except after a word that promises more
-//! ("and", "um", "to"...): then it holds the turn open for 1.5 s.
+//! at once; `wait(ms)` holds the turn open at least that long, counted from the moment the event
+//! describes (its `silence_ms`); `wait(0)` leaves it to the host's silence rules. This stub keeps
+//! the host's rules except after a word that promises more ("and", "um", "to"...): then it holds
+//! the turn open for 1.5 s.
 
 // The generated bindings lift a record into one argument per field.
 #![allow(clippy::too_many_arguments)]
