@@ -3,7 +3,8 @@
 # typed question, a spoken barge-in over the reply, the answer to it, again) for MINUTES.
 # Samples the host's resident memory, descriptors, threads and sessions every 10 s, prints the
 # table and the growth after warm-up, writes soak.csv and soak.png to SOAK_OUT (default
-# target/soak), and fails when a session failed or memory/descriptors grew past the bounds.
+# target/soak), and fails when a session failed, memory/descriptors grew past the bounds, or a
+# session outlived its client by 15 s.
 #
 #   scripts/soak.sh MINUTES [SESSIONS=200]
 #
@@ -51,4 +52,19 @@ target/release/soak --url "ws://127.0.0.1:$port/agent" --metrics "http://127.0.0
   --pid "$host_pid" --sessions "$sessions" --seconds "$seconds" --warmup-s "$warmup" --out "$out" \
   ${SOAK_MAX_RSS_GROWTH_MIB:+--max-rss-growth-mib "$SOAK_MAX_RSS_GROWTH_MIB"} \
   ${SOAK_MAX_FD_GROWTH:+--max-fd-growth "$SOAK_MAX_FD_GROWTH"}
+# The clients are gone: every session must end soon after (one that outlives its client leaks).
+active=""
+waited=0
+while (( waited < 150 )); do
+  active=$(curl -fs "http://127.0.0.1:$port/metrics" | awk '$1 == "voice_sessions_active" {print $2}')
+  [[ "$active" == 0 ]] && break
+  sleep 0.1
+  waited=$((waited + 1))
+done
 curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^voice_(session_panics_total|sessions_total|sessions_active) ' || true
+if [[ "$active" != 0 ]]; then
+  echo "soak: ${active:-?} sessions still active 15 s after their clients left" >&2
+  exit 1
+fi
+echo "every session ended within $((waited * 100)) ms of its client leaving"
+
