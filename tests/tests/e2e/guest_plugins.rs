@@ -11,6 +11,7 @@ use voice_tests::fake_deepgram::DeepgramScript;
 use voice_tests::fake_elevenlabs::ElevenLabsScript;
 use voice_tests::fake_openai::OpenAiScript;
 use voice_tests::host::CloudStack;
+use voice_tests::metrics;
 use voice_tests::plugins;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -72,16 +73,7 @@ pub async fn answered_directly(
 /// built-in behaviour); closes the client.
 pub async fn served_without_fallbacks(s: &CloudStack, c: AgentClient) {
     assert!(c.of_type("error").is_empty(), "{:?}", c.of_type("error"));
-    let metrics = reqwest::get(format!("http://{}/metrics", s.host.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let fallbacks = metrics
-        .lines()
-        .find(|l| l.starts_with("voice_plugin_fallbacks_total{slot=\"intent\"}"))
-        .expect("intent fallback series");
-    assert!(fallbacks.ends_with(" 0"), "{fallbacks}");
+    let series = "voice_plugin_fallbacks_total{slot=\"intent\"}";
+    assert_eq!(metrics::metric(s.host.addr, series).await, 0, "{series}");
     c.close().await;
 }
