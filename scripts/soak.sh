@@ -67,4 +67,3 @@ if [[ "$active" != 0 ]]; then
   exit 1
 fi
 echo "every session ended within $((waited * 100)) ms of its client leaving"
-

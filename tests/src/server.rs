@@ -26,13 +26,19 @@ impl Shutdown {
 }
 
 impl ServerHandle {
-    /// Binds 127.0.0.1:`port` (0 = any free port) and serves `router`; `make` receives the
-    /// shutdown signal so handlers can stop with the server.
-    pub async fn start(port: u16, make: impl FnOnce(Shutdown) -> Router) -> std::io::Result<Self> {
+    /// Binds 127.0.0.1:`port` (0 = any free port) and serves `routes` with the state `state`
+    /// builds from the shutdown signal (so handlers can stop with the server); the caller gets
+    /// a clone of the state (a fake's log and faults).
+    pub async fn start<S: Clone + Send + Sync + 'static>(
+        port: u16,
+        state: impl FnOnce(Shutdown) -> S,
+        routes: Router<S>,
+    ) -> std::io::Result<(Self, S)> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let router = make(Shutdown(stopped.clone()));
+        let state = state(Shutdown(stopped.clone()));
+        let router = routes.with_state(state.clone());
         let mut signal = Shutdown(stopped);
         // Like the real services, small writes (a token, an audio message) go out at once.
         let listener = listener.tap_io(|tcp| {
@@ -46,25 +52,7 @@ impl ServerHandle {
                 tracing::warn!(error = %e, "fake server stopped with an error");
             }
         });
-        Ok(Self { addr, stop, task })
-    }
-
-    /// Like [`ServerHandle::start`] for a router with state: `state` builds it from the
-    /// shutdown signal, and the caller keeps a clone of it (a fake's log and faults).
-    pub async fn start_with_state<S: Clone + Send + Sync + 'static>(
-        port: u16,
-        state: impl FnOnce(Shutdown) -> S,
-        routes: Router<S>,
-    ) -> std::io::Result<(Self, S)> {
-        let mut kept = None;
-        let server = Self::start(port, |shutdown| {
-            let s = state(shutdown);
-            kept = Some(s.clone());
-            routes.with_state(s)
-        })
-        .await?;
-        let state = kept.ok_or_else(|| std::io::Error::other("the router was not built"))?;
-        Ok((server, state))
+        Ok((Self { addr, stop, task }, state))
     }
 
     /// The bound address.

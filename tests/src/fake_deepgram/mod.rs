@@ -151,7 +151,7 @@ impl FakeDeepgram {
     /// Starts on `port` (0 = any free port).
     pub async fn start_on(port: u16, script: DeepgramScript) -> std::io::Result<Self> {
         let transcripts = Script::new(script.utterances.clone(), script.fallback.clone());
-        let (server, shared) = ServerHandle::start_with_state(
+        let (server, shared) = ServerHandle::start(
             port,
             |shutdown| {
                 Arc::new(Shared {

@@ -133,7 +133,7 @@ impl FakeElevenLabs {
     }
 
     pub async fn start_on(port: u16, script: ElevenLabsScript) -> std::io::Result<Self> {
-        let (server, shared) = ServerHandle::start_with_state(
+        let (server, shared) = ServerHandle::start(
             port,
             |shutdown| {
                 Arc::new(Shared {

@@ -120,7 +120,7 @@ impl FakeOpenAi {
     }
 
     pub async fn start_on(port: u16, script: OpenAiScript) -> std::io::Result<Self> {
-        let (server, shared) = ServerHandle::start_with_state(
+        let (server, shared) = ServerHandle::start(
             port,
             |shutdown| {
                 Arc::new(Shared {
