@@ -1,0 +1,49 @@
+//! A reply nobody has heard yet waits for a user who speaks again.
+
+use super::Orchestrator;
+use crate::session::events::Action;
+
+impl Orchestrator {
+    /// The user speaks before any of the reply was heard (they had only paused): its audio
+    /// waits, so the agent does not start talking over them. Their utterance decides: words
+    /// make it a new turn that replaces the reply (`end_user_turn`), none let the reply play
+    /// (`release_unheard_reply`).
+    pub(super) fn hold_unheard_reply(&mut self, now: u64) {
+        if let Some(r) = &mut self.reply {
+            if !r.playout.started() {
+                r.playout.pause(now);
+            }
+        }
+    }
+
+    /// Final words before any of the reply was heard: it waits for the user
+    /// (`hold_unheard_reply`) and their utterance will be the next turn and replace it
+    /// (`end_user_turn`), so it is dropped now, unheard. Its LLM and TTS stop, and
+    /// the next turn's reply may be prepared while they finish (`review_speculation`). Not
+    /// while draining: the reply in flight is then the last one.
+    pub(super) fn drop_unheard_reply(&mut self, now: u64, out: &mut Vec<Action>) {
+        let unheard = self.reply.as_ref().is_some_and(|r| !r.playout.started());
+        if unheard && !self.draining {
+            self.cancel_reply(now, out);
+        }
+    }
+
+    /// When a reply waiting for the user plays anyway: voice without words for the pause
+    /// timeout (steady noise), counted from the latest voice that may be beginning. Words hold
+    /// it until their utterance ends.
+    pub(super) fn unheard_hold_ends_at(&self) -> Option<u64> {
+        let held = self.reply.as_ref()?.held_for_user()?;
+        let since = held.max(self.user.onset.unwrap_or(0));
+        (!self.user.has_text()).then_some(since + self.cfg.pause_timeout_ms)
+    }
+
+    /// The user's voice came to nothing: the reply that waited for them plays.
+    pub(super) fn release_unheard_reply(&mut self, now: u64, out: &mut Vec<Action>) {
+        if let Some(r) = &mut self.reply {
+            if r.held_for_user().is_some() {
+                r.playout.resume(now);
+                r.playout.pump(now, |c| out.push(Action::SendAudio(c)));
+            }
+        }
+    }
+}
