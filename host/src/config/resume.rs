@@ -1,8 +1,8 @@
 //! Session resume settings: how long a dropped session can be resumed, and where its record
 //! lives (Redis, shared by replicas, or this process).
 
+use super::reader::Reader;
 use super::source::{err, ConfigError};
-use super::Reader;
 use std::time::Duration;
 
 /// `RESUME_TTL_S` and `REDIS_URL`.

@@ -1,8 +1,8 @@
 //! Settings of the hosted endpoint's defences: who gets in (session tokens, Twilio signatures,
 //! admin token) and what one client can do (per-IP caps, connection rate, timeouts).
 
+use super::reader::Reader;
 use super::source::{err, ConfigError};
-use super::Reader;
 use std::net::SocketAddr;
 
 /// The shortest accepted `AUTH_SECRET` and `ADMIN_TOKEN`: 32 characters, about 190 bits when

@@ -1,8 +1,8 @@
 //! OpenTelemetry settings: where traces go (`OTEL_EXPORTER_OTLP_*`, the standard variables) and
 //! whether transcripts may appear in them. Tracing is off unless an endpoint is set.
 
+use super::reader::Reader;
 use super::source::{err, ConfigError};
-use super::Reader;
 
 /// The OTLP transports the specification names for `OTEL_EXPORTER_OTLP_PROTOCOL`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
