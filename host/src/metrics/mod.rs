@@ -44,7 +44,7 @@ pub(crate) fn registered<M: Metric + Clone>(
     metric
 }
 
-/// The `by` label of `voice_turn_ends_total`.
+/// The `by` label of `voice_turn_ends_total` and `voice_turn_continued_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ByLabel {
     by: &'static str,
@@ -68,6 +68,9 @@ pub struct Metrics {
     pub resumes_refused: Counter,
     /// User turns ended, by what ended them (`TurnEnd::ALL` order).
     pub turn_ends: [Counter; 5],
+    /// User turns the user went on speaking after, before any of the reply was heard, by what
+    /// had ended them (`TurnEnd::ALL` order): ends called too early, or replies too slow.
+    pub turn_continued: [Counter; 5],
     /// Replies generated before their turn was committed that the turn took over.
     pub preemptive_used: Counter,
     /// Replies generated before their turn was committed and dropped unheard.
@@ -144,6 +147,14 @@ impl Default for Metrics {
         // Every series is resolved here, so counting is one atomic addition and all show at 0.
         let turn_ends =
             TurnEnd::ALL.map(|by| turn_ends.get_or_create_owned(&ByLabel { by: by.as_str() }));
+        let turn_continued: Family<ByLabel, Counter> = registered(
+            r,
+            "voice_turn_continued",
+            "User turns the user went on speaking after before any of the reply was heard (the reply was dropped, their words joined the next turn), by what had ended them",
+            Family::default(),
+        );
+        let turn_continued =
+            TurnEnd::ALL.map(|by| turn_continued.get_or_create_owned(&ByLabel { by: by.as_str() }));
         let preemptive_used = registered(
             r,
             "voice_llm_preemptive_used",
@@ -186,6 +197,7 @@ impl Default for Metrics {
             resumes,
             resumes_refused,
             turn_ends,
+            turn_continued,
             preemptive_used,
             preemptive_wasted,
             host_ms,
@@ -211,6 +223,12 @@ impl Metrics {
     /// Counts a user turn ended by `by`.
     pub fn count_turn_end(&self, by: TurnEnd) {
         self.turn_ends[by as usize].inc();
+    }
+
+    /// Counts a user turn ended by `by` that the user went on speaking after, before its reply
+    /// was heard.
+    pub fn count_turn_continued(&self, by: TurnEnd) {
+        self.turn_continued[by as usize].inc();
     }
 
     /// Counts what became of a reply started before its turn was committed.

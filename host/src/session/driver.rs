@@ -605,6 +605,7 @@ impl Driver {
                 user_text,
                 history,
             }),
+            Action::TurnContinued { by, .. } => crate::metrics::global().count_turn_continued(by),
             Action::Preempted(outcome) => crate::metrics::global().count_preemption(outcome),
             Action::StartLlm {
                 turn,

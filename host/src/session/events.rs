@@ -72,6 +72,10 @@ pub enum Action {
         user_text: String,
         by: TurnEnd,
     },
+    /// The user went on speaking after turn `turn` was committed, before any of its reply was
+    /// heard: the reply is dropped and their words join the next turn. The turn's end came too
+    /// early (or its reply too late); `by` is what had ended it.
+    TurnContinued { turn: u32, by: TurnEnd },
     /// Run the intent and prompt plug-ins for a user turn (committed, or about to be when the
     /// request is preemptive), then report `Event::ReplyPlanned` with the same `plan`.
     PlanReply {

@@ -94,6 +94,8 @@ struct Turn {
     /// The reply was started before the turn was committed (its stages may begin before the
     /// end of speech; the turn's span begins with the first of them).
     preempted: bool,
+    /// The user went on speaking after the turn was committed, before its reply was heard.
+    continued: bool,
 }
 
 /// The trace of one session (see the module docs for its spans).
@@ -214,6 +216,7 @@ impl SessionTrace {
                     interrupted_at: None,
                     decisions: Vec::new(),
                     preempted: false,
+                    continued: false,
                 });
                 // Taken by `Preempted(Used)` if the reply started before the commit.
                 self.pending.preempted_llm = pending.preempted_llm;
@@ -235,6 +238,11 @@ impl SessionTrace {
                     }
                     let first = plan.map_or(start, |(intent, _)| intent.0.min(start));
                     t.start = t.start.min(first);
+                }
+            }
+            Action::TurnContinued { turn, .. } => {
+                if let Some(t) = self.turn_mut(*turn) {
+                    t.continued = true;
                 }
             }
             Action::Preempted(Preemption::Wasted) => {
@@ -364,6 +372,9 @@ impl SessionTrace {
         attrs.push(KeyValue::new("voice.interrupted", interrupted));
         if t.preempted {
             attrs.push(KeyValue::new("voice.preempted", true));
+        }
+        if t.continued {
+            attrs.push(KeyValue::new("voice.continued", true));
         }
         let span = self
             .tracer

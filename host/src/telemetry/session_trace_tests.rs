@@ -297,3 +297,23 @@ fn a_reply_started_before_its_turn_was_committed_is_traced_under_the_turn() {
     }
     assert_eq!(named(&spans, "llm").len(), 1);
 }
+
+#[test]
+fn a_turn_the_user_went_on_after_is_marked() {
+    let (mut t, collect, _p) = trace(false);
+    t.on_action(&plan(1, "book a table"));
+    t.on_action(&Action::TurnContinued {
+        turn: 1,
+        by: crate::session::events::TurnEnd::Policy,
+    });
+    t.on_action(&done(1, "", true));
+    t.on_action(&plan(2, "book a table for two"));
+    t.on_action(&done(2, "For when?", false));
+    t.end();
+    let spans = collect.0.lock().unwrap().clone();
+    let continued: Vec<_> = named(&spans, "turn")
+        .into_iter()
+        .map(|s| attr(s, "voice.continued"))
+        .collect();
+    assert_eq!(continued, [Some("true".to_string()), None]);
+}

@@ -163,7 +163,7 @@ impl Orchestrator {
     /// Begin the session: speak the greeting if one is configured (as turn 0).
     pub fn start(&mut self, now: u64, out: &mut Vec<Action>) {
         if let Some(greeting) = self.cfg.greeting.clone().filter(|g| !g.trim().is_empty()) {
-            self.reply = Some(self.new_reply(0, 0, now, None));
+            self.reply = Some(self.new_reply(0, 0, now, None, None));
             self.speak_direct(now, &greeting, out);
         }
     }

@@ -1,7 +1,7 @@
 //! Preemptive generation (see `preemption.rs`): a reply started before its turn is committed.
 
 use super::Orchestrator;
-use crate::session::events::{Action, Preemption};
+use crate::session::events::{Action, Preemption, TurnEnd};
 use crate::session::preemption::{Planned, Speculation};
 
 impl Orchestrator {
@@ -82,13 +82,14 @@ impl Orchestrator {
         now: u64,
         s: Speculation,
         speech_end: Option<u64>,
+        by: TurnEnd,
         out: &mut Vec<Action>,
     ) {
         let turn = s.turn;
         if s.started_llm() {
             out.push(Action::Preempted(Preemption::Used));
         }
-        let mut reply = self.new_reply(turn, s.plan, now, speech_end);
+        let mut reply = self.new_reply(turn, s.plan, now, speech_end, Some(by));
         match s.planned {
             // Its plan is still running: the answer comes to the reply. (A failed stream never
             // fits a turn, so it is not taken over.)

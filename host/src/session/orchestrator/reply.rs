@@ -2,6 +2,7 @@
 
 use super::State;
 use crate::session::aggregator::SentenceAggregator;
+use crate::session::events::TurnEnd;
 use crate::session::playout::{heard_prefix, Playout};
 use crate::transport::protocol::TurnMetrics;
 
@@ -59,6 +60,9 @@ pub(super) struct Reply {
     pub(super) broken: bool,
     pub(super) tts: Tts,
     pub(super) playout: Playout,
+    /// What ended the user turn this reply answers (`None`: a reply no user turn asked for, the
+    /// greeting or the rest of a reply a false barge-in stopped).
+    pub(super) ended_by: Option<TurnEnd>,
     pub(super) marks: Marks,
 }
 

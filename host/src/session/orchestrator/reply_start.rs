@@ -52,11 +52,11 @@ impl Orchestrator {
         let history = self.memory.messages();
         self.memory.push(Role::User, &text);
         match taken {
-            Some(s) => self.take_over(now, s, speech_end, out),
+            Some(s) => self.take_over(now, s, speech_end, by, out),
             None => {
                 self.plan_seq += 1;
                 let plan = self.plan_seq;
-                self.reply = Some(self.new_reply(turn, plan, now, speech_end));
+                self.reply = Some(self.new_reply(turn, plan, now, speech_end, Some(by)));
                 out.push(Action::PlanReply {
                     turn,
                     plan,
@@ -67,12 +67,15 @@ impl Orchestrator {
         }
     }
 
+    /// A reply for `turn`; `speech_end` and `ended_by` describe the user turn it answers (both
+    /// `None` for a reply no user turn asked for).
     pub(super) fn new_reply(
         &self,
         turn: u32,
         plan: u32,
         now: u64,
         speech_end: Option<u64>,
+        ended_by: Option<TurnEnd>,
     ) -> Reply {
         let mut playout = Playout::new(self.cfg.output, self.cfg.lead_ms, self.cfg.chunk_ms);
         if self.user.has_text() || self.user.onset.is_some() {
@@ -97,6 +100,7 @@ impl Orchestrator {
             broken: false,
             tts: Tts::Idle,
             playout,
+            ended_by,
             marks: Marks {
                 speech_end,
                 turn_end: now,

@@ -24,7 +24,20 @@ impl Orchestrator {
     pub(super) fn drop_unheard_reply(&mut self, now: u64, out: &mut Vec<Action>) {
         let unheard = self.reply.as_ref().is_some_and(|r| !r.playout.started());
         if unheard && !self.draining {
+            self.note_turn_continued(out);
             self.cancel_reply(now, out);
+        }
+    }
+
+    /// The user goes on after their turn was committed, and its reply, not heard yet, is about to
+    /// be dropped for their words: the turn's end came too early (or its reply too late), which
+    /// the I/O counts (`voice_turn_continued_total`) against what ended the turn.
+    pub(super) fn note_turn_continued(&self, out: &mut Vec<Action>) {
+        let Some(r) = self.reply.as_ref().filter(|r| !r.playout.started()) else {
+            return;
+        };
+        if let Some(by) = r.ended_by {
+            out.push(Action::TurnContinued { turn: r.turn, by });
         }
     }
 

@@ -301,6 +301,8 @@ impl Orchestrator {
             self.release_unheard_reply(now, out);
             return;
         }
+        // A reply not heard yet (words without a final reach here without dropping it first).
+        self.note_turn_continued(out);
         self.end_reply_for_new_turn(now, out);
         self.start_turn(now, text, speech_end, by, out);
     }
@@ -324,7 +326,7 @@ impl Orchestrator {
             return;
         }
         let turn = self.claim_turn(out);
-        self.reply = Some(self.new_reply(turn, 0, now, None));
+        self.reply = Some(self.new_reply(turn, 0, now, None, None));
         self.speak_direct(now, &text, out);
     }
 }

@@ -437,6 +437,17 @@ pub fn ended_by(out: &[Action]) -> Vec<crate::session::events::TurnEnd> {
         .collect()
 }
 
+/// The turns the user went on speaking after before any of their reply was heard, with what had
+/// ended them.
+pub fn continued(out: &[Action]) -> Vec<(u32, crate::session::events::TurnEnd)> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::TurnContinued { turn, by } => Some((*turn, *by)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The turn of the first `PlanReply`.
 pub fn planned_turn(out: &[Action]) -> Option<u32> {
     plans(out).first().map(|(turn, _, _)| *turn)

@@ -280,6 +280,8 @@ struct Sim {
     preemptions_counted: usize,
     /// Since when the VAD has heard voice it has not settled (onset, then start or false onset).
     onset_since: Option<u64>,
+    /// Turns counted as ended too early (the user went on before their reply was heard).
+    continued: HashSet<u32>,
     draining: bool,
     /// How long voice without words holds a reply nobody has heard.
     pause_timeout_ms: u64,
@@ -340,6 +342,7 @@ impl Sim {
             speculative_streams: 0,
             preemptions_counted: 0,
             onset_since: None,
+            continued: HashSet::new(),
             draining: false,
         }
     }
@@ -586,6 +589,19 @@ impl Sim {
                     self.committed.insert(turn, user_text);
                 }
                 Action::Preempted(_) => self.preemptions_counted += 1,
+                Action::TurnContinued { turn, .. } => {
+                    // Counted once, for a committed user turn whose reply, not heard at all,
+                    // is still to end.
+                    if !self.committed.contains_key(&turn) {
+                        return Err(format!("turn {turn} continued but was never committed"));
+                    }
+                    if self.audio_sent_ms.contains_key(&turn) {
+                        return Err(format!("turn {turn} continued after its reply was heard"));
+                    }
+                    if self.ended.contains(&turn) || !self.continued.insert(turn) {
+                        return Err(format!("turn {turn} continued after its reply ended"));
+                    }
+                }
                 Action::PlanReply {
                     turn,
                     plan,
@@ -890,6 +906,11 @@ impl Sim {
                 self.ended.insert(turn);
                 if self.active == Some(turn) {
                     self.active = None;
+                }
+                if self.continued.contains(&turn) && (!interrupted || !text.is_empty()) {
+                    return Err(format!(
+                        "turn {turn} continued, but its reply was not dropped"
+                    ));
                 }
                 self.check_remembered(turn, &text, interrupted)?;
             }

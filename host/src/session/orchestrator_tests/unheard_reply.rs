@@ -4,7 +4,7 @@
 use super::harness::*;
 use crate::behaviour::{ChatMessage, Role};
 use crate::providers::SttEvent;
-use crate::session::events::{Action, Event};
+use crate::session::events::{Action, Event, TurnEnd};
 use crate::session::orchestrator::{OrchestratorConfig, State};
 
 /// A spoken turn "book me a flight to London" committed at 1100 ms; returns its number.
@@ -30,10 +30,16 @@ fn a_user_who_goes_on_is_not_talked_over_and_their_words_replace_the_reply() {
     out.extend(s.at(1600, interim("for next Monday")));
     assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
     assert_eq!(s.orch.state(), State::Thinking);
+    assert!(
+        continued(&out).is_empty(),
+        "interim words decide nothing yet"
+    );
     // Final words: their utterance will replace the waiting reply, which is dropped unheard now.
+    // The turn's end came too early, which is counted once, against what had ended it.
     let out = s.at(1900, final_text("for next Monday morning.", true));
     assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
     assert!(cancelled(&out, turn));
+    assert_eq!(continued(&out), vec![(turn, TurnEnd::Silence)]);
     assert_eq!(s.orch.state(), State::Listening);
     // Their utterance ends: it is the next turn.
     let out = s.at(2500, vad_end(1900));
@@ -50,10 +56,12 @@ fn a_user_who_goes_on_is_not_talked_over_and_their_words_replace_the_reply() {
             "book me a flight to London for next Monday morning."
         )]
     );
+    assert!(continued(&out).is_empty());
     // The next reply plays as usual.
     let mut out = s.reply(turn + 1, "Booked for Monday morning.", REPLY);
     out.extend(s.run_until(5000));
     assert_eq!(audio_ms(&out), 1000);
+    assert!(continued(&out).is_empty());
     assert_eq!(
         agent_done(&out),
         vec![(turn + 1, "Booked for Monday morning.".into(), false)]
@@ -64,11 +72,12 @@ fn a_user_who_goes_on_is_not_talked_over_and_their_words_replace_the_reply() {
 fn a_cough_lets_the_waiting_reply_play_when_it_ends() {
     let mut s = Session::with_rules();
     let turn = spoken_turn(&mut s);
-    s.at(1300, vad_start(1290));
+    let mut all = s.at(1300, vad_start(1290));
     let out = s.reply(turn, "Sure, which day?", REPLY);
     assert_eq!(audio_ms(&out), 0);
+    all.extend(out);
     // Voice without words: the recogniser's answer to the finalize is empty.
-    s.at(1700, vad_end(1500));
+    all.extend(s.at(1700, vad_end(1500)));
     let mut out = s.at(1750, finalize_result(""));
     assert!(audio_ms(&out) > 0, "the reply waits after the cough");
     out.extend(s.run_until(5000));
@@ -78,6 +87,11 @@ fn a_cough_lets_the_waiting_reply_play_when_it_ends() {
         vec![(turn, "Sure, which day?".into(), false)]
     );
     assert!(!cancelled(&out, turn));
+    all.extend(out);
+    assert!(
+        continued(&all).is_empty(),
+        "a cough does not go on with the turn"
+    );
 }
 
 #[test]
@@ -133,6 +147,9 @@ fn speech_begun_before_a_typed_turn_was_answered_holds_its_reply() {
     let out = s.at(1540, Event::Stt(SttEvent::UtteranceEnd));
     assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
     assert_eq!(plans(&out)[0].1, "and after that");
+    // Interim words alone reach the end of the utterance without dropping the reply first:
+    // it is counted as the new turn replaces it.
+    assert_eq!(continued(&out), vec![(turn, TurnEnd::Typed)]);
     assert_eq!(
         plans(&out)[0].2,
         vec![ChatMessage::new(Role::User, "tell me the plan")]
@@ -150,6 +167,11 @@ fn a_reply_already_heard_is_not_held_but_judged_as_a_barge_in() {
     // Audio goes on while the barge-in policy judges (the built-in rules wait for words).
     assert!(audio_ms(&out) > 200);
     assert_eq!(s.orch.state(), State::Speaking);
+    // Words interrupt it: a barge-in, not a turn ended too early.
+    out.extend(s.at(1600, final_text("no wait, I meant Paris", true)));
+    out.extend(s.at(2200, vad_end(1600)));
+    assert_eq!(agent_done(&out)[0].0, turn);
+    assert!(continued(&out).is_empty());
 }
 
 #[test]
@@ -163,6 +185,7 @@ fn while_draining_the_waiting_reply_plays_and_the_session_ends() {
     out.extend(s.at(2200, vad_end(1600)));
     out.extend(s.run_until(6000));
     assert_eq!(audio_ms(&out), 1000);
+    assert!(continued(&out).is_empty(), "the reply was heard after all");
     assert_eq!(
         agent_done(&out),
         vec![(turn, "Sure, which day?".into(), false)]
@@ -342,4 +365,21 @@ fn a_cough_ending_as_voice_begins_again_waits_for_that_voice() {
     assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
     let out = s.at(1860, vad_false_onset(1860));
     assert!(audio_ms(&out) > 0, "the reply waits after the click");
+}
+
+#[test]
+fn speech_over_a_greeting_not_heard_yet_is_no_turn_ended_too_early() {
+    let cfg = OrchestratorConfig {
+        greeting: Some("Hello! How can I help?".into()),
+        ..Default::default()
+    };
+    let mut s = Session::new(cfg, Policy::Rules(Default::default()));
+    s.start();
+    // The user speaks before any of the greeting was synthesised: it waits, then is dropped.
+    let mut out = s.at(100, vad_start(100));
+    out.extend(s.at(600, final_text("book a table", true)));
+    out.extend(s.at(1200, vad_end(600)));
+    assert_eq!(agent_done(&out), vec![(0, String::new(), true)]);
+    assert_eq!(plans(&out)[0].1, "book a table");
+    assert!(continued(&out).is_empty(), "no user turn had ended");
 }
