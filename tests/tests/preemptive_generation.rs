@@ -2,7 +2,9 @@
 //! the recogniser's final words while the VAD's hangover still runs, so the reply comes sooner;
 //! when the user goes on after a pause, the early request is dropped and nothing of it reaches
 //! the client. Each comparison runs the same speech with `PREEMPTIVE_GENERATION` on and off in
-//! one run. A binary of its own: it reads the process-wide `/metrics` counters.
+//! one run. Also the count of turns ended too early: a user who goes on after their turn was
+//! committed, before any of its reply was heard. A binary of its own: it reads the process-wide
+//! `/metrics` counters.
 
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -129,4 +131,81 @@ async fn words_after_a_pause_drop_the_early_reply_unheard() {
     assert_eq!(done[0]["interrupted"], false);
     assert_eq!(metric(s.host.addr, WASTED).await, wasted + 1);
     assert_eq!(metric(s.host.addr, USED).await, used + 1);
+}
+
+#[tokio::test]
+async fn a_user_who_goes_on_after_the_commit_is_counted_as_a_turn_ended_too_early() {
+    let _serial = SERIAL.lock().await;
+    const CONTINUED: &str = r#"voice_turn_continued_total{by="silence"}"#;
+    const ENDS: &str = r#"voice_turn_ends_total{by="silence"}"#;
+    // A model slow to its first token (1 s), so the reply to the first words cannot be heard
+    // before the user goes on.
+    let s = CloudStack::start(
+        DeepgramScript::new(["what's the weather", "in paris tomorrow"]),
+        OpenAiScript {
+            first_token_delay: Duration::from_millis(1000),
+            ..OpenAiScript::default()
+        },
+        ElevenLabsScript::default(),
+        &[],
+    )
+    .await;
+    let (continued, ends) = (
+        metric(s.host.addr, CONTINUED).await,
+        metric(s.host.addr, ENDS).await,
+    );
+    let mut mic = microphone(&s).await;
+    // A 1200 ms pause: the silence rules end the first turn (600 ms hangover), then the user
+    // goes on.
+    let mut audio = speech::silence(400);
+    audio.extend(speech::utterance(1200, 1200));
+    audio.extend(speech::utterance(900, 2500));
+    mic.say(&audio);
+    let finals: Vec<Value> = {
+        mic.until("the second turn's final transcript", |m| {
+            m["type"] == "transcript" && m["final"] == true && m["turn"] == 2
+        })
+        .await;
+        mic.of_type("transcript")
+            .into_iter()
+            .filter(|m| m["final"] == true)
+            .cloned()
+            .collect()
+    };
+    mic.until("the second reply", |m| {
+        m["type"] == "agent_done" && m["turn"] == 2
+    })
+    .await;
+    assert_eq!(finals.len(), 2, "{finals:?}");
+    assert_eq!(finals[0]["text"], "what's the weather");
+    // The first reply was dropped before anything of it was heard; the second answers both halves.
+    let done = mic.of_type("agent_done");
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert_eq!(
+        (done[0]["turn"].as_u64(), done[0]["interrupted"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_eq!(done[0]["text"], "");
+    assert_eq!(done[1]["interrupted"], false);
+    // The model reads both halves in a row: nothing of the dropped reply between them.
+    let last = s.openai.requests().pop().expect("a request");
+    let said: Vec<(&str, &str)> = last.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] != "system")
+        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("user", "what's the weather"),
+            ("user", "in paris tomorrow")
+        ],
+        "{:?}",
+        last.body
+    );
+    // Both turns were ended by the silence rules; the first was ended too early.
+    assert_eq!(metric(s.host.addr, ENDS).await, ends + 2);
+    assert_eq!(metric(s.host.addr, CONTINUED).await, continued + 1);
 }

@@ -47,7 +47,7 @@ fn a_user_who_goes_on_is_not_talked_over_and_their_words_replace_the_reply() {
     assert_eq!(plans.len(), 1);
     assert_eq!(plans[0].0, turn + 1);
     assert_eq!(plans[0].1, "for next Monday morning.");
-    // The LLM reads the whole request as one user message: nothing of the dropped reply stands
+    // Memory keeps the whole request as one user message: nothing of the dropped reply stands
     // between its two halves.
     assert_eq!(
         s.orch.memory().messages(),
