@@ -194,6 +194,10 @@ pub trait BargeInPolicy: Send {
 /// End-of-turn policy behaviour.
 pub trait TurnPolicy: Send {
     fn decide(&mut self, event: &TurnEvent) -> TurnDecision;
+    /// A turn this policy ended turned out to be unfinished: the user went on speaking before
+    /// any of its reply was heard. Only counted (a plug-in version's figures); no decision
+    /// depends on it.
+    fn turn_continued(&mut self) {}
     /// Identity of the plug-in version behind this behaviour (`None` for built-ins); lets a
     /// `BehaviourSource` tell at a turn boundary whether a newer version should replace it.
     fn plugin_generation(&self) -> Option<u64> {
@@ -256,6 +260,12 @@ impl Behaviours {
             shadow.observe(event, &decision);
         }
         decision
+    }
+
+    /// A turn the end-of-turn policy ended was continued by the user (see
+    /// [`TurnPolicy::turn_continued`]).
+    pub fn turn_continued(&mut self) {
+        self.turn.turn_continued();
     }
 
     /// The end-of-turn decision, shown to the turn slot's observer.

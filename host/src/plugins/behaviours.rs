@@ -150,7 +150,13 @@ impl PluginTurn {
     pub fn decide_traced(&mut self, event: &TurnEvent) -> (TurnDecision, Option<Fallback>) {
         let wit_event = turn_event(event);
         match self.slot.call(|b, store| b.call_decide(store, &wit_event)) {
-            Ok(decision) => (turn_decision_back(decision), None),
+            Ok(decision) => {
+                let decision = turn_decision_back(decision);
+                if decision == TurnDecision::EndTurn {
+                    self.slot.plugin().usage.turn_end();
+                }
+                (decision, None)
+            }
             Err(why) => (self.fallback.decide(event), Some(why)),
         }
     }
@@ -166,6 +172,10 @@ impl TurnPolicy for PluginTurn {
                 decision,
             });
         decision
+    }
+
+    fn turn_continued(&mut self) {
+        self.slot.plugin().usage.turn_continued();
     }
 
     fn plugin_generation(&self) -> Option<u64> {

@@ -1,5 +1,5 @@
 //! What one loaded version did in sessions: sessions, calls, faults, fallbacks, barge-in
-//! interrupts and, for a shadow, how often it agreed with the live decision. Canary judgement
+//! interrupts, turns ended and how many of those the user went on after, and, for a shadow, how often it agreed with the live decision. Canary judgement
 //! ([`super::canary`]) compares these between a candidate and the live version; the admin
 //! endpoint shows them.
 
@@ -15,6 +15,8 @@ pub(crate) struct Usage {
     faults: AtomicU64,
     fallbacks: AtomicU64,
     interrupts: AtomicU64,
+    turn_ends: AtomicU64,
+    turns_continued: AtomicU64,
     agreed: AtomicU64,
     disagreed: AtomicU64,
     dropped: AtomicU64,
@@ -34,6 +36,11 @@ pub struct UsageSnapshot {
     pub fallbacks: u64,
     /// Barge-in decisions of `interrupt` the version made itself.
     pub interrupts: u64,
+    /// End-of-turn decisions of `end-turn` the version made itself.
+    pub turn_ends: u64,
+    /// Of the turns it ended, those the user went on speaking after before any of the reply was
+    /// heard: ends called too early (`turns_continued / turn_ends` compares two versions).
+    pub turns_continued: u64,
     /// As a shadow: calls whose answer matched the live decision, and calls where it did not.
     pub agreed: u64,
     pub disagreed: u64,
@@ -72,6 +79,12 @@ impl Usage {
     pub fn interrupt(&self) {
         bump(&self.interrupts);
     }
+    pub fn turn_end(&self) {
+        bump(&self.turn_ends);
+    }
+    pub fn turn_continued(&self) {
+        bump(&self.turns_continued);
+    }
     pub fn compared(&self, agreed: bool) {
         bump(if agreed {
             &self.agreed
@@ -91,6 +104,8 @@ impl Usage {
             faults: get(&self.faults),
             fallbacks: get(&self.fallbacks),
             interrupts: get(&self.interrupts),
+            turn_ends: get(&self.turn_ends),
+            turns_continued: get(&self.turns_continued),
             agreed: get(&self.agreed),
             disagreed: get(&self.disagreed),
             dropped: get(&self.dropped),

@@ -1,7 +1,7 @@
 //! The I/O side of a session: one task that feeds the orchestrator with client audio and
 //! messages, provider streams, plug-in answers and timers, and carries out its actions.
 
-use super::events::{Action, Event};
+use super::events::{Action, Event, TurnEnd};
 use super::host_share::HostShare;
 use super::orchestrator::{Orchestrator, OrchestratorConfig};
 use super::outbound::SendError;
@@ -479,8 +479,9 @@ impl Driver {
     /// built-ins answer at once, so no turn waits for an answer that cannot come.
     fn ask_behaviours(&mut self, request: Request) {
         if let Err(e) = self.plugins.send(request) {
-            let answer = plugin_worker::answer_with_builtins(&self.plugin_cx, e.0);
-            self.on_answer(answer);
+            if let Some(answer) = plugin_worker::answer_with_builtins(&self.plugin_cx, e.0) {
+                self.on_answer(answer);
+            }
         }
     }
 
@@ -605,7 +606,13 @@ impl Driver {
                 user_text,
                 history,
             }),
-            Action::TurnContinued { by, .. } => crate::metrics::global().count_turn_continued(by),
+            Action::TurnContinued { by, .. } => {
+                crate::metrics::global().count_turn_continued(by);
+                if by == TurnEnd::Policy {
+                    // The plug-in version's own figures (`GET /admin/plugins`).
+                    self.ask_behaviours(Request::TurnContinued);
+                }
+            }
             Action::Preempted(outcome) => crate::metrics::global().count_preemption(outcome),
             Action::StartLlm {
                 turn,

@@ -37,6 +37,9 @@ pub enum Request {
     },
     /// Ask the end-of-turn policy question `seq`.
     Turn { seq: u32, event: TurnEvent },
+    /// The user went on speaking after a turn the end-of-turn policy ended, before any of its
+    /// reply was heard (counted against the version; nothing is answered).
+    TurnContinued,
 }
 
 /// The behaviours' answers.
@@ -72,6 +75,7 @@ impl Request {
             Request::Plan { .. } => 0,
             Request::Decide { .. } => 1,
             Request::Turn { .. } => 2,
+            Request::TurnContinued => 3,
         }
     }
 }
@@ -85,9 +89,9 @@ pub struct Context {
 }
 
 impl Context {
-    /// Answer one request with `b`.
-    fn answer(&self, b: &mut Behaviours, request: Request) -> Answer {
-        match request {
+    /// Answer one request with `b` (a report has no answer).
+    fn answer(&self, b: &mut Behaviours, request: Request) -> Option<Answer> {
+        Some(match request {
             Request::Plan {
                 turn,
                 plan,
@@ -136,18 +140,23 @@ impl Context {
                     took_ms: t0.elapsed().as_secs_f64() * 1000.0,
                 }
             }
-        }
+            Request::TurnContinued => {
+                b.turn_continued();
+                return None;
+            }
+        })
     }
 }
 
 /// Answer `request` with the built-in behaviours (when the worker is gone).
-pub fn answer_with_builtins(cx: &Context, request: Request) -> Answer {
+pub fn answer_with_builtins(cx: &Context, request: Request) -> Option<Answer> {
     let mut b = BuiltinBehaviours::default().behaviours();
     cx.answer(&mut b, request)
 }
 
 /// Keep only the newest request of each kind, in arrival order: an older plan belongs to a turn
 /// a newer one replaced, an older question to a barge-in (or a silence) already asked about again.
+/// Reports (`TurnContinued`) are all kept.
 fn supersede(batch: Vec<Request>) -> Vec<Request> {
     let mut last: Vec<Option<usize>> = (0..3)
         .map(|kind| batch.iter().rposition(|r| r.kind() == kind))
@@ -166,7 +175,7 @@ fn supersede(batch: Vec<Request>) -> Vec<Request> {
     batch
         .into_iter()
         .enumerate()
-        .filter(|(i, r)| last[r.kind()] == Some(*i))
+        .filter(|(i, r)| last.get(r.kind()).is_none_or(|l| *l == Some(*i)))
         .map(|(_, r)| r)
         .collect()
 }
@@ -196,7 +205,7 @@ pub fn spawn(cx: Context, answers: mpsc::Sender<Answer>) -> mpsc::UnboundedSende
                 let mut b = behaviours;
                 let out: Vec<Answer> = job_work
                     .into_iter()
-                    .map(|r| job_cx.answer(&mut b, r))
+                    .filter_map(|r| job_cx.answer(&mut b, r))
                     .collect();
                 (b, out)
             })
@@ -212,7 +221,7 @@ pub fn spawn(cx: Context, answers: mpsc::Sender<Answer>) -> mpsc::UnboundedSende
                     tracing::error!(session = %cx.session_id, error = %e, "behaviour call panicked; using the built-in behaviours");
                     behaviours = BuiltinBehaviours::default().behaviours();
                     work.into_iter()
-                        .map(|r| cx.answer(&mut behaviours, r))
+                        .filter_map(|r| cx.answer(&mut behaviours, r))
                         .collect()
                 }
             };
@@ -253,6 +262,7 @@ mod tests {
                 Request::Plan { turn, .. } => format!("plan {turn}"),
                 Request::Decide { seq, .. } => format!("ask {seq}"),
                 Request::Turn { seq, .. } => format!("turn question {seq}"),
+                Request::TurnContinued => "continued".to_string(),
             })
             .collect()
     }
@@ -278,6 +288,17 @@ mod tests {
                 turn: 1,
             },
         }
+    }
+
+    #[test]
+    fn reports_are_never_superseded() {
+        let kept = supersede(vec![
+            Request::TurnContinued,
+            plan(1),
+            Request::TurnContinued,
+            plan(2),
+        ]);
+        assert_eq!(turns(&kept), ["continued", "continued", "plan 2"]);
     }
 
     #[test]

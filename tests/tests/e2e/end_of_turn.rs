@@ -215,3 +215,48 @@ async fn the_end_of_speech_is_judged_again() {
     assert!((0.0..=1.0).contains(&q), "{end}");
     assert_ne!(q, p, "the pause's answer was reused: {calls:#?}");
 }
+
+#[tokio::test]
+async fn a_turn_the_policy_ended_too_early_is_counted_against_its_version() {
+    const ADMIN: &str = "end-of-turn-test-admin-token-0123456789";
+    let turn = plugins::component("turn-smart");
+    // A model slow to its first token (1 s): the reply cannot be heard before the user goes on.
+    let s = CloudStack::start(
+        DeepgramScript::new(["what's the weather in paris", "and in rome tomorrow"]),
+        OpenAiScript {
+            first_token_delay: Duration::from_millis(1000),
+            ..OpenAiScript::default()
+        },
+        ElevenLabsScript::default(),
+        &[
+            ("TURN_PLUGIN", turn.to_str().unwrap()),
+            ("TURN_MODEL", "none"),
+            ("ADMIN_TOKEN", ADMIN),
+        ],
+    )
+    .await;
+    let continued = r#"voice_turn_continued_total{by="policy"}"#;
+    let before = voice_tests::metrics::metric(s.host.addr, continued).await;
+    let mut mic = microphone(&s).await;
+    // A finished question, which the policy ends at once; the user goes on after 1.2 s.
+    let mut audio = speech::silence(400);
+    audio.extend(speech::utterance(1200, 1200));
+    audio.extend(speech::utterance(900, 2500));
+    mic.say(&audio);
+    mic.until("the second reply", |m| {
+        m["type"] == "agent_done" && m["turn"] == 2
+    })
+    .await;
+    let done = mic.of_type("agent_done");
+    assert_eq!(done[0]["interrupted"], true, "{done:?}");
+    assert_eq!(done[0]["text"], "", "the first reply was heard: {done:?}");
+    // The version that ended the turn has it in its figures (this host's alone)...
+    let (status, listing) =
+        voice_tests::plugins::admin_with(s.host.addr, ADMIN, "GET", "/admin/plugins", None).await;
+    assert_eq!(status, 200, "{listing}");
+    let usage = &voice_tests::plugins::slot_entry(&listing, "turn")["usage"];
+    assert!(usage["turn_ends"].as_u64() >= Some(1), "{usage}");
+    assert_eq!(usage["turns_continued"], 1, "{usage}");
+    // ...and the process's counter (other tests add to it) has one more.
+    assert!(voice_tests::metrics::metric(s.host.addr, continued).await > before);
+}
