@@ -31,7 +31,7 @@ pub(crate) mod parse {
     use std::collections::BTreeSet;
 
     /// Every metric name of the dashboards, as the samples show them.
-    pub const DASHBOARD_NAMES: [&str; 39] = [
+    pub const DASHBOARD_NAMES: [&str; 40] = [
         "voice_llm_preemptive_used_total",
         "voice_llm_preemptive_wasted_total",
         "voice_playback_reports_total",
@@ -66,6 +66,7 @@ pub(crate) mod parse {
         "voice_sessions_total",
         "voice_slow_clients_total",
         "voice_stt_audio_dropped_total",
+        "voice_turn_continued_total",
         "voice_turn_ends_total",
         "voice_turn_first_audio_ms",
         "voice_turn_host_ms",
@@ -169,6 +170,7 @@ mod tests {
                 "voice_sessions_resumed_total",
                 "voice_resumes_refused_total",
                 "voice_turn_ends_total",
+                "voice_turn_continued_total",
                 "voice_llm_preemptive_used_total",
                 "voice_llm_preemptive_wasted_total",
                 "voice_turn_host_ms",

@@ -50,6 +50,13 @@ struct ByLabel {
     by: &'static str,
 }
 
+/// A counter per `by` label (what ended a user turn), in `TurnEnd::ALL` order. Every series is
+/// resolved here, so counting is one atomic addition and all show at 0.
+fn by_turn_end(registry: &mut Registry, name: &str, help: &str) -> [Counter; 5] {
+    let family: Family<ByLabel, Counter> = registered(registry, name, help, Family::default());
+    TurnEnd::ALL.map(|by| family.get_or_create_owned(&ByLabel { by: by.as_str() }))
+}
+
 /// All host metrics, and the registry they are exposed from.
 pub struct Metrics {
     pub sessions_active: Gauge,
@@ -138,23 +145,16 @@ impl Default for Metrics {
             "Resumes refused (expired, wrong token, store unavailable): a new session started",
             counter(),
         );
-        let turn_ends: Family<ByLabel, Counter> = registered(
+        let turn_ends = by_turn_end(
             r,
             "voice_turn_ends",
             "User turns ended, by what ended them (silence rules, silence timeout, end-of-turn policy, typed, held words)",
-            Family::default(),
         );
-        // Every series is resolved here, so counting is one atomic addition and all show at 0.
-        let turn_ends =
-            TurnEnd::ALL.map(|by| turn_ends.get_or_create_owned(&ByLabel { by: by.as_str() }));
-        let turn_continued: Family<ByLabel, Counter> = registered(
+        let turn_continued = by_turn_end(
             r,
             "voice_turn_continued",
             "User turns the user went on speaking after before any of the reply was heard (the reply was dropped, their words joined the next turn), by what had ended them",
-            Family::default(),
         );
-        let turn_continued =
-            TurnEnd::ALL.map(|by| turn_continued.get_or_create_owned(&ByLabel { by: by.as_str() }));
         let preemptive_used = registered(
             r,
             "voice_llm_preemptive_used",
