@@ -1,7 +1,7 @@
 //! What one loaded version did in sessions: sessions, calls, faults, fallbacks, barge-in
-//! interrupts, turns ended and how many of those the user went on after, and, for a shadow, how often it agreed with the live decision. Canary judgement
-//! ([`super::canary`]) compares these between a candidate and the live version; the admin
-//! endpoint shows them.
+//! interrupts, turns ended and how many of those the user went on after, and, for a shadow, how
+//! often it agreed with the live decision. Canary judgement ([`super::canary`]) compares these
+//! between a candidate and the live version; the admin endpoint shows them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
