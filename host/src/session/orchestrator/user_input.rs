@@ -1,4 +1,6 @@
-//! The user's speech being collected into a turn.
+//! What the orchestrator knows of the user's utterance in progress: its words (final and interim),
+//! what the VAD hears, how long the user has been silent and the end-of-turn policy's say. A turn
+//! ends with `reset`, which keeps only what belongs to the next utterance.
 
 use super::words::join_words;
 use crate::session::turn_policy::TurnPolicyState;
