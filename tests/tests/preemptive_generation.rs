@@ -24,17 +24,21 @@ const WASTED: &str = "voice_llm_preemptive_wasted_total";
 
 /// The model takes 400 ms to its first token, as a hosted model does.
 async fn stack(utterances: &[&str], preemptive: bool) -> CloudStack {
+    let preemptive = if preemptive { "true" } else { "false" };
+    stack_with(utterances, 400, preemptive).await
+}
+
+/// The cloud fakes, the model `first_token_ms` to its first token, and a host with
+/// `PREEMPTIVE_GENERATION=preemptive`.
+async fn stack_with(utterances: &[&str], first_token_ms: u64, preemptive: &str) -> CloudStack {
     CloudStack::start(
         DeepgramScript::new(utterances.iter().copied()),
         OpenAiScript {
-            first_token_delay: Duration::from_millis(400),
+            first_token_delay: Duration::from_millis(first_token_ms),
             ..OpenAiScript::default()
         },
         ElevenLabsScript::default(),
-        &[(
-            "PREEMPTIVE_GENERATION",
-            if preemptive { "true" } else { "false" },
-        )],
+        &[("PREEMPTIVE_GENERATION", preemptive)],
     )
     .await
 }
@@ -140,16 +144,7 @@ async fn a_user_who_goes_on_after_the_commit_is_counted_as_a_turn_ended_too_earl
     const ENDS: &str = r#"voice_turn_ends_total{by="silence"}"#;
     // A model slow to its first token (1 s), so the reply to the first words cannot be heard
     // before the user goes on.
-    let s = CloudStack::start(
-        DeepgramScript::new(["what's the weather", "in paris tomorrow"]),
-        OpenAiScript {
-            first_token_delay: Duration::from_millis(1000),
-            ..OpenAiScript::default()
-        },
-        ElevenLabsScript::default(),
-        &[],
-    )
-    .await;
+    let s = stack_with(&["what's the weather", "in paris tomorrow"], 1000, "true").await;
     let (continued, ends) = (
         metric(s.host.addr, CONTINUED).await,
         metric(s.host.addr, ENDS).await,
