@@ -8,6 +8,9 @@
 # unscripted monologues) and their labelled pauses
 # (host/tests/fixtures/turn-set/human.toml), fetched first by scripts/fetch-human-speech.sh.
 #
+# With --neural (or --neural-segments), the espeak-ng set spoken by a neural voice (Piper's
+# en_US-joe-medium), rendered first by scripts/fetch-neural-speech.sh.
+#
 # Usage: scripts/end-of-turn-report.sh [OPTIONS]   (options: host/examples/end_of_turn_report/,
 #        e.g. --verbose, --stt-ms 200, --strip-punctuation, --config model_weight=0.3,
 #        --human [--labelled-stops], --vad webrtc|silero (the VAD engine, as VAD_ENGINE),
@@ -22,6 +25,9 @@ cd "$root"
 for arg in "$@"; do
     if [[ "$arg" == --human ]]; then
         scripts/fetch-human-speech.sh
+    fi
+    if [[ "$arg" == --neural || "$arg" == --neural-segments ]]; then
+        scripts/fetch-neural-speech.sh
     fi
 done
 scripts/build-plugins.sh turn-smart >/dev/null

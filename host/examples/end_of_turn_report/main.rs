@@ -5,7 +5,8 @@
 //! - the reference policy with Smart Turn v3.2 (the host's configuration with `TURN_PLUGIN`).
 //!
 //! Each utterance is spoken by espeak-ng (each voice and rate is a source), segment by segment
-//! with the labelled silences between them, resampled to 16 kHz, and played on a simulated clock
+//! with the labelled silences between them, resampled to 16 kHz (or, with `--neural`, by a
+//! neural voice, see neural.rs), and played on a simulated clock
 //! through what a session runs: the real `VoiceGate` (webrtc-vad, or Silero VAD with `--vad
 //! silero`, built as a session builds it; pauses at 200 ms, hangover 600 ms), the real orchestrator (`session::orchestrator`, which owns the rules of what an
 //! answer does), the turn's audio as the session keeps it (`TurnAudio`: 0.5 s pre-roll, at most
@@ -35,6 +36,10 @@
 //!                                   (a reply nobody heard yet waits for a user who goes on)
 //!   --continuing                    a segment before an inner pause is spoken as a clause that
 //!                                   goes on (espeak-ng's comma intonation), not a sentence's end
+//!   --neural                        Piper's neural voice instead of espeak-ng, each utterance
+//!                                   spoken as one sentence and cut where the labels pause
+//!   --neural-segments               the same voice, each segment spoken alone
+//!   --speech DIR                    its rendering (MODELS_DIR/neural-speech)
 //!   --plugin PATH                   the policy (plugins/dist/turn_smart.wasm)
 //!   --config key=value,...          the policy's configuration
 //!   --set PATH                      the labelled set
@@ -48,6 +53,7 @@
 //!     --labelled-stops              no stop at the end of a segment before an incomplete pause
 
 mod human;
+mod neural;
 mod recogniser;
 mod sim;
 mod vad_alone;
@@ -101,6 +107,10 @@ struct Options {
     noise_dbfs: Option<f64>,
     /// Segments before an inner pause spoken with a going-on intonation.
     continuing: bool,
+    /// The neural voice's rendering instead of espeak-ng.
+    neural: Option<neural::Mode>,
+    /// Where it is (`neural-speech/` of the models directory).
+    speech: Option<PathBuf>,
     plugin: PathBuf,
     config: Vec<(String, String)>,
     set: PathBuf,
@@ -126,6 +136,8 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         strip_punctuation: false,
         noise_dbfs: None,
         continuing: false,
+        neural: None,
+        speech: None,
         plugin: root
             .parent()
             .expect("the workspace")
@@ -183,6 +195,9 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 )
             }
             "--continuing" => o.continuing = true,
+            "--neural" => o.neural = Some(neural::Mode::Sentence),
+            "--neural-segments" => o.neural = Some(neural::Mode::Segments),
+            "--speech" => o.speech = Some(args.next().ok_or("--speech DIR")?.into()),
             "--plugin" => o.plugin = args.next().expect("--plugin PATH").into(),
             "--config" => {
                 o.config = list(args.next())
@@ -220,6 +235,12 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         return Err(
             "--noise-dbfs is for the espeak-ng set (the recordings have their own noise)".into(),
         );
+    }
+    if o.neural.is_some() && (human || o.continuing) {
+        return Err(format!(
+            "--neural and --neural-segments speak the set with a voice of their own, not with {}",
+            if human { "--human" } else { "--continuing" }
+        ));
     }
     if human {
         o.human = Some(human::HumanOptions {
@@ -280,40 +301,87 @@ fn speak(espeak: &Espeak, text: &str, voice: &str, wpm: u32) -> Vec<i16> {
     let mut audio = Vec::new();
     resampler.process(&native, &mut audio);
     resampler.flush(&mut audio);
+    trimmed(audio)
+}
+
+/// `audio` without its leading and trailing silence.
+pub fn trimmed(audio: Vec<i16>) -> Vec<i16> {
     let loud = |s: &i16| s.unsigned_abs() > 200;
     let first = audio.iter().position(loud).unwrap_or(0);
     let last = audio.iter().rposition(loud).map_or(audio.len(), |i| i + 1);
     audio[first..last].to_vec()
 }
 
-/// What a source does to the clip besides its voice and rate.
-#[derive(Clone, Copy)]
-struct Delivery {
-    continuing: bool,
-    noise_dbfs: Option<f64>,
+/// Who speaks the utterances: an espeak-ng voice at a rate, or a neural voice's rendering.
+enum Source<'a> {
+    Espeak {
+        espeak: &'a Espeak,
+        voice: String,
+        wpm: u32,
+        /// Segments before an inner pause spoken with a going-on intonation.
+        continuing: bool,
+    },
+    Neural(neural::NeuralSource),
 }
 
-fn clip_of(espeak: &Espeak, item: &Item, voice: &str, wpm: u32, delivery: Delivery) -> Clip {
-    let Delivery {
-        continuing,
-        noise_dbfs,
-    } = delivery;
+impl Source<'_> {
+    fn name(&self) -> String {
+        match self {
+            Source::Espeak { voice, wpm, .. } => format!("{voice} {wpm} wpm"),
+            Source::Neural(n) => n.name.clone(),
+        }
+    }
+
+    /// The voice of each of the item's segments, at 16 kHz, without silence around it.
+    fn voice_of(&self, item: &Item) -> Vec<Vec<i16>> {
+        match self {
+            Source::Espeak {
+                espeak,
+                voice,
+                wpm,
+                continuing,
+            } => {
+                let last = item.segments.len() - 1;
+                let spoken = |(i, segment): (usize, &String)| {
+                    // espeak-ng gives text without punctuation a sentence's final fall; with
+                    // `continuing`, a segment the speaker goes on from is spoken as a clause
+                    // that goes on (a comma's rise) and the recogniser still hears the
+                    // labelled words.
+                    if *continuing
+                        && i < last
+                        && !segment.trim_end().ends_with(['.', '?', '!', ','])
+                    {
+                        format!("{segment},")
+                    } else {
+                        segment.clone()
+                    }
+                };
+                item.segments
+                    .iter()
+                    .enumerate()
+                    .map(|s| speak(espeak, &spoken(s), voice, *wpm))
+                    .collect()
+            }
+            Source::Neural(n) => n
+                .voice_of(&item.segments)
+                .unwrap_or_else(|e| {
+                    eprintln!("end_of_turn_report: {e}");
+                    std::process::exit(1)
+                })
+                .to_vec(),
+        }
+    }
+}
+
+/// The item's clip: 1 s of silence, each segment's voice with the labelled pause after it, the
+/// tail, and the noise floor under all of it.
+fn clip_of(voices: Vec<Vec<i16>>, item: &Item, noise_dbfs: Option<f64>) -> Clip {
     let ms = |samples: usize| (samples * 1000 / RATE) as u64;
     let mut audio = vec![0i16; LEAD_MS * RATE / 1000];
     let mut spans = Vec::new();
-    let last = item.segments.len() - 1;
-    for (i, segment) in item.segments.iter().enumerate() {
+    for (i, voice) in voices.into_iter().enumerate() {
         let start = audio.len();
-        // espeak-ng gives text without punctuation a sentence's final fall; with `continuing`,
-        // a segment the speaker goes on from is spoken as a clause that goes on (a comma's
-        // rise) and the recogniser still hears the labelled words.
-        let spoken =
-            if continuing && i < last && !segment.trim_end().ends_with(['.', '?', '!', ',']) {
-                format!("{segment},")
-            } else {
-                segment.clone()
-            };
-        audio.extend(speak(espeak, &spoken, voice, wpm));
+        audio.extend(voice);
         spans.push((ms(start), ms(audio.len())));
         let pause = item.pauses_ms.get(i).map_or(TAIL_MS, |&p| p as usize);
         audio.extend(std::iter::repeat_n(0, pause * RATE / 1000));
@@ -360,21 +428,49 @@ fn main() {
         human::report(&harness, human, sim_options, o.trace.as_deref(), o.verbose);
         return;
     }
-    let espeak = Espeak::get().unwrap_or_else(|e| panic!("espeak-ng: {e}"));
+    let sources: Vec<Source> = match o.neural {
+        Some(mode) => {
+            let dir = o
+                .speech
+                .clone()
+                .unwrap_or_else(|| o.models.join("neural-speech"));
+            neural::load(&dir, mode)
+                .unwrap_or_else(|e| {
+                    eprintln!("end_of_turn_report: {e}");
+                    std::process::exit(1)
+                })
+                .into_iter()
+                .map(Source::Neural)
+                .collect()
+        }
+        None => {
+            let espeak = Espeak::get().unwrap_or_else(|e| panic!("espeak-ng: {e}"));
+            o.voices
+                .iter()
+                .flat_map(|voice| {
+                    o.rates.iter().map(|&wpm| Source::Espeak {
+                        espeak,
+                        voice: voice.clone(),
+                        wpm,
+                        continuing: o.continuing,
+                    })
+                })
+                .collect()
+        }
+    };
 
     let n_complete = items.iter().filter(|i| i.cue.is_none()).count();
     println!(
-        "{} utterances ({} complete, {} incomplete), sources: voices {} x rates {}; VAD {}; \
+        "{} utterances ({} complete, {} incomplete), sources: {}; VAD {}; \
          recogniser latency {} ms{}{}; policy {} {:?}",
         items.len(),
         n_complete,
         items.len() - n_complete,
-        o.voices.join(","),
-        o.rates
+        sources
             .iter()
-            .map(u32::to_string)
+            .map(Source::name)
             .collect::<Vec<_>>()
-            .join(","),
+            .join(", "),
         harness.vad.name(),
         o.stt_ms,
         if o.strip_punctuation {
@@ -392,87 +488,81 @@ fn main() {
     // tallies[source][strategy]
     let mut tallies: Vec<(String, BTreeMap<Strategy, Tally>, ModelTally)> = Vec::new();
     let mut by_cue: BTreeMap<(String, Strategy), Tally> = BTreeMap::new();
-    let delivery = Delivery {
-        continuing: o.continuing,
-        noise_dbfs: o.noise_dbfs,
-    };
     let started = Instant::now();
-    for voice in &o.voices {
-        for &wpm in &o.rates {
-            let source = format!("{voice} {wpm} wpm");
-            let mut per: BTreeMap<Strategy, Tally> = BTreeMap::new();
-            let mut mt = ModelTally::default();
-            for item in &items {
-                let clip = clip_of(espeak, item, voice, wpm, delivery);
-                let voice_end = clip.spans.last().unwrap().1;
-                let full = words_of(&item.segments.join(" "));
-                for strategy in Strategy::ALL {
-                    if o.trace.is_some() {
-                        println!("{source} {}: voice {:?}", strategy.name(), clip.spans);
+    for speaker in &sources {
+        let source = speaker.name();
+        let mut per: BTreeMap<Strategy, Tally> = BTreeMap::new();
+        let mut mt = ModelTally::default();
+        for item in &items {
+            let clip = clip_of(speaker.voice_of(item), item, o.noise_dbfs);
+            let voice_end = clip.spans.last().unwrap().1;
+            let full = words_of(&item.segments.join(" "));
+            for strategy in Strategy::ALL {
+                if o.trace.is_some() {
+                    println!("{source} {}: voice {:?}", strategy.name(), clip.spans);
+                }
+                let out = harness.run(strategy, item, &clip, sim_options);
+                let t = per.entry(strategy).or_default();
+                let at = out.committed.as_ref().map(|c| c.0).unwrap_or_else(|| {
+                    panic!("{source} {strategy:?}: {:?} never committed", item.segments)
+                });
+                let cut = out.said().map(words_of).as_ref() != Some(&full);
+                let mut line = format!("{source:<16} {:<24} ", strategy.name());
+                match &item.cue {
+                    None => {
+                        t.complete += 1;
+                        let delay = at as f64 - voice_end as f64;
+                        t.delays.push(delay);
+                        line += &format!("complete   delay {delay:>5.0} ms");
                     }
-                    let out = harness.run(strategy, item, &clip, sim_options);
-                    let t = per.entry(strategy).or_default();
-                    let at = out.committed.as_ref().map(|c| c.0).unwrap_or_else(|| {
-                        panic!("{source} {strategy:?}: {:?} never committed", item.segments)
-                    });
-                    let cut = out.said().map(words_of).as_ref() != Some(&full);
-                    let mut line = format!("{source:<16} {:<24} ", strategy.name());
-                    match &item.cue {
-                        None => {
-                            t.complete += 1;
-                            let delay = at as f64 - voice_end as f64;
-                            t.delays.push(delay);
-                            line += &format!("complete   delay {delay:>5.0} ms");
-                        }
-                        Some(cue) => {
-                            t.incomplete += 1;
-                            t.cut += u32::from(cut);
-                            let c = by_cue.entry((cue.clone(), strategy)).or_default();
-                            c.incomplete += 1;
-                            c.cut += u32::from(cut);
-                            line += &format!(
-                                "{:<10} {}",
-                                cue,
-                                if cut { "CUT OFF   " } else { "held      " }
-                            );
-                        }
-                    }
-                    if strategy == Strategy::ModelPolicy {
-                        mt.turns += 1;
-                        mt.runs += out.model_runs.len() as u32;
-                        mt.runs_ms.extend(out.model_runs.iter().map(|r| r.2));
-                        match &item.cue {
-                            None => {
-                                if let Some(r) = out.model_runs.iter().find(|r| r.0 >= voice_end) {
-                                    mt.at_end.push(r.1);
-                                }
-                            }
-                            Some(_) => {
-                                for (i, &(_, end)) in
-                                    clip.spans[..clip.spans.len() - 1].iter().enumerate()
-                                {
-                                    let next = clip.spans[i + 1].0;
-                                    if let Some(r) =
-                                        out.model_runs.iter().find(|r| r.0 >= end && r.0 < next)
-                                    {
-                                        mt.inside.push(r.1);
-                                    }
-                                }
-                            }
-                        }
-                        line += &probabilities(&out.model_runs);
-                    }
-                    if o.verbose {
-                        println!(
-                            "{line}  {:?} -> {:?}",
-                            item.segments,
-                            out.said().unwrap_or_default()
+                    Some(cue) => {
+                        t.incomplete += 1;
+                        t.cut += u32::from(cut);
+                        let c = by_cue.entry((cue.clone(), strategy)).or_default();
+                        c.incomplete += 1;
+                        c.cut += u32::from(cut);
+                        line += &format!(
+                            "{:<10} {}",
+                            cue,
+                            if cut { "CUT OFF   " } else { "held      " }
                         );
                     }
                 }
+                if strategy == Strategy::ModelPolicy {
+                    mt.turns += 1;
+                    mt.runs += out.model_runs.len() as u32;
+                    mt.runs_ms.extend(out.model_runs.iter().map(|r| r.2));
+                    match &item.cue {
+                        None => {
+                            if let Some(r) = out.model_runs.iter().find(|r| r.0 >= voice_end) {
+                                mt.at_end.push(r.1);
+                            }
+                        }
+                        Some(_) => {
+                            for (i, &(_, end)) in
+                                clip.spans[..clip.spans.len() - 1].iter().enumerate()
+                            {
+                                let next = clip.spans[i + 1].0;
+                                if let Some(r) =
+                                    out.model_runs.iter().find(|r| r.0 >= end && r.0 < next)
+                                {
+                                    mt.inside.push(r.1);
+                                }
+                            }
+                        }
+                    }
+                    line += &probabilities(&out.model_runs);
+                }
+                if o.verbose {
+                    println!(
+                        "{line}  {:?} -> {:?}",
+                        item.segments,
+                        out.said().unwrap_or_default()
+                    );
+                }
             }
-            tallies.push((source, per, mt));
         }
+        tallies.push((source, per, mt));
     }
 
     println!(
@@ -592,11 +682,15 @@ mod tests {
             &["--reply-ms", "soon"],
             &["--noise-dbfs", "50"],
             &["--noise-dbfs", "-50", "--human"],
+            &["--neural", "--human"],
+            &["--neural-segments", "--continuing"],
+            &["--speech"],
         ] {
             let e = parse(args).err().expect("refused");
             assert!(!e.contains('\n'), "{e}");
             assert!(e.contains(args[0]), "{e}");
         }
+        assert!(parse(&["--neural"]).unwrap().neural.is_some());
         assert_eq!(
             parse(&["--vad", "cobra"]).err().unwrap(),
             "--vad cobra: unknown engine \"cobra\" (webrtc or silero)"
