@@ -40,6 +40,10 @@
 //!                                   spoken as one sentence and cut where the labels pause
 //!   --neural-segments               the same voice, each segment spoken alone
 //!   --speech DIR                    its rendering (MODELS_DIR/neural-speech)
+//!   --text-hold T                   hold an end of turn that Smart Turn + the policy call to 1 s
+//!                                   of silence when the offline LLM gives the words' end a
+//!                                   probability under T (what a text end-of-turn model would
+//!                                   add; see text_end.rs)
 //!   --plugin PATH                   the policy (plugins/dist/turn_smart.wasm)
 //!   --config key=value,...          the policy's configuration
 //!   --set PATH                      the labelled set
@@ -56,6 +60,7 @@ mod human;
 mod neural;
 mod recogniser;
 mod sim;
+mod text_end;
 mod vad_alone;
 
 use serde::Deserialize;
@@ -69,6 +74,7 @@ use std::time::Instant;
 use voice_host::audio::{Resampler, FRAME_SAMPLES};
 use voice_host::config::{source::RawSettings, Config};
 use voice_host::providers::local::bench::Espeak;
+use voice_host::providers::local::{LlmModel, LocalModels};
 
 /// Silence before the speech (the pre-roll the model is given comes from it).
 const LEAD_MS: usize = 1000;
@@ -107,6 +113,8 @@ struct Options {
     noise_dbfs: Option<f64>,
     /// Segments before an inner pause spoken with a going-on intonation.
     continuing: bool,
+    /// Hold the model + policy's end of turn when the words' end is less likely than this.
+    text_hold: Option<f64>,
     /// The neural voice's rendering instead of espeak-ng.
     neural: Option<neural::Mode>,
     /// Where it is (`neural-speech/` of the models directory).
@@ -138,6 +146,7 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         continuing: false,
         neural: None,
         speech: None,
+        text_hold: None,
         plugin: root
             .parent()
             .expect("the workspace")
@@ -197,6 +206,14 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--continuing" => o.continuing = true,
             "--neural" => o.neural = Some(neural::Mode::Sentence),
             "--neural-segments" => o.neural = Some(neural::Mode::Segments),
+            "--text-hold" => {
+                o.text_hold = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|t: &f64| (0.0..=1.0).contains(t))
+                        .ok_or("--text-hold T: a probability, 0 to 1")?,
+                )
+            }
             "--speech" => o.speech = Some(args.next().ok_or("--speech DIR")?.into()),
             "--plugin" => o.plugin = args.next().expect("--plugin PATH").into(),
             "--config" => {
@@ -411,7 +428,23 @@ fn main() {
         human::draft(human, &o.models, &vad);
         return;
     }
-    let harness = Harness::start(vad, &o.models, &o.plugin, &o.config);
+    let mut harness = Harness::start(vad, &o.models, &o.plugin, &o.config);
+    if let Some(threshold) = o.text_hold {
+        let gguf = LocalModels::new(&o.models)
+            .with_llm(LlmModel::SmolLm2)
+            .llm_path();
+        harness.text = Some(
+            text_end::TextEnd::load(&gguf, threshold).unwrap_or_else(|e| {
+                eprintln!("end_of_turn_report: {e}");
+                std::process::exit(1)
+            }),
+        );
+        println!(
+            "Smart Turn + turn-smart with a text hold: an end of turn whose words end a sentence \
+             with probability under {threshold} (SmolLM2) waits for {} ms of silence.",
+            text_end::HOLD_TO_MS
+        );
+    }
     let sim_options = SimOptions {
         stt_ms: o.stt_ms,
         strip_punctuation: o.strip_punctuation,
