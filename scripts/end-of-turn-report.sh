@@ -15,9 +15,10 @@
 #        e.g. --verbose, --stt-ms 200, --strip-punctuation, --config model_weight=0.3,
 #        --human [--labelled-stops], --vad webrtc|silero (the VAD engine, as VAD_ENGINE),
 #        --reply-ms N (count the cut-offs the user hears with a reply N ms after the commit),
-#        --noise-dbfs N (white noise at N dB RMS under every espeak-ng clip))
-# Needs: espeak-ng (scripts/install-deps.sh), the end-of-turn model and ONNX Runtime
-# (voice-host models install), the wasm32-wasip2 target for the plug-in.
+#        --noise-dbfs N (white noise at N dB RMS under every espeak-ng clip),
+#        --text-hold T (what a text end-of-turn model would add: the offline LLM reading the words))
+# Needs: espeak-ng (scripts/install-deps.sh), the end-of-turn model, ONNX Runtime and (for
+# --text-hold) SmolLM2 (voice-host models install), the wasm32-wasip2 target for the plug-in.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
