@@ -47,6 +47,17 @@ async fn microphone(s: &CloudStack) -> Microphone {
     Microphone::ready(s.host.addr).await
 }
 
+/// On a new client: the first words (voice from 400 to 1600 ms), a pause of `pause_ms`, then
+/// the rest (900 ms of voice) and silence.
+async fn say_with_a_pause(s: &CloudStack, pause_ms: u32) -> Microphone {
+    let mic = microphone(s).await;
+    let mut audio = speech::silence(400);
+    audio.extend(speech::utterance(1200, pause_ms));
+    audio.extend(speech::utterance(900, 2500));
+    mic.say(&audio);
+    mic
+}
+
 /// The reply's text, as the client was shown it.
 fn shown(mic: &Microphone) -> String {
     mic.of_type("agent_text")
@@ -108,13 +119,9 @@ async fn words_after_a_pause_drop_the_early_reply_unheard() {
         metric(s.host.addr, USED).await,
         metric(s.host.addr, WASTED).await,
     );
-    let mut mic = microphone(&s).await;
     // A 450 ms pause: past the recogniser's 300 ms endpointing (its final ends the first
     // words), within the VAD's 600 ms hangover (one turn).
-    let mut audio = speech::silence(400);
-    audio.extend(speech::utterance(1200, 450));
-    audio.extend(speech::utterance(900, 2500));
-    mic.say(&audio);
+    let mut mic = say_with_a_pause(&s, 450).await;
     mic.until("the reply", |m| m["type"] == "agent_done").await;
     let finals: Vec<&Value> = mic
         .of_type("transcript")
@@ -149,13 +156,9 @@ async fn a_user_who_goes_on_after_the_commit_is_counted_as_a_turn_ended_too_earl
         metric(s.host.addr, CONTINUED).await,
         metric(s.host.addr, ENDS).await,
     );
-    let mut mic = microphone(&s).await;
     // A 1200 ms pause: the silence rules end the first turn (600 ms hangover), then the user
     // goes on.
-    let mut audio = speech::silence(400);
-    audio.extend(speech::utterance(1200, 1200));
-    audio.extend(speech::utterance(900, 2500));
-    mic.say(&audio);
+    let mut mic = say_with_a_pause(&s, 1200).await;
     let finals: Vec<Value> = {
         mic.until("the second turn's final transcript", |m| {
             m["type"] == "transcript" && m["final"] == true && m["turn"] == 2

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Instant;
+use voice_host::providers::local::bench::HeldTokens;
 
 /// The silence a text hold lasts to (turn-smart's `doubt_ms`).
 pub const HOLD_TO_MS: u32 = 1000;
@@ -43,7 +44,7 @@ struct State {
     /// The tokens whose keys and values the context holds: a new prompt evaluates only what
     /// follows the part it shares with them (the system prompt, the agent's sentence, the words
     /// asked about at the previous pause), as a host would keep a session's context.
-    held: Vec<LlamaToken>,
+    held: HeldTokens<LlamaToken>,
     /// Answers by (agent sentence, words): a question is asked again at each pause and timer.
     known: HashMap<(String, String), (f64, f64)>,
 }
@@ -84,7 +85,7 @@ impl TextEnd {
             state: RefCell::new(State {
                 model,
                 ctx,
-                held: Vec::new(),
+                held: HeldTokens::default(),
                 known: HashMap::new(),
             }),
             enders,
@@ -110,23 +111,18 @@ impl TextEnd {
         prompt += &format!("<|im_start|>user\n{words}");
         let tokens = state.model.vocab().tokenize(prompt.as_bytes(), false, true);
         // Keep the shared part, but evaluate at least the last token (its logits are the answer).
-        let shared = state
-            .held
-            .iter()
-            .zip(&tokens)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(tokens.len() - 1);
         let State { ctx, held, .. } = &mut *state;
-        if !ctx
-            .clear_kv_cache_seq(Some(0), u32::try_from(shared).ok(), None)
+        let mut from = held.reusable(&tokens);
+        if ctx
+            .clear_kv_cache_seq(Some(0), u32::try_from(from).ok(), None)
             .unwrap_or(false)
         {
+            held.truncate(from);
+        } else {
             ctx.clear_kv_cache();
             held.clear();
+            from = 0;
         }
-        held.truncate(shared.min(held.len()));
-        let from = held.len();
         let mut batch = LlamaBatch::new(tokens.len() - from, 1);
         for (i, &t) in tokens.iter().enumerate().skip(from) {
             batch
@@ -134,7 +130,7 @@ impl TextEnd {
                 .expect("the batch holds the prompt");
         }
         ctx.decode(&mut batch).expect("the offline LLM runs");
-        held.extend_from_slice(&tokens[from..]);
+        held.extend(&tokens[from..]);
         let logits = ctx.get_logits_ith(batch.n_tokens() - 1);
         let max = logits.iter().copied().fold(f32::MIN, f32::max) as f64;
         let total: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();

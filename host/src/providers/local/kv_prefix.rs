@@ -51,7 +51,7 @@ impl<T: PartialEq + Copy> HeldTokens<T> {
 
     /// Positions held.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.tokens.len()
     }
 }

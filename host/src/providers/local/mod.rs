@@ -53,6 +53,7 @@ pub use tts::LocalTts;
 pub mod bench {
     #[cfg(feature = "local-tts")]
     pub use super::espeak::Espeak;
+    pub use super::kv_prefix::HeldTokens;
     pub use super::prompt::{build_prompt, ReplyFilter};
     #[cfg(feature = "local-stt")]
     pub use super::whisper::{EncoderWindow, WhisperModel};
