@@ -144,6 +144,10 @@ pub struct TurnEvent {
     pub text_final: bool,
     /// The end-of-turn model's probability that the user has finished (`None`: no model).
     pub model_probability: Option<f32>,
+    /// The text end-of-turn model's probability that the user's sentence ends where `text`
+    /// stops (`None`: no text model, or no answer in time). Plug-ins read it through the
+    /// `turn-signals` import.
+    pub words_probability: Option<f32>,
     /// The last sentence the agent said before this turn.
     pub agent_last_sentence: String,
     /// The user turn being decided. Host-side only (plug-ins do not see it): it numbers the call

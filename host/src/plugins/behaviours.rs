@@ -13,7 +13,7 @@ use crate::behaviour::{
     PromptOutput, PromptShaper, TurnDecision, TurnEvent, TurnPolicy,
 };
 
-use super::bindings::{barge_in, intent, prompt, turn};
+use super::bindings::{barge_in, intent, prompt, turn, HostState};
 use super::instance::{Fallback, SlotInstance};
 use super::prompt_clamp::clamp;
 use super::record::Call;
@@ -149,7 +149,13 @@ impl PluginTurn {
     /// The decision, and why the built-in answer was used when it was.
     pub fn decide_traced(&mut self, event: &TurnEvent) -> (TurnDecision, Option<Fallback>) {
         let wit_event = turn_event(event);
-        match self.slot.call(|b, store| b.call_decide(store, &wit_event)) {
+        let words = event.words_probability;
+        let call = |b: &turn::EndOfTurnPolicy, store: &mut wasmtime::Store<HostState>| {
+            // What the `turn-signals` import answers during this call.
+            store.data_mut().words_probability = words;
+            b.call_decide(store, &wit_event)
+        };
+        match self.slot.call(call) {
             Ok(decision) => {
                 let decision = turn_decision_back(decision);
                 if decision == TurnDecision::EndTurn {

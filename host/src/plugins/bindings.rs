@@ -74,6 +74,9 @@ pub(crate) struct HostState {
     pub wasi: Option<Box<WasiSandbox>>,
     /// Deadline clock of the call in progress (see `deadline.rs`).
     pub clock: CallClock,
+    /// What `turn-signals.words-probability` answers: set for an end-of-turn `decide`, `None`
+    /// during any other call.
+    pub words_probability: Option<f32>,
 }
 
 impl HostState {
@@ -87,6 +90,7 @@ impl HostState {
             log_lines: 0,
             wasi: None,
             clock: CallClock::new(Budget::from_cpu(std::time::Duration::ZERO)),
+            words_probability: None,
         }
     }
 
@@ -94,6 +98,7 @@ impl HostState {
     pub fn begin_call(&mut self) {
         self.memory_refused = false;
         self.log_lines = 0;
+        self.words_probability = None;
         if let Some(wasi) = &self.wasi {
             wasi.begin_call();
         }
@@ -127,6 +132,12 @@ impl ResourceLimiter for HostState {
 }
 
 impl types::Host for HostState {}
+
+impl turn::voice::policy::turn_signals::Host for HostState {
+    fn words_probability(&mut self) -> Option<f32> {
+        self.words_probability
+    }
+}
 
 impl log::Host for HostState {
     fn log(&mut self, level: log::Level, message: String) {

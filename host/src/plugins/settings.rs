@@ -46,9 +46,9 @@ impl Slot {
         }
     }
 
-    /// The world with its package and version, e.g. `voice:policy/intent-analyzer@0.1.1`.
+    /// The world with its package and version, e.g. `voice:policy/intent-analyzer@0.1.2`.
     pub fn qualified_world(self) -> String {
-        format!("voice:policy/{}@0.1.1", self.world())
+        format!("voice:policy/{}@0.1.2", self.world())
     }
 }
 

@@ -136,9 +136,11 @@ world!(
             word_count: 5,
             text_final: false,
             model_probability: Some(0.9),
+            words_probability: Some(0.4),
             agent_last_sentence: "How can I help?".into(),
             turn: 1,
         };
+        store.data_mut().words_probability = event.words_probability;
         this.call_decide(store, &turn_event(&event)).map(drop)
     }
 );

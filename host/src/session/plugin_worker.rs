@@ -284,6 +284,7 @@ mod tests {
                 word_count: 0,
                 text_final: false,
                 model_probability: None,
+                words_probability: None,
                 agent_last_sentence: String::new(),
                 turn: 1,
             },

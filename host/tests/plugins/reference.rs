@@ -359,6 +359,7 @@ fn check_names_the_slot_each_reference_plugin_fits() {
         ("turn-smart", Slot::Turn),
         // Built against the 0.1.0 contract: a host of a later 0.1.x still takes it.
         ("test-policy-v0-1-0", Slot::BargeIn),
+        ("test-turn-v0-1-1", Slot::Turn),
     ] {
         let report = check_component(&wasm(krate)).expect("fits a slot");
         assert_eq!(report.fits, vec![slot], "{krate}");
@@ -466,6 +467,7 @@ fn pause(text: &str, probability: Option<f32>, agent: &str) -> TurnEvent {
         word_count: text.split_whitespace().count() as u32,
         text_final: false,
         model_probability: probability,
+        words_probability: None,
         agent_last_sentence: agent.into(),
         turn: 1,
     }
@@ -624,6 +626,41 @@ fn turn_smart_ends_finished_turns_early_and_holds_unfinished_ones() {
     let yes = b.turn.decide(&pause("no thanks", None, "Anything else?"));
     assert_eq!(yes, TurnDecision::EndTurn);
 
+    // Words a text model reads as unfinished (`turn-signals`) hold an end of turn until 1 s of
+    // silence (`doubt_ms`), however sure the audio model is; a likely end, or no text model,
+    // leaves it ended. They never end a turn the rest holds.
+    let mut read = |text: &str, p: Option<f32>, words: Option<f32>, silence_ms: u32| {
+        let mut event = pause(text, p, "How can I help?");
+        event.words_probability = words;
+        event.silence_ms = silence_ms;
+        b.turn.decide(&event)
+    };
+    let sure = Some(0.97);
+    assert_eq!(
+        read("call my mother", sure, Some(0.004), 200),
+        TurnDecision::Wait(800)
+    );
+    assert_eq!(
+        read("call my mother", sure, Some(0.004), 1000),
+        TurnDecision::EndTurn
+    );
+    assert_eq!(
+        read("call my mother", sure, Some(0.3), 200),
+        TurnDecision::EndTurn
+    );
+    assert_eq!(
+        read("call my mother", sure, None, 200),
+        TurnDecision::EndTurn
+    );
+    assert_eq!(
+        read("call my mother", sure, Some(f32::NAN), 200),
+        TurnDecision::EndTurn
+    );
+    assert_eq!(
+        read("I want the pasta and", sure, Some(0.9), 200),
+        TurnDecision::Wait(1800)
+    );
+
     let no_doubt = PluginRegistry::start(
         PluginSettings {
             turn: slot("turn-smart", &[("hold_below", "0"), ("doubt_ms", "1500")]),
@@ -666,6 +703,57 @@ fn without_a_turn_plugin_sessions_keep_the_silence_rules() {
     assert_eq!(
         b.turn.decide(&pause("what's the weather", Some(1.0), "")),
         TurnDecision::Wait(0)
+    );
+}
+
+#[test]
+fn turn_smart_s_text_hold_is_configurable() {
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            turn: slot("turn-smart", &[("text_hold", "0")]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("starts");
+    let mut b = reg.for_session("s");
+    let mut event = pause("call my mother", Some(0.97), "");
+    event.words_probability = Some(0.004);
+    assert_eq!(
+        b.turn.decide(&event),
+        TurnDecision::EndTurn,
+        "text_hold = 0: no hold"
+    );
+    let refused = PluginRegistry::start(
+        PluginSettings {
+            turn: slot("turn-smart", &[("text_hold", "high")]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .err()
+    .expect("init refuses the configuration");
+    assert!(refused.to_string().contains("text_hold"), "{refused}");
+}
+
+#[test]
+fn a_turn_plugin_built_before_turn_signals_still_serves() {
+    let reg = PluginRegistry::start(
+        PluginSettings {
+            turn: slot("test-turn-v0-1-1", &[]),
+            ..settings()
+        },
+        BuiltinBehaviours::default(),
+    )
+    .expect("a 0.1.1 plug-in links against this host");
+    let mut b = reg.for_session("s");
+    let mut event = pause("book it for tonight.", None, "");
+    event.words_probability = Some(0.5);
+    assert_eq!(b.turn.decide(&event), TurnDecision::EndTurn);
+    // The silence rules would answer `Wait(0)`; the plug-in holds.
+    assert_eq!(
+        b.turn.decide(&pause("book it for", None, "")),
+        TurnDecision::Wait(700)
     );
 }
 

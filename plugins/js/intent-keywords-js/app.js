@@ -21,7 +21,7 @@
 //
 // The top level of this module runs once, when the component is built, and is snapshotted into
 // it; each session's instance then keeps its rules in the module globals below.
-import { log } from 'voice:policy/log@0.1.1';
+import { log } from 'voice:policy/log@0.1.2';
 
 const DEFAULT_INTENTS = [
   ['repeat', 'repeat that, say that again, repeat, come again, what did you say, pardon'],

@@ -21,12 +21,18 @@
 //!   and what the words say, weighed together (`end_score`). The words count for more where the
 //!   audio misleads the model (synthetic voices) and carry it alone when no model runs: a
 //!   question, a sentence with its final stop, or a short answer to the agent's question;
+//! - **hold while the words read unfinished**: when the host runs a text end-of-turn model
+//!   (`turn-signals.words-probability`, since 0.1.2) and its probability that the sentence ends
+//!   where the words stop is under `text_hold`, an end of turn decided above waits instead until
+//!   the silence reaches `doubt_ms`. It holds what no word list catches ("can you tell me |
+//!   the way", "I'd like to order | a pizza") and what the audio model hears as finished;
 //! - otherwise **leave it to the host's silence rules** (`wait(0)`).
 //!
 //! Configuration keys: `end_score` (0.6: the weighed score at which a turn ends early),
 //! `model_weight` (0.5: the model's share of the score when it runs), `hold_ms` (1500),
 //! `hold_below` (0.2; 0 turns the model's hold off), `doubt_ms` (1000: the silence, in ms, up
-//! to which the model's doubt holds the turn). docs/benchmarks.md ("End of turn: labelled
+//! to which the model's doubt holds the turn), `text_hold` (0.02; 0 turns the words' hold
+//! off). docs/benchmarks.md ("End of turn: labelled
 //! utterances") measures them.
 // The generated bindings lift a record into one argument per field.
 #![allow(clippy::too_many_arguments)]
@@ -44,6 +50,7 @@ struct Settings {
     hold_ms: u32,
     hold_below: f32,
     doubt_ms: u32,
+    text_hold: f32,
 }
 
 impl Default for Settings {
@@ -54,6 +61,7 @@ impl Default for Settings {
             hold_ms: 1500,
             hold_below: HOLD_BELOW_DEFAULT,
             doubt_ms: DOUBT_MS_DEFAULT,
+            text_hold: TEXT_HOLD_DEFAULT,
         }
     }
 }
@@ -62,6 +70,10 @@ impl Default for Settings {
 const HOLD_BELOW_DEFAULT: f32 = 0.2;
 /// The silence up to which the model's doubt holds the turn, in ms.
 const DOUBT_MS_DEFAULT: u32 = 1000;
+/// Below this words probability an end of turn waits for `doubt_ms` of silence: the knee on the
+/// labelled set (docs/benchmarks.md, "What a text end-of-turn model adds"); above it short
+/// answers read as unfinished and finished turns wait.
+const TEXT_HOLD_DEFAULT: f32 = 0.02;
 
 thread_local! {
     static SETTINGS: RefCell<Settings> = RefCell::new(Settings::default());
@@ -243,7 +255,20 @@ fn text_score(text: &str, words: &[String], agent_last_sentence: &str) -> f32 {
     }
 }
 
-fn decide_with(s: &Settings, e: &TurnEvent) -> TurnDecision {
+/// The policy's answer, held while the words read unfinished (`words`: the text model's
+/// probability, when the host runs one).
+fn decide_with(s: &Settings, e: &TurnEvent, words: Option<f32>) -> TurnDecision {
+    let decision = decide_on_sound(s, e);
+    let unfinished = words.is_some_and(|p| p.is_finite() && p < s.text_hold);
+    if matches!(decision, TurnDecision::EndTurn) && unfinished && e.silence_ms < s.doubt_ms {
+        TurnDecision::Wait(s.doubt_ms - e.silence_ms)
+    } else {
+        decision
+    }
+}
+
+/// The answer from the words' form and the audio model.
+fn decide_on_sound(s: &Settings, e: &TurnEvent) -> TurnDecision {
     let w = words(&e.text);
     if w.is_empty() {
         // The recogniser has not caught up: the silence rules wait for its words.
@@ -294,6 +319,7 @@ impl Guest for Plugin {
                 "end_score" => s.end_score = parse_unit(key, value)?,
                 "model_weight" => s.model_weight = parse_unit(key, value)?,
                 "hold_below" => s.hold_below = parse_unit(key, value)?,
+                "text_hold" => s.text_hold = parse_unit(key, value)?,
                 "doubt_ms" => {
                     s.doubt_ms = value.trim().parse().map_err(|_| {
                         format!("doubt_ms must be a whole number of ms, got {value:?}")
@@ -312,7 +338,8 @@ impl Guest for Plugin {
     }
 
     fn decide(event: TurnEvent) -> TurnDecision {
-        SETTINGS.with(|cell| decide_with(&cell.borrow(), &event))
+        let words = voice::policy::turn_signals::words_probability();
+        SETTINGS.with(|cell| decide_with(&cell.borrow(), &event, words))
     }
 }
 

@@ -280,6 +280,9 @@ pub(crate) struct TurnEventForm {
     pub word_count: u32,
     pub text_final: bool,
     pub model_probability: Option<f32>,
+    /// Absent from recordings of hosts before the text end-of-turn model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words_probability: Option<f32>,
     pub agent_last_sentence: Text,
 }
 
@@ -293,6 +296,7 @@ impl TurnEventForm {
             word_count: event.word_count,
             text_final: event.text_final,
             model_probability: event.model_probability,
+            words_probability: event.words_probability,
             agent_last_sentence: Text::of(event.agent_last_sentence, keep),
         }
     }
@@ -306,6 +310,7 @@ impl TurnEventForm {
             word_count: self.word_count,
             text_final: self.text_final,
             model_probability: self.model_probability,
+            words_probability: self.words_probability,
             agent_last_sentence: self.agent_last_sentence.restore(),
             turn,
         }

@@ -192,7 +192,11 @@ impl Driver for TurnDriver {
         let probability = input
             .model_probability
             .map(|p| format!(", model {p:.2}"))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            + &input
+                .words_probability
+                .map(|p| format!(", words {p:.2}"))
+                .unwrap_or_default();
         format!(
             "{:?} after {} ms of silence, {}, {} words{}{probability}",
             input.trigger,

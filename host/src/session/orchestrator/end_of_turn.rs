@@ -42,6 +42,7 @@ impl Orchestrator {
             text_final: u.interim.trim().is_empty() && !u.finals.trim().is_empty(),
             text,
             model_probability: None,
+            words_probability: None,
             agent_last_sentence,
             turn: self.next_turn,
         };

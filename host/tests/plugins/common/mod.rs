@@ -22,6 +22,7 @@ const CRATES: &[&str] = &[
     "barge-in-smart",
     "turn-smart",
     "test-policy-v0-1-0",
+    "test-turn-v0-1-1",
     "test-hostile-loop",
     "test-hostile-alloc",
     "test-hostile-trap",
