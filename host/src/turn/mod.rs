@@ -8,7 +8,9 @@
 //!
 //! - [`features`]: the model's input, computed exactly as pipecat computes it;
 //! - [`smart_turn`]: the model on ONNX Runtime (and why that runtime);
-//! - [`worker`]: the one thread that runs it, batching sessions that pause together.
+//! - [`worker`]: the one thread that runs it, batching sessions that pause together;
+//! - [`words`]: the text end-of-turn model, which reads the words instead (SmolLM2 on
+//!   llama.cpp, `words_reader`), for what the voice cannot tell.
 //!
 //! `voice-host models install` puts the model and the runtime library in the models directory.
 //! Ask at a pause in speech (after a couple of hundred milliseconds of silence), never per
@@ -19,7 +21,12 @@
 
 pub mod features;
 mod smart_turn;
+pub mod words;
+#[cfg(feature = "local-llm")]
+mod words_reader;
 mod worker;
+
+pub use words::{WordsModel, WordsSession};
 
 #[cfg(test)]
 mod reference;

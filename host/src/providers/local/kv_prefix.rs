@@ -49,6 +49,11 @@ impl<T: PartialEq + Copy> HeldTokens<T> {
         self.tokens.clear();
     }
 
+    /// Whether the cache holds exactly `prompt`, last token included.
+    pub fn holds(&self, prompt: &[T]) -> bool {
+        self.tokens == prompt
+    }
+
     /// Positions held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -187,6 +187,10 @@ pub(crate) fn drive(
     }
 }
 
+/// The process's llama.cpp backend (initialised once), shared with the text end-of-turn model.
+#[cfg(feature = "local-llm")]
+pub(crate) use engine::backend as llama_backend;
+
 #[cfg(feature = "local-llm")]
 mod engine {
     //! llama.cpp backend, model and per-thread contexts, loaded once per process.
@@ -305,7 +309,7 @@ mod engine {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     static SHARED: Mutex<Option<Arc<LlamaPool>>> = Mutex::new(None);
 
-    pub(super) fn backend() -> Result<&'static LlamaBackend, ProviderError> {
+    pub(crate) fn backend() -> Result<&'static LlamaBackend, ProviderError> {
         BACKEND
             .get_or_init(|| {
                 llama_cpp_2::send_logs_to_tracing(

@@ -18,8 +18,9 @@ mod ct2;
 #[cfg(feature = "local-tts")]
 mod espeak;
 mod install;
+// Shared with the text end-of-turn model (`crate::turn::words`).
 #[cfg_attr(not(feature = "local-llm"), allow(dead_code))]
-mod kv_prefix;
+pub(crate) mod kv_prefix;
 #[cfg_attr(not(feature = "local-llm"), allow(dead_code))]
 mod llm;
 // The filterbank is shared with the end-of-turn model's features (`crate::turn`).
@@ -39,9 +40,11 @@ mod whisper;
     not(any(feature = "local-stt", feature = "local-llm", feature = "local-tts")),
     allow(dead_code)
 )]
-mod worker;
+pub(crate) mod worker;
 
 pub use install::install_models;
+#[cfg(feature = "local-llm")]
+pub(crate) use llm::llama_backend;
 pub use llm::LocalLlm;
 pub(crate) use models::missing_message;
 pub use models::{LlmModel, LocalModels, INSTALL_COMMAND};

@@ -1,0 +1,356 @@
+//! The text end-of-turn model: how likely it is that the user's sentence ends where their words
+//! stop, read from the words alone.
+//!
+//! The audio model ([`super::TurnModel`]) hears a voice that falls or hangs; it cannot know that
+//! "call my mother" said with a falling voice is going on ("and tell her I'm on my way"). A
+//! language model reading the words knows how often a sentence goes on from them, as LiveKit's
+//! turn detector does. Here the offline LLM's own SmolLM2 135M Instruct is read, not run: the
+//! probability that the next token after the user's words is a full stop, a question or
+//! exclamation mark or the end of the message, with the agent's last sentence before them. The
+//! words are lower-cased without punctuation: a recogniser writes stops at pauses inside
+//! sentences, and the model must judge the words, not the recogniser's guess.
+//!
+//! The model runs on one dedicated thread with a bounded queue (`voice_turn_words_*` is not
+//! counted: a refused or late read just leaves the policy without it). Each session reads its
+//! words as they come ([`WordsSession::read_ahead`], at each transcript while the user holds the
+//! floor), so that at a pause only the last word or two are new: a read then costs a few ms
+//! instead of a whole prompt's ~5 ms per token.
+
+use super::TurnModelError;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The words and agent sentence kept in a prompt: the end of each (what decides the answer), and
+/// a bound on what one question costs.
+const KEPT_WORDS: usize = 40;
+
+/// The words as the model reads them: lower case, letters, digits and apostrophes, single spaces.
+pub fn normalised(words: &str) -> String {
+    let kept: String = words
+        .chars()
+        .map(|c| match c {
+            '\u{2019}' => '\'',
+            c if c.is_alphanumeric() || c == '\'' => c.to_lowercase().next().unwrap_or(c),
+            _ => ' ',
+        })
+        .collect();
+    last_words(&kept)
+}
+
+/// The last [`KEPT_WORDS`] words of `text`, single-spaced.
+fn last_words(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words[words.len().saturating_sub(KEPT_WORDS)..].join(" ")
+}
+
+/// The ChatML prompt whose next token is asked about: the agent's sentence as its turn, then the
+/// user's words with their message left open.
+pub(crate) fn prompt(agent: &str, words: &str) -> String {
+    let mut prompt = String::from("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n");
+    let agent = last_words(agent);
+    if !agent.is_empty() {
+        prompt += &format!("<|im_start|>assistant\n{agent}<|im_end|>\n");
+    }
+    prompt + &format!("<|im_start|>user\n{}", normalised(words))
+}
+
+#[cfg(feature = "local-llm")]
+type Pool = crate::providers::local::worker::WorkerPool<super::words_reader::WordsReader>;
+/// Without llama.cpp there is no model to hold.
+#[cfg(not(feature = "local-llm"))]
+type Pool = std::convert::Infallible;
+
+/// SmolLM2 read as a text end-of-turn model, loaded once and shared: a cheap handle to its
+/// thread. The thread ends when the last handle is dropped.
+#[derive(Clone)]
+pub struct WordsModel {
+    pool: Arc<Pool>,
+    sessions: Arc<AtomicU64>,
+    /// Reads ahead queued and not yet run: at most [`MAX_READS_AHEAD`], so that they never fill
+    /// the queue the questions need.
+    reads_ahead: Arc<AtomicUsize>,
+}
+
+/// Most reads ahead waiting in the queue (of `4 * SLOTS`) at once; more are skipped.
+const MAX_READS_AHEAD: usize = 8;
+
+impl std::fmt::Debug for WordsModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WordsModel(SmolLM2 135M Instruct)")
+    }
+}
+
+impl WordsModel {
+    /// Loads SmolLM2 from the models directory on its own thread; a one-line error naming the
+    /// file and the install command when it is missing.
+    pub fn load(models_dir: &Path) -> Result<WordsModel, TurnModelError> {
+        use crate::providers::local::models::SMOLLM2_FILE;
+        let path = models_dir.join(SMOLLM2_FILE.relative_path);
+        if !path.is_file() {
+            return Err(TurnModelError::NotInstalled(
+                crate::providers::local::missing_message(
+                    "text end-of-turn model (SmolLM2 135M Instruct)",
+                    &path,
+                    models_dir,
+                ),
+            ));
+        }
+        Self::spawn(&path)
+    }
+
+    #[cfg(feature = "local-llm")]
+    fn spawn(path: &Path) -> Result<WordsModel, TurnModelError> {
+        use super::words_reader::{WordsReader, SLOTS};
+        use crate::providers::local::worker::WorkerPool;
+        let started = std::time::Instant::now();
+        // Load on the caller's thread, so a broken file is an error here, not a log line.
+        let reader = WordsReader::load(path)?;
+        let reader = std::sync::Mutex::new(Some(reader));
+        let pool = WorkerPool::spawn("turn-words", 1, 4 * SLOTS, move || {
+            reader
+                .lock()
+                .ok()
+                .and_then(|mut r| r.take())
+                .ok_or_else(|| "the text end-of-turn model was taken".to_string())
+        })
+        .map_err(|e| TurnModelError::Inference(format!("cannot start its thread: {e}")))?;
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "text end-of-turn model loaded (SmolLM2 135M Instruct)"
+        );
+        Ok(WordsModel {
+            pool: Arc::new(pool),
+            sessions: Arc::new(AtomicU64::new(0)),
+            reads_ahead: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    #[cfg(not(feature = "local-llm"))]
+    fn spawn(_path: &Path) -> Result<WordsModel, TurnModelError> {
+        Err(TurnModelError::NotInstalled(
+            "the text end-of-turn model needs a build with the `local-llm` feature".into(),
+        ))
+    }
+
+    /// A session's reader: its prompts stay cached between questions; dropping it frees them.
+    pub fn session(&self) -> WordsSession {
+        WordsSession {
+            model: self.clone(),
+            id: self.sessions.fetch_add(1, Ordering::Relaxed),
+            latest: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// One session's use of the [`WordsModel`].
+pub struct WordsSession {
+    model: WordsModel,
+    id: u64,
+    /// Bumped at each request: a read ahead that a newer request overtook in the queue is
+    /// skipped.
+    latest: Arc<AtomicU64>,
+}
+
+impl WordsSession {
+    /// The probability that the user's sentence ends after `words` (said after the agent's
+    /// `agent` sentence). `Busy` at once when the model's queue is full.
+    pub async fn probability(&self, agent: &str, words: &str) -> Result<f32, TurnModelError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.latest.fetch_add(1, Ordering::Relaxed);
+        self.submit(agent, words, move |p| {
+            let _ = tx.send(p);
+        })?;
+        rx.await.map_err(|_| TurnModelError::Stopped)?
+    }
+
+    /// Reads `words` now, so that a question about them (or about more words after them)
+    /// costs only what is new. Skipped when the model is busy or a newer request overtakes it.
+    pub fn read_ahead(&self, agent: &str, words: &str) {
+        let queued = &self.model.reads_ahead;
+        if queued.fetch_add(1, Ordering::Relaxed) >= MAX_READS_AHEAD {
+            queued.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let mine = self.latest.fetch_add(1, Ordering::Relaxed) + 1;
+        let (latest, done) = (Arc::clone(&self.latest), Arc::clone(queued));
+        let stale = move || {
+            done.fetch_sub(1, Ordering::Relaxed);
+            latest.load(Ordering::Relaxed) != mine
+        };
+        if self.submit_unless(agent, words, stale).is_err() {
+            queued.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    #[cfg(feature = "local-llm")]
+    fn submit(
+        &self,
+        agent: &str,
+        words: &str,
+        answer: impl FnOnce(Result<f32, TurnModelError>) + Send + 'static,
+    ) -> Result<(), TurnModelError> {
+        let (id, agent, words) = (self.id, agent.to_string(), words.to_string());
+        self.model
+            .pool
+            .try_submit(Box::new(move |reader| {
+                answer(reader.probability(id, &agent, &words))
+            }))
+            .map_err(|_| TurnModelError::Busy)
+    }
+
+    #[cfg(feature = "local-llm")]
+    fn submit_unless(
+        &self,
+        agent: &str,
+        words: &str,
+        stale: impl FnOnce() -> bool + Send + 'static,
+    ) -> Result<(), TurnModelError> {
+        let (id, agent, words) = (self.id, agent.to_string(), words.to_string());
+        self.model
+            .pool
+            .try_submit(Box::new(move |reader| {
+                if !stale() {
+                    let _ = reader.probability(id, &agent, &words);
+                }
+            }))
+            .map_err(|_| TurnModelError::Busy)
+    }
+
+    #[cfg(not(feature = "local-llm"))]
+    fn submit(
+        &self,
+        _agent: &str,
+        _words: &str,
+        _answer: impl FnOnce(Result<f32, TurnModelError>) + Send + 'static,
+    ) -> Result<(), TurnModelError> {
+        match *self.model.pool {}
+    }
+
+    #[cfg(not(feature = "local-llm"))]
+    fn submit_unless(
+        &self,
+        _agent: &str,
+        _words: &str,
+        _stale: impl FnOnce() -> bool + Send + 'static,
+    ) -> Result<(), TurnModelError> {
+        match *self.model.pool {}
+    }
+}
+
+impl Drop for WordsSession {
+    fn drop(&mut self) {
+        #[cfg(feature = "local-llm")]
+        {
+            let id = self.id;
+            // A full queue keeps the sequence until a newer session takes it over.
+            let _ = self
+                .model
+                .pool
+                .try_submit(Box::new(move |reader| reader.forget(id)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_words_are_read_without_the_recogniser_s_punctuation() {
+        assert_eq!(
+            normalised("  Book me a flight to London, please."),
+            "book me a flight to london please"
+        );
+        assert_eq!(normalised("I'd like... um"), "i'd like um");
+        assert_eq!(
+            normalised("\"How do I get to Dublin?\" It’s"),
+            "how do i get to dublin it's"
+        );
+    }
+
+    #[test]
+    fn a_prompt_keeps_the_end_of_long_words() {
+        let long: Vec<String> = (0..100).map(|i| format!("w{i}")).collect();
+        let p = prompt(&long.join(" "), &long.join(" "));
+        assert!(p.contains("assistant\nw60 w61"), "{p}");
+        assert!(p.ends_with("user\nw60 w61 w62 w63 w64 w65 w66 w67 w68 w69 w70 w71 w72 w73 w74 w75 w76 w77 w78 w79 w80 w81 w82 w83 w84 w85 w86 w87 w88 w89 w90 w91 w92 w93 w94 w95 w96 w97 w98 w99"), "{p}");
+        assert!(
+            !prompt("", "hi").contains("<|im_start|>assistant"),
+            "no agent turn before the first reply"
+        );
+    }
+}
+
+#[cfg(all(test, feature = "local-llm"))]
+mod model_tests {
+    use super::*;
+
+    /// The installed SmolLM2, or `None` with a notice (a failure under `CI=true`).
+    fn model() -> Option<WordsModel> {
+        let dir = std::env::var_os("MODELS_DIR").map_or_else(
+            crate::providers::local::LocalModels::default_dir,
+            std::path::PathBuf::from,
+        );
+        match WordsModel::load(&dir) {
+            Ok(model) => Some(model),
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("SKIPPED (text end-of-turn model missing): {e}");
+                None
+            }
+            Err(e) => panic!("text end-of-turn model missing in CI: {e}"),
+        }
+    }
+
+    const AGENT: &str = "How can I help?";
+
+    #[tokio::test]
+    async fn words_that_lead_on_read_as_unlikely_ends() {
+        let Some(model) = model() else { return };
+        let session = model.session();
+        for unfinished in ["can you tell me", "I'd like to order", "my name is"] {
+            let p = session.probability(AGENT, unfinished).await.unwrap();
+            assert!(p < 0.02, "{unfinished}: {p}");
+        }
+        for finished in [
+            "What's the weather in Paris?",
+            "yes",
+            "Book me a flight to London.",
+        ] {
+            let p = session.probability(AGENT, finished).await.unwrap();
+            assert!(p > 0.05, "{finished}: {p}");
+        }
+    }
+
+    #[tokio::test]
+    async fn reading_ahead_and_sharing_the_model_change_no_answer() {
+        let Some(model) = model() else { return };
+        let said = |i: usize| format!("please book table {i} for two at seven");
+        // Cold answers, one fresh session each.
+        let mut cold = Vec::new();
+        for i in 0..12 {
+            cold.push(model.session().probability(AGENT, &said(i)).await.unwrap());
+        }
+        // More sessions than the model keeps cached, each reading its words as they come,
+        // interleaved: every answer is the cold one.
+        let sessions: Vec<WordsSession> = (0..12).map(|_| model.session()).collect();
+        let words: Vec<Vec<String>> = (0..12)
+            .map(|i| said(i).split(' ').map(String::from).collect())
+            .collect();
+        for n in 1..words[0].len() {
+            for (s, w) in sessions.iter().zip(&words) {
+                s.read_ahead(AGENT, &w[..n].join(" "));
+            }
+        }
+        for (i, s) in sessions.iter().enumerate() {
+            let p = s.probability(AGENT, &said(i)).await.unwrap();
+            assert!(
+                (p - cold[i]).abs() <= 1e-3 * cold[i].max(1e-3),
+                "{i}: {p} vs {}",
+                cold[i]
+            );
+            // Asked again, the answer is kept.
+            assert_eq!(s.probability(AGENT, &said(i)).await.unwrap(), p);
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The text end-of-turn model on llama.cpp: SmolLM2 135M Instruct (the offline LLM's model)
+//! read, not run: one forward pass over the prompt gives the next token's distribution, and the
+//! answer is the mass on the tokens that end a sentence or the message.
+//!
+//! One context serves every session: each session owns one of its sequences ([`SLOTS`]) while it
+//! is among the most recent askers, and the cache of that sequence keeps the session's prompt,
+//! so a question evaluates only the tokens after the part it shares with the session's last one
+//! (the words said since, usually one or two tokens). A session that loses its sequence to
+//! newer ones has its next prompt evaluated whole.
+
+use super::words::prompt;
+use super::TurnModelError;
+use crate::providers::local::kv_prefix::HeldTokens;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use std::num::NonZeroU32;
+use std::path::Path;
+
+/// Sessions whose prompts stay cached at once.
+pub(crate) const SLOTS: usize = 8;
+/// Most prompt tokens one session's sequence holds ([`prompt`] keeps well under it).
+const SLOT_TOKENS: usize = 192;
+
+/// One sequence of the context and the session it serves.
+#[derive(Default)]
+struct Slot {
+    owner: Option<u64>,
+    held: HeldTokens<LlamaToken>,
+    /// The probability of the prompt `held` holds, once computed.
+    answer: Option<f32>,
+    /// When it was last used (a counter), to give the least recent one away.
+    used: u64,
+}
+
+/// The model and its context, on the thread that owns them.
+pub(crate) struct WordsReader {
+    model: &'static LlamaModel,
+    ctx: LlamaContext<'static>,
+    slots: Vec<Slot>,
+    clock: u64,
+    /// The tokens that end a sentence or the message: `<|im_end|>`, `.`, `?`, `!`.
+    enders: Vec<LlamaToken>,
+}
+
+impl WordsReader {
+    /// Loads the GGUF at `path` with a one-thread context of [`SLOTS`] sequences.
+    pub(crate) fn load(path: &Path) -> Result<Self, TurnModelError> {
+        let failed = |reason: String| TurnModelError::Model {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let backend =
+            crate::providers::local::llama_backend().map_err(|e| TurnModelError::Runtime {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+            .map_err(|e| failed(e.to_string()))?;
+        // Kept for the life of the process, like the offline LLM's model.
+        let model: &'static LlamaModel = Box::leak(Box::new(model));
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new((SLOTS * SLOT_TOKENS) as u32))
+            .with_n_seq_max(SLOTS as u32)
+            .with_kv_unified(true)
+            .with_n_threads(1)
+            .with_n_threads_batch(1);
+        let ctx = model
+            .new_context(backend, params)
+            .map_err(|e| failed(e.to_string()))?;
+        let vocab = model.vocab();
+        let mut enders = Vec::new();
+        for (text, special) in [
+            ("<|im_end|>", true),
+            (".", false),
+            ("?", false),
+            ("!", false),
+        ] {
+            match vocab.tokenize(text.as_bytes(), false, special).as_slice() {
+                [one] => enders.push(*one),
+                _ => return Err(failed(format!("{text:?} is not one token: not SmolLM2"))),
+            }
+        }
+        Ok(Self {
+            model,
+            ctx,
+            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
+            clock: 0,
+            enders,
+        })
+    }
+
+    /// The probability that the user's sentence ends after `words`, said after the agent's
+    /// `agent` sentence, for `session` (whose sequence keeps the prompt for its next question).
+    pub(crate) fn probability(
+        &mut self,
+        session: u64,
+        agent: &str,
+        words: &str,
+    ) -> Result<f32, TurnModelError> {
+        let tokens = self
+            .model
+            .vocab()
+            .tokenize(prompt(agent, words).as_bytes(), false, true);
+        if tokens.is_empty() || tokens.len() > SLOT_TOKENS {
+            return Err(TurnModelError::Inference(format!(
+                "a prompt of {} tokens",
+                tokens.len()
+            )));
+        }
+        let seq = self.slot_of(session);
+        let outcome = self.evaluate(seq, &tokens);
+        if outcome.is_err() {
+            // A failed evaluation leaves the sequence's cache in an unknown state.
+            self.release(seq);
+        }
+        outcome
+    }
+
+    /// The session ended: its sequence is free.
+    pub(crate) fn forget(&mut self, session: u64) {
+        if let Some(seq) = self.slots.iter().position(|s| s.owner == Some(session)) {
+            self.release(seq);
+        }
+    }
+
+    /// The session's sequence, given the least recently used one (emptied) when it has none.
+    fn slot_of(&mut self, session: u64) -> usize {
+        self.clock += 1;
+        let seq = match self.slots.iter().position(|s| s.owner == Some(session)) {
+            Some(seq) => seq,
+            None => {
+                let seq = (0..self.slots.len())
+                    .min_by_key(|&i| (self.slots[i].owner.is_some(), self.slots[i].used))
+                    .unwrap_or(0);
+                self.release(seq);
+                self.slots[seq].owner = Some(session);
+                seq
+            }
+        };
+        self.slots[seq].used = self.clock;
+        seq
+    }
+
+    fn release(&mut self, seq: usize) {
+        let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+        self.slots[seq] = Slot::default();
+    }
+
+    fn evaluate(&mut self, seq: usize, tokens: &[LlamaToken]) -> Result<f32, TurnModelError> {
+        let slot = &mut self.slots[seq];
+        if let (true, Some(p)) = (slot.held.holds(tokens), slot.answer) {
+            return Ok(p);
+        }
+        // Keep the positions this prompt shares with the sequence's last one; evaluate the
+        // rest, at least the last token (its logits are the answer).
+        let keep = slot.held.reusable(tokens);
+        let kept = self
+            .ctx
+            .clear_kv_cache_seq(Some(seq as u32), u32::try_from(keep).ok(), None)
+            .unwrap_or(false);
+        let from = if kept {
+            slot.held.truncate(keep);
+            keep
+        } else {
+            let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+            slot.held.clear();
+            0
+        };
+        slot.answer = None;
+        let mut batch = LlamaBatch::new(tokens.len() - from, 1);
+        for (i, &t) in tokens.iter().enumerate().skip(from) {
+            batch
+                .add(t, i as i32, &[seq as i32], i + 1 == tokens.len())
+                .map_err(|e| TurnModelError::Inference(e.to_string()))?;
+        }
+        self.ctx
+            .decode(&mut batch)
+            .map_err(|e| TurnModelError::Inference(e.to_string()))?;
+        slot.held.extend(&tokens[from..]);
+        let logits = self.ctx.get_logits_ith(batch.n_tokens() - 1);
+        let max = logits.iter().copied().fold(f32::MIN, f32::max) as f64;
+        let total: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+        let p = self
+            .enders
+            .iter()
+            .map(|t| (logits[t.0 as usize] as f64 - max).exp() / total)
+            .sum::<f64>() as f32;
+        slot.answer = Some(p);
+        Ok(p)
+    }
+}
