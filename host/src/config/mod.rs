@@ -117,6 +117,8 @@ pub struct Config {
     pub turn_pause_ms: u32,
     /// End-of-turn model for the turn plug-in (`TURN_MODEL`).
     pub turn_model: TurnModelChoice,
+    /// Text end-of-turn model for the turn plug-in (`TURN_WORDS_MODEL`).
+    pub turn_words_model: TurnWordsChoice,
     /// Start the reply on a final transcript before the turn is committed
     /// (`PREEMPTIVE_GENERATION`, default on).
     pub preemptive_generation: bool,
@@ -200,6 +202,29 @@ pub enum TurnModelChoice {
     SmartTurn,
     /// No model: plug-ins see no probability.
     None,
+}
+
+/// Which text end-of-turn model gives the turn plug-in its words probability
+/// (`TURN_WORDS_MODEL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnWordsChoice {
+    /// SmolLM2 when a turn plug-in is configured and the model is installed; else none.
+    Auto,
+    /// SmolLM2; the host refuses to start when it is not installed.
+    SmolLm2,
+    /// No text model: plug-ins see no words probability.
+    None,
+}
+
+impl TurnWordsChoice {
+    /// The value as written in `TURN_WORDS_MODEL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TurnWordsChoice::Auto => "auto",
+            TurnWordsChoice::SmolLm2 => "smollm2",
+            TurnWordsChoice::None => "none",
+        }
+    }
 }
 
 impl TurnModelChoice {
@@ -497,6 +522,17 @@ impl Config {
                     return Err(err(
                         "TURN_MODEL",
                         format!("unknown model {other:?} (auto, smart-turn or none)"),
+                    ))
+                }
+            },
+            turn_words_model: match r.opt("TURN_WORDS_MODEL").as_deref() {
+                None | Some("auto") => TurnWordsChoice::Auto,
+                Some("smollm2") => TurnWordsChoice::SmolLm2,
+                Some("none") => TurnWordsChoice::None,
+                Some(other) => {
+                    return Err(err(
+                        "TURN_WORDS_MODEL",
+                        format!("unknown model {other:?} (auto, smollm2 or none)"),
                     ))
                 }
             },

@@ -24,6 +24,26 @@ fn defaults_are_local_and_seed_values() {
 }
 
 #[test]
+fn the_text_end_of_turn_model_is_chosen_by_name() {
+    use super::TurnWordsChoice;
+    assert_eq!(cfg(&[]).unwrap().turn_words_model, TurnWordsChoice::Auto);
+    for (value, choice) in [
+        ("auto", TurnWordsChoice::Auto),
+        ("smollm2", TurnWordsChoice::SmolLm2),
+        ("none", TurnWordsChoice::None),
+    ] {
+        let c = cfg(&[("TURN_WORDS_MODEL", value)]).unwrap();
+        assert_eq!(c.turn_words_model, choice);
+        assert_eq!(choice.name(), value);
+    }
+    let e = cfg(&[("TURN_WORDS_MODEL", "gpt")]).unwrap_err().to_string();
+    assert!(
+        e.contains("TURN_WORDS_MODEL") && e.contains("smollm2"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_sessions_vad_reports_onsets_always_and_pauses_only_for_a_policy() {
     let c = cfg(&[("TURN_PAUSE_MS", "250")]).unwrap();
     let with = c.vad_config(true);

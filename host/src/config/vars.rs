@@ -314,6 +314,11 @@ pub const VARS: &[Var] = &[
         "end-of-turn model for the turn plug-in: auto (Smart Turn when installed), smart-turn, none",
     ),
     v(
+        "TURN_WORDS_MODEL",
+        "auto",
+        "text end-of-turn model for the turn plug-in: auto (SmolLM2 when installed), smollm2, none",
+    ),
+    v(
         "TURN_PAUSE_MS",
         "200",
         "silence within speech after which the end-of-turn plug-in is asked, 60..=2000",

@@ -146,6 +146,31 @@ fn turn_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::TurnModel
     }
 }
 
+/// The text end-of-turn model (`TURN_WORDS_MODEL`), loaded as [`turn_model`] is: only when a turn
+/// plug-in will ask (it costs a thread, ~90 MB of model and a few ms of CPU per transcript);
+/// `auto` goes without it when it is not installed or not built in.
+fn words_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::WordsModel>, StartError> {
+    use crate::config::TurnWordsChoice;
+    let dir = cfg
+        .models_dir
+        .clone()
+        .unwrap_or_else(crate::providers::local::LocalModels::default_dir);
+    match cfg.turn_words_model {
+        TurnWordsChoice::None => Ok(None),
+        TurnWordsChoice::Auto if !asked => Ok(None),
+        TurnWordsChoice::Auto => match crate::turn::WordsModel::load(&dir) {
+            Ok(model) => Ok(Some(model)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no text end-of-turn model: the turn plug-in decides without the words probability");
+                Ok(None)
+            }
+        },
+        TurnWordsChoice::SmolLm2 => crate::turn::WordsModel::load(&dir)
+            .map(Some)
+            .map_err(|e| StartError(format!("TURN_WORDS_MODEL=smollm2: {e}"))),
+    }
+}
+
 /// The voice activity detector sessions run (`VAD_ENGINE`): Silero is loaded here, once, and a
 /// missing model or runtime stops the start. Sessions build their gate from it with
 /// [`Config::vad_config`].
@@ -237,6 +262,7 @@ pub fn prepare_with(
     let telemetry = crate::telemetry::Telemetry::start(&cfg.telemetry)
         .map_err(|e| StartError(format!("traces: {e}")))?;
     let turn_model = turn_model(&cfg, behaviours.asks_turn())?;
+    let words_model = words_model(&cfg, behaviours.asks_turn())?;
     let vad_engine = vad_engine(&cfg)?;
     let cfg = Arc::new(cfg);
     let deps = Arc::new(SessionDeps {
@@ -247,6 +273,7 @@ pub fn prepare_with(
         providers,
         behaviours,
         turn_model,
+        words_model,
         vad_engine,
     });
     let state = AppState::new(cfg, deps, problems, registry.clone());

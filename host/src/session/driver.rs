@@ -16,6 +16,7 @@ use crate::providers::{
 };
 use crate::resume::{Saver, Snapshot};
 use crate::transport::protocol::{close, ClientMessage, ServerMessage};
+use crate::turn::WordsSession;
 use futures_util::{Stream, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,6 +72,16 @@ struct Driver {
     /// The model's judgement of the current silence, shared with the tasks that run it, so a
     /// question about new words in the same silence gets it (waiting for it when it is due).
     judgement: Arc<watch::Sender<Judgement>>,
+    /// The text end-of-turn model's reader for this session (a turn plug-in and a model only).
+    words: Option<WordsSession>,
+    /// The words last read ahead, so that a transcript repeating them is not read again.
+    words_read: Option<(String, String)>,
+}
+
+/// The end-of-turn model's answer for a question: known now, or to come.
+enum AudioJudgement {
+    Known(Option<f32>),
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Option<f32>> + Send>>),
 }
 
 /// What the end-of-turn model said about the user's current silence.
@@ -93,6 +104,8 @@ enum Judged {
 
 /// How long a question about new words waits for a judgement still running, at most.
 const JUDGEMENT_WAIT: Duration = Duration::from_millis(500);
+/// How long a question waits for the text end-of-turn model, at most.
+const WORDS_WAIT: Duration = Duration::from_millis(500);
 
 /// Run a session until the client leaves or the orchestrator closes it. `inbound` is the
 /// client's side, read by this task (no reader task or channel in between): it ends when the
@@ -196,6 +209,12 @@ pub async fn run(
             })
             .0,
         ),
+        words: deps
+            .words_model
+            .as_ref()
+            .filter(|_| turn_policy)
+            .map(|m| m.session()),
+        words_read: None,
         deps,
         start,
     };
@@ -263,7 +282,10 @@ pub async fn run(
                 }
             },
             ev = recv_opt(&mut d.stt_events) => match ev {
-                Some(e) => d.feed(Event::Stt(e)),
+                Some(e) => {
+                    d.feed(Event::Stt(e));
+                    d.read_words_ahead();
+                }
                 None => d.stt_events = None,
             },
             ev = recv_opt(&mut d.llm_rx) => {
@@ -485,39 +507,70 @@ impl Driver {
         }
     }
 
-    /// Asks the end-of-turn policy, with the model's probability when a model runs: judged anew
-    /// from the turn's audio at a pause or the end of speech (on the model's thread; the question
-    /// goes to the plug-in when it answers, or without a probability when it cannot), and the
-    /// latest judgement for new words or a timer in the same silence.
+    /// Asks the end-of-turn policy, with the models' probabilities when they run: the end-of-turn
+    /// model's ([`Self::judge_audio`]) and the text model's for the event's words (read on its
+    /// thread, mostly read ahead already). The question goes to the plug-in when both have
+    /// answered, or without a probability one cannot give in time.
     fn ask_turn(&mut self, seq: u32, mut event: TurnEvent) {
-        let Some((model, audio)) = &self.turn_model else {
+        let audio = self.judge_audio(event.trigger);
+        let words = self.words.clone();
+        if let (AudioJudgement::Known(p), None) = (&audio, &words) {
+            event.model_probability = *p;
             return self.ask_behaviours(Request::Turn { seq, event });
-        };
+        }
         let plugins = self.plugins.clone();
+        tokio::spawn(async move {
+            let read = async {
+                match &words {
+                    Some(w) => {
+                        w.probability_within(&event.agent_last_sentence, &event.text, WORDS_WAIT)
+                            .await
+                    }
+                    None => None,
+                }
+            };
+            let judged = async {
+                match audio {
+                    AudioJudgement::Known(p) => p,
+                    AudioJudgement::Later(p) => p.await,
+                }
+            };
+            let (model, words) = tokio::join!(judged, read);
+            event.model_probability = model;
+            event.words_probability = words;
+            // A session that ended meanwhile has no worker to ask; its orchestrator is gone too.
+            let _ = plugins.send(Request::Turn { seq, event });
+        });
+    }
+
+    /// The end-of-turn model's probability for a question with `trigger`: judged anew from the
+    /// turn's audio at a pause or the end of speech (on the model's thread), and the latest
+    /// judgement of the same silence for new words or a timer (waited for while it runs).
+    fn judge_audio(&mut self, trigger: TurnTrigger) -> AudioJudgement {
+        let Some((model, audio)) = &self.turn_model else {
+            return AudioJudgement::Known(None);
+        };
         let judgement = self.judgement.clone();
-        if !matches!(event.trigger, TurnTrigger::Pause | TurnTrigger::SpeechEnd) {
+        if !matches!(trigger, TurnTrigger::Pause | TurnTrigger::SpeechEnd) {
             let now = *judgement.borrow();
-            match now.state {
+            return match now.state {
                 Judged::Running => {
                     let mut rx = judgement.subscribe();
-                    tokio::spawn(async move {
+                    AudioJudgement::Later(Box::pin(async move {
                         let done =
                             rx.wait_for(|j| j.silence != now.silence || j.state != Judged::Running);
-                        if let Ok(Ok(j)) = tokio::time::timeout(JUDGEMENT_WAIT, done).await {
-                            if let (true, Judged::Probability(p)) =
-                                (j.silence == now.silence, j.state)
-                            {
-                                event.model_probability = Some(p);
-                            }
+                        match tokio::time::timeout(JUDGEMENT_WAIT, done).await {
+                            Ok(Ok(j)) if j.silence == now.silence => match j.state {
+                                Judged::Probability(p) => Some(p),
+                                _ => None,
+                            },
+                            _ => None,
                         }
-                        let _ = plugins.send(Request::Turn { seq, event });
-                    });
-                    return;
+                    }))
                 }
-                Judged::Probability(p) => event.model_probability = Some(p),
-                Judged::Nothing => {}
-            }
-            return self.ask_behaviours(Request::Turn { seq, event });
+                Judged::Probability(p) => AudioJudgement::Known(Some(p)),
+                Judged::Nothing => AudioJudgement::Known(None),
+            };
         }
         let (model, clip) = (model.clone(), audio.clip());
         let mut silence = 0;
@@ -526,7 +579,7 @@ impl Driver {
             j.state = Judged::Running;
         });
         let session = self.start.session_id.clone();
-        tokio::spawn(async move {
+        AudioJudgement::Later(Box::pin(async move {
             let p = match model.predict(clip).await {
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -541,10 +594,21 @@ impl Driver {
                 }
                 current
             });
-            event.model_probability = p;
-            // A session that ended meanwhile has no worker to ask; its orchestrator is gone too.
-            let _ = plugins.send(Request::Turn { seq, event });
-        });
+            p
+        }))
+    }
+
+    /// New words of the user's turn: the text model reads them now, so that the question at the
+    /// next pause costs only what is new.
+    fn read_words_ahead(&mut self) {
+        let Some(words) = &self.words else { return };
+        let Some(now) = self.orch.turn_words() else {
+            return;
+        };
+        if self.words_read.as_ref() != Some(&now) {
+            words.read_ahead(&now.0, &now.1);
+            self.words_read = Some(now);
+        }
     }
 
     /// The model's judgement no longer holds (the voice came back, or the turn it judged was

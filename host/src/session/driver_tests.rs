@@ -353,6 +353,7 @@ async fn run(script: Script, reports: bool) -> Result<Kept, String> {
         config: config.clone(),
         telemetry: None,
         turn_model: None,
+        words_model: None,
         vad_engine: crate::audio::VadEngine::WebRtc,
     });
     let format = AudioFormat {

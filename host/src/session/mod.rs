@@ -49,6 +49,8 @@ pub struct SessionDeps {
     pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     /// The end-of-turn model whose probability the turn plug-in sees (`None`: no model runs).
     pub turn_model: Option<crate::turn::TurnModel>,
+    /// The text end-of-turn model whose words probability the turn plug-in sees.
+    pub words_model: Option<crate::turn::WordsModel>,
     /// The voice activity detector every session's gate runs.
     pub vad_engine: crate::audio::VadEngine,
 }

@@ -133,85 +133,100 @@ impl WordsModel {
         ))
     }
 
-    /// A session's reader: its prompts stay cached between questions; dropping it frees them.
+    /// A session's reader: its prompts stay cached between questions; dropping its last clone
+    /// frees them.
     pub fn session(&self) -> WordsSession {
-        WordsSession {
+        WordsSession(Arc::new(SessionReader {
             model: self.clone(),
             id: self.sessions.fetch_add(1, Ordering::Relaxed),
-            latest: Arc::new(AtomicU64::new(0)),
-        }
+            latest: AtomicU64::new(0),
+        }))
     }
 }
 
-/// One session's use of the [`WordsModel`].
-pub struct WordsSession {
+/// One session's use of the [`WordsModel`]; clones are the same session.
+#[derive(Clone)]
+pub struct WordsSession(Arc<SessionReader>);
+
+struct SessionReader {
     model: WordsModel,
     id: u64,
     /// Bumped at each request: a read ahead that a newer request overtook in the queue is
     /// skipped.
-    latest: Arc<AtomicU64>,
+    latest: AtomicU64,
 }
 
 impl WordsSession {
+    /// [`Self::probability`], or `None` when it cannot answer within `wait`.
+    pub async fn probability_within(
+        &self,
+        agent: &str,
+        words: &str,
+        wait: std::time::Duration,
+    ) -> Option<f32> {
+        match tokio::time::timeout(wait, self.probability(agent, words)).await {
+            Ok(Ok(p)) => Some(p),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "text end-of-turn model gave no answer");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
     /// The probability that the user's sentence ends after `words` (said after the agent's
     /// `agent` sentence). `Busy` at once when the model's queue is full.
     pub async fn probability(&self, agent: &str, words: &str) -> Result<f32, TurnModelError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.latest.fetch_add(1, Ordering::Relaxed);
-        self.submit(agent, words, move |p| {
-            let _ = tx.send(p);
-        })?;
+        self.0.latest.fetch_add(1, Ordering::Relaxed);
+        self.submit(
+            agent,
+            words,
+            || false,
+            move |p| {
+                let _ = tx.send(p);
+            },
+        )?;
         rx.await.map_err(|_| TurnModelError::Stopped)?
     }
 
     /// Reads `words` now, so that a question about them (or about more words after them)
     /// costs only what is new. Skipped when the model is busy or a newer request overtakes it.
     pub fn read_ahead(&self, agent: &str, words: &str) {
-        let queued = &self.model.reads_ahead;
+        let queued = &self.0.model.reads_ahead;
         if queued.fetch_add(1, Ordering::Relaxed) >= MAX_READS_AHEAD {
             queued.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        let mine = self.latest.fetch_add(1, Ordering::Relaxed) + 1;
-        let (latest, done) = (Arc::clone(&self.latest), Arc::clone(queued));
+        let mine = self.0.latest.fetch_add(1, Ordering::Relaxed) + 1;
+        let (me, done) = (Arc::downgrade(&self.0), Arc::clone(queued));
         let stale = move || {
             done.fetch_sub(1, Ordering::Relaxed);
-            latest.load(Ordering::Relaxed) != mine
+            me.upgrade()
+                .is_none_or(|me| me.latest.load(Ordering::Relaxed) != mine)
         };
-        if self.submit_unless(agent, words, stale).is_err() {
+        if self.submit(agent, words, stale, drop).is_err() {
             queued.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
+    /// Queues a read of `words` for this session, skipped if `stale()` says so when its turn
+    /// comes; `answer` gets the result of one that ran.
     #[cfg(feature = "local-llm")]
     fn submit(
         &self,
         agent: &str,
         words: &str,
+        stale: impl FnOnce() -> bool + Send + 'static,
         answer: impl FnOnce(Result<f32, TurnModelError>) + Send + 'static,
     ) -> Result<(), TurnModelError> {
-        let (id, agent, words) = (self.id, agent.to_string(), words.to_string());
-        self.model
-            .pool
-            .try_submit(Box::new(move |reader| {
-                answer(reader.probability(id, &agent, &words))
-            }))
-            .map_err(|_| TurnModelError::Busy)
-    }
-
-    #[cfg(feature = "local-llm")]
-    fn submit_unless(
-        &self,
-        agent: &str,
-        words: &str,
-        stale: impl FnOnce() -> bool + Send + 'static,
-    ) -> Result<(), TurnModelError> {
-        let (id, agent, words) = (self.id, agent.to_string(), words.to_string());
-        self.model
+        let (id, agent, words) = (self.0.id, agent.to_string(), words.to_string());
+        self.0
+            .model
             .pool
             .try_submit(Box::new(move |reader| {
                 if !stale() {
-                    let _ = reader.probability(id, &agent, &words);
+                    answer(reader.probability(id, &agent, &words));
                 }
             }))
             .map_err(|_| TurnModelError::Busy)
@@ -222,23 +237,14 @@ impl WordsSession {
         &self,
         _agent: &str,
         _words: &str,
+        _stale: impl FnOnce() -> bool + Send + 'static,
         _answer: impl FnOnce(Result<f32, TurnModelError>) + Send + 'static,
     ) -> Result<(), TurnModelError> {
-        match *self.model.pool {}
-    }
-
-    #[cfg(not(feature = "local-llm"))]
-    fn submit_unless(
-        &self,
-        _agent: &str,
-        _words: &str,
-        _stale: impl FnOnce() -> bool + Send + 'static,
-    ) -> Result<(), TurnModelError> {
-        match *self.model.pool {}
+        match *self.0.model.pool {}
     }
 }
 
-impl Drop for WordsSession {
+impl Drop for SessionReader {
     fn drop(&mut self) {
         #[cfg(feature = "local-llm")]
         {

@@ -260,3 +260,69 @@ async fn a_turn_the_policy_ended_too_early_is_counted_against_its_version() {
     // ...and the process's counter (other tests add to it) has one more.
     assert!(voice_tests::metrics::metric(s.host.addr, continued).await > before);
 }
+
+/// Says "can you tell me", pauses 800 ms (past the VAD's hangover), then "the way to the
+/// station", to a host with the reference policy and `TURN_WORDS_MODEL` = `words`; returns the
+/// final transcripts and the turn slot's recorded calls.
+async fn open_words_across_a_pause(
+    words: &str,
+    dir: &std::path::Path,
+) -> (Vec<String>, Vec<Value>) {
+    let _ = std::fs::remove_dir_all(dir);
+    let s = stack_with(
+        &["can you tell me", "the way to the station"],
+        true,
+        &[
+            ("TURN_WORDS_MODEL", words),
+            ("PLUGIN_RECORD", dir.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let mut mic = microphone(&s).await;
+    let mut audio = speech::silence(400);
+    audio.extend(speech::utterance(1200, 800));
+    audio.extend(speech::utterance(900, 2500));
+    mic.say(&audio);
+    mic.finish_saying().await;
+    mic.until("the reply", |m| m["type"] == "agent_done").await;
+    let finals = mic
+        .log
+        .iter()
+        .filter(|m| is_final(m))
+        .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let calls = plugins::recorded_calls(dir)
+        .into_iter()
+        .filter(|l| l["slot"] == "turn")
+        .collect();
+    let _ = std::fs::remove_dir_all(dir);
+    (finals, calls)
+}
+
+/// "Can you tell me" reads as a finished question to the policy's word rules, which end the
+/// turn at the pause; the text end-of-turn model reads it as going on, and the policy holds
+/// the turn until 1 s of silence, so the rest of the sentence joins it.
+#[tokio::test]
+async fn words_the_text_model_reads_as_unfinished_are_not_cut_off() {
+    let dir = std::env::temp_dir().join(format!("voice-turn-words-{}", std::process::id()));
+    let (cut, calls) = open_words_across_a_pause("none", &dir).await;
+    assert_eq!(
+        cut.first().map(String::as_str),
+        Some("can you tell me"),
+        "without the text model the turn ends at the pause: {cut:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["input"].get("words_probability").is_none()),
+        "{calls:#?}"
+    );
+    let (held, calls) = open_words_across_a_pause("smollm2", &dir).await;
+    assert_eq!(held, ["can you tell me the way to the station"], "{held:?}");
+    // The policy saw how unlikely an end the words were, at the pause.
+    let pause = call(&calls, "pause");
+    let p = pause["input"]["words_probability"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no words probability: {pause}"));
+    assert!(p < 0.02, "{pause}");
+}

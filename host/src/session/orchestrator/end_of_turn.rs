@@ -10,7 +10,7 @@ impl Orchestrator {
     /// Asks the end-of-turn policy about the user's turn, when one serves the session and the
     /// user holds the floor (a barge-in is the barge-in policy's).
     pub(super) fn ask_turn(&mut self, now: u64, trigger: TurnTrigger, out: &mut Vec<Action>) {
-        if !self.cfg.turn_policy || self.barge.is_some() || self.draining {
+        if !self.policy_has_the_floor() {
             return;
         }
         let u = &self.user;
@@ -23,11 +23,7 @@ impl Orchestrator {
         self.turn_seq += 1;
         let seq = self.turn_seq;
         let text = u.text();
-        let agent_last_sentence = self
-            .memory
-            .last_of(Role::Assistant)
-            .map(|m| last_sentence(&m.content).to_string())
-            .unwrap_or_default();
+        let agent_last_sentence = self.agent_last_sentence();
         let event = TurnEvent {
             trigger,
             silence_ms: clamp_ms(now.saturating_sub(silent_since)),
@@ -48,6 +44,27 @@ impl Orchestrator {
         };
         self.user.policy.asked(seq, now);
         out.push(Action::AskTurn { seq, event });
+    }
+
+    /// Whether the end-of-turn policy decides now: one serves the session and the user holds
+    /// the floor (a barge-in is the barge-in policy's).
+    fn policy_has_the_floor(&self) -> bool {
+        self.cfg.turn_policy && self.barge.is_none() && !self.draining
+    }
+
+    fn agent_last_sentence(&self) -> String {
+        self.memory
+            .last_of(Role::Assistant)
+            .map(|m| last_sentence(&m.content).to_string())
+            .unwrap_or_default()
+    }
+
+    /// The agent's last sentence and the user's words so far, as the end-of-turn policy would be
+    /// asked about them now; `None` when it would not be asked (no policy, a barge-in, no
+    /// words). The I/O reads them ahead with the text end-of-turn model.
+    pub fn turn_words(&self) -> Option<(String, String)> {
+        (self.policy_has_the_floor() && self.user.has_text())
+            .then(|| (self.agent_last_sentence(), self.user.text()))
     }
 
     /// New words while the user is silent: the end-of-turn policy may judge them.
