@@ -331,22 +331,33 @@ mod model_tests {
     #[tokio::test]
     async fn reading_ahead_and_sharing_the_model_change_no_answer() {
         let Some(model) = model() else { return };
+        // One more session than the model keeps cached.
+        const SESSIONS: usize = super::super::words_reader::SLOTS + 1;
         let said = |i: usize| format!("please book table {i} for two at seven");
         // Cold answers, one fresh session each.
         let mut cold = Vec::new();
-        for i in 0..12 {
+        for i in 0..SESSIONS {
             cold.push(model.session().probability(AGENT, &said(i)).await.unwrap());
         }
         // More sessions than the model keeps cached, each reading its words as they come,
-        // interleaved: every answer is the cold one.
-        let sessions: Vec<WordsSession> = (0..12).map(|_| model.session()).collect();
-        let words: Vec<Vec<String>> = (0..12)
+        // interleaved, and the recogniser revising them: every answer is the cold one.
+        let sessions: Vec<WordsSession> = (0..SESSIONS).map(|_| model.session()).collect();
+        let words: Vec<Vec<String>> = (0..SESSIONS)
             .map(|i| said(i).split(' ').map(String::from).collect())
             .collect();
-        for n in 1..words[0].len() {
+        for n in [2, 5] {
             for (s, w) in sessions.iter().zip(&words) {
-                s.read_ahead(AGENT, &w[..n].join(" "));
+                s.probability(AGENT, &w[..n].join(" ")).await.unwrap();
             }
+        }
+        // The recogniser's last guess was wrong: what the cache holds past the common part
+        // must go. Reads ahead (which a newer one may skip) go the same way.
+        for (s, w) in sessions.iter().zip(&words) {
+            s.probability(AGENT, "please book tables for two at eleven")
+                .await
+                .unwrap();
+            s.read_ahead(AGENT, &w[..3].join(" "));
+            s.read_ahead(AGENT, "please cook");
         }
         for (i, s) in sessions.iter().enumerate() {
             let p = s.probability(AGENT, &said(i)).await.unwrap();
