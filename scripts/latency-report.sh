@@ -8,7 +8,7 @@
 #      150 ms, first token 350 ms, first audio 150 ms), default host settings
 #   2. the same with PREEMPTIVE_GENERATION=off (the LLM waits for the committed turn)
 #   3. the same as 1 with the end-of-turn plug-in (TURN_PLUGIN=plugins/dist/turn_smart.wasm,
-#      TURN_MODEL=auto)
+#      TURN_MODEL=auto, TURN_WORDS_MODEL=auto)
 #   4. offline: no keys, the host's embedded Whisper, SmolLM2 and espeak-ng, default settings
 #   5. offline with the end-of-turn plug-in as in 3
 # The user says "What's the weather like in Paris today?" (host/tests/fixtures/smart-turn/
@@ -23,6 +23,7 @@
 #                turn must not talk over the reply (the fakes' lasts about 7 s; it starts about
 #                4 s into the turn: 2.7 s of recording, then the wait measured here)
 #   TURN_MODEL (auto)   the end-of-turn model of rows 3 and 5 (none: the plug-in's words only)
+#   TURN_WORDS_MODEL (auto)   the text end-of-turn model of rows 3 and 5 (none: without it)
 #   ROWS ("1 2 3 4 5")   the rows to run;  WAV   another utterance (16 kHz mono PCM16) and
 #   TRANSCRIPT   its words, for the fake recogniser
 set -euo pipefail
@@ -74,7 +75,8 @@ run() {
 }
 
 fakes=(FAKE_FLAGS=--realistic FAKE_TRANSCRIPT="$transcript" PROVIDERS=fakes)
-turn=(TURN_PLUGIN="$turn_plugin" TURN_MODEL="${TURN_MODEL:-auto}")
+turn=(TURN_PLUGIN="$turn_plugin" TURN_MODEL="${TURN_MODEL:-auto}" TURN_WORDS_MODEL="${TURN_WORDS_MODEL:-auto}")
+models="TURN_MODEL=${TURN_MODEL:-auto} TURN_WORDS_MODEL=${TURN_WORDS_MODEL:-auto}"
 offline=(PROVIDERS=local PIN=no)
 skipped=()
 for row in $rows; do
@@ -82,12 +84,12 @@ for row in $rows; do
     1) run "1. fakes --realistic, defaults" "${SESSIONS:-4}" "${TURN_EVERY:-12}" "${fakes[@]}" ;;
     2) run "2. fakes --realistic, $preemptive" "${SESSIONS:-4}" "${TURN_EVERY:-12}" "${fakes[@]}" \
          PREEMPTIVE_GENERATION=off ;;
-    3) run "3. fakes --realistic, turn_smart + TURN_MODEL=${TURN_MODEL:-auto}" "${SESSIONS:-4}" "${TURN_EVERY:-12}" \
+    3) run "3. fakes --realistic, turn_smart + $models" "${SESSIONS:-4}" "${TURN_EVERY:-12}" \
          "${fakes[@]}" "${turn[@]}" ;;
     4|5)
       label="$row. offline, defaults"
       extra=()
-      if [[ "$row" == 5 ]]; then label="5. offline, turn_smart + TURN_MODEL=${TURN_MODEL:-auto}" extra=("${turn[@]}"); fi
+      if [[ "$row" == 5 ]]; then label="5. offline, turn_smart + $models" extra=("${turn[@]}"); fi
       if [[ -n "$offline_missing" ]]; then
         skipped+=("$label: skipped: $offline_missing")
         continue

@@ -1,6 +1,8 @@
 //! The end-of-turn model (Smart Turn v3.2 on ONNX Runtime): CPU time of the features and of one
 //! run of the model at batch 1 and batch 4, and the latency of a request through the model's
-//! thread alone and with four sessions asking at once.
+//! thread alone and with four sessions asking at once; and the text end-of-turn model (SmolLM2
+//! read through its thread): a question read cold, one whose words were read ahead, and the
+//! reads ahead of one utterance.
 //!
 //! `cargo bench -p voice-host --bench turn` (model and runtime from `voice-host models install`;
 //! the benchmark prints a notice and does nothing when they are missing).
@@ -11,7 +13,8 @@ use std::time::{Duration, Instant};
 use voice_host::providers::local::LocalModels;
 use voice_host::turn::bench::{FeatureExtractor, SmartTurn};
 use voice_host::turn::features::FEATURES_LEN;
-use voice_host::turn::TurnModel;
+use voice_host::turn::words::READ_AHEAD_WORDS;
+use voice_host::turn::{TurnModel, WordsModel};
 
 fn models_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("MODELS_DIR").map_or_else(LocalModels::default_dir, Into::into);
@@ -142,6 +145,65 @@ fn turn(c: &mut Criterion) {
         });
     }
     group.finish();
+    words(&dir, &rt);
+}
+
+/// The text end-of-turn model, as a session uses it: CPU and wall time per question.
+fn words(dir: &std::path::Path, rt: &tokio::runtime::Runtime) {
+    let model = match WordsModel::load(dir) {
+        Ok(model) => model,
+        Err(e) => {
+            eprintln!("text end-of-turn benchmarks skipped: {e}");
+            return;
+        }
+    };
+    let agent = "Sure, where would you like to go?";
+    let said = "I need a taxi from the central station to the airport for tomorrow morning at";
+    let runs = 15;
+    // Cold: a session's first question, the whole prompt evaluated (the system part is shared
+    // in no cache: each session has its own sequence).
+    let (cpu, wall) = median_ms(runs, || {
+        rt.block_on(model.session().probability(agent, said))
+            .expect("read");
+    });
+    println!(
+        "words, read cold ({} words): {cpu:.1} ms CPU ({wall:.1} ms wall)",
+        said.split(' ').count()
+    );
+    // Warm: the words were read ahead as the recogniser's interims came, as a session reads
+    // them (every `READ_AHEAD_WORDS` words); the pause's question has the rest.
+    let words: Vec<&str> = said.split(' ').collect();
+    let (mut ahead_cpu, mut ahead_reads) = (0.0, 0);
+    let (cpu, wall) = {
+        let mut cpu = Vec::new();
+        let mut wall = Vec::new();
+        for _ in 0..runs {
+            let session = model.session();
+            let c = process_cpu();
+            for n in (READ_AHEAD_WORDS..words.len()).step_by(READ_AHEAD_WORDS) {
+                rt.block_on(session.probability(agent, &words[..n].join(" ")))
+                    .expect("read ahead");
+                ahead_reads += 1;
+            }
+            ahead_cpu += (process_cpu() - c).as_secs_f64() * 1e3;
+            let (c, w) = (process_cpu(), Instant::now());
+            rt.block_on(session.probability(agent, said)).expect("read");
+            cpu.push((process_cpu() - c).as_secs_f64() * 1e3);
+            wall.push(w.elapsed().as_secs_f64() * 1e3);
+        }
+        cpu.sort_by(f64::total_cmp);
+        wall.sort_by(f64::total_cmp);
+        (cpu[runs / 2], wall[runs / 2])
+    };
+    let unread = words.len() - (words.len() - 1) / READ_AHEAD_WORDS * READ_AHEAD_WORDS;
+    println!(
+        "words, read ahead {READ_AHEAD_WORDS} words at a time: {:.1} ms CPU per read ahead, \
+         {:.1} ms CPU for the utterance's {} reads; the pause's question ({unread} words unread) \
+         then {cpu:.1} ms CPU ({wall:.1} ms wall)",
+        ahead_cpu / ahead_reads as f64,
+        ahead_cpu / runs as f64,
+        ahead_reads / runs
+    );
 }
 
 criterion_group!(benches, turn);

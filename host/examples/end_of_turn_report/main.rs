@@ -40,10 +40,10 @@
 //!                                   spoken as one sentence and cut where the labels pause
 //!   --neural-segments               the same voice, each segment spoken alone
 //!   --speech DIR                    its rendering (MODELS_DIR/neural-speech)
-//!   --text-hold T                   hold an end of turn that Smart Turn + the policy call to 1 s
-//!                                   of silence when the offline LLM gives the words' end a
-//!                                   probability under T (what a text end-of-turn model would
-//!                                   add; see text_end.rs)
+//!   --text-hold T                   the text end-of-turn model beside Smart Turn (the host's
+//!                                   `TURN_WORDS_MODEL`), read as a session reads it, and the
+//!                                   policy's `text_hold` = T: an end of turn whose words end a
+//!                                   sentence with a probability under T waits to 1 s of silence
 //!   --plugin PATH                   the policy (plugins/dist/turn_smart.wasm)
 //!   --config key=value,...          the policy's configuration
 //!   --set PATH                      the labelled set
@@ -60,7 +60,6 @@ mod human;
 mod neural;
 mod recogniser;
 mod sim;
-mod text_end;
 mod vad_alone;
 
 use serde::Deserialize;
@@ -74,7 +73,7 @@ use std::time::Instant;
 use voice_host::audio::{Resampler, FRAME_SAMPLES};
 use voice_host::config::{source::RawSettings, Config};
 use voice_host::providers::local::bench::Espeak;
-use voice_host::providers::local::{LlmModel, LocalModels};
+use voice_host::turn::WordsModel;
 
 /// Silence before the speech (the pre-roll the model is given comes from it).
 const LEAD_MS: usize = 1000;
@@ -428,21 +427,20 @@ fn main() {
         human::draft(human, &o.models, &vad);
         return;
     }
-    let mut harness = Harness::start(vad, &o.models, &o.plugin, &o.config);
+    let mut config = o.config.clone();
     if let Some(threshold) = o.text_hold {
-        let gguf = LocalModels::new(&o.models)
-            .with_llm(LlmModel::SmolLm2)
-            .llm_path();
-        harness.text = Some(
-            text_end::TextEnd::load(&gguf, threshold).unwrap_or_else(|e| {
-                eprintln!("end_of_turn_report: {e}");
-                std::process::exit(1)
-            }),
-        );
+        config.push(("text_hold".into(), threshold.to_string()));
+    }
+    let mut harness = Harness::start(vad, &o.models, &o.plugin, &config);
+    if let Some(threshold) = o.text_hold {
+        harness.words = Some(WordsModel::load(&o.models).unwrap_or_else(|e| {
+            eprintln!("end_of_turn_report: {e}");
+            std::process::exit(1)
+        }));
         println!(
-            "Smart Turn + turn-smart with a text hold: an end of turn whose words end a sentence \
-             with probability under {threshold} (SmolLM2) waits for {} ms of silence.",
-            text_end::HOLD_TO_MS
+            "Smart Turn + turn-smart with the text model: an end of turn whose words end a \
+             sentence with probability under {threshold} (SmolLM2, `text_hold`) waits to the \
+             policy's `doubt_ms` of silence."
         );
     }
     let sim_options = SimOptions {

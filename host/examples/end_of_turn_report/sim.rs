@@ -7,7 +7,7 @@ use std::time::Instant;
 use voice_host::audio::{VadEngine, VadTransition, VoiceGate, FRAME_SAMPLES};
 use voice_host::behaviour::defaults::BuiltinBehaviours;
 use voice_host::behaviour::{
-    BehaviourSource, ChatMessage, PromptOutput, Role, TurnDecision, TurnPolicy, TurnTrigger,
+    BehaviourSource, ChatMessage, PromptOutput, Role, TurnPolicy, TurnTrigger,
 };
 use voice_host::config::Config;
 use voice_host::plugins::{PluginRegistry, PluginSettings, SlotSettings};
@@ -15,10 +15,10 @@ use voice_host::providers::SttEvent;
 use voice_host::session::events::{Action, Event};
 use voice_host::session::orchestrator::{Orchestrator, OrchestratorConfig};
 use voice_host::session::turn_audio::TurnAudio;
-use voice_host::turn::TurnModel;
+use voice_host::turn::words::worth_reading_ahead;
+use voice_host::turn::{TurnModel, WordsModel, WordsSession};
 
 use crate::recogniser::Recogniser;
-use crate::text_end::{TextEnd, HOLD_TO_MS};
 
 pub const RATE: usize = 16_000;
 pub const FRAME_MS: u64 = 20;
@@ -163,8 +163,8 @@ impl Vad {
 struct Sim<'a> {
     vad: &'a Vad,
     model: Option<&'a TurnModel>,
-    /// The text end-of-turn model's hold over the policy's end of turn (`--text-hold`).
-    text: Option<&'a TextEnd>,
+    /// The text end-of-turn model, read as a session reads it (`--text-hold`).
+    words: Option<WordsSession>,
     policy: Option<&'a mut dyn TurnPolicy>,
     runtime: &'a tokio::runtime::Runtime,
     stt_ms: u64,
@@ -202,8 +202,8 @@ impl Sim<'_> {
             model_runs: Vec::new(),
         };
         let mut said_so_far = String::new();
-        // The final words of the turn so far (for the text model).
-        let mut finals = String::new();
+        // The words the text model last read ahead.
+        let mut read: Option<(String, String)> = None;
         // Things due later, in order of time then of scheduling.
         let mut due: Vec<(u64, u64, Due)> = Vec::new();
         let mut order = 0u64;
@@ -272,22 +272,7 @@ impl Sim<'_> {
                 events.push(Event::Tick);
             }
             for event in events {
-                // The text model reads the words while they come in (as a host's worker would,
-                // while the user speaks), so that at a pause only what is new is left to read.
-                if let (Some(text), Event::Stt(stt)) = (self.text, &event) {
-                    let (words, is_final) = match stt {
-                        SttEvent::Interim { text, .. } => (text.as_str(), false),
-                        SttEvent::Final { text, .. } => (text.as_str(), true),
-                        _ => ("", false),
-                    };
-                    if !words.is_empty() {
-                        let so_far = format!("{finals} {words}");
-                        text.probability(item.agent.as_deref().unwrap_or_default(), &so_far);
-                        if is_final {
-                            finals = so_far;
-                        }
-                    }
-                }
+                let transcript = matches!(event, Event::Stt(_));
                 if self.trace {
                     match &event {
                         Event::Tick => {}
@@ -301,6 +286,19 @@ impl Sim<'_> {
                     }
                 }
                 orch.handle(now, event, &mut actions);
+                // The text model reads the words as they come in, as the session driver has it
+                // do while the user speaks (its time not counted: it is spent before the pause),
+                // so that at a pause only what is new is left to read.
+                if let Some(words) = self.words.as_ref().filter(|_| transcript) {
+                    let now_said = orch.turn_words();
+                    if let Some((agent, said)) = now_said
+                        .as_ref()
+                        .filter(|w| worth_reading_ahead(read.as_ref(), w))
+                    {
+                        let _ = self.runtime.block_on(words.probability(agent, said));
+                        read = now_said;
+                    }
+                }
             }
             for action in actions.drain(..) {
                 match action {
@@ -320,29 +318,28 @@ impl Sim<'_> {
                             }
                             event.model_probability = latest;
                         }
-                        let policy = self.policy.as_mut().expect("asked only with a policy");
-                        let mut decision = policy.decide(&event);
-                        if let Some(text) = self.text.filter(|_| {
-                            decision == TurnDecision::EndTurn
-                                && event.silence_ms < HOLD_TO_MS
-                                && !event.text.trim().is_empty()
-                        }) {
-                            let agent = item.agent.as_deref().unwrap_or_default();
-                            let (p, ms) = text.probability(agent, &event.text);
-                            // Run beside the audio model, as a host would: the answer waits
-                            // for the slower of the two.
-                            took_ms = took_ms.max(ms);
-                            if p < text.threshold {
-                                decision = TurnDecision::Wait(HOLD_TO_MS - event.silence_ms);
-                            }
-                            if self.trace {
-                                println!("  {now:>6} ms  words {p:.3} in {ms:.0} ms");
-                            }
+                        if let Some(words) = &self.words {
+                            // Read beside the audio model, as the session driver does: the
+                            // answer waits for the slower of the two.
+                            let started = Instant::now();
+                            event.words_probability = self
+                                .runtime
+                                .block_on(
+                                    words.probability(&event.agent_last_sentence, &event.text),
+                                )
+                                .ok();
+                            took_ms = took_ms.max(started.elapsed().as_secs_f64() * 1000.0);
                         }
+                        let policy = self.policy.as_mut().expect("asked only with a policy");
+                        let decision = policy.decide(&event);
                         if self.trace {
                             println!(
-                                "  {now:>6} ms  ask {:?} silence {} ms, {:?}, p {:?} -> {decision:?}",
-                                event.trigger, event.silence_ms, event.text, event.model_probability
+                                "  {now:>6} ms  ask {:?} silence {} ms, {:?}, p {:?}, words {:?} -> {decision:?}",
+                                event.trigger,
+                                event.silence_ms,
+                                event.text,
+                                event.model_probability,
+                                event.words_probability
                             );
                         }
                         due.push((
@@ -360,7 +357,6 @@ impl Sim<'_> {
                         order += 1;
                     }
                     Action::TurnCommitted { .. } => {
-                        finals.clear();
                         // As the session driver: the turn's audio starts afresh, and the model's
                         // judgement of the committed turn does not judge what comes next.
                         audio.turn_ended();
@@ -496,8 +492,8 @@ pub fn share_above(ps: &[f32], threshold: f32) -> String {
 pub struct Harness {
     pub vad: Vad,
     pub model: TurnModel,
-    /// With `--text-hold`: the text end-of-turn model over Smart Turn + the policy.
-    pub text: Option<TextEnd>,
+    /// With `--text-hold`: the text end-of-turn model beside Smart Turn.
+    pub words: Option<WordsModel>,
     registry: std::sync::Arc<PluginRegistry>,
     runtime: tokio::runtime::Runtime,
 }
@@ -539,7 +535,7 @@ impl Harness {
         Self {
             vad,
             model,
-            text: None,
+            words: None,
             registry,
             runtime,
         }
@@ -551,10 +547,11 @@ impl Harness {
         let mut sim = Sim {
             vad: &self.vad,
             model: (strategy == Strategy::ModelPolicy).then_some(&self.model),
-            text: self
-                .text
+            words: self
+                .words
                 .as_ref()
-                .filter(|_| strategy == Strategy::ModelPolicy),
+                .filter(|_| strategy == Strategy::ModelPolicy)
+                .map(WordsModel::session),
             policy: (strategy != Strategy::Silence)
                 .then_some(behaviours.turn.as_mut() as &mut dyn TurnPolicy),
             runtime: &self.runtime,

@@ -74,7 +74,7 @@ struct Driver {
     judgement: Arc<watch::Sender<Judgement>>,
     /// The text end-of-turn model's reader for this session (a turn plug-in and a model only).
     words: Option<WordsSession>,
-    /// The words last read ahead, so that a transcript repeating them is not read again.
+    /// The words last read ahead (agent sentence, words), to read again only a few words on.
     words_read: Option<(String, String)>,
 }
 
@@ -598,14 +598,14 @@ impl Driver {
         }))
     }
 
-    /// New words of the user's turn: the text model reads them now, so that the question at the
-    /// next pause costs only what is new.
+    /// New words of the user's turn: the text model reads them now, a few words at a time, so
+    /// that the question at the next pause costs little more than what is new.
     fn read_words_ahead(&mut self) {
         let Some(words) = &self.words else { return };
         let Some(now) = self.orch.turn_words() else {
             return;
         };
-        if self.words_read.as_ref() != Some(&now) {
+        if crate::turn::words::worth_reading_ahead(self.words_read.as_ref(), &now) {
             words.read_ahead(&now.0, &now.1);
             self.words_read = Some(now);
         }

@@ -21,6 +21,25 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// Words said since the last read ahead before the next one. A read costs about 20 ms of CPU
+/// whatever it reads plus about 7 ms per token (docs/benchmarks.md), so reading at every
+/// transcript would cost more than the question it prepares; left unread, up to this many words
+/// cost the pause's question about as much as the audio model's run, which it waits beside.
+pub const READ_AHEAD_WORDS: usize = 4;
+
+/// Whether `now` (agent sentence, words) is worth reading ahead, the words `read` last having
+/// been: [`READ_AHEAD_WORDS`] more words, or another agent sentence or turn (fewer words).
+pub fn worth_reading_ahead(read: Option<&(String, String)>, now: &(String, String)) -> bool {
+    let count = |s: &str| s.split_whitespace().count();
+    match read {
+        None => count(&now.1) >= READ_AHEAD_WORDS,
+        Some((agent, words)) => {
+            let (before, after) = (count(words), count(&now.1));
+            agent != &now.0 || after < before || after >= before + READ_AHEAD_WORDS
+        }
+    }
+}
+
 /// The words and agent sentence kept in a prompt: the end of each (what decides the answer), and
 /// a bound on what one question costs.
 const KEPT_WORDS: usize = 40;
@@ -273,6 +292,33 @@ mod tests {
             normalised("\"How do I get to Dublin?\" It’s"),
             "how do i get to dublin it's"
         );
+    }
+
+    #[test]
+    fn words_are_read_ahead_a_few_at_a_time() {
+        let said = |agent: &str, words: &str| (agent.to_string(), words.to_string());
+        let first = said("Hi.", "I need a taxi");
+        assert!(worth_reading_ahead(None, &first));
+        assert!(!worth_reading_ahead(None, &said("Hi.", "I need a")));
+        assert!(!worth_reading_ahead(
+            Some(&first),
+            &said("Hi.", "I need a taxi from the")
+        ));
+        assert!(worth_reading_ahead(
+            Some(&first),
+            &said("Hi.", "I need a taxi from the central station")
+        ));
+        // A revised guess of the same length is left to the next read or the question.
+        assert!(!worth_reading_ahead(
+            Some(&first),
+            &said("Hi.", "I need the taxi")
+        ));
+        // A new turn: fewer words, or after another sentence of the agent's.
+        assert!(worth_reading_ahead(Some(&first), &said("Hi.", "yes")));
+        assert!(worth_reading_ahead(
+            Some(&first),
+            &said("Where to?", "I need a taxi")
+        ));
     }
 
     #[test]
