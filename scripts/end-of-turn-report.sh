@@ -16,7 +16,8 @@
 #        --human [--labelled-stops], --vad webrtc|silero (the VAD engine, as VAD_ENGINE),
 #        --reply-ms N (count the cut-offs the user hears with a reply N ms after the commit),
 #        --noise-dbfs N (white noise at N dB RMS under every espeak-ng clip),
-#        --text-hold T (what a text end-of-turn model would add: the offline LLM reading the words))
+#        --text-hold T (the text end-of-turn model beside Smart Turn, as TURN_WORDS_MODEL, with
+#        turn-smart's text_hold = T))
 # Needs: espeak-ng (scripts/install-deps.sh), the end-of-turn model, ONNX Runtime and (for
 # --text-hold) SmolLM2 (voice-host models install), the wasm32-wasip2 target for the plug-in.
 set -euo pipefail

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use voice_host::providers::local::LocalModels;
 use voice_host::turn::bench::{FeatureExtractor, SmartTurn};
 use voice_host::turn::features::FEATURES_LEN;
-use voice_host::turn::words::READ_AHEAD_WORDS;
+use voice_host::turn::words::{worth_reading_ahead, READ_AHEAD_WORDS};
 use voice_host::turn::{TurnModel, WordsModel};
 
 fn models_dir() -> Option<PathBuf> {
@@ -171,20 +171,27 @@ fn words(dir: &std::path::Path, rt: &tokio::runtime::Runtime) {
         said.split(' ').count()
     );
     // Warm: the words were read ahead as the recogniser's interims came, as a session reads
-    // them (every `READ_AHEAD_WORDS` words); the pause's question has the rest.
+    // them; the pause's question has the rest.
     let words: Vec<&str> = said.split(' ').collect();
-    let (mut ahead_cpu, mut ahead_reads) = (0.0, 0);
+    let (mut ahead_cpu, mut ahead_reads, mut unread) = (0.0, 0, 0);
     let (cpu, wall) = {
         let mut cpu = Vec::new();
         let mut wall = Vec::new();
         for _ in 0..runs {
             let session = model.session();
             let c = process_cpu();
-            for n in (READ_AHEAD_WORDS..words.len()).step_by(READ_AHEAD_WORDS) {
-                rt.block_on(session.probability(agent, &words[..n].join(" ")))
-                    .expect("read ahead");
-                ahead_reads += 1;
+            // Word by word, as interims grow, reading what the session would read.
+            let mut read = None;
+            for n in 1..words.len() {
+                let now = (agent.to_string(), words[..n].join(" "));
+                if worth_reading_ahead(read.as_ref(), &now) {
+                    rt.block_on(session.probability(&now.0, &now.1))
+                        .expect("read ahead");
+                    ahead_reads += 1;
+                    read = Some(now);
+                }
             }
+            unread = words.len() - read.map_or(0, |r| r.1.split(' ').count());
             ahead_cpu += (process_cpu() - c).as_secs_f64() * 1e3;
             let (c, w) = (process_cpu(), Instant::now());
             rt.block_on(session.probability(agent, said)).expect("read");
@@ -195,11 +202,10 @@ fn words(dir: &std::path::Path, rt: &tokio::runtime::Runtime) {
         wall.sort_by(f64::total_cmp);
         (cpu[runs / 2], wall[runs / 2])
     };
-    let unread = words.len() - (words.len() - 1) / READ_AHEAD_WORDS * READ_AHEAD_WORDS;
     println!(
-        "words, read ahead {READ_AHEAD_WORDS} words at a time: {:.1} ms CPU per read ahead, \
-         {:.1} ms CPU for the utterance's {} reads; the pause's question ({unread} words unread) \
-         then {cpu:.1} ms CPU ({wall:.1} ms wall)",
+        "words, read ahead at the first word, then {READ_AHEAD_WORDS} words at a time: \
+         {:.1} ms CPU per read ahead, {:.1} ms CPU for the utterance's {} reads; the pause's \
+         question ({unread} words unread) then {cpu:.1} ms CPU ({wall:.1} ms wall)",
         ahead_cpu / ahead_reads as f64,
         ahead_cpu / runs as f64,
         ahead_reads / runs

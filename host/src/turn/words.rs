@@ -28,11 +28,13 @@ use std::sync::Arc;
 pub const READ_AHEAD_WORDS: usize = 4;
 
 /// Whether `now` (agent sentence, words) is worth reading ahead, the words `read` last having
-/// been: [`READ_AHEAD_WORDS`] more words, or another agent sentence or turn (fewer words).
+/// been: the turn's first words (their read takes the prompt's cold start, the system and agent
+/// sentences, off the pause: a short answer would otherwise be read whole at its pause), then
+/// [`READ_AHEAD_WORDS`] more words, or another agent sentence or turn (fewer words).
 pub fn worth_reading_ahead(read: Option<&(String, String)>, now: &(String, String)) -> bool {
     let count = |s: &str| s.split_whitespace().count();
     match read {
-        None => count(&now.1) >= READ_AHEAD_WORDS,
+        None => count(&now.1) > 0,
         Some((agent, words)) => {
             let (before, after) = (count(words), count(&now.1));
             agent != &now.0 || after < before || after >= before + READ_AHEAD_WORDS
@@ -299,7 +301,8 @@ mod tests {
         let said = |agent: &str, words: &str| (agent.to_string(), words.to_string());
         let first = said("Hi.", "I need a taxi");
         assert!(worth_reading_ahead(None, &first));
-        assert!(!worth_reading_ahead(None, &said("Hi.", "I need a")));
+        assert!(worth_reading_ahead(None, &said("Hi.", "yes")));
+        assert!(!worth_reading_ahead(None, &said("Hi.", "")));
         assert!(!worth_reading_ahead(
             Some(&first),
             &said("Hi.", "I need a taxi from the")
@@ -315,6 +318,10 @@ mod tests {
         ));
         // A new turn: fewer words, or after another sentence of the agent's.
         assert!(worth_reading_ahead(Some(&first), &said("Hi.", "yes")));
+        assert!(!worth_reading_ahead(
+            Some(&said("Hi.", "yes")),
+            &said("Hi.", "yes I do")
+        ));
         assert!(worth_reading_ahead(
             Some(&first),
             &said("Where to?", "I need a taxi")

@@ -71,7 +71,7 @@ const HOLD_BELOW_DEFAULT: f32 = 0.2;
 /// The silence up to which the model's doubt holds the turn, in ms.
 const DOUBT_MS_DEFAULT: u32 = 1000;
 /// Below this words probability an end of turn waits for `doubt_ms` of silence: the knee on the
-/// labelled set (docs/benchmarks.md, "What a text end-of-turn model adds"); above it short
+/// labelled set (docs/benchmarks.md, "The text end-of-turn model in the host"); above it short
 /// answers read as unfinished and finished turns wait.
 const TEXT_HOLD_DEFAULT: f32 = 0.02;
 
