@@ -10,11 +10,12 @@
 //! words are lower-cased without punctuation: a recogniser writes stops at pauses inside
 //! sentences, and the model must judge the words, not the recogniser's guess.
 //!
-//! The model runs on one dedicated thread with a bounded queue (`voice_turn_words_*` is not
-//! counted: a refused or late read just leaves the policy without it). Each session reads its
-//! words as they come ([`WordsSession::read_ahead`], at each transcript while the user holds the
-//! floor), so that at a pause only the last word or two are new: a read then costs a few ms
-//! instead of a whole prompt's ~5 ms per token.
+//! The model runs on one dedicated thread with a bounded queue; a refused or late read leaves
+//! the policy without the probability (nothing counts it yet). A read costs about 20 ms of CPU
+//! plus about 7 ms per token it evaluates, so each session reads its words ahead as they come
+//! ([`WordsSession::read_ahead`]: the turn's first words, which carry the prompt's cold start,
+//! then every [`READ_AHEAD_WORDS`] words, see [`worth_reading_ahead`]), and the question at a
+//! pause reads only the few words since, about as fast as the audio model's run beside it.
 
 use super::TurnModelError;
 use std::path::Path;
