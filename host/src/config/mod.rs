@@ -208,7 +208,8 @@ pub enum TurnModelChoice {
 /// (`TURN_WORDS_MODEL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TurnWordsChoice {
-    /// SmolLM2 when a turn plug-in is configured and the model is installed; else none.
+    /// SmolLM2 when a turn plug-in is configured, the model is installed and the LLM is a cloud
+    /// one (the offline LLM shares the CPU with it); else none.
     Auto,
     /// SmolLM2; the host refuses to start when it is not installed.
     SmolLm2,

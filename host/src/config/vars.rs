@@ -316,7 +316,7 @@ pub const VARS: &[Var] = &[
     v(
         "TURN_WORDS_MODEL",
         "auto",
-        "text end-of-turn model for the turn plug-in: auto (SmolLM2 when installed), smollm2, none",
+        "text end-of-turn model for the turn plug-in: auto (SmolLM2 when installed, with a cloud LLM), smollm2, none",
     ),
     v(
         "TURN_PAUSE_MS",

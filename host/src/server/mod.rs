@@ -147,8 +147,9 @@ fn turn_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::TurnModel
 }
 
 /// The text end-of-turn model (`TURN_WORDS_MODEL`), loaded as [`turn_model`] is: only when a turn
-/// plug-in will ask (it costs a thread, ~90 MB of model and a few ms of CPU per transcript);
-/// `auto` goes without it when it is not installed or not built in.
+/// plug-in will ask (it costs a thread, ~90 MB of model and ~440 ms of CPU per user turn);
+/// `auto` goes without it when it is not installed or not built in, and with the offline LLM,
+/// whose first token its reads delay by ~400 ms on 2 cores (docs/benchmarks.md).
 fn words_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::WordsModel>, StartError> {
     use crate::config::TurnWordsChoice;
     let dir = cfg
@@ -158,6 +159,12 @@ fn words_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::WordsMod
     match cfg.turn_words_model {
         TurnWordsChoice::None => Ok(None),
         TurnWordsChoice::Auto if !asked => Ok(None),
+        TurnWordsChoice::Auto if cfg.llm == crate::config::ProviderChoice::Local => {
+            tracing::info!(
+                "no text end-of-turn model with the offline LLM (TURN_WORDS_MODEL=smollm2 runs it)"
+            );
+            Ok(None)
+        }
         TurnWordsChoice::Auto => match crate::turn::WordsModel::load(&dir) {
             Ok(model) => Ok(Some(model)),
             Err(e) => {
