@@ -210,6 +210,36 @@ fn words(dir: &std::path::Path, rt: &tokio::runtime::Runtime) {
         ahead_cpu / runs as f64,
         ahead_reads / runs
     );
+    for sessions in [4, 8, 12, 16, 24, 32] {
+        words_sessions_at_once(&model, rt, sessions);
+    }
+}
+
+/// Sessions speaking at once: each reads its turn ahead as the driver does and asks at its
+/// pause, their reads interleaved word by word. CPU per turn, against the context's cached
+/// sequences: past them a session's cached prompt may be given away between its reads.
+fn words_sessions_at_once(model: &WordsModel, rt: &tokio::runtime::Runtime, sessions: usize) {
+    let agent = "Sure, where would you like to go?";
+    let said = "I need a taxi from the central station to the airport for tomorrow morning at";
+    let words: Vec<&str> = said.split(' ').collect();
+    let speakers: Vec<_> = (0..sessions).map(|_| model.session()).collect();
+    let mut read: Vec<Option<(String, String)>> = vec![None; sessions];
+    let c = process_cpu();
+    for n in 1..words.len() {
+        let now = (agent.to_string(), words[..n].join(" "));
+        for (session, read) in speakers.iter().zip(read.iter_mut()) {
+            if worth_reading_ahead(read.as_ref(), &now) {
+                rt.block_on(session.probability(&now.0, &now.1))
+                    .expect("read ahead");
+                *read = Some(now.clone());
+            }
+        }
+    }
+    for session in &speakers {
+        rt.block_on(session.probability(agent, said)).expect("read");
+    }
+    let cpu = (process_cpu() - c).as_secs_f64() * 1e3 / sessions as f64;
+    println!("words, {sessions} sessions speaking at once: {cpu:.1} ms CPU per turn");
 }
 
 criterion_group!(benches, turn);

@@ -24,6 +24,8 @@ mod smart_turn;
 pub mod words;
 #[cfg(feature = "local-llm")]
 mod words_reader;
+#[cfg(feature = "local-llm")]
+mod words_sequences;
 mod worker;
 
 pub use words::{WordsModel, WordsSession};

@@ -2,13 +2,16 @@
 //! read, not run: one forward pass over the prompt gives the next token's distribution, and the
 //! answer is the mass on the tokens that end a sentence or the message.
 //!
-//! One context serves every session: each session owns one of its sequences ([`SLOTS`]) while it
-//! is among the most recent askers, and the cache of that sequence keeps the session's prompt,
-//! so a question evaluates only the tokens after the part it shares with the session's last one
-//! (the words said since, usually one or two tokens). A session that loses its sequence to
-//! newer ones has its next prompt evaluated whole.
+//! One context serves every session: each session speaking owns one of its sequences ([`SLOTS`],
+//! given out by [`Sequences`]), and the cache of that sequence keeps the session's prompt, so a
+//! question evaluates only the tokens after the part it shares with the session's last one (the
+//! words said since, usually one or two tokens). A session that loses its sequence, or shares
+//! the overflow while more are speaking than there are sequences, has its next prompt evaluated
+//! whole. Each sequence has its own cells (not a unified cache), so a read attends only to its
+//! own prompt however many sessions are cached.
 
 use super::words::prompt;
+use super::words_sequences::Sequences;
 use super::TurnModelError;
 use crate::providers::local::kv_prefix::HeldTokens;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -20,20 +23,19 @@ use llama_cpp_2::token::LlamaToken;
 use std::num::NonZeroU32;
 use std::path::Path;
 
-/// Sessions whose prompts stay cached at once.
-pub(crate) const SLOTS: usize = 8;
+/// Sessions whose prompts stay cached at once: more than one thread serves speaking at once
+/// (about ten, at ~350 ms of CPU per turn), so that overload does not also make every read
+/// cold. Each costs 256 cells (llama.cpp's minimum per sequence) of 23 KB: 94 MB in all.
+pub(crate) const SLOTS: usize = 16;
 /// Most prompt tokens one session's sequence holds ([`prompt`] keeps well under it).
 const SLOT_TOKENS: usize = 192;
 
-/// One sequence of the context and the session it serves.
+/// What one sequence of the context holds.
 #[derive(Default)]
 struct Slot {
-    owner: Option<u64>,
     held: HeldTokens<LlamaToken>,
     /// The probability of the prompt `held` holds, once computed.
     answer: Option<f32>,
-    /// When it was last used (a counter), to give the least recent one away.
-    used: u64,
 }
 
 /// The model and its context, on the thread that owns them.
@@ -41,7 +43,7 @@ pub(crate) struct WordsReader {
     model: &'static LlamaModel,
     ctx: LlamaContext<'static>,
     slots: Vec<Slot>,
-    clock: u64,
+    owners: Sequences,
     /// The tokens that end a sentence or the message: `<|im_end|>`, `.`, `?`, `!`.
     enders: Vec<LlamaToken>,
 }
@@ -65,7 +67,7 @@ impl WordsReader {
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new((SLOTS * SLOT_TOKENS) as u32))
             .with_n_seq_max(SLOTS as u32)
-            .with_kv_unified(true)
+            .with_kv_unified(false)
             .with_n_threads(1)
             .with_n_threads_batch(1);
         let ctx = model
@@ -88,7 +90,7 @@ impl WordsReader {
             model,
             ctx,
             slots: (0..SLOTS).map(|_| Slot::default()).collect(),
-            clock: 0,
+            owners: Sequences::new(SLOTS),
             enders,
         })
     }
@@ -111,38 +113,23 @@ impl WordsReader {
                 tokens.len()
             )));
         }
-        let seq = self.slot_of(session);
-        let outcome = self.evaluate(seq, &tokens);
+        let seat = self.owners.seat(session);
+        if seat.taken_over {
+            self.release(seat.seq);
+        }
+        let outcome = self.evaluate(seat.seq, &tokens);
         if outcome.is_err() {
             // A failed evaluation leaves the sequence's cache in an unknown state.
-            self.release(seq);
+            self.release(seat.seq);
         }
         outcome
     }
 
     /// The session ended: its sequence is free.
     pub(crate) fn forget(&mut self, session: u64) {
-        if let Some(seq) = self.slots.iter().position(|s| s.owner == Some(session)) {
+        if let Some(seq) = self.owners.forget(session) {
             self.release(seq);
         }
-    }
-
-    /// The session's sequence, given the least recently used one (emptied) when it has none.
-    fn slot_of(&mut self, session: u64) -> usize {
-        self.clock += 1;
-        let seq = match self.slots.iter().position(|s| s.owner == Some(session)) {
-            Some(seq) => seq,
-            None => {
-                let seq = (0..self.slots.len())
-                    .min_by_key(|&i| (self.slots[i].owner.is_some(), self.slots[i].used))
-                    .unwrap_or(0);
-                self.release(seq);
-                self.slots[seq].owner = Some(session);
-                seq
-            }
-        };
-        self.slots[seq].used = self.clock;
-        seq
     }
 
     fn release(&mut self, seq: usize) {
