@@ -150,6 +150,7 @@ fn turn(c: &mut Criterion) {
 
 /// The text end-of-turn model, as a session uses it: CPU and wall time per question.
 fn words(dir: &std::path::Path, rt: &tokio::runtime::Runtime) {
+    let before = resident_mb();
     let model = match WordsModel::load(dir) {
         Ok(model) => model,
         Err(e) => {
@@ -213,6 +214,21 @@ fn words(dir: &std::path::Path, rt: &tokio::runtime::Runtime) {
     for sessions in [4, 8, 12, 16, 24, 32] {
         words_sessions_at_once(&model, rt, sessions);
     }
+    println!(
+        "words, resident memory of the model and its cache once every sequence was used: {:.0} MB",
+        resident_mb() - before
+    );
+}
+
+/// The process's resident memory, in MB (Linux).
+fn resident_mb() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / 1e6
 }
 
 /// Sessions speaking at once: each reads its turn ahead as the driver does and asks at its

@@ -31,7 +31,7 @@ pub(crate) mod parse {
     use std::collections::BTreeSet;
 
     /// Every metric name of the dashboards, as the samples show them.
-    pub const DASHBOARD_NAMES: [&str; 40] = [
+    pub const DASHBOARD_NAMES: [&str; 41] = [
         "voice_llm_preemptive_used_total",
         "voice_llm_preemptive_wasted_total",
         "voice_playback_reports_total",
@@ -71,6 +71,7 @@ pub(crate) mod parse {
         "voice_turn_first_audio_ms",
         "voice_turn_host_ms",
         "voice_turn_llm_first_token_ms",
+        "voice_turn_model_answers_total",
         "voice_turns_total",
     ];
 
@@ -173,6 +174,7 @@ mod tests {
                 "voice_turn_continued_total",
                 "voice_llm_preemptive_used_total",
                 "voice_llm_preemptive_wasted_total",
+                "voice_turn_model_answers_total",
                 "voice_turn_host_ms",
                 "voice_turn_first_audio_ms",
                 "voice_turn_llm_first_token_ms",
@@ -183,6 +185,33 @@ mod tests {
         assert!(text.contains("# TYPE voice_sessions counter\nvoice_sessions_total 0\n"));
         assert!(text.contains("voice_sessions_active 0\n"));
         assert!(text.contains("voice_turn_host_ms_bucket{le=\"0.5\"} 0\n"));
+    }
+
+    #[test]
+    fn end_of_turn_model_questions_are_counted_by_model_and_outcome() {
+        use crate::turn::{ModelKind, ModelOutcome, TurnModelError};
+        let metrics = Metrics::default();
+        let late = Err(TurnModelError::Late(std::time::Duration::from_millis(500)));
+        metrics.count_turn_model(ModelKind::Words, ModelOutcome::of(&late));
+        metrics.count_turn_model(ModelKind::Words, ModelOutcome::of(&Ok(0.4)));
+        metrics.count_turn_model(
+            ModelKind::Audio,
+            ModelOutcome::of(&Err(TurnModelError::Busy)),
+        );
+        let mut text = String::new();
+        metrics.encode(&mut text);
+        for (model, outcome, n) in [
+            ("words", "late", 1),
+            ("words", "answered", 1),
+            ("audio", "busy", 1),
+            ("audio", "answered", 0),
+            ("words", "failed", 0),
+        ] {
+            let line = format!(
+                "voice_turn_model_answers_total{{model=\"{model}\",outcome=\"{outcome}\"}} {n}\n"
+            );
+            assert!(text.contains(&line), "{line} in {text}");
+        }
     }
 
     #[test]

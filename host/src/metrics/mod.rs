@@ -25,6 +25,7 @@ pub use histogram::{Histogram, BUCKETS_MS};
 
 use crate::session::events::{Preemption, TurnEnd};
 use crate::transport::protocol::TurnMetrics;
+use crate::turn::{ModelKind, ModelOutcome};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -57,6 +58,32 @@ fn by_turn_end(registry: &mut Registry, name: &str, help: &str) -> [Counter; 5] 
     TurnEnd::ALL.map(|by| family.get_or_create_owned(&ByLabel { by: by.as_str() }))
 }
 
+/// The labels of `voice_turn_model_answers_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    model: &'static str,
+    outcome: &'static str,
+}
+
+/// A counter per end-of-turn model and outcome, indexed `[ModelKind][ModelOutcome::ALL order]`,
+/// all resolved here so that every series shows at 0.
+fn by_model_outcome(registry: &mut Registry) -> [[Counter; 4]; 2] {
+    let family: Family<ModelLabels, Counter> = registered(
+        registry,
+        "voice_turn_model_answers",
+        "Questions to the end-of-turn models, by model (audio: Smart Turn; words: the text model) and outcome (answered; busy: its queue was full; late: no answer in time; failed); a policy asked without an answer decides on the other signals",
+        Family::default(),
+    );
+    ModelKind::ALL.map(|model| {
+        ModelOutcome::ALL.map(|outcome| {
+            family.get_or_create_owned(&ModelLabels {
+                model: model.as_str(),
+                outcome: outcome.as_str(),
+            })
+        })
+    })
+}
+
 /// All host metrics, and the registry they are exposed from.
 pub struct Metrics {
     pub sessions_active: Gauge,
@@ -82,6 +109,8 @@ pub struct Metrics {
     pub preemptive_used: Counter,
     /// Replies generated before their turn was committed and dropped unheard.
     pub preemptive_wasted: Counter,
+    /// Questions to the end-of-turn models, by model and outcome.
+    turn_model_answers: [[Counter; 4]; 2],
     pub host_ms: Histogram,
     pub first_audio_ms: Histogram,
     pub llm_first_token_ms: Histogram,
@@ -167,6 +196,7 @@ impl Default for Metrics {
             "LLM requests started before the user's turn was committed and dropped unheard",
             counter(),
         );
+        let turn_model_answers = by_model_outcome(r);
         let host_ms = registered(
             r,
             "voice_turn_host_ms",
@@ -200,6 +230,7 @@ impl Default for Metrics {
             turn_continued,
             preemptive_used,
             preemptive_wasted,
+            turn_model_answers,
             host_ms,
             first_audio_ms,
             llm_first_token_ms,
@@ -237,6 +268,15 @@ impl Metrics {
             Preemption::Used => self.preemptive_used.inc(),
             Preemption::Wasted => self.preemptive_wasted.inc(),
         };
+    }
+
+    /// Counts a question to an end-of-turn model and what came of it.
+    pub fn count_turn_model(&self, model: ModelKind, outcome: ModelOutcome) {
+        let i = ModelOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(0);
+        self.turn_model_answers[model as usize][i].inc();
     }
 
     /// Appends the OpenMetrics text of the process metrics to `out`, without the closing

@@ -16,7 +16,7 @@ use crate::providers::{
 };
 use crate::resume::{Saver, Snapshot};
 use crate::transport::protocol::{close, ClientMessage, ServerMessage};
-use crate::turn::WordsSession;
+use crate::turn::{ModelKind, ModelOutcome, WordsSession};
 use futures_util::{Stream, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,6 +100,11 @@ enum Judged {
     /// The model is running on this silence.
     Running,
     Probability(f32),
+}
+
+/// Counts a question to an end-of-turn model in `/metrics`, with what came of it.
+fn count_model_answer(model: ModelKind, answer: &Result<f32, crate::turn::TurnModelError>) {
+    crate::metrics::global().count_turn_model(model, ModelOutcome::of(answer));
 }
 
 /// How long a question about new words waits for a judgement still running, at most.
@@ -521,13 +526,12 @@ impl Driver {
         let plugins = self.plugins.clone();
         tokio::spawn(async move {
             let read = async {
-                match &words {
-                    Some(w) => {
-                        w.probability_within(&event.agent_last_sentence, &event.text, WORDS_WAIT)
-                            .await
-                    }
-                    None => None,
-                }
+                let w = words.as_ref()?;
+                let answer = w
+                    .probability_within(&event.agent_last_sentence, &event.text, WORDS_WAIT)
+                    .await;
+                count_model_answer(ModelKind::Words, &answer);
+                answer.ok()
             };
             let judged = async {
                 match audio {
@@ -580,13 +584,12 @@ impl Driver {
         });
         let session = self.start.session_id.clone();
         AudioJudgement::Later(Box::pin(async move {
-            let p = match model.predict(clip).await {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::debug!(session = %session, error = %e, "end-of-turn model gave no answer");
-                    None
-                }
-            };
+            let answer = model.predict(clip).await;
+            count_model_answer(ModelKind::Audio, &answer);
+            if let Err(e) = &answer {
+                tracing::debug!(session = %session, error = %e, "end-of-turn model gave no answer");
+            }
+            let p = answer.ok();
             judgement.send_if_modified(|j| {
                 let current = j.silence == silence;
                 if current {

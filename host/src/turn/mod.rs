@@ -61,6 +61,65 @@ pub enum TurnModelError {
     /// The inference thread is gone.
     #[error("the end-of-turn model has stopped")]
     Stopped,
+    /// No answer within the time the question may wait: decide without the model.
+    #[error("no answer from the end-of-turn model within {0:?}")]
+    Late(std::time::Duration),
+}
+
+/// What came of one question to an end-of-turn model (the `outcome` label of
+/// `voice_turn_model_answers_total`): a policy asked without an answer decides on the other
+/// signals, so misses are silent unless counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelOutcome {
+    Answered,
+    /// Its queue was full.
+    Busy,
+    /// It answered too late for the question.
+    Late,
+    /// The run failed or the model's thread is gone.
+    Failed,
+}
+
+impl ModelOutcome {
+    pub const ALL: [ModelOutcome; 4] = [Self::Answered, Self::Busy, Self::Late, Self::Failed];
+
+    pub fn of(answer: &Result<f32, TurnModelError>) -> Self {
+        match answer {
+            Ok(_) => Self::Answered,
+            Err(TurnModelError::Busy) => Self::Busy,
+            Err(TurnModelError::Late(_)) => Self::Late,
+            Err(_) => Self::Failed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Busy => "busy",
+            Self::Late => "late",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Which end-of-turn model a question went to (the `model` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Smart Turn, on the turn's audio.
+    Audio = 0,
+    /// The text model, on the turn's words.
+    Words = 1,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 2] = [Self::Audio, Self::Words];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Audio => "audio",
+            Self::Words => "words",
+        }
+    }
 }
 
 /// Smart Turn v3.2, loaded once and shared: a cheap handle to its inference thread. The thread

@@ -11,7 +11,7 @@
 //! sentences, and the model must judge the words, not the recogniser's guess.
 //!
 //! The model runs on one dedicated thread with a bounded queue; a refused or late read leaves
-//! the policy without the probability (nothing counts it yet). A read costs about 20 ms of CPU
+//! the policy without the probability (`voice_turn_model_answers_total` counts both). A read costs about 20 ms of CPU
 //! plus about 7 ms per token it evaluates, so each session reads its words ahead as they come
 //! ([`WordsSession::read_ahead`]: the turn's first words, which carry the prompt's cold start,
 //! then every [`READ_AHEAD_WORDS`] words, see [`worth_reading_ahead`]), and the question at a
@@ -179,21 +179,16 @@ struct SessionReader {
 }
 
 impl WordsSession {
-    /// [`Self::probability`], or `None` when it cannot answer within `wait`.
+    /// [`Self::probability`], or [`TurnModelError::Late`] when it cannot answer within `wait`.
     pub async fn probability_within(
         &self,
         agent: &str,
         words: &str,
         wait: std::time::Duration,
-    ) -> Option<f32> {
-        match tokio::time::timeout(wait, self.probability(agent, words)).await {
-            Ok(Ok(p)) => Some(p),
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "text end-of-turn model gave no answer");
-                None
-            }
-            Err(_) => None,
-        }
+    ) -> Result<f32, TurnModelError> {
+        tokio::time::timeout(wait, self.probability(agent, words))
+            .await
+            .unwrap_or(Err(TurnModelError::Late(wait)))
     }
 
     /// The probability that the user's sentence ends after `words` (said after the agent's

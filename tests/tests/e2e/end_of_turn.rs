@@ -264,10 +264,12 @@ async fn a_turn_the_policy_ended_too_early_is_counted_against_its_version() {
 /// Says "can you tell me", pauses 800 ms (past the VAD's hangover), then "the way to the
 /// station", to a host with the reference policy and `TURN_WORDS_MODEL` = `words`; returns the
 /// final transcripts and the turn slot's recorded calls.
+/// What the user saw, the turn plug-in's recorded calls and how many questions the text model
+/// answered meanwhile (`/metrics`: the process's count, which other tests add to).
 async fn open_words_across_a_pause(
     words: &str,
     dir: &std::path::Path,
-) -> (Vec<String>, Vec<Value>) {
+) -> (Vec<String>, Vec<Value>, u64) {
     let _ = std::fs::remove_dir_all(dir);
     let s = stack_with(
         &["can you tell me", "the way to the station"],
@@ -278,6 +280,8 @@ async fn open_words_across_a_pause(
         ],
     )
     .await;
+    let answered = r#"voice_turn_model_answers_total{model="words",outcome="answered"}"#;
+    let before = voice_tests::metrics::metric(s.host.addr, answered).await;
     let mut mic = microphone(&s).await;
     let mut audio = speech::silence(400);
     audio.extend(speech::utterance(1200, 800));
@@ -296,7 +300,8 @@ async fn open_words_across_a_pause(
         .filter(|l| l["slot"] == "turn")
         .collect();
     let _ = std::fs::remove_dir_all(dir);
-    (finals, calls)
+    let after = voice_tests::metrics::metric(s.host.addr, answered).await;
+    (finals, calls, after - before)
 }
 
 /// "Can you tell me" reads as a finished question to the policy's word rules, which end the
@@ -305,7 +310,7 @@ async fn open_words_across_a_pause(
 #[tokio::test]
 async fn words_the_text_model_reads_as_unfinished_are_not_cut_off() {
     let dir = std::env::temp_dir().join(format!("voice-turn-words-{}", std::process::id()));
-    let (cut, calls) = open_words_across_a_pause("none", &dir).await;
+    let (cut, calls, _) = open_words_across_a_pause("none", &dir).await;
     assert_eq!(
         cut.first().map(String::as_str),
         Some("can you tell me"),
@@ -317,8 +322,10 @@ async fn words_the_text_model_reads_as_unfinished_are_not_cut_off() {
             .all(|c| c["input"].get("words_probability").is_none()),
         "{calls:#?}"
     );
-    let (held, calls) = open_words_across_a_pause("smollm2", &dir).await;
+    let (held, calls, answered) = open_words_across_a_pause("smollm2", &dir).await;
     assert_eq!(held, ["can you tell me the way to the station"], "{held:?}");
+    // `/metrics` counts the questions it answered (the pause's, at least).
+    assert!(answered >= 1, "{answered}");
     // The policy saw how unlikely an end the words were, at the pause.
     let pause = call(&calls, "pause");
     let p = pause["input"]["words_probability"]
