@@ -239,7 +239,51 @@ impl TurnModelChoice {
     }
 }
 
+/// Whether the host loads an end-of-turn model at start ([`Config::turn_model_wanted`],
+/// [`Config::words_model_wanted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelWanted {
+    /// Not loaded; why, for the log (`None`: nothing worth saying, e.g. no turn plug-in).
+    No(Option<&'static str>),
+    /// Loaded when installed; the host starts without it otherwise.
+    IfInstalled,
+    /// Loaded, or the host refuses to start.
+    Required,
+}
+
 impl Config {
+    /// Whether Smart Turn is loaded: only when a turn plug-in will ask (`asked`) under `auto`.
+    pub fn turn_model_wanted(&self, asked: bool) -> ModelWanted {
+        match self.turn_model {
+            TurnModelChoice::None => ModelWanted::No(None),
+            TurnModelChoice::Auto if !asked => ModelWanted::No(None),
+            TurnModelChoice::Auto => ModelWanted::IfInstalled,
+            TurnModelChoice::SmartTurn => ModelWanted::Required,
+        }
+    }
+
+    /// Whether the text end-of-turn model is loaded: as [`Self::turn_model_wanted`], and under
+    /// `auto` not beside the offline LLM, whose first token its reads delay by ~400 ms on 2
+    /// cores (docs/benchmarks.md).
+    pub fn words_model_wanted(&self, asked: bool) -> ModelWanted {
+        match self.turn_words_model {
+            TurnWordsChoice::None => ModelWanted::No(None),
+            TurnWordsChoice::Auto if !asked => ModelWanted::No(None),
+            TurnWordsChoice::Auto if self.llm == ProviderChoice::Local => ModelWanted::No(Some(
+                "no text end-of-turn model with the offline LLM (TURN_WORDS_MODEL=smollm2 runs it)",
+            )),
+            TurnWordsChoice::Auto => ModelWanted::IfInstalled,
+            TurnWordsChoice::SmolLm2 => ModelWanted::Required,
+        }
+    }
+
+    /// Where the offline models are (`MODELS_DIR`, or the default directory).
+    pub fn models_dir(&self) -> PathBuf {
+        self.models_dir
+            .clone()
+            .unwrap_or_else(crate::providers::local::LocalModels::default_dir)
+    }
+
     /// Load from the process environment over an optional file.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
         let mut raw = match file {

@@ -295,3 +295,36 @@ fn plugin_none_selects_builtin() {
         .unwrap()
         .ends_with("intent_keywords.wasm"));
 }
+
+#[test]
+fn the_end_of_turn_models_load_only_for_a_turn_plug_in_and_the_text_one_not_beside_the_offline_llm()
+{
+    use super::ModelWanted::{IfInstalled, No, Required};
+    let cloud = [("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1")];
+    let cloud_cfg = |extra: &[(&str, &str)]| cfg(&[&cloud[..], extra].concat()).unwrap();
+    // No turn plug-in asks: neither loads under `auto`.
+    let c = cloud_cfg(&[]);
+    assert_eq!(c.turn_model_wanted(false), No(None));
+    assert_eq!(c.words_model_wanted(false), No(None));
+    // A turn plug-in with a cloud LLM: both when installed.
+    assert_eq!(c.turn_model_wanted(true), IfInstalled);
+    assert_eq!(c.words_model_wanted(true), IfInstalled);
+    // The offline LLM (the default): the audio model, not the text one, saying why.
+    let offline = cfg(&[]).unwrap();
+    assert_eq!(offline.turn_model_wanted(true), IfInstalled);
+    let No(Some(why)) = offline.words_model_wanted(true) else {
+        panic!("{:?}", offline.words_model_wanted(true));
+    };
+    assert!(why.contains("TURN_WORDS_MODEL=smollm2"), "{why}");
+    // Named, they are required whatever asks (the host refuses to start without them).
+    let named = cfg(&[
+        ("TURN_MODEL", "smart-turn"),
+        ("TURN_WORDS_MODEL", "smollm2"),
+    ])
+    .unwrap();
+    assert_eq!(named.turn_model_wanted(false), Required);
+    assert_eq!(named.words_model_wanted(false), Required);
+    let off = cloud_cfg(&[("TURN_MODEL", "none"), ("TURN_WORDS_MODEL", "none")]);
+    assert_eq!(off.turn_model_wanted(true), No(None));
+    assert_eq!(off.words_model_wanted(true), No(None));
+}

@@ -120,61 +120,58 @@ pub fn orchestrator_config(cfg: &Config) -> OrchestratorConfig {
 
 /// The end-of-turn model sessions' turn plug-in sees (`TURN_MODEL`): loaded only when something
 /// will ask it (a turn plug-in, its shadow or canary; `smart-turn` always), since it costs an
-/// inference thread and ~20 ms of CPU per pause. `auto` goes without it when it is not installed.
+/// inference thread and ~20 ms of CPU per pause ([`Config::turn_model_wanted`]).
 fn turn_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::TurnModel>, StartError> {
-    use crate::config::TurnModelChoice;
-    let dir = cfg
-        .models_dir
-        .clone()
-        .unwrap_or_else(crate::providers::local::LocalModels::default_dir);
-    match cfg.turn_model {
-        TurnModelChoice::None => Ok(None),
-        TurnModelChoice::Auto if !asked => Ok(None),
-        TurnModelChoice::Auto => match crate::turn::TurnModel::load(&dir) {
-            Ok(model) => {
-                tracing::info!(dir = %dir.display(), "end-of-turn model loaded (Smart Turn v3.2)");
-                Ok(Some(model))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "no end-of-turn model: the turn plug-in decides without its probability");
-                Ok(None)
-            }
-        },
-        TurnModelChoice::SmartTurn => crate::turn::TurnModel::load(&dir)
-            .map(Some)
-            .map_err(|e| StartError(format!("TURN_MODEL=smart-turn: {e}"))),
+    let loaded = load_wanted(
+        cfg.turn_model_wanted(asked),
+        "TURN_MODEL=smart-turn",
+        "no end-of-turn model: the turn plug-in decides without its probability",
+        || crate::turn::TurnModel::load(&cfg.models_dir()),
+    )?;
+    if loaded.is_some() {
+        tracing::info!(dir = %cfg.models_dir().display(), "end-of-turn model loaded (Smart Turn v3.2)");
     }
+    Ok(loaded)
 }
 
-/// The text end-of-turn model (`TURN_WORDS_MODEL`), loaded as [`turn_model`] is: only when a turn
-/// plug-in will ask (it costs a thread, ~90 MB of model and ~440 ms of CPU per user turn);
-/// `auto` goes without it when it is not installed or not built in, and with the offline LLM,
-/// whose first token its reads delay by ~400 ms on 2 cores (docs/benchmarks.md).
+/// The text end-of-turn model (`TURN_WORDS_MODEL`), loaded as [`turn_model`] is (it costs a
+/// thread, ~90 MB of model, ~95 MB of cache and ~350 ms of CPU per user turn; see
+/// [`Config::words_model_wanted`]).
 fn words_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::WordsModel>, StartError> {
-    use crate::config::TurnWordsChoice;
-    let dir = cfg
-        .models_dir
-        .clone()
-        .unwrap_or_else(crate::providers::local::LocalModels::default_dir);
-    match cfg.turn_words_model {
-        TurnWordsChoice::None => Ok(None),
-        TurnWordsChoice::Auto if !asked => Ok(None),
-        TurnWordsChoice::Auto if cfg.llm == crate::config::ProviderChoice::Local => {
-            tracing::info!(
-                "no text end-of-turn model with the offline LLM (TURN_WORDS_MODEL=smollm2 runs it)"
-            );
+    load_wanted(
+        cfg.words_model_wanted(asked),
+        "TURN_WORDS_MODEL=smollm2",
+        "no text end-of-turn model: the turn plug-in decides without the words probability",
+        || crate::turn::WordsModel::load(&cfg.models_dir()),
+    )
+}
+
+/// Loads a model as `wanted` says: a required one that fails stops the start (the error names
+/// `setting`), one wanted if installed is left out with `without` in the log.
+fn load_wanted<M>(
+    wanted: crate::config::ModelWanted,
+    setting: &str,
+    without: &str,
+    load: impl FnOnce() -> Result<M, crate::turn::TurnModelError>,
+) -> Result<Option<M>, StartError> {
+    use crate::config::ModelWanted;
+    match wanted {
+        ModelWanted::No(why) => {
+            if let Some(why) = why {
+                tracing::info!("{why}");
+            }
             Ok(None)
         }
-        TurnWordsChoice::Auto => match crate::turn::WordsModel::load(&dir) {
+        ModelWanted::IfInstalled => match load() {
             Ok(model) => Ok(Some(model)),
             Err(e) => {
-                tracing::warn!(error = %e, "no text end-of-turn model: the turn plug-in decides without the words probability");
+                tracing::warn!(error = %e, "{without}");
                 Ok(None)
             }
         },
-        TurnWordsChoice::SmolLm2 => crate::turn::WordsModel::load(&dir)
+        ModelWanted::Required => load()
             .map(Some)
-            .map_err(|e| StartError(format!("TURN_WORDS_MODEL=smollm2: {e}"))),
+            .map_err(|e| StartError(format!("{setting}: {e}"))),
     }
 }
 
@@ -187,12 +184,8 @@ pub fn vad_engine(cfg: &Config) -> Result<crate::audio::VadEngine, StartError> {
     match cfg.vad_engine {
         VadEngineChoice::WebRtc => Ok(VadEngine::WebRtc),
         VadEngineChoice::Silero => {
-            let dir = cfg
-                .models_dir
-                .clone()
-                .unwrap_or_else(crate::providers::local::LocalModels::default_dir);
-            let model =
-                SileroVad::load(&dir).map_err(|e| StartError(format!("VAD_ENGINE=silero: {e}")))?;
+            let model = SileroVad::load(&cfg.models_dir())
+                .map_err(|e| StartError(format!("VAD_ENGINE=silero: {e}")))?;
             tracing::info!(model = ?model, "voice activity detection: Silero VAD v5");
             Ok(VadEngine::Silero(model))
         }
