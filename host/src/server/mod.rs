@@ -122,16 +122,13 @@ pub fn orchestrator_config(cfg: &Config) -> OrchestratorConfig {
 /// will ask it (a turn plug-in, its shadow or canary; `smart-turn` always), since it costs an
 /// inference thread and ~20 ms of CPU per pause ([`Config::turn_model_wanted`]).
 fn turn_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::TurnModel>, StartError> {
-    let loaded = load_wanted(
+    // The model logs its own load.
+    load_wanted(
         cfg.turn_model_wanted(asked),
         "TURN_MODEL=smart-turn",
         "no end-of-turn model: the turn plug-in decides without its probability",
         || crate::turn::TurnModel::load(&cfg.models_dir()),
-    )?;
-    if loaded.is_some() {
-        tracing::info!(dir = %cfg.models_dir().display(), "end-of-turn model loaded (Smart Turn v3.2)");
-    }
-    Ok(loaded)
+    )
 }
 
 /// The text end-of-turn model (`TURN_WORDS_MODEL`), loaded as [`turn_model`] is (it costs a
