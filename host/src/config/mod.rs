@@ -119,6 +119,9 @@ pub struct Config {
     pub turn_model: TurnModelChoice,
     /// Text end-of-turn model for the turn plug-in (`TURN_WORDS_MODEL`).
     pub turn_words_model: TurnWordsChoice,
+    /// Threads the text end-of-turn model reads on, each with its own cache
+    /// (`TURN_WORDS_THREADS`).
+    pub turn_words_threads: usize,
     /// Start the reply on a final transcript before the turn is committed
     /// (`PREEMPTIVE_GENERATION`, default on).
     pub preemptive_generation: bool,
@@ -578,6 +581,15 @@ impl Config {
                     return Err(err(
                         "TURN_WORDS_MODEL",
                         format!("unknown model {other:?} (auto, smollm2 or none)"),
+                    ))
+                }
+            },
+            turn_words_threads: match r.num("TURN_WORDS_THREADS", 1)? {
+                n if (1..=crate::turn::words::MAX_THREADS).contains(&n) => n,
+                _ => {
+                    return Err(err(
+                        "TURN_WORDS_THREADS",
+                        format!("must be 1..={}", crate::turn::words::MAX_THREADS),
                     ))
                 }
             },

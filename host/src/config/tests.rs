@@ -328,3 +328,14 @@ fn the_end_of_turn_models_load_only_for_a_turn_plug_in_and_the_text_one_not_besi
     assert_eq!(off.turn_model_wanted(true), No(None));
     assert_eq!(off.words_model_wanted(true), No(None));
 }
+
+#[test]
+fn the_text_model_reads_on_one_to_sixteen_threads() {
+    assert_eq!(cfg(&[]).unwrap().turn_words_threads, 1);
+    let c = cfg(&[("TURN_WORDS_THREADS", "4")]).unwrap();
+    assert_eq!(c.turn_words_threads, 4);
+    for bad in ["0", "17", "two"] {
+        let e = cfg(&[("TURN_WORDS_THREADS", bad)]).unwrap_err().to_string();
+        assert!(e.contains("TURN_WORDS_THREADS"), "{bad}: {e}");
+    }
+}

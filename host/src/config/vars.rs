@@ -319,6 +319,11 @@ pub const VARS: &[Var] = &[
         "text end-of-turn model for the turn plug-in: auto (SmolLM2 when installed, with a cloud LLM), smollm2, none",
     ),
     v(
+        "TURN_WORDS_THREADS",
+        "1",
+        "threads the text end-of-turn model reads on, 1..=16 (each serves about 30 conversing sessions and holds a 95 MB cache)",
+    ),
+    v(
         "TURN_PAUSE_MS",
         "200",
         "silence within speech after which the end-of-turn plug-in is asked, 60..=2000",

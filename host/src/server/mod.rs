@@ -139,7 +139,7 @@ fn words_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::WordsMod
         cfg.words_model_wanted(asked),
         "TURN_WORDS_MODEL=smollm2",
         "no text end-of-turn model: the turn plug-in decides without the words probability",
-        || crate::turn::WordsModel::load(&cfg.models_dir()),
+        || crate::turn::WordsModel::load_on(&cfg.models_dir(), cfg.turn_words_threads),
     )
 }
 

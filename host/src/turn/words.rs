@@ -84,18 +84,28 @@ type Pool = crate::providers::local::worker::WorkerPool<super::words_reader::Wor
 type Pool = std::convert::Infallible;
 
 /// SmolLM2 read as a text end-of-turn model, loaded once and shared: a cheap handle to its
-/// thread. The thread ends when the last handle is dropped.
+/// threads. The threads end when the last handle is dropped.
 #[derive(Clone)]
 pub struct WordsModel {
-    pool: Arc<Pool>,
+    /// One per thread, each with its own context; a session reads on one, always the same
+    /// (its cached prompt is in that context).
+    lanes: Arc<[Lane]>,
     sessions: Arc<AtomicU64>,
+}
+
+/// One thread of the model, its context and its queue.
+struct Lane {
+    pool: Pool,
     /// Reads ahead queued and not yet run: at most [`MAX_READS_AHEAD`], so that they never fill
     /// the queue the questions need.
     reads_ahead: Arc<AtomicUsize>,
 }
 
-/// Most reads ahead waiting in the queue (of `4 * SLOTS`) at once; more are skipped.
+/// Most reads ahead waiting in a thread's queue (of `4 * SLOTS`) at once; more are skipped.
 const MAX_READS_AHEAD: usize = 8;
+
+/// Most threads `TURN_WORDS_THREADS` may ask for.
+pub const MAX_THREADS: usize = 16;
 
 impl std::fmt::Debug for WordsModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,6 +117,13 @@ impl WordsModel {
     /// Loads SmolLM2 from the models directory on its own thread; a one-line error naming the
     /// file and the install command when it is missing.
     pub fn load(models_dir: &Path) -> Result<WordsModel, TurnModelError> {
+        Self::load_on(models_dir, 1)
+    }
+
+    /// As [`Self::load`], on `threads` threads (1..=[`MAX_THREADS`]), each with its own context
+    /// and cache (about 95 MB each): sessions are spread across them, so that the model serves
+    /// about `threads` times as many sessions at once.
+    pub fn load_on(models_dir: &Path, threads: usize) -> Result<WordsModel, TurnModelError> {
         use crate::providers::local::models::SMOLLM2_FILE;
         let path = models_dir.join(SMOLLM2_FILE.relative_path);
         if !path.is_file() {
@@ -118,38 +135,46 @@ impl WordsModel {
                 ),
             ));
         }
-        Self::spawn(&path)
+        Self::spawn(&path, threads.clamp(1, MAX_THREADS))
     }
 
     #[cfg(feature = "local-llm")]
-    fn spawn(path: &Path) -> Result<WordsModel, TurnModelError> {
+    fn spawn(path: &Path, threads: usize) -> Result<WordsModel, TurnModelError> {
         use super::words_reader::{WordsReader, SLOTS};
         use crate::providers::local::worker::WorkerPool;
         let started = std::time::Instant::now();
         // Load on the caller's thread, so a broken file is an error here, not a log line.
-        let reader = WordsReader::load(path)?;
-        let reader = std::sync::Mutex::new(Some(reader));
-        let pool = WorkerPool::spawn("turn-words", 1, 4 * SLOTS, move || {
-            reader
-                .lock()
-                .ok()
-                .and_then(|mut r| r.take())
-                .ok_or_else(|| "the text end-of-turn model was taken".to_string())
-        })
-        .map_err(|e| TurnModelError::Inference(format!("cannot start its thread: {e}")))?;
+        let model = WordsReader::load_model(path)?;
+        let mut lanes = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let reader = WordsReader::new(model, path)?;
+            let reader = std::sync::Mutex::new(Some(reader));
+            let pool = WorkerPool::spawn(&format!("turn-words-{i}"), 1, 4 * SLOTS, move || {
+                reader
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.take())
+                    .ok_or_else(|| "the text end-of-turn model was taken".to_string())
+            })
+            .map_err(|e| TurnModelError::Inference(format!("cannot start its thread: {e}")))?;
+            lanes.push(Lane {
+                pool,
+                reads_ahead: Arc::new(AtomicUsize::new(0)),
+            });
+        }
         tracing::info!(
             ms = started.elapsed().as_millis() as u64,
+            threads,
             "text end-of-turn model loaded (SmolLM2 135M Instruct)"
         );
         Ok(WordsModel {
-            pool: Arc::new(pool),
+            lanes: lanes.into(),
             sessions: Arc::new(AtomicU64::new(0)),
-            reads_ahead: Arc::new(AtomicUsize::new(0)),
         })
     }
 
     #[cfg(not(feature = "local-llm"))]
-    fn spawn(_path: &Path) -> Result<WordsModel, TurnModelError> {
+    fn spawn(_path: &Path, _threads: usize) -> Result<WordsModel, TurnModelError> {
         Err(TurnModelError::NotInstalled(
             "the text end-of-turn model needs a build with the `local-llm` feature".into(),
         ))
@@ -210,7 +235,7 @@ impl WordsSession {
     /// Reads `words` now, so that a question about them (or about more words after them)
     /// costs only what is new. Skipped when the model is busy or a newer request overtakes it.
     pub fn read_ahead(&self, agent: &str, words: &str) {
-        let queued = &self.0.model.reads_ahead;
+        let queued = &self.0.lane().reads_ahead;
         if queued.fetch_add(1, Ordering::Relaxed) >= MAX_READS_AHEAD {
             queued.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -239,7 +264,7 @@ impl WordsSession {
     ) -> Result<(), TurnModelError> {
         let (id, agent, words) = (self.0.id, agent.to_string(), words.to_string());
         self.0
-            .model
+            .lane()
             .pool
             .try_submit(Box::new(move |reader| {
                 if !stale() {
@@ -257,7 +282,14 @@ impl WordsSession {
         _stale: impl FnOnce() -> bool + Send + 'static,
         _answer: impl FnOnce(Result<f32, TurnModelError>) + Send + 'static,
     ) -> Result<(), TurnModelError> {
-        match *self.0.model.pool {}
+        match self.0.lane().pool {}
+    }
+}
+
+impl SessionReader {
+    /// The thread this session reads on.
+    fn lane(&self) -> &Lane {
+        &self.model.lanes[(self.id % self.model.lanes.len() as u64) as usize]
     }
 }
 
@@ -268,7 +300,7 @@ impl Drop for SessionReader {
             let id = self.id;
             // A full queue keeps the sequence until a newer session takes it over.
             let _ = self
-                .model
+                .lane()
                 .pool
                 .try_submit(Box::new(move |reader| reader.forget(id)));
         }
@@ -380,18 +412,44 @@ mod model_tests {
     #[tokio::test]
     async fn reading_ahead_and_sharing_the_model_change_no_answer() {
         let Some(model) = model() else { return };
-        // One more session than the model keeps cached.
-        const SESSIONS: usize = super::super::words_reader::SLOTS + 1;
+        reading_ahead_changes_no_answer(&model).await;
+    }
+
+    /// As above with two threads, each with its own context: sessions alternate between them.
+    #[tokio::test]
+    async fn two_threads_give_the_answers_one_gives() {
+        let Some(one) = model() else { return };
+        let dir = std::env::var_os("MODELS_DIR").map_or_else(
+            crate::providers::local::LocalModels::default_dir,
+            std::path::PathBuf::from,
+        );
+        let two = WordsModel::load_on(&dir, 2).unwrap();
+        assert_eq!(two.lanes.len(), 2);
+        for said in ["can you tell me", "book me a flight to london"] {
+            let a = one.session().probability(AGENT, said).await.unwrap();
+            for _ in 0..2 {
+                let b = two.session().probability(AGENT, said).await.unwrap();
+                assert!((a - b).abs() <= 1e-3 * a.max(1e-3), "{said}: {a} vs {b}");
+            }
+        }
+        reading_ahead_changes_no_answer(&two).await;
+    }
+
+    /// More sessions than a context keeps cached read their words ahead, interleaved and
+    /// revised: every answer is the one a fresh session gets.
+    async fn reading_ahead_changes_no_answer(model: &WordsModel) {
+        // One more session than the model's contexts keep cached.
+        let sessions_n = model.lanes.len() * super::super::words_reader::SLOTS + 1;
         let said = |i: usize| format!("please book table {i} for two at seven");
         // Cold answers, one fresh session each.
         let mut cold = Vec::new();
-        for i in 0..SESSIONS {
+        for i in 0..sessions_n {
             cold.push(model.session().probability(AGENT, &said(i)).await.unwrap());
         }
         // More sessions than the model keeps cached, each reading its words as they come,
         // interleaved, and the recogniser revising them: every answer is the cold one.
-        let sessions: Vec<WordsSession> = (0..SESSIONS).map(|_| model.session()).collect();
-        let words: Vec<Vec<String>> = (0..SESSIONS)
+        let sessions: Vec<WordsSession> = (0..sessions_n).map(|_| model.session()).collect();
+        let words: Vec<Vec<String>> = (0..sessions_n)
             .map(|i| said(i).split(' ').map(String::from).collect())
             .collect();
         for n in [2, 5] {

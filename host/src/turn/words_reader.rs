@@ -49,8 +49,24 @@ pub(crate) struct WordsReader {
 }
 
 impl WordsReader {
-    /// Loads the GGUF at `path` with a one-thread context of [`SLOTS`] sequences.
-    pub(crate) fn load(path: &Path) -> Result<Self, TurnModelError> {
+    /// Loads the GGUF at `path`, once per process: every thread's context shares its weights.
+    pub(crate) fn load_model(path: &Path) -> Result<&'static LlamaModel, TurnModelError> {
+        let backend =
+            crate::providers::local::llama_backend().map_err(|e| TurnModelError::Runtime {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+            .map_err(|e| TurnModelError::Model {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        // Kept for the life of the process, like the offline LLM's model.
+        Ok(Box::leak(Box::new(model)))
+    }
+
+    /// A one-thread context of [`SLOTS`] sequences on `model` (loaded from `path`).
+    pub(crate) fn new(model: &'static LlamaModel, path: &Path) -> Result<Self, TurnModelError> {
         let failed = |reason: String| TurnModelError::Model {
             path: path.to_path_buf(),
             reason,
@@ -60,10 +76,6 @@ impl WordsReader {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
-        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
-            .map_err(|e| failed(e.to_string()))?;
-        // Kept for the life of the process, like the offline LLM's model.
-        let model: &'static LlamaModel = Box::leak(Box::new(model));
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new((SLOTS * SLOT_TOKENS) as u32))
             .with_n_seq_max(SLOTS as u32)

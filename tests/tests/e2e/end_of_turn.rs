@@ -276,6 +276,8 @@ async fn open_words_across_a_pause(
         true,
         &[
             ("TURN_WORDS_MODEL", words),
+            // Two threads, each with its own cache: the session reads on one of them.
+            ("TURN_WORDS_THREADS", "2"),
             ("PLUGIN_RECORD", dir.to_str().unwrap()),
         ],
     )
