@@ -10,9 +10,11 @@
 //! words are lower-cased without punctuation: a recogniser writes stops at pauses inside
 //! sentences, and the model must judge the words, not the recogniser's guess.
 //!
-//! The model runs on one dedicated thread with a bounded queue; a refused or late read leaves
-//! the policy without the probability (`voice_turn_model_answers_total` counts both). A read costs about 20 ms of CPU
-//! plus about 7 ms per token it evaluates, so each session reads its words ahead as they come
+//! The model runs on dedicated threads (`TURN_WORDS_THREADS`, one by default), each with its own
+//! context and bounded queue; a session always reads on the same one, where its prompt is
+//! cached. A refused or late read leaves the policy without the probability
+//! (`voice_turn_model_answers_total` counts both). A read costs about 20 ms of CPU plus about
+//! 7 ms per token it evaluates, so each session reads its words ahead as they come
 //! ([`WordsSession::read_ahead`]: the turn's first words, which carry the prompt's cold start,
 //! then every [`READ_AHEAD_WORDS`] words, see [`worth_reading_ahead`]), and the question at a
 //! pause reads only the few words since, about as fast as the audio model's run beside it.
