@@ -70,6 +70,7 @@ fn last_words(text: &str) -> String {
 
 /// The ChatML prompt whose next token is asked about: the agent's sentence as its turn, then the
 /// user's words with their message left open.
+#[cfg_attr(not(feature = "local-llm"), allow(dead_code))]
 pub(crate) fn prompt(agent: &str, words: &str) -> String {
     let mut prompt = String::from("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n");
     let agent = last_words(agent);
