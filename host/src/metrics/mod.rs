@@ -65,7 +65,7 @@ struct ModelLabels {
     outcome: &'static str,
 }
 
-/// A counter per end-of-turn model and outcome, indexed `[ModelKind][ModelOutcome::ALL order]`,
+/// A counter per end-of-turn model and outcome, indexed `[ModelKind][ModelOutcome]`,
 /// all resolved here so that every series shows at 0.
 fn by_model_outcome(registry: &mut Registry) -> [[Counter; 4]; 2] {
     let family: Family<ModelLabels, Counter> = registered(
@@ -272,11 +272,7 @@ impl Metrics {
 
     /// Counts a question to an end-of-turn model and what came of it.
     pub fn count_turn_model(&self, model: ModelKind, outcome: ModelOutcome) {
-        let i = ModelOutcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .unwrap_or(0);
-        self.turn_model_answers[model as usize][i].inc();
+        self.turn_model_answers[model as usize][outcome as usize].inc();
     }
 
     /// Appends the OpenMetrics text of the process metrics to `out`, without the closing

@@ -71,13 +71,13 @@ pub enum TurnModelError {
 /// signals, so misses are silent unless counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelOutcome {
-    Answered,
+    Answered = 0,
     /// Its queue was full.
-    Busy,
+    Busy = 1,
     /// It answered too late for the question.
-    Late,
+    Late = 2,
     /// The run failed or the model's thread is gone.
-    Failed,
+    Failed = 3,
 }
 
 impl ModelOutcome {

@@ -378,11 +378,16 @@ mod model_tests {
 
     /// The installed SmolLM2, or `None` with a notice (a failure under `CI=true`).
     fn model() -> Option<WordsModel> {
+        model_on(1)
+    }
+
+    /// As [`model`], reading on `threads` threads.
+    fn model_on(threads: usize) -> Option<WordsModel> {
         let dir = std::env::var_os("MODELS_DIR").map_or_else(
             crate::providers::local::LocalModels::default_dir,
             std::path::PathBuf::from,
         );
-        match WordsModel::load(&dir) {
+        match WordsModel::load_on(&dir, threads) {
             Ok(model) => Some(model),
             Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
                 eprintln!("SKIPPED (text end-of-turn model missing): {e}");
@@ -421,12 +426,9 @@ mod model_tests {
     /// As above with two threads, each with its own context: sessions alternate between them.
     #[tokio::test]
     async fn two_threads_give_the_answers_one_gives() {
-        let Some(one) = model() else { return };
-        let dir = std::env::var_os("MODELS_DIR").map_or_else(
-            crate::providers::local::LocalModels::default_dir,
-            std::path::PathBuf::from,
-        );
-        let two = WordsModel::load_on(&dir, 2).unwrap();
+        let (Some(one), Some(two)) = (model(), model_on(2)) else {
+            return;
+        };
         assert_eq!(two.lanes.len(), 2);
         for said in ["can you tell me", "book me a flight to london"] {
             let a = one.session().probability(AGENT, said).await.unwrap();

@@ -48,14 +48,20 @@ pub(crate) struct WordsReader {
     enders: Vec<LlamaToken>,
 }
 
+/// The process's llama.cpp backend; an error names the model at `path` that needed it.
+fn backend(
+    path: &Path,
+) -> Result<&'static llama_cpp_2::llama_backend::LlamaBackend, TurnModelError> {
+    crate::providers::local::llama_backend().map_err(|e| TurnModelError::Runtime {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
 impl WordsReader {
     /// Loads the GGUF at `path`, once per process: every thread's context shares its weights.
     pub(crate) fn load_model(path: &Path) -> Result<&'static LlamaModel, TurnModelError> {
-        let backend =
-            crate::providers::local::llama_backend().map_err(|e| TurnModelError::Runtime {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let backend = backend(path)?;
         let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
             .map_err(|e| TurnModelError::Model {
                 path: path.to_path_buf(),
@@ -71,11 +77,7 @@ impl WordsReader {
             path: path.to_path_buf(),
             reason,
         };
-        let backend =
-            crate::providers::local::llama_backend().map_err(|e| TurnModelError::Runtime {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let backend = backend(path)?;
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new((SLOTS * SLOT_TOKENS) as u32))
             .with_n_seq_max(SLOTS as u32)
