@@ -1,6 +1,6 @@
 //! The end-of-turn model (Smart Turn v3.2 on ONNX Runtime): CPU time of the features and of one
-//! run of the model at batch 1 and batch 4, and the latency of a request through the model's
-//! thread alone and with four sessions asking at once; and the text end-of-turn model (SmolLM2
+//! run of the model at batch 1 to 8, and the latency of requests through the model's threads
+//! (one and two) with 1 to 8 sessions asking at once; and the text end-of-turn model (SmolLM2
 //! read through its thread): a question read cold, one whose words were read ahead, and the
 //! reads ahead of one utterance.
 //!
@@ -106,27 +106,13 @@ fn turn(c: &mut Criterion) {
     }
     println!("p(complete) of the question: {p:.4}");
 
-    // Through the model's thread, as a session asks: one alone, then four at once.
+    // Through the model's threads, as sessions ask.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let shared = TurnModel::load(&dir).expect("model");
-    for sessions in [1usize, 4] {
-        let (cpu, wall) = median_ms(runs, || {
-            rt.block_on(futures_util::future::join_all(
-                (0..sessions).map(|_| shared.predict(audio.clone())),
-            ))
-            .into_iter()
-            .for_each(|r| {
-                r.expect("prediction");
-            });
-        });
-        println!(
-            "TurnModel, {sessions} session(s) asking at once: {wall:.1} ms until the last answer, \
-             {:.1} ms CPU per answer (features included)",
-            cpu / sessions as f64
-        );
+    for threads in [1usize, 2] {
+        model_threads(&dir, &rt, &audio, threads);
     }
 
     let mut group = c.benchmark_group("turn");
@@ -146,6 +132,33 @@ fn turn(c: &mut Criterion) {
     }
     group.finish();
     words(&dir, &rt);
+}
+
+/// Through the model's `threads` threads, as sessions ask: 1 to 8 at once. Wall time until the
+/// last answer, and CPU per answer.
+fn model_threads(
+    dir: &std::path::Path,
+    rt: &tokio::runtime::Runtime,
+    audio: &[f32],
+    threads: usize,
+) {
+    let shared = TurnModel::load_on(dir, threads).expect("model");
+    for sessions in [1usize, 2, 4, 8] {
+        let (cpu, wall) = median_ms(20, || {
+            rt.block_on(futures_util::future::join_all(
+                (0..sessions).map(|_| shared.predict(audio.to_vec())),
+            ))
+            .into_iter()
+            .for_each(|r| {
+                r.expect("prediction");
+            });
+        });
+        println!(
+            "TurnModel on {threads} thread(s), {sessions} session(s) asking at once: {wall:.1} ms \
+             until the last answer, {:.1} ms CPU per answer (features included)",
+            cpu / sessions as f64
+        );
+    }
 }
 
 /// The text end-of-turn model, as a session uses it: CPU and wall time per question.

@@ -113,6 +113,7 @@ impl Config {
             ("TURN_PAUSE_MS", self.turn_pause_ms.to_string()),
             ("TURN_MODEL", self.turn_model.name().to_string()),
             ("TURN_WORDS_MODEL", self.turn_words_model.name().to_string()),
+            ("TURN_MODEL_THREADS", self.turn_model_threads.to_string()),
             ("TURN_WORDS_THREADS", self.turn_words_threads.to_string()),
             (
                 "PREEMPTIVE_GENERATION",

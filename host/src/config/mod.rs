@@ -119,6 +119,9 @@ pub struct Config {
     pub turn_model: TurnModelChoice,
     /// Text end-of-turn model for the turn plug-in (`TURN_WORDS_MODEL`).
     pub turn_words_model: TurnWordsChoice,
+    /// Threads the end-of-turn model (Smart Turn) runs on, each with its own copy
+    /// (`TURN_MODEL_THREADS`).
+    pub turn_model_threads: usize,
     /// Threads the text end-of-turn model reads on, each with its own cache
     /// (`TURN_WORDS_THREADS`).
     pub turn_words_threads: usize,
@@ -581,6 +584,15 @@ impl Config {
                     return Err(err(
                         "TURN_WORDS_MODEL",
                         format!("unknown model {other:?} (auto, smollm2 or none)"),
+                    ))
+                }
+            },
+            turn_model_threads: match r.num("TURN_MODEL_THREADS", 1)? {
+                n if (1..=crate::turn::MAX_THREADS).contains(&n) => n,
+                _ => {
+                    return Err(err(
+                        "TURN_MODEL_THREADS",
+                        format!("must be 1..={}", crate::turn::MAX_THREADS),
                     ))
                 }
             },

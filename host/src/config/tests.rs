@@ -330,6 +330,17 @@ fn the_end_of_turn_models_load_only_for_a_turn_plug_in_and_the_text_one_not_besi
 }
 
 #[test]
+fn the_audio_model_runs_on_one_to_sixteen_threads() {
+    assert_eq!(cfg(&[]).unwrap().turn_model_threads, 1);
+    let c = cfg(&[("TURN_MODEL_THREADS", "3")]).unwrap();
+    assert_eq!(c.turn_model_threads, 3);
+    for bad in ["0", "17", "-1", "many"] {
+        let e = cfg(&[("TURN_MODEL_THREADS", bad)]).unwrap_err().to_string();
+        assert!(e.contains("TURN_MODEL_THREADS"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn the_text_model_reads_on_one_to_sixteen_threads() {
     assert_eq!(cfg(&[]).unwrap().turn_words_threads, 1);
     let c = cfg(&[("TURN_WORDS_THREADS", "4")]).unwrap();

@@ -319,6 +319,11 @@ pub const VARS: &[Var] = &[
         "text end-of-turn model for the turn plug-in: auto (SmolLM2 when installed, with a cloud LLM), smollm2, none",
     ),
     v(
+        "TURN_MODEL_THREADS",
+        "1",
+        "threads the end-of-turn model (Smart Turn) runs on, 1..=16 (each serves about 135 conversing sessions)",
+    ),
+    v(
         "TURN_WORDS_THREADS",
         "1",
         "threads the text end-of-turn model reads on, 1..=16 (each serves about 30 conversing sessions and holds a 95 MB cache)",

@@ -120,14 +120,15 @@ pub fn orchestrator_config(cfg: &Config) -> OrchestratorConfig {
 
 /// The end-of-turn model sessions' turn plug-in sees (`TURN_MODEL`): loaded only when something
 /// will ask it (a turn plug-in, its shadow or canary; `smart-turn` always), since it costs an
-/// inference thread and ~20 ms of CPU per pause ([`Config::turn_model_wanted`]).
+/// inference thread per `TURN_MODEL_THREADS` and ~20 ms of CPU per pause
+/// ([`Config::turn_model_wanted`]).
 fn turn_model(cfg: &Config, asked: bool) -> Result<Option<crate::turn::TurnModel>, StartError> {
     // The model logs its own load.
     load_wanted(
         cfg.turn_model_wanted(asked),
         "TURN_MODEL=smart-turn",
         "no end-of-turn model: the turn plug-in decides without its probability",
-        || crate::turn::TurnModel::load(&cfg.models_dir()),
+        || crate::turn::TurnModel::load_on(&cfg.models_dir(), cfg.turn_model_threads),
     )
 }
 

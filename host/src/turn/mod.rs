@@ -8,7 +8,8 @@
 //!
 //! - [`features`]: the model's input, computed exactly as pipecat computes it;
 //! - [`smart_turn`]: the model on ONNX Runtime (and why that runtime);
-//! - [`worker`]: the one thread that runs it, batching sessions that pause together;
+//! - [`worker`]: the threads that run it (`TURN_MODEL_THREADS`), batching sessions that pause
+//!   together;
 //! - [`words`]: the text end-of-turn model, which reads the words instead (SmolLM2 on
 //!   llama.cpp, `words_reader`), for what the voice cannot tell.
 //!
@@ -122,8 +123,11 @@ impl ModelKind {
     }
 }
 
-/// Smart Turn v3.2, loaded once and shared: a cheap handle to its inference thread. The thread
-/// ends when the last handle is dropped.
+/// Most threads `TURN_MODEL_THREADS` may ask for.
+pub const MAX_THREADS: usize = 16;
+
+/// Smart Turn v3.2, loaded once and shared: a cheap handle to its inference threads. The threads
+/// end when the last handle is dropped.
 #[derive(Clone)]
 pub struct TurnModel {
     worker: worker::Worker,
@@ -138,6 +142,13 @@ impl std::fmt::Debug for TurnModel {
 impl TurnModel {
     /// Loads model + runtime from the models dir; a clear one-line error when missing.
     pub fn load(models_dir: &Path) -> Result<TurnModel, TurnModelError> {
+        Self::load_on(models_dir, 1)
+    }
+
+    /// As [`Self::load`], on `threads` threads (1..=[`MAX_THREADS`]), each with its own copy of
+    /// the model (a few MB each): each thread is about one core's worth of answers, so the
+    /// model answers about `threads` times as many sessions pausing at once.
+    pub fn load_on(models_dir: &Path, threads: usize) -> Result<TurnModel, TurnModelError> {
         let (model, runtime) = crate::onnx_runtime::installed(
             models_dir,
             SMART_TURN_FILE.relative_path,
@@ -146,13 +157,17 @@ impl TurnModel {
         )
         .map_err(TurnModelError::NotInstalled)?;
         let started = std::time::Instant::now();
-        let model = smart_turn::SmartTurn::load(&model, &runtime)?;
+        let threads = threads.clamp(1, MAX_THREADS);
+        let models = (0..threads)
+            .map(|_| smart_turn::SmartTurn::load(&model, &runtime))
+            .collect::<Result<Vec<_>, _>>()?;
         tracing::info!(
             ms = started.elapsed().as_millis() as u64,
+            threads,
             "end-of-turn model loaded (Smart Turn v3.2)"
         );
         let worker =
-            worker::Worker::spawn("turn-model", model, worker::QUEUE_LEN, worker::MAX_BATCH)
+            worker::Worker::spawn("turn-model", models, worker::QUEUE_LEN, worker::MAX_BATCH)
                 .map_err(|e| TurnModelError::Inference(format!("cannot start its thread: {e}")))?;
         Ok(TurnModel { worker })
     }
@@ -339,6 +354,37 @@ mod tests {
                     single[i]
                 );
             }
+        }
+    }
+
+    /// On several threads each clip still gets the answer it gets alone, whichever copy of the
+    /// model runs it and whatever it is batched with.
+    #[tokio::test]
+    async fn two_threads_answer_what_one_answers() {
+        let Some(models) = test_models_dir() else {
+            return;
+        };
+        let (one, two) = (
+            TurnModel::load(&models).unwrap(),
+            TurnModel::load_on(&models, 2).unwrap(),
+        );
+        let Reference { cases } = reference::load();
+        let clips: Vec<Vec<f32>> = cases.iter().map(|c| c.audio()).collect();
+        let mut alone = Vec::new();
+        for clip in &clips {
+            alone.push(one.predict(clip.clone()).await.unwrap());
+        }
+        let together = futures_util::future::join_all(
+            clips.iter().chain(&clips).map(|c| two.predict(c.clone())),
+        )
+        .await;
+        for (i, p) in together.into_iter().enumerate() {
+            let (p, expected) = (p.unwrap(), alone[i % clips.len()]);
+            assert!(
+                (p - expected).abs() < 1e-6,
+                "{}: {p} vs {expected}",
+                cases[i % clips.len()].name
+            );
         }
     }
 

@@ -1,23 +1,30 @@
-//! The end-of-turn model's own OS thread, fed by a bounded queue.
+//! The end-of-turn model's own OS threads, fed by one bounded queue.
 //!
 //! Inference takes tens of milliseconds of CPU: on a tokio worker it would stall every session
-//! sharing that worker, so it runs on one dedicated thread instead. Sessions pausing at about
-//! the same time are answered by one run of the model: when the thread wakes it takes every
-//! request waiting (up to [`MAX_BATCH`]) and runs them as one batch. On the 2-core reference
-//! machine a batch saves no CPU (a clip costs about 22 ms alone, 25 ms in a batch of four:
-//! docs/benchmarks.md) and every answer of a batch comes when its last would have, so
-//! [`MAX_BATCH`] is the knob if the first answers matter more.
+//! sharing that worker, so it runs on dedicated threads instead (`TURN_MODEL_THREADS`, one by
+//! default), each with its own copy of the model. A thread's runs are one core's worth of
+//! answers, so the threads are the process's ceiling on sessions asking at once.
+//!
+//! Sessions pausing at about the same time are answered by one run of the model: when a thread
+//! wakes it takes its share of the requests waiting (all of them on one thread, half on two, up
+//! to [`MAX_BATCH`]) and runs them as one batch; the other threads take the rest. On the 2-core
+//! reference machine a batch saves little CPU (a clip costs about 22 ms alone, 25 ms in a batch
+//! of four: docs/benchmarks.md) and every answer of a batch comes when its last would have, so
+//! spreading a burst over the threads answers it sooner; [`MAX_BATCH`] is the knob if the first
+//! answers matter more.
 //! The queue is bounded: when it is full the request is refused at once ([`TurnModelError::Busy`])
 //! and the caller decides without the model rather than waiting behind a backlog. A request
-//! whose caller has gone (its future dropped) is skipped. The thread ends when every handle to
+//! whose caller has gone (its future dropped) is skipped. The threads end when every handle to
 //! the queue is dropped.
 
 use super::TurnModelError;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use tokio::sync::oneshot;
 
-/// Requests that may wait for the thread; past this the queue answers `Busy`.
+/// Requests that may wait for each thread; past this the queue answers `Busy`.
 pub(crate) const QUEUE_LEN: usize = 16;
 /// Most requests answered by one run of the model.
 pub(crate) const MAX_BATCH: usize = 8;
@@ -42,46 +49,88 @@ struct Request {
 #[derive(Clone)]
 pub(crate) struct Worker {
     queue: SyncSender<Request>,
+    /// Requests sent and not yet taken by a thread (counted before the send, so never fewer).
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Worker {
-    /// Starts the thread `name`, which owns `model`.
+    /// Starts a thread `name-N` for each of `models`, which it owns; they take requests from one
+    /// queue of `queue_len` per thread.
     pub(crate) fn spawn<M: BatchModel>(
         name: &str,
-        model: M,
+        models: Vec<M>,
         queue_len: usize,
         max_batch: usize,
     ) -> std::io::Result<Self> {
-        let (queue, requests) = mpsc::sync_channel(queue_len.max(1));
-        let max_batch = max_batch.max(1);
-        thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || serve(model, &requests, max_batch))?;
-        Ok(Self { queue })
+        let threads = models.len().max(1);
+        let (queue, requests) = mpsc::sync_channel(queue_len.max(1) * threads);
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(requests),
+            waiting: Arc::clone(&waiting),
+            threads,
+            max_batch: max_batch.max(1),
+        });
+        for (i, model) in models.into_iter().enumerate() {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || serve(model, &shared))?;
+        }
+        Ok(Self { queue, waiting })
     }
 
     /// Queues `audio` and waits for its probability; a full queue answers `Busy` at once.
     pub(crate) async fn predict(&self, audio: Vec<f32>) -> Result<f32, TurnModelError> {
         let (reply, answer) = oneshot::channel();
-        match self.queue.try_send(Request { audio, reply }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(TurnModelError::Busy),
-            Err(TrySendError::Disconnected(_)) => return Err(TurnModelError::Stopped),
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let refused = match self.queue.try_send(Request { audio, reply }) {
+            Ok(()) => None,
+            Err(TrySendError::Full(_)) => Some(TurnModelError::Busy),
+            Err(TrySendError::Disconnected(_)) => Some(TurnModelError::Stopped),
+        };
+        if let Some(e) = refused {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(e);
         }
         answer.await.unwrap_or(Err(TurnModelError::Stopped))
     }
 }
 
-fn serve<M: BatchModel>(mut model: M, requests: &Receiver<Request>, max_batch: usize) {
-    // Blocks until a request comes, then takes those already waiting behind it.
-    while let Ok(first) = requests.recv() {
+/// What the threads share: the queue's receiving end and how many requests wait in it.
+struct Shared {
+    requests: Mutex<Receiver<Request>>,
+    waiting: Arc<AtomicUsize>,
+    threads: usize,
+    max_batch: usize,
+}
+
+impl Shared {
+    /// Blocks until a request comes, then takes its share of those waiting behind it (all of
+    /// them on one thread; half on two, the rest left to the other thread), at most
+    /// `max_batch`; `None` when every handle is gone.
+    fn next_batch(&self) -> Option<Vec<Request>> {
+        // The lock is held while waiting, so idle threads queue for the next request in turn.
+        let requests = self.requests.lock().ok()?;
+        let first = requests.recv().ok()?;
+        let waiting = self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let share = waiting.div_ceil(self.threads).clamp(1, self.max_batch);
         let mut batch = vec![first];
-        while batch.len() < max_batch {
+        while batch.len() < share {
             match requests.try_recv() {
-                Ok(request) => batch.push(request),
+                Ok(request) => {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    batch.push(request);
+                }
                 Err(_) => break,
             }
         }
+        Some(batch)
+    }
+}
+
+fn serve<M: BatchModel>(mut model: M, shared: &Shared) {
+    while let Some(mut batch) = shared.next_batch() {
         batch.retain(|r| !r.reply.is_closed());
         if batch.is_empty() {
             continue;
@@ -122,7 +171,6 @@ fn serve<M: BatchModel>(mut model: M, requests: &Receiver<Request>, max_batch: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
     use tokio::sync::mpsc as async_mpsc;
 
@@ -130,7 +178,11 @@ mod tests {
     /// first says how many clips it got and waits for a token, so a test can hold the thread.
     struct Echo {
         batches: Arc<Mutex<Vec<usize>>>,
-        gate: Option<(async_mpsc::UnboundedSender<usize>, mpsc::Receiver<()>)>,
+        /// Shared by the copies of a model on several threads: each run takes one token.
+        gate: Option<(
+            async_mpsc::UnboundedSender<usize>,
+            Arc<Mutex<mpsc::Receiver<()>>>,
+        )>,
         dropped: Option<mpsc::Sender<()>>,
     }
 
@@ -138,7 +190,7 @@ mod tests {
         fn predict(&mut self, clips: &[&[f32]]) -> Result<Vec<f32>, TurnModelError> {
             if let Some((entered, gate)) = &self.gate {
                 let _ = entered.send(clips.len());
-                let _ = gate.recv();
+                let _ = gate.lock().unwrap().recv();
             }
             self.batches.lock().unwrap().push(clips.len());
             if clips.iter().any(|c| c.is_empty()) {
@@ -166,19 +218,36 @@ mod tests {
     }
 
     fn gated() -> Gated {
-        let (entered_tx, entered) = async_mpsc::unbounded_channel();
-        let (open, gate) = mpsc::channel();
-        let batches = Arc::new(Mutex::new(Vec::new()));
+        let (mut models, batches, entered, open) = gated_copies(1);
         Gated {
-            model: Echo {
-                batches: Arc::clone(&batches),
-                gate: Some((entered_tx, gate)),
-                dropped: None,
-            },
+            model: models.remove(0),
             batches,
             entered,
             open,
         }
+    }
+
+    /// `n` copies of a gated model (one per thread) behind one gate.
+    fn gated_copies(
+        n: usize,
+    ) -> (
+        Vec<Echo>,
+        Arc<Mutex<Vec<usize>>>,
+        async_mpsc::UnboundedReceiver<usize>,
+        mpsc::Sender<()>,
+    ) {
+        let (entered_tx, entered) = async_mpsc::unbounded_channel();
+        let (open, gate) = mpsc::channel();
+        let gate = Arc::new(Mutex::new(gate));
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let models = (0..n)
+            .map(|_| Echo {
+                batches: Arc::clone(&batches),
+                gate: Some((entered_tx.clone(), Arc::clone(&gate))),
+                dropped: None,
+            })
+            .collect();
+        (models, batches, entered, open)
     }
 
     fn ask(worker: &Worker, value: f32) -> tokio::task::JoinHandle<Result<f32, TurnModelError>> {
@@ -199,7 +268,7 @@ mod tests {
             mut entered,
             open,
         } = gated();
-        let worker = Worker::spawn("turn-test-batch", model, 16, 8).unwrap();
+        let worker = Worker::spawn("turn-test-batch", vec![model], 16, 8).unwrap();
         // The first request occupies the thread ...
         let first = ask(&worker, 0.5);
         assert_eq!(entered.recv().await, Some(1));
@@ -217,6 +286,79 @@ mod tests {
         assert_eq!(*batches.lock().unwrap(), [1, 5]);
     }
 
+    /// Queues a request at once, as `predict` does but without a task: several are in the queue
+    /// within microseconds.
+    fn ask_now(worker: &Worker, value: f32) -> oneshot::Receiver<Result<f32, TurnModelError>> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            audio: vec![value],
+            reply,
+        };
+        worker.waiting.fetch_add(1, Ordering::SeqCst);
+        assert!(worker.queue.try_send(request).is_ok(), "queue full");
+        answer
+    }
+
+    /// The next run's batch size, or `None` if no run starts within a second.
+    async fn next_run(entered: &mut async_mpsc::UnboundedReceiver<usize>) -> Option<usize> {
+        tokio::time::timeout(Duration::from_secs(1), entered.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test]
+    async fn each_thread_answers_a_session_while_the_others_run() {
+        let (models, batches, mut entered, open) = gated_copies(2);
+        let worker = Worker::spawn("turn-test-threads", models, 16, 8).unwrap();
+        let first = ask(&worker, 0.5);
+        assert_eq!(next_run(&mut entered).await, Some(1));
+        // The first thread is held in its run: the second answers the next session.
+        let second = ask(&worker, 0.25);
+        assert_eq!(
+            next_run(&mut entered).await,
+            Some(1),
+            "a second session waits behind the first thread's run"
+        );
+        open.send(()).unwrap();
+        open.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(0.5));
+        assert_eq!(second.await.unwrap(), Ok(0.25));
+        assert_eq!(*batches.lock().unwrap(), [1, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_shared_among_the_threads() {
+        let (models, batches, mut entered, open) = gated_copies(2);
+        let worker = Worker::spawn("turn-test-share", models, 16, 8).unwrap();
+        let held = [ask_now(&worker, 1.0), ask_now(&worker, 2.0)];
+        assert_eq!(next_run(&mut entered).await, Some(1));
+        assert_eq!(next_run(&mut entered).await, Some(1));
+        // Both threads held: four sessions ask at once.
+        let burst = [3.0, 4.0, 5.0, 6.0].map(|v| ask_now(&worker, v));
+        // The first thread free takes half of them (one batch of two, not one of four) ...
+        open.send(()).unwrap();
+        assert_eq!(next_run(&mut entered).await, Some(2));
+        // ... and the other two are each half of what is left.
+        open.send(()).unwrap();
+        assert_eq!(next_run(&mut entered).await, Some(1));
+        open.send(()).unwrap();
+        assert_eq!(next_run(&mut entered).await, Some(1));
+        for _ in 0..3 {
+            open.send(()).unwrap();
+        }
+        for (r, expected) in held
+            .into_iter()
+            .chain(burst)
+            .zip([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        {
+            assert_eq!(r.await.unwrap(), Ok(expected));
+        }
+        let mut sizes = batches.lock().unwrap().clone();
+        sizes.sort_unstable();
+        assert_eq!(sizes, [1, 1, 1, 1, 2]);
+    }
+
     #[tokio::test]
     async fn a_batch_never_exceeds_its_limit() {
         let Gated {
@@ -225,7 +367,7 @@ mod tests {
             mut entered,
             open,
         } = gated();
-        let worker = Worker::spawn("turn-test-limit", model, 16, 3).unwrap();
+        let worker = Worker::spawn("turn-test-limit", vec![model], 16, 3).unwrap();
         let first = ask(&worker, 0.0);
         assert_eq!(entered.recv().await, Some(1));
         let rest: Vec<_> = (1..=7).map(|i| ask(&worker, i as f32)).collect();
@@ -250,7 +392,7 @@ mod tests {
             mut entered,
             open,
         } = gated();
-        let worker = Worker::spawn("turn-test-full", model, 2, 8).unwrap();
+        let worker = Worker::spawn("turn-test-full", vec![model], 2, 8).unwrap();
         // One request on the thread and two in the queue: the queue is full.
         let running = ask(&worker, 1.0);
         assert_eq!(entered.recv().await, Some(1));
@@ -282,7 +424,7 @@ mod tests {
             mut entered,
             open,
         } = gated();
-        let worker = Worker::spawn("turn-test-left", model, 4, 8).unwrap();
+        let worker = Worker::spawn("turn-test-left", vec![model], 4, 8).unwrap();
         let running = ask(&worker, 1.0);
         assert_eq!(entered.recv().await, Some(1));
         let abandoned = ask(&worker, 2.0);
@@ -309,7 +451,7 @@ mod tests {
             gate: None,
             dropped: None,
         };
-        let worker = Worker::spawn("turn-test-panic", model, 4, 8).unwrap();
+        let worker = Worker::spawn("turn-test-panic", vec![model], 4, 8).unwrap();
         assert!(matches!(
             worker.predict(Vec::new()).await,
             Err(TurnModelError::Inference(_))
@@ -325,7 +467,7 @@ mod tests {
             gate: None,
             dropped: Some(dropped_tx),
         };
-        let worker = Worker::spawn("turn-test-stop", model, 4, 8).unwrap();
+        let worker = Worker::spawn("turn-test-stop", vec![model], 4, 8).unwrap();
         let other = worker.clone();
         assert_eq!(other.predict(vec![0.75]).await, Ok(0.75));
         drop(worker);

@@ -129,7 +129,7 @@ async fn an_unfinished_sentence_is_not_cut_off_at_a_pause() {
     );
 }
 
-/// A host with the model on (pauses at `TURN_PAUSE_MS` 150) recording its plug-in calls in
+/// A host with the model on two threads (pauses at `TURN_PAUSE_MS` 150) recording its plug-in calls in
 /// `dir`; the client says one utterance (voice from 400 to 1600 ms) and hears the reply. Returns
 /// the turn slot's recorded calls once the question about the final words is among them.
 async fn turn_calls_with_the_model(utterance: &str, dir: &std::path::Path) -> Vec<Value> {
@@ -139,6 +139,7 @@ async fn turn_calls_with_the_model(utterance: &str, dir: &std::path::Path) -> Ve
         true,
         &[
             ("TURN_MODEL", "smart-turn"),
+            ("TURN_MODEL_THREADS", "2"),
             ("TURN_PAUSE_MS", "150"),
             ("PLUGIN_RECORD", dir.to_str().unwrap()),
         ],
