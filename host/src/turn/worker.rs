@@ -7,11 +7,12 @@
 //!
 //! Sessions pausing at about the same time are answered by one run of the model: when a thread
 //! wakes it takes its share of the requests waiting (all of them on one thread, half on two, up
-//! to [`MAX_BATCH`]) and runs them as one batch; the other threads take the rest. On the 2-core
-//! reference machine a batch saves little CPU (a clip costs about 22 ms alone, 25 ms in a batch
-//! of four: docs/benchmarks.md) and every answer of a batch comes when its last would have, so
-//! spreading a burst over the threads answers it sooner; [`MAX_BATCH`] is the knob if the first
-//! answers matter more.
+//! to [`MAX_BATCH`]) and runs them as one batch; the other threads take the rest. The batch is
+//! small because on the 2-core reference machine it saves no CPU (a clip costs about as much in
+//! a batch of eight as alone) while ONNX Runtime's arena keeps the memory of the largest batch a
+//! copy has run, about 32 MB a clip, for the life of the process (docs/benchmarks.md); and every
+//! answer of a batch comes when its last would have, so spreading a burst over the threads
+//! answers it sooner.
 //! The queue is bounded: when it is full the request is refused at once ([`TurnModelError::Busy`])
 //! and the caller decides without the model rather than waiting behind a backlog. A request
 //! whose caller has gone (its future dropped) is skipped. The threads end when every handle to
@@ -26,8 +27,9 @@ use tokio::sync::oneshot;
 
 /// Requests that may wait for each thread; past this the queue answers `Busy`.
 pub(crate) const QUEUE_LEN: usize = 16;
-/// Most requests answered by one run of the model.
-pub(crate) const MAX_BATCH: usize = 8;
+/// Most requests answered by one run of the model: each clip of a batch costs a thread's copy
+/// about 32 MB of arena, kept (with 8, a copy held 258 MB after one burst).
+pub(crate) const MAX_BATCH: usize = 2;
 
 /// What the thread runs: probabilities for a batch of clips, in order.
 pub(crate) trait BatchModel: Send + 'static {
