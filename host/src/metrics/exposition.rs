@@ -31,7 +31,7 @@ pub(crate) mod parse {
     use std::collections::BTreeSet;
 
     /// Every metric name of the dashboards, as the samples show them.
-    pub const DASHBOARD_NAMES: [&str; 41] = [
+    pub const DASHBOARD_NAMES: [&str; 42] = [
         "voice_llm_preemptive_used_total",
         "voice_llm_preemptive_wasted_total",
         "voice_playback_reports_total",
@@ -72,6 +72,7 @@ pub(crate) mod parse {
         "voice_turn_host_ms",
         "voice_turn_llm_first_token_ms",
         "voice_turn_model_answers_total",
+        "voice_turn_words_reads_ahead_refused_total",
         "voice_turns_total",
     ];
 
@@ -175,6 +176,7 @@ mod tests {
                 "voice_llm_preemptive_used_total",
                 "voice_llm_preemptive_wasted_total",
                 "voice_turn_model_answers_total",
+                "voice_turn_words_reads_ahead_refused_total",
                 "voice_turn_host_ms",
                 "voice_turn_first_audio_ms",
                 "voice_turn_llm_first_token_ms",

@@ -111,6 +111,8 @@ pub struct Metrics {
     pub preemptive_wasted: Counter,
     /// Questions to the end-of-turn models, by model and outcome.
     turn_model_answers: [[Counter; 4]; 2],
+    /// Reads ahead the text end-of-turn model's thread refused: its first sign of overload.
+    pub words_reads_ahead_refused: Counter,
     pub host_ms: Histogram,
     pub first_audio_ms: Histogram,
     pub llm_first_token_ms: Histogram,
@@ -197,6 +199,12 @@ impl Default for Metrics {
             counter(),
         );
         let turn_model_answers = by_model_outcome(r);
+        let words_reads_ahead_refused = registered(
+            r,
+            "voice_turn_words_reads_ahead_refused",
+            "Reads of the user's words ahead of a pause that the text end-of-turn model's thread refused (too many waiting): the question at the pause reads those words itself, later",
+            counter(),
+        );
         let host_ms = registered(
             r,
             "voice_turn_host_ms",
@@ -231,6 +239,7 @@ impl Default for Metrics {
             preemptive_used,
             preemptive_wasted,
             turn_model_answers,
+            words_reads_ahead_refused,
             host_ms,
             first_audio_ms,
             llm_first_token_ms,

@@ -16,7 +16,7 @@ use crate::providers::{
 };
 use crate::resume::{Saver, Snapshot};
 use crate::transport::protocol::{close, ClientMessage, ServerMessage};
-use crate::turn::{ModelKind, ModelOutcome, WordsSession};
+use crate::turn::{ModelKind, ModelOutcome, ReadAhead, WordsSession};
 use futures_util::{Stream, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -609,7 +609,9 @@ impl Driver {
             return;
         };
         if crate::turn::words::worth_reading_ahead(self.words_read.as_ref(), &now) {
-            words.read_ahead(&now.0, &now.1);
+            if words.read_ahead(&now.0, &now.1) == ReadAhead::Refused {
+                crate::metrics::global().words_reads_ahead_refused.inc();
+            }
             self.words_read = Some(now);
         }
     }

@@ -29,7 +29,7 @@ mod words_reader;
 mod words_sequences;
 mod worker;
 
-pub use words::{WordsModel, WordsSession};
+pub use words::{ReadAhead, WordsModel, WordsSession};
 
 #[cfg(test)]
 mod reference;

@@ -194,6 +194,17 @@ impl WordsModel {
     }
 }
 
+/// What became of a read ahead ([`WordsSession::read_ahead`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum ReadAhead {
+    Queued,
+    /// The model's thread had too many waiting: the next question reads these words itself,
+    /// so it costs more and may come late. Counted in
+    /// `voice_turn_words_reads_ahead_refused_total`, the thread's first sign of overload.
+    Refused,
+}
+
 /// One session's use of the [`WordsModel`]; clones are the same session.
 #[derive(Clone)]
 pub struct WordsSession(Arc<SessionReader>);
@@ -236,12 +247,13 @@ impl WordsSession {
     }
 
     /// Reads `words` now, so that a question about them (or about more words after them)
-    /// costs only what is new. Skipped when the model is busy or a newer request overtakes it.
-    pub fn read_ahead(&self, agent: &str, words: &str) {
+    /// costs only what is new. Refused when the model's thread has too many waiting; skipped
+    /// when its turn comes if a newer request has overtaken it.
+    pub fn read_ahead(&self, agent: &str, words: &str) -> ReadAhead {
         let queued = &self.0.lane().reads_ahead;
         if queued.fetch_add(1, Ordering::Relaxed) >= MAX_READS_AHEAD {
             queued.fetch_sub(1, Ordering::Relaxed);
-            return;
+            return ReadAhead::Refused;
         }
         let mine = self.0.latest.fetch_add(1, Ordering::Relaxed) + 1;
         let (me, done) = (Arc::downgrade(&self.0), Arc::clone(queued));
@@ -252,7 +264,9 @@ impl WordsSession {
         };
         if self.submit(agent, words, stale, drop).is_err() {
             queued.fetch_sub(1, Ordering::Relaxed);
+            return ReadAhead::Refused;
         }
+        ReadAhead::Queued
     }
 
     /// Queues a read of `words` for this session, skipped if `stale()` says so when its turn
@@ -399,6 +413,26 @@ mod model_tests {
 
     const AGENT: &str = "How can I help?";
 
+    /// A burst of reads ahead past what a thread may hold waiting is refused rather than queued
+    /// in front of the questions, which are still answered.
+    #[tokio::test]
+    async fn reads_ahead_past_the_thread_s_limit_are_refused() {
+        let Some(model) = model() else { return };
+        let sessions: Vec<_> = (0..3 * MAX_READS_AHEAD).map(|_| model.session()).collect();
+        let queued = sessions
+            .iter()
+            .filter(|s| s.read_ahead(AGENT, "i would like to book a table") == ReadAhead::Queued)
+            .count();
+        // Each read takes milliseconds: the thread starts at most the first during the burst,
+        // which leaves room for one more.
+        assert!(
+            (MAX_READS_AHEAD..=MAX_READS_AHEAD + 1).contains(&queued),
+            "{queued} of {} queued",
+            sessions.len()
+        );
+        assert!(sessions[0].probability(AGENT, "yes").await.is_ok());
+    }
+
     #[tokio::test]
     async fn words_that_lead_on_read_as_unlikely_ends() {
         let Some(model) = model() else { return };
@@ -468,8 +502,9 @@ mod model_tests {
             s.probability(AGENT, "please book tables for two at eleven")
                 .await
                 .unwrap();
-            s.read_ahead(AGENT, &w[..3].join(" "));
-            s.read_ahead(AGENT, "please cook");
+            // Queued or refused, the answers below must be the cold ones.
+            let _ = s.read_ahead(AGENT, &w[..3].join(" "));
+            let _ = s.read_ahead(AGENT, "please cook");
         }
         for (i, s) in sessions.iter().enumerate() {
             let p = s.probability(AGENT, &said(i)).await.unwrap();

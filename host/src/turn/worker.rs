@@ -176,15 +176,18 @@ mod tests {
     use std::time::Duration;
     use tokio::sync::mpsc as async_mpsc;
 
+    /// Where a gated run says how many clips it got, and the tokens it waits for (shared by the
+    /// copies of a model on several threads: each run takes one).
+    type Gate = (
+        async_mpsc::UnboundedSender<usize>,
+        Arc<Mutex<mpsc::Receiver<()>>>,
+    );
+
     /// Answers each clip's first sample and panics on an empty clip. With a gate, each run
     /// first says how many clips it got and waits for a token, so a test can hold the thread.
     struct Echo {
         batches: Arc<Mutex<Vec<usize>>>,
-        /// Shared by the copies of a model on several threads: each run takes one token.
-        gate: Option<(
-            async_mpsc::UnboundedSender<usize>,
-            Arc<Mutex<mpsc::Receiver<()>>>,
-        )>,
+        gate: Option<Gate>,
         dropped: Option<mpsc::Sender<()>>,
     }
 
@@ -210,19 +213,25 @@ mod tests {
         }
     }
 
-    /// A model held at its gate: runs announce themselves on the first receiver and wait for a
-    /// token on the sender.
-    struct Gated {
-        model: Echo,
+    /// Copies of a model held at one gate: runs announce themselves on `entered` and wait for a
+    /// token on `open`.
+    struct Gated<M> {
+        model: M,
         batches: Arc<Mutex<Vec<usize>>>,
         entered: async_mpsc::UnboundedReceiver<usize>,
         open: mpsc::Sender<()>,
     }
 
-    fn gated() -> Gated {
-        let (mut models, batches, entered, open) = gated_copies(1);
+    /// One gated model.
+    fn gated() -> Gated<Echo> {
+        let Gated {
+            mut model,
+            batches,
+            entered,
+            open,
+        } = gated_copies(1);
         Gated {
-            model: models.remove(0),
+            model: model.remove(0),
             batches,
             entered,
             open,
@@ -230,26 +239,24 @@ mod tests {
     }
 
     /// `n` copies of a gated model (one per thread) behind one gate.
-    fn gated_copies(
-        n: usize,
-    ) -> (
-        Vec<Echo>,
-        Arc<Mutex<Vec<usize>>>,
-        async_mpsc::UnboundedReceiver<usize>,
-        mpsc::Sender<()>,
-    ) {
+    fn gated_copies(n: usize) -> Gated<Vec<Echo>> {
         let (entered_tx, entered) = async_mpsc::unbounded_channel();
         let (open, gate) = mpsc::channel();
         let gate = Arc::new(Mutex::new(gate));
         let batches = Arc::new(Mutex::new(Vec::new()));
-        let models = (0..n)
+        let model = (0..n)
             .map(|_| Echo {
                 batches: Arc::clone(&batches),
                 gate: Some((entered_tx.clone(), Arc::clone(&gate))),
                 dropped: None,
             })
             .collect();
-        (models, batches, entered, open)
+        Gated {
+            model,
+            batches,
+            entered,
+            open,
+        }
     }
 
     fn ask(worker: &Worker, value: f32) -> tokio::task::JoinHandle<Result<f32, TurnModelError>> {
@@ -311,7 +318,12 @@ mod tests {
 
     #[tokio::test]
     async fn each_thread_answers_a_session_while_the_others_run() {
-        let (models, batches, mut entered, open) = gated_copies(2);
+        let Gated {
+            model: models,
+            batches,
+            mut entered,
+            open,
+        } = gated_copies(2);
         let worker = Worker::spawn("turn-test-threads", models, 16, 8).unwrap();
         let first = ask(&worker, 0.5);
         assert_eq!(next_run(&mut entered).await, Some(1));
@@ -331,7 +343,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_is_shared_among_the_threads() {
-        let (models, batches, mut entered, open) = gated_copies(2);
+        let Gated {
+            model: models,
+            batches,
+            mut entered,
+            open,
+        } = gated_copies(2);
         let worker = Worker::spawn("turn-test-share", models, 16, 8).unwrap();
         let held = [ask_now(&worker, 1.0), ask_now(&worker, 2.0)];
         assert_eq!(next_run(&mut entered).await, Some(1));
