@@ -13,7 +13,7 @@
 //! The model runs on dedicated threads (`TURN_WORDS_THREADS`, one by default), each with its own
 //! context and bounded queue; a session always reads on the same one, where its prompt is
 //! cached. A refused or late read leaves the policy without the probability
-//! (`voice_turn_model_answers_total` counts both). A read costs about 20 ms of CPU plus about
+//! (`voice_turn_model_answers_total` counts both). A read costs about 10 ms of CPU plus about
 //! 7 ms per token it evaluates, so each session reads its words ahead as they come
 //! ([`WordsSession::read_ahead`]: the turn's first words, which carry the prompt's cold start,
 //! then every [`READ_AHEAD_WORDS`] words, see [`worth_reading_ahead`]), and the question at a
@@ -24,9 +24,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Words said since the last read ahead before the next one. A read costs about 20 ms of CPU
+/// Words said since the last read ahead before the next one. A read costs about 10 ms of CPU
 /// whatever it reads plus about 7 ms per token (docs/benchmarks.md), so reading at every
-/// transcript would cost more than the question it prepares; left unread, up to this many words
+/// transcript would cost about twice what reading every four words does; left unread, up to this many words
 /// cost the pause's question about as much as the audio model's run, which it waits beside.
 pub const READ_AHEAD_WORDS: usize = 4;
 
