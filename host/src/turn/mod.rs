@@ -146,8 +146,9 @@ impl TurnModel {
     }
 
     /// As [`Self::load`], on `threads` threads (1..=[`MAX_THREADS`]), each with its own copy of
-    /// the model (a few MB each): each thread is about one core's worth of answers, so the
-    /// model answers about `threads` times as many sessions pausing at once.
+    /// the model (2-3 MB, up to ~65 MB with what its runs keep): each thread is about one core's
+    /// worth of answers, so the model answers about `threads` times as many sessions pausing at
+    /// once.
     pub fn load_on(models_dir: &Path, threads: usize) -> Result<TurnModel, TurnModelError> {
         let (model, runtime) = crate::onnx_runtime::installed(
             models_dir,
