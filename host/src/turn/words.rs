@@ -26,8 +26,9 @@ use std::sync::Arc;
 
 /// Words said since the last read ahead before the next one. A read costs about 10 ms of CPU
 /// whatever it reads plus about 7 ms per token (docs/benchmarks.md), so reading at every
-/// transcript would cost about twice what reading every four words does; left unread, up to this many words
-/// cost the pause's question about as much as the audio model's run, which it waits beside.
+/// transcript would cost about twice what reading every four words does; left unread, up to
+/// this many words cost the pause's question about as much as the audio model's run, which it
+/// waits beside.
 pub const READ_AHEAD_WORDS: usize = 4;
 
 /// Whether `now` (agent sentence, words) is worth reading ahead, the words `read` last having
