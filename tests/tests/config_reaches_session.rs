@@ -524,7 +524,7 @@ async fn tts_stall() {
 /// Settings whose only effect is when something happens (a turn ends, a paused reply gives
 /// up, audio is sent): a test of the effect through a session would be a wall-clock threshold.
 /// They are observed here in the settings every session of the running server is built from;
-/// their effect is tested on a virtual clock (`session::orchestrator_tests::user_turns`
+/// their effect is tested on a virtual clock (`session::orchestrator::tests::user_turns`
 /// silence and finalize, `...::pause`, `...::replies::reply_audio_is_paced_at_real_time_plus_the_lead_and_then_done`).
 async fn timing_settings() {
     let s = stack(&[

@@ -102,8 +102,9 @@ pub struct Metrics {
     pub resumes_refused: Counter,
     /// User turns ended, by what ended them (`TurnEnd::ALL` order).
     pub turn_ends: [Counter; 5],
-    /// User turns the user went on speaking after, before any of the reply was heard, by what
-    /// had ended them (`TurnEnd::ALL` order): ends called too early, or replies too slow.
+    /// User turns the user went on speaking after, within 2 s of their end of speech and before
+    /// any of the reply was heard, by what had ended them (`TurnEnd::ALL` order): ends called
+    /// too early.
     pub turn_continued: [Counter; 5],
     /// Replies generated before their turn was committed that the turn took over.
     pub preemptive_used: Counter,
@@ -184,7 +185,7 @@ impl Default for Metrics {
         let turn_continued = by_turn_end(
             r,
             "voice_turn_continued",
-            "User turns the user went on speaking after before any of the reply was heard (the reply was dropped, their words joined the next turn), by what had ended them",
+            "User turns the user went on speaking after, within 2 s of their end of speech and before any of the reply was heard (the reply was dropped, their words joined the next turn), by what had ended them",
         );
         let preemptive_used = registered(
             r,

@@ -8,7 +8,7 @@
 //! request holds exactly the questions before it and, for each reply, what its `agent_done` said
 //! the user heard (never text the client was not shown, nothing of a reply with no audio).
 //!
-//! The orchestrator alone is driven far harder by `orchestrator_tests::simulation`; this run is
+//! The orchestrator alone is driven far harder by `orchestrator::tests::simulation`; this run is
 //! about the I/O around it (the plug-in worker's queue, stale provider channels, timers).
 
 use super::driver;

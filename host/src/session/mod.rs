@@ -15,8 +15,6 @@ mod turn_policy;
 
 #[cfg(test)]
 mod driver_tests;
-#[cfg(test)]
-mod orchestrator_tests;
 
 use crate::audio::AudioFormat;
 use crate::behaviour::BehaviourSource;

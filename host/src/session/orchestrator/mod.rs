@@ -1,7 +1,7 @@
 //! The turn orchestrator: a pure, synchronous state machine per session. It is fed events with the
 //! time they happen and answers with actions; it does no I/O, so every transition is unit-tested
 //! and the whole machine is driven through generated interleavings of events
-//! (`orchestrator_tests::simulation`).
+//! (`tests::simulation`).
 //!
 //! States: Listening (no reply), Thinking (a reply is being planned or generated, nothing heard
 //! yet) and Speaking (reply audio is going out). Barge-in, pauses and cancellation are sub-states
@@ -51,6 +51,9 @@ mod unheard_reply;
 mod user_input;
 mod user_turn;
 mod words;
+
+#[cfg(test)]
+mod tests;
 
 pub use config::OrchestratorConfig;
 

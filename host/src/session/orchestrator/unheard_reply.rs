@@ -3,6 +3,12 @@
 use super::Orchestrator;
 use crate::session::events::Action;
 
+/// The longest the user may stay silent after the end of speech the host marked for a turn
+/// (the VAD's end of speech, or the policy's commit at a pause) and still be going on with the
+/// same utterance when they speak before hearing its reply. Pauses inside a sentence run to
+/// about 1.5 s (the labelled sets' longest); a user silent for longer was waiting for the reply.
+pub(crate) const CONTINUED_WITHIN_MS: u64 = 2000;
+
 impl Orchestrator {
     /// The user speaks before any of the reply was heard (they had only paused): its audio
     /// waits, so the agent does not start talking over them. Their utterance decides: words
@@ -30,13 +36,21 @@ impl Orchestrator {
     }
 
     /// The user goes on after their turn was committed, and its reply, not heard yet, is about to
-    /// be dropped for their words: the turn's end came too early (or its reply too late), which
-    /// the I/O counts (`voice_turn_continued_total`) against what ended the turn.
+    /// be dropped for their words: the turn's end came too early, which the I/O counts
+    /// (`voice_turn_continued_total`, and the plug-in version's `turns_continued`) against what
+    /// ended the turn. Only when their voice came back within [`CONTINUED_WITHIN_MS`] of the
+    /// turn's end of speech: later, they were waiting for a slow reply, not finishing a sentence.
     pub(super) fn note_turn_continued(&self, out: &mut Vec<Action>) {
         let Some(r) = self.reply.as_ref().filter(|r| !r.playout.started()) else {
             return;
         };
-        if let Some(by) = r.ended_by {
+        let speech_end = r.marks.speech_end.unwrap_or(r.marks.turn_end);
+        // The reply waits from the voice's return; words the VAD never heard have no such
+        // moment and count, as they did before the window.
+        let went_on = r
+            .held_for_user()
+            .is_none_or(|back| back.saturating_sub(speech_end) <= CONTINUED_WITHIN_MS);
+        if let (Some(by), true) = (r.ended_by, went_on) {
             out.push(Action::TurnContinued { turn: r.turn, by });
         }
     }

@@ -5,6 +5,7 @@ use super::harness::*;
 use crate::behaviour::{ChatMessage, Role};
 use crate::providers::SttEvent;
 use crate::session::events::{Action, Event, TurnEnd};
+use crate::session::orchestrator::unheard_reply::CONTINUED_WITHIN_MS;
 use crate::session::orchestrator::{OrchestratorConfig, State};
 
 /// A spoken turn "book me a flight to London" committed at 1100 ms; returns its number.
@@ -66,6 +67,30 @@ fn a_user_who_goes_on_is_not_talked_over_and_their_words_replace_the_reply() {
         agent_done(&out),
         vec![(turn + 1, "Booked for Monday morning.".into(), false)]
     );
+}
+
+#[test]
+fn a_user_who_speaks_after_waiting_for_a_slow_reply_did_not_go_on() {
+    // The turn's end of speech is at 1100 ms; nothing of the reply has come when the user speaks
+    // again, up to the window after it (going on with the sentence) or later (asking again).
+    for (back, went_on) in [
+        (1100 + CONTINUED_WITHIN_MS, true),
+        (1100 + CONTINUED_WITHIN_MS + 1, false),
+        (1100 + 3000, false),
+    ] {
+        let mut s = Session::with_rules();
+        let turn = spoken_turn(&mut s);
+        s.at(back, vad_start(back - 10));
+        let out = s.at(back + 400, final_text("hello, are you there?", true));
+        // Either way the reply nobody heard gives way to the new words.
+        assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
+        let expected = if went_on {
+            vec![(turn, TurnEnd::Silence)]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(continued(&out), expected, "voice back at {back} ms");
+    }
 }
 
 #[test]
