@@ -6,6 +6,9 @@
 //! These records mirror the WIT package in `wit/` one to one, so marshalling stays thin.
 
 pub mod defaults;
+mod message_runs;
+
+pub use message_runs::joined_runs;
 
 use serde::{Deserialize, Serialize};
 

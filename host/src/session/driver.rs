@@ -9,7 +9,7 @@ use super::plugin_worker::{self, Answer, Request};
 use super::turn_audio::TurnAudio;
 use super::{Inbound, OutboundTx, SessionDeps, StartParams};
 use crate::audio::{Encoding, InputPipeline, OutputPipeline, VadTransition};
-use crate::behaviour::{TurnEvent, TurnTrigger};
+use crate::behaviour::{joined_runs, TurnEvent, TurnTrigger};
 use crate::providers::{
     LlmEvent, LlmRequest, SttInput, SttParams, SttStream, TtsEvent, TtsInput, TtsParams,
     TtsSession, TtsStream,
@@ -691,7 +691,7 @@ impl Driver {
                 let rx = self.deps.providers.llm.stream(LlmRequest {
                     session_id: self.start.session_id.clone(),
                     turn,
-                    messages,
+                    messages: joined_runs(messages),
                     settings,
                     model: self.start.agent.model.clone(),
                 });

@@ -279,26 +279,20 @@ impl Client {
         turns.sort_unstable();
         turns.dedup();
         let mut history: Vec<(Role, String)> = Vec::new();
-        let mut push = |role: Role, text: &str| match history.last_mut() {
-            Some((last, content)) if *last == role => {
-                content.push(' ');
-                content.push_str(text);
-            }
-            _ => history.push((role, text.to_string())),
-        };
         for t in turns.into_iter().filter(|&t| t < turn) {
             if let Some(q) = self.final_text.get(&t) {
-                push(Role::User, q.trim());
+                push_joined(&mut history, Role::User, q.trim());
             }
             if let Some(a) = self.done_text.get(&t).filter(|a| !a.trim().is_empty()) {
-                push(Role::Assistant, a.trim());
+                push_joined(&mut history, Role::Assistant, a.trim());
             }
         }
         history
     }
 
     /// Every request's messages (without the system prompt) are the history the client saw,
-    /// then the turn's own question.
+    /// then the turn's own question (joined to the history's last question when nothing of the
+    /// agent came between them: the LLM never reads two user messages in a row).
     fn check_requests(&self, requests: &[(u32, Vec<ChatMessage>)]) -> Result<(), String> {
         for (turn, messages) in requests {
             let t = u64::from(*turn);
@@ -312,7 +306,7 @@ impl Client {
                 .get(&t)
                 .ok_or(format!("turn {t} asked without a final transcript"))?;
             let mut expected = self.history_before(t);
-            expected.push((Role::User, question.trim().to_string()));
+            push_joined(&mut expected, Role::User, question.trim());
             if asked != expected {
                 return Err(format!(
                     "turn {t}: the LLM was given {asked:?}, the client saw {expected:?}"
@@ -320,6 +314,17 @@ impl Client {
             }
         }
         Ok(())
+    }
+}
+
+/// Appends a message, joined to the last one with a space when it has the same role.
+fn push_joined(history: &mut Vec<(Role, String)>, role: Role, text: &str) {
+    match history.last_mut() {
+        Some((last, content)) if *last == role => {
+            content.push(' ');
+            content.push_str(text);
+        }
+        _ => history.push((role, text.to_string())),
     }
 }
 

@@ -185,8 +185,9 @@ async fn a_reply_nobody_heard_waits_for_the_user_and_their_words_replace_it() {
             first_token_delay: Duration::from_millis(1000),
             ..OpenAiScript::default()
         }
-        .reply("story", STORY)
-        .reply("paris", "It is sunny in Paris."),
+        // The second request holds both ("paris" is looked for first).
+        .reply("paris", "It is sunny in Paris.")
+        .reply("story", STORY),
         ElevenLabsScript::default(),
         &[],
     )
@@ -214,4 +215,21 @@ async fn a_reply_nobody_heard_waits_for_the_user_and_their_words_replace_it() {
     let answer = paris_answered_after(&mut mic, story).await;
     assert_eq!(answer["interrupted"], false, "{answer}");
     assert!(mic.audio_bytes > 0, "the answer was not heard");
+    // Nothing of the dropped reply was said, so the model reads the user's two requests as one
+    // message, as memory keeps them.
+    let last = s.openai.requests().pop().expect("a request");
+    let said: Vec<(&str, &str)> = last.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] != "system")
+        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        said,
+        [(
+            "user",
+            "tell me a long story what about the weather in paris today"
+        )]
+    );
 }
