@@ -215,7 +215,7 @@ function onServerMessage(m) {
       break;
     case 'interrupt':
       endReply(true);
-      row('agent', m.turn).classList.add('interrupted');
+      if (state.rows.has(`agent:${m.turn}`)) row('agent', m.turn).classList.add('interrupted');
       break;
     case 'agent_done': {
       if (!m.interrupted) {
@@ -223,6 +223,8 @@ function onServerMessage(m) {
         row('agent', m.turn).classList.add('done');
         break;
       }
+      // A reply dropped before any of it was shown leaves no row.
+      if (!state.rows.has(`agent:${m.turn}`) && !m.text) break;
       // Show what the user heard (what the agent remembers) and strike the rest.
       const li = row('agent', m.turn);
       const said = li.textContent;

@@ -29,7 +29,8 @@ pub const AFTER_TOOLS: &str = "I could not look that up right now, sorry.";
 /// How the fake model behaves.
 #[derive(Debug, Clone)]
 pub struct OpenAiScript {
-    /// `(substring of the last user message, reply)`; the first match wins. Otherwise the
+    /// `(substring of the last user message, reply)`; the one ending latest in the message wins
+    /// (the first listed among those ending at the same place). Otherwise the
     /// reply is "You said: <text>. That is interesting. Tell me more."
     pub replies: Vec<(String, String)>,
     /// When the last user message contains this, the model calls the tool `get_weather`.

@@ -10,10 +10,23 @@ pub(super) fn reply_text(scripted: &[(String, String)], messages: &[Value]) -> S
     }
     let user = last_user_text(messages);
     let lower = user.to_lowercase();
-    if let Some((_, reply)) = scripted
+    // The request said last is answered: a message that joins two (the first went unanswered)
+    // gets the reply to the later one. Among keywords ending at the same place (an empty one, a
+    // catch-all, ends everywhere), the first listed.
+    let latest = scripted
         .iter()
-        .find(|(when, _)| lower.contains(&when.to_lowercase()))
-    {
+        .filter_map(|(when, reply)| {
+            let when = when.to_lowercase();
+            Some((lower.rfind(&when)? + when.len(), reply))
+        })
+        .fold(
+            None,
+            |best: Option<(usize, &String)>, (at, reply)| match best {
+                Some((b, _)) if b >= at => best,
+                _ => Some((at, reply)),
+            },
+        );
+    if let Some((_, reply)) = latest {
         return reply.clone();
     }
     let said = user.trim().trim_end_matches(['.', '?', '!']);

@@ -185,9 +185,8 @@ async fn a_reply_nobody_heard_waits_for_the_user_and_their_words_replace_it() {
             first_token_delay: Duration::from_millis(1000),
             ..OpenAiScript::default()
         }
-        // The second request holds both ("paris" is looked for first).
-        .reply("paris", "It is sunny in Paris.")
-        .reply("story", STORY),
+        .reply("story", STORY)
+        .reply("paris", "It is sunny in Paris."),
         ElevenLabsScript::default(),
         &[],
     )

@@ -199,7 +199,8 @@ async fn refused_llm_key_reports_an_error_and_the_session_goes_on() {
     assert!(!error.to_string().contains(voice_tests::host::OPENAI_KEY));
 
     client.send(json!({"type": "text", "text": "second try"}));
-    // The failed turn ends with an empty reply; the next one is answered in full.
+    // The failed turn ends with an empty reply; the next one is answered in full. Nothing of the
+    // agent came between them, so the model reads both as one message (as memory keeps them).
     let done = client
         .until("agent_done with text", |v| {
             v["type"] == "agent_done" && v["text"].as_str().is_some_and(|t| !t.is_empty())
@@ -208,7 +209,7 @@ async fn refused_llm_key_reports_an_error_and_the_session_goes_on() {
     assert_eq!(done["interrupted"], false);
     assert_eq!(
         done["text"],
-        "You said: second try. That is interesting. Tell me more."
+        "You said: first try second try. That is interesting. Tell me more."
     );
     assert_eq!(stack.openai.requests().len(), 2, "no retry after 401");
     stack.host.shutdown().await;

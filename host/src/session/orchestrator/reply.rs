@@ -2,9 +2,9 @@
 
 use super::State;
 use crate::session::aggregator::SentenceAggregator;
-use crate::session::events::TurnEnd;
+use crate::session::events::{Action, TurnEnd};
 use crate::session::playout::{heard_prefix, Playout};
-use crate::transport::protocol::TurnMetrics;
+use crate::transport::protocol::{ServerMessage, TurnMetrics};
 
 /// A sentence's span in the text sent to TTS.
 #[derive(Debug, Clone, Copy)]
@@ -47,8 +47,11 @@ pub(super) struct Reply {
     pub(super) plan: u32,
     pub(super) planned: bool,
     pub(super) aggregator: SentenceAggregator,
-    /// Clean text generated so far (what the client was shown).
+    /// Clean text generated so far.
     pub(super) text: String,
+    /// How much of `text` (bytes) the client was shown (`agent_text`): all of it, except while
+    /// the reply waits for a user who spoke again before hearing any of it (`show_text`).
+    pub(super) shown: usize,
     /// Text sent to TTS so far, sentences joined by a space.
     pub(super) spoken: String,
     pub(super) spoken_chars: usize,
@@ -80,6 +83,26 @@ impl Reply {
         self.playout
             .paused_since()
             .filter(|_| !self.playout.started())
+    }
+
+    /// Shows the client the text it has not seen, unless the reply waits for the user: a reply
+    /// their words may yet replace is not shown until it plays, so a client does not display a
+    /// reply that is then dropped unheard.
+    pub(super) fn show_text(&mut self, out: &mut Vec<Action>) {
+        if self.held_for_user().is_none() {
+            self.show_all_text(out);
+        }
+    }
+
+    /// Shows the client the text it has not seen, waiting or not (the reply ends with it).
+    pub(super) fn show_all_text(&mut self, out: &mut Vec<Action>) {
+        if self.shown < self.text.len() {
+            out.push(Action::Send(ServerMessage::AgentText {
+                turn: self.turn,
+                delta: self.text[self.shown..].to_string(),
+            }));
+            self.shown = self.text.len();
+        }
     }
 
     pub(super) fn protected_at(&self, chars: usize) -> bool {

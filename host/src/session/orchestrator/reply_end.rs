@@ -43,7 +43,7 @@ impl Orchestrator {
         self.barge = None;
         out.push(Action::CancelLlm { turn: r.turn });
         out.push(Action::CancelTts { turn: r.turn });
-        if !r.text.is_empty() {
+        if r.shown > 0 {
             // The client was shown text of it: drop it.
             out.push(Action::Send(ServerMessage::Interrupt { turn: r.turn }));
         }
@@ -55,9 +55,16 @@ impl Orchestrator {
     }
 
     pub(super) fn finish_reply(&mut self, now: u64, out: &mut Vec<Action>) {
-        let Some(r) = self.reply.take() else { return };
+        let Some(mut r) = self.reply.take() else {
+            return;
+        };
         let held = self.take_held();
         self.barge = None;
+        if !r.broken {
+            // Ends whole: the client is shown all of it, even if it waited for the user (its
+            // speech never came).
+            r.show_all_text(out);
+        }
         // A reply that broke off keeps what was heard (all of its whole sentences, by now).
         let text = if r.broken {
             r.heard(now)

@@ -92,6 +92,7 @@ impl Orchestrator {
             planned: false,
             aggregator: SentenceAggregator::new(self.cfg.max_sentence_chars),
             text: String::new(),
+            shown: 0,
             spoken: String::new(),
             spoken_chars: 0,
             spans: Vec::new(),

@@ -43,13 +43,8 @@ impl Orchestrator {
                 r.aggregator.abandon()
             }
         };
-        if !pushed.delta.is_empty() {
-            r.text.push_str(&pushed.delta);
-            out.push(Action::Send(ServerMessage::AgentText {
-                turn,
-                delta: pushed.delta,
-            }));
-        }
+        r.text.push_str(&pushed.delta);
+        r.show_text(out);
         for Sentence { text, protected } in pushed.sentences {
             let protected = protected || patterns.iter().any(|p| p.is_match(&text));
             match &mut r.tts {

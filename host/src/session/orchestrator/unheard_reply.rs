@@ -69,6 +69,7 @@ impl Orchestrator {
         if let Some(r) = &mut self.reply {
             if r.held_for_user().is_some() {
                 r.playout.resume(now);
+                r.show_text(out);
                 r.playout.pump(now, |c| out.push(Action::SendAudio(c)));
             }
         }

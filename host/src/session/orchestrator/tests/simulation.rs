@@ -565,6 +565,11 @@ impl Sim {
                             "reply {turn} starts talking while the user's voice is beginning"
                         ));
                     }
+                    if !self.audio_sent_ms.contains_key(&turn)
+                        && self.shown.get(&turn).is_none_or(|s| s.is_empty())
+                    {
+                        return Err(format!("reply {turn} is heard before any of it is shown"));
+                    }
                     self.active = Some(turn);
                     *self.audio_sent_ms.entry(turn).or_default() += bytes.len() as u64 / 32;
                 }
@@ -873,6 +878,15 @@ impl Sim {
                 }
             }
             ServerMessage::AgentText { turn, delta } => {
+                // A reply the user's words may replace is not shown while they say them.
+                if !self.audio_sent_ms.contains_key(&turn)
+                    && self.orch.user_has_words()
+                    && !self.draining
+                {
+                    return Err(format!(
+                        "reply {turn} is shown while the user is saying words"
+                    ));
+                }
                 // Deltas cut words anywhere: the whole words shown so far are checked.
                 let shown = self.shown.entry(turn).or_default();
                 shown.push_str(&delta);
@@ -897,8 +911,14 @@ impl Sim {
                 text,
                 interrupted,
             } => {
-                // (A reply that broke off may end in a piece of a word.)
-                self.shown.remove(&turn);
+                // A reply that ends whole was shown whole. (One that broke off may end in a
+                // piece of a word.)
+                let shown = self.shown.remove(&turn).unwrap_or_default();
+                if !interrupted && shown != text {
+                    return Err(format!(
+                        "reply {turn} ended as {text:?}, shown as {shown:?}"
+                    ));
+                }
                 *self.done.entry(turn).or_default() += 1;
                 if self.done[&turn] > 1 {
                     return Err(format!("reply {turn} ended twice"));

@@ -7,6 +7,7 @@ use crate::providers::SttEvent;
 use crate::session::events::{Action, Event, TurnEnd};
 use crate::session::orchestrator::unheard_reply::CONTINUED_WITHIN_MS;
 use crate::session::orchestrator::{OrchestratorConfig, State};
+use crate::transport::protocol::ServerMessage;
 
 /// A spoken turn "book me a flight to London" committed at 1100 ms; returns its number.
 fn spoken_turn(s: &mut Session) -> u32 {
@@ -30,6 +31,11 @@ fn a_user_who_goes_on_is_not_talked_over_and_their_words_replace_the_reply() {
     let mut out = s.reply(turn, "Sure, which day?", REPLY);
     out.extend(s.at(1600, interim("for next Monday")));
     assert_eq!(audio_ms(&out), 0, "the agent talked over the user");
+    assert_eq!(
+        agent_text(&out),
+        "",
+        "a reply the user may replace is shown"
+    );
     assert_eq!(s.orch.state(), State::Thinking);
     assert!(
         continued(&out).is_empty(),
@@ -39,7 +45,12 @@ fn a_user_who_goes_on_is_not_talked_over_and_their_words_replace_the_reply() {
     // The turn's end came too early, which is counted once, against what had ended it.
     let out = s.at(1900, final_text("for next Monday morning.", true));
     assert_eq!(agent_done(&out), vec![(turn, String::new(), true)]);
-    assert!(cancelled(&out, turn));
+    assert!(out.contains(&Action::CancelLlm { turn }) && out.contains(&Action::CancelTts { turn }));
+    assert_eq!(agent_text(&out), "");
+    assert!(
+        !out.contains(&Action::Send(ServerMessage::Interrupt { turn })),
+        "nothing of the reply was shown, so there is nothing to take back"
+    );
     assert_eq!(continued(&out), vec![(turn, TurnEnd::Silence)]);
     assert_eq!(s.orch.state(), State::Listening);
     // Their utterance ends: it is the next turn.
@@ -94,17 +105,45 @@ fn a_user_who_speaks_after_waiting_for_a_slow_reply_did_not_go_on() {
 }
 
 #[test]
+fn a_waiting_reply_that_ends_without_speech_is_shown_whole() {
+    // Speech synthesis gave no audio for the reply while the user spoke: it ends whole, and the
+    // client is shown what its `agent_done` says it said.
+    let mut s = Session::with_rules();
+    let turn = spoken_turn(&mut s);
+    s.at(1300, vad_start(1290));
+    let mut out = s.reply(
+        turn,
+        "Sure, which day?",
+        Speech::Unaligned { ms: 0, done: true },
+    );
+    out.extend(s.run_until(1500));
+    assert_eq!(
+        agent_done(&out),
+        vec![(turn, "Sure, which day?".into(), false)]
+    );
+    assert_eq!(agent_text(&out), "Sure, which day?");
+}
+
+#[test]
 fn a_cough_lets_the_waiting_reply_play_when_it_ends() {
     let mut s = Session::with_rules();
     let turn = spoken_turn(&mut s);
     let mut all = s.at(1300, vad_start(1290));
     let out = s.reply(turn, "Sure, which day?", REPLY);
     assert_eq!(audio_ms(&out), 0);
+    assert_eq!(agent_text(&out), "", "shown while it waits");
     all.extend(out);
     // Voice without words: the recogniser's answer to the finalize is empty.
     all.extend(s.at(1700, vad_end(1500)));
     let mut out = s.at(1750, finalize_result(""));
     assert!(audio_ms(&out) > 0, "the reply waits after the cough");
+    // Its text is shown as it plays, before its audio.
+    assert_eq!(agent_text(&out), "Sure, which day?");
+    let first_text = out
+        .iter()
+        .position(|a| matches!(a, Action::Send(ServerMessage::AgentText { .. })));
+    let first_audio = out.iter().position(|a| matches!(a, Action::SendAudio(_)));
+    assert!(first_text < first_audio, "{out:?}");
     out.extend(s.run_until(5000));
     assert_eq!(audio_ms(&out), 1000);
     assert_eq!(
