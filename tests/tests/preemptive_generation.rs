@@ -188,13 +188,7 @@ async fn a_user_who_goes_on_after_the_commit_is_counted_as_a_turn_ended_too_earl
     // The model reads both halves as one message: nothing of the dropped reply between them, and
     // no two user messages in a row (which strict chat templates refuse).
     let last = s.openai.requests().pop().expect("a request");
-    let said: Vec<(&str, &str)> = last.body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] != "system")
-        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
-        .collect();
+    let said = last.conversation();
     assert_eq!(
         said,
         [("user", "what's the weather in paris tomorrow")],

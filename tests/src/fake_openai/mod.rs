@@ -93,6 +93,20 @@ impl OpenAiRequest {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The conversation the request carries, without its system messages: (role, content).
+    pub fn conversation(&self) -> Vec<(&str, &str)> {
+        fn text<'a>(m: &'a Value, key: &str) -> &'a str {
+            m[key].as_str().unwrap_or_default()
+        }
+        self.body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["role"] != "system")
+            .map(|m| (text(m, "role"), text(m, "content")))
+            .collect()
+    }
 }
 
 struct Shared {

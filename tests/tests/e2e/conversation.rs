@@ -217,13 +217,7 @@ async fn a_reply_nobody_heard_waits_for_the_user_and_their_words_replace_it() {
     // Nothing of the dropped reply was said, so the model reads the user's two requests as one
     // message, as memory keeps them.
     let last = s.openai.requests().pop().expect("a request");
-    let said: Vec<(&str, &str)> = last.body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] != "system")
-        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
-        .collect();
+    let said = last.conversation();
     assert_eq!(
         said,
         [(

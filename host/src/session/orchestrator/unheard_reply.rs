@@ -7,7 +7,7 @@ use crate::session::events::Action;
 /// (the VAD's end of speech, or the policy's commit at a pause) and still be going on with the
 /// same utterance when they speak before hearing its reply. Pauses inside a sentence run to
 /// about 1.5 s (the labelled sets' longest); a user silent for longer was waiting for the reply.
-pub(crate) const CONTINUED_WITHIN_MS: u64 = 2000;
+pub(super) const CONTINUED_WITHIN_MS: u64 = 2000;
 
 impl Orchestrator {
     /// The user speaks before any of the reply was heard (they had only paused): its audio
@@ -45,8 +45,7 @@ impl Orchestrator {
             return;
         };
         let speech_end = r.marks.speech_end.unwrap_or(r.marks.turn_end);
-        // The reply waits from the voice's return; words the VAD never heard have no such
-        // moment and count, as they did before the window.
+        // The reply waits from the user's first voice or words after it (`hold_unheard_reply`).
         let went_on = r
             .held_for_user()
             .is_none_or(|back| back.saturating_sub(speech_end) <= CONTINUED_WITHIN_MS);
