@@ -13,16 +13,22 @@ pub fn joined_runs(messages: Vec<ChatMessage>) -> Vec<ChatMessage> {
     for m in messages {
         match joined.last_mut() {
             Some(last) if last.role == m.role && m.role != Role::System => {
-                let more = m.content.trim();
-                if !more.is_empty() && !last.content.trim().is_empty() {
-                    last.content.push(' ');
-                }
-                last.content.push_str(more);
+                join_onto(&mut last.content, &m.content)
             }
             _ => joined.push(m),
         }
     }
     joined
+}
+
+/// Appends `more` to a message's `content`, one space between them (none beside an empty one):
+/// how two messages of one role become one, here and in the session's memory.
+pub fn join_onto(content: &mut String, more: &str) {
+    let more = more.trim();
+    if !more.is_empty() && !content.trim().is_empty() {
+        content.push(' ');
+    }
+    content.push_str(more);
 }
 
 #[cfg(test)]

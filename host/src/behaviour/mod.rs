@@ -8,7 +8,7 @@
 pub mod defaults;
 mod message_runs;
 
-pub use message_runs::joined_runs;
+pub use message_runs::{join_onto, joined_runs};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! Conversation memory of one session, bounded in turns and characters. The system prompt is not
 //! stored here (it is added when a prompt is shaped).
 
-use crate::behaviour::{ChatMessage, Role};
+use crate::behaviour::{join_onto, ChatMessage, Role};
 use std::collections::VecDeque;
 
 /// Bounded conversation history.
@@ -51,9 +51,9 @@ impl Memory {
         // Consecutive messages of the same role merge (e.g. a typed turn after an ignored one).
         if let Some(last) = self.messages.back_mut() {
             if last.role == role {
-                last.content.push(' ');
-                last.content.push_str(content);
-                self.chars += content.len() + 1;
+                let before = last.content.len();
+                join_onto(&mut last.content, content);
+                self.chars += last.content.len() - before;
                 self.evict();
                 return;
             }

@@ -13,19 +13,15 @@ pub(super) fn reply_text(scripted: &[(String, String)], messages: &[Value]) -> S
     // The request said last is answered: a message that joins two (the first went unanswered)
     // gets the reply to the later one. Among keywords ending at the same place (an empty one, a
     // catch-all, ends everywhere), the first listed.
+    // (Reversed: of equal maxima `max_by_key` keeps the last, here the first listed.)
     let latest = scripted
         .iter()
+        .rev()
         .filter_map(|(when, reply)| {
             let when = when.to_lowercase();
             Some((lower.rfind(&when)? + when.len(), reply))
         })
-        .fold(
-            None,
-            |best: Option<(usize, &String)>, (at, reply)| match best {
-                Some((b, _)) if b >= at => best,
-                _ => Some((at, reply)),
-            },
-        );
+        .max_by_key(|(end, _)| *end);
     if let Some((_, reply)) = latest {
         return reply.clone();
     }
