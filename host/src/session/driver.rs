@@ -240,7 +240,41 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         };
+        // A fixed order for events ready at once, so that the same events give the same
+        // conversation. The session's own work (plug-in answers, provider events) comes before
+        // new client input, so a client that floods cannot hold back its providers' events
+        // (and trip their stall watchdogs); the timer comes last, as every event also does the
+        // work that fell due (`Orchestrator::advance`), and a timer always due could otherwise
+        // shut out everything else.
         tokio::select! {
+            biased;
+            changed = shutdown.changed(), if !draining => {
+                draining = true;
+                if changed.is_ok() {
+                    d.feed(Event::Drain);
+                }
+            }
+            Some(answer) = answers.recv() => d.on_answer(answer),
+            ev = recv_opt(&mut d.stt_events) => match ev {
+                Some(e) => {
+                    d.feed(Event::Stt(e));
+                    d.read_words_ahead();
+                }
+                None => d.stt_events = None,
+            },
+            ev = recv_opt(&mut d.llm_rx) => {
+                let turn = d.llm_turn;
+                match ev {
+                    Some(event) => d.feed(Event::Llm { turn, event }),
+                    None => {
+                        d.llm_rx = None;
+                    }
+                }
+            }
+            ev = recv_opt(&mut d.tts_rx) => match ev {
+                Some(e) => d.on_tts(e),
+                None => d.tts_rx = None,
+            },
             msg = inbound.next() => match msg {
                 Some(Inbound::Audio(bytes)) => {
                     let t0 = Instant::now();
@@ -286,34 +320,7 @@ pub async fn run(
                     d.closing = true;
                 }
             },
-            ev = recv_opt(&mut d.stt_events) => match ev {
-                Some(e) => {
-                    d.feed(Event::Stt(e));
-                    d.read_words_ahead();
-                }
-                None => d.stt_events = None,
-            },
-            ev = recv_opt(&mut d.llm_rx) => {
-                let turn = d.llm_turn;
-                match ev {
-                    Some(event) => d.feed(Event::Llm { turn, event }),
-                    None => {
-                        d.llm_rx = None;
-                    }
-                }
-            }
-            ev = recv_opt(&mut d.tts_rx) => match ev {
-                Some(e) => d.on_tts(e),
-                None => d.tts_rx = None,
-            },
-            Some(answer) = answers.recv() => d.on_answer(answer),
             _ = sleep => d.feed(Event::Tick),
-            changed = shutdown.changed(), if !draining => {
-                draining = true;
-                if changed.is_ok() {
-                    d.feed(Event::Drain);
-                }
-            }
         }
     }
     // The client's side is over for this session: let the connection know now rather than
