@@ -461,17 +461,10 @@ fn paused_runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Scripts run by the normal test command (`DRIVER_CASES` overrides, e.g. for a long run).
-fn cases() -> u32 {
-    std::env::var("DRIVER_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(),
+        // `DRIVER_CASES` overrides, e.g. for a long run.
+        cases: super::generated_cases::from_env("DRIVER_CASES", 1024),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
@@ -487,7 +480,12 @@ proptest! {
         let without = paused_runtime()
             .block_on(run(script, false))
             .map_err(TestCaseError::fail)?;
-        prop_assert_eq!(&kept.0, &without.0, "the same script kept other words (stale playback reports, or one instant's events in another order)");
+        prop_assert_eq!(
+            &kept.0,
+            &without.0,
+            "the same script kept other words (stale playback reports, or one instant's events \
+             in another order)"
+        );
         prop_assert_eq!(&kept.1, &without.1);
     }
 }

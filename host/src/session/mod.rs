@@ -15,6 +15,8 @@ mod turn_policy;
 
 #[cfg(test)]
 mod driver_tests;
+#[cfg(test)]
+mod generated_cases;
 
 use crate::audio::AudioFormat;
 use crate::behaviour::BehaviourSource;

@@ -22,9 +22,10 @@
 //!   after the user stops talking; the words it holds belong to the next user turn.
 //! - A reply nobody has heard yet waits for a user who speaks again (they had only paused): its
 //!   audio, and its text not yet shown, are held from the first voiced frame the VAD hears
-//!   (`VadTransition::Onset`) while they speak; final words drop it, and their utterance becomes a new turn in its place; no words (a
-//!   cough, a click the VAD never confirms as speech) let it play (at the latest `pause_timeout_ms`
-//!   after the voice began, so steady noise cannot hold it for ever).
+//!   (`VadTransition::Onset`) while they speak; final words drop it, and their utterance becomes
+//!   a new turn in its place; no words (a cough, a click the VAD never confirms as speech) let it
+//!   play (at the latest `pause_timeout_ms` after the voice began, so steady noise cannot hold it
+//!   for ever).
 //! - With preemptive generation (`preemption.rs`), a reply may be planned and generated before
 //!   the turn is committed, but nothing of it is sent or remembered until a turn with exactly
 //!   its words takes it over; otherwise it is dropped unheard.
